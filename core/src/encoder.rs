@@ -1,0 +1,141 @@
+//! Text -> vector: template, tokenize (+EOS), right-padded batch, decoder, pooling, L2 norm.
+use crate::checkpoint::Checkpoint;
+use crate::error::Result;
+use crate::model::{AttentionMask, DecoderModel, LoadOptions};
+use crate::pooling::{eos_pool, l2_normalize, mean_pool, Pooling};
+use crate::template::{Kind, Template};
+use crate::tokenizer::TextTokenizer;
+use burn::tensor::{backend::Backend, DType, Int, Tensor, TensorData};
+
+#[derive(Debug, Clone, Copy)]
+pub struct EncoderOptions {
+    pub template: Template,
+    pub max_len: usize,
+    pub normalize: bool,
+    pub pooling: Pooling,
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        Self {
+            template: Template::Llmql,
+            max_len: 512,
+            normalize: true,
+            pooling: Pooling::Eos,
+        }
+    }
+}
+
+pub struct Encoder<B: Backend> {
+    pub model: DecoderModel<B>,
+    pub tokenizer: TextTokenizer,
+    pub options: EncoderOptions,
+}
+
+/// A right-padded batch of token ids with RoPE positions counted from each row's first token.
+pub struct PaddedBatch<B: Backend> {
+    pub input_ids: Tensor<B, 2, Int>,
+    pub positions: Tensor<B, 2, Int>,
+    pub lengths: Vec<usize>,
+}
+
+impl<B: Backend> PaddedBatch<B> {
+    pub fn new(seqs: &[Vec<u32>], pad_id: u32, device: &B::Device) -> Self {
+        let b = seqs.len();
+        let s = seqs.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let mut ids = vec![pad_id as i64; b * s];
+        let mut pos = vec![0i64; b * s];
+        for (i, seq) in seqs.iter().enumerate() {
+            for (j, &t) in seq.iter().enumerate() {
+                ids[i * s + j] = t as i64;
+            }
+            for j in 0..s {
+                pos[i * s + j] = j as i64;
+            }
+        }
+        Self {
+            input_ids: Tensor::from_data(TensorData::new(ids, [b, s]), device),
+            positions: Tensor::from_data(TensorData::new(pos, [b, s]), device),
+            lengths: seqs.iter().map(Vec::len).collect(),
+        }
+    }
+}
+
+/// Groups indices into batches of similar length (longest first) for speed; callers put the
+/// results back in input order.
+pub fn length_sorted_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]).then(a.cmp(&b)));
+    order.chunks(batch_size.max(1)).map(|c| c.to_vec()).collect()
+}
+
+impl<B: Backend> Encoder<B> {
+    /// Loads an encoder from a checkpoint (no lm_head).
+    pub fn load(ckpt: &Checkpoint, options: EncoderOptions, dtype: DType, device: &B::Device) -> Result<Self> {
+        let model = ckpt.load_model(LoadOptions { dtype, lm_head: false }, device)?;
+        Ok(Self {
+            model,
+            tokenizer: ckpt.tokenizer.clone(),
+            options,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.model.config.hidden_size
+    }
+
+    /// Token ids for one input: template, special tokens, truncation to max_len-1, EOS.
+    pub fn tokenize(&self, kind: Kind, title: Option<&str>, text: &str) -> Result<Vec<u32>> {
+        let s = self.options.template.apply(kind, title, text);
+        self.tokenizer.encode_with_eos(&s, self.options.max_len)
+    }
+
+    /// Embeds one batch of token sequences (any lengths, order kept): `[n, hidden]` on the device.
+    pub fn embed_ids(&self, seqs: &[Vec<u32>]) -> Tensor<B, 2> {
+        let device = self.model.device();
+        let batch = PaddedBatch::<B>::new(seqs, self.tokenizer.eos_id, &device);
+        let hidden = self
+            .model
+            .forward_layers(batch.input_ids, batch.positions, &AttentionMask::Causal);
+        let pooled = match self.options.pooling {
+            // The final norm is per position, so norm only the pooled rows.
+            Pooling::Eos => self.model.norm.forward(eos_pool(hidden, &batch.lengths)),
+            Pooling::Mean => mean_pool(self.model.norm.forward(hidden), &batch.lengths),
+        };
+        let pooled = if pooled.dtype() == DType::F32 {
+            pooled
+        } else {
+            pooled.cast(DType::F32)
+        };
+        if self.options.normalize {
+            l2_normalize(pooled)
+        } else {
+            pooled
+        }
+    }
+
+    /// Embeds and reads back to the host (blocking; the browser uses `embed_ids` + async readback).
+    pub fn embed_ids_to_vec(&self, seqs: &[Vec<u32>]) -> Vec<Vec<f32>> {
+        let dim = self.dim();
+        let data = self.embed_ids(seqs).into_data();
+        let v: Vec<f32> = data.convert::<f32>().to_vec().expect("f32 data");
+        v.chunks(dim).map(|c| c.to_vec()).collect()
+    }
+
+    /// Embeds texts of one kind; `title` is ignored for queries.
+    pub fn encode_texts(&self, kind: Kind, items: &[(Option<&str>, &str)], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let seqs = items
+            .iter()
+            .map(|(t, x)| self.tokenize(kind, *t, x))
+            .collect::<Result<Vec<_>>>()?;
+        let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+        let mut out = vec![Vec::new(); seqs.len()];
+        for batch in length_sorted_batches(&lengths, batch_size) {
+            let b: Vec<Vec<u32>> = batch.iter().map(|&i| seqs[i].clone()).collect();
+            for (row, &i) in self.embed_ids_to_vec(&b).into_iter().zip(&batch) {
+                out[i] = row;
+            }
+        }
+        Ok(out)
+    }
+}

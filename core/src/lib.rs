@@ -1,0 +1,30 @@
+//! # llmql-core
+//!
+//! LLM-QL (dense retrieval with LLMs trained by query-likelihood modeling) on Burn, generic over
+//! the backend. One file per idea:
+//! - [`config`]: `config.json` of Llama / Mistral / Qwen2 checkpoints
+//! - [`weights`]: safetensors (single or sharded; f32/f16/bf16) -> tensors, with one error listing problems
+//! - [`model`]: the decoder (RoPE, RMSNorm, GQA attention, SwiGLU MLP), HF weight names kept
+//! - [`tokenizer`]: `tokenizer.json` and EOS resolution
+//! - [`template`]: the reference's query/passage instruction strings
+//! - [`pooling`]: eos / mean pooling and L2 normalisation
+//! - [`encoder`]: text -> normalised vector, batched with padding that never changes a result
+//! - [`records`]: BEIR-style JSON lines input
+//! - [`npy`]: `.npy` float32 matrices
+pub mod checkpoint;
+pub mod config;
+pub mod encoder;
+pub mod error;
+pub mod model;
+pub mod npy;
+pub mod pooling;
+pub mod records;
+pub mod template;
+pub mod tokenizer;
+pub mod weights;
+
+pub use checkpoint::Checkpoint;
+pub use config::{Family, ModelConfig};
+pub use encoder::{Encoder, EncoderOptions};
+pub use error::{Error, Result};
+pub use template::{Kind, Template};

@@ -1,0 +1,152 @@
+//! The decoder stack: `model.embed_tokens`, `model.layers.N.*`, `model.norm`, optional `lm_head`.
+use super::attention::{AttentionMask, SelfAttention};
+use super::linear::Linear;
+use super::mlp::Mlp;
+use super::rms_norm::RmsNorm;
+use super::rope::RotaryEmbedding;
+use crate::config::ModelConfig;
+use crate::error::Result;
+use crate::weights::WeightFiles;
+use burn::module::{Ignored, Module, Param};
+use burn::tensor::{backend::Backend, module::embedding, DType, Int, Tensor};
+
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    pub input_layernorm: RmsNorm<B>,
+    pub self_attn: SelfAttention<B>,
+    pub post_attention_layernorm: RmsNorm<B>,
+    pub mlp: Mlp<B>,
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    pub fn load(w: &WeightFiles, prefix: &str, c: &ModelConfig, device: &B::Device, dtype: DType) -> Self {
+        let h = c.hidden_size;
+        Self {
+            input_layernorm: RmsNorm::load(w, &format!("{prefix}.input_layernorm"), h, c.rms_norm_eps, device, dtype),
+            self_attn: SelfAttention::load(w, &format!("{prefix}.self_attn"), c, device, dtype),
+            post_attention_layernorm: RmsNorm::load(
+                w,
+                &format!("{prefix}.post_attention_layernorm"),
+                h,
+                c.rms_norm_eps,
+                device,
+                dtype,
+            ),
+            mlp: Mlp::load(w, &format!("{prefix}.mlp"), h, c.intermediate_size, device, dtype),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 3>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>, mask: &AttentionMask<B>) -> Tensor<B, 3> {
+        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), cos, sin, mask);
+        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    }
+}
+
+/// What to load besides the decoder stack.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Compute dtype of every weight and activation.
+    pub dtype: DType,
+    /// Load `lm_head` (needed for QL scoring and training; not for encoding).
+    pub lm_head: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            dtype: DType::F32,
+            lm_head: false,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct DecoderModel<B: Backend> {
+    pub embed_tokens: Param<Tensor<B, 2>>,
+    pub layers: Vec<DecoderLayer<B>>,
+    pub norm: RmsNorm<B>,
+    /// `None` when tied to the embeddings or not loaded.
+    pub lm_head: Option<Linear<B>>,
+    pub config: Ignored<ModelConfig>,
+    pub rope: Ignored<RotaryEmbedding>,
+}
+
+impl<B: Backend> DecoderModel<B> {
+    /// Builds the model from a checkpoint's tensors. HF prefixes (`model.`) are detected; a
+    /// checkpoint saved from the bare base model (no `model.` prefix) loads too.
+    pub fn load(w: &WeightFiles, c: &ModelConfig, opts: LoadOptions, device: &B::Device) -> Result<Self> {
+        let dtype = opts.dtype;
+        let p = if w.contains("model.embed_tokens.weight") || !w.contains("embed_tokens.weight") {
+            "model."
+        } else {
+            ""
+        };
+        let embed_tokens = w.take(&format!("{p}embed_tokens.weight"), [c.vocab_size, c.hidden_size], device, dtype);
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| DecoderLayer::load(w, &format!("{p}layers.{i}"), c, device, dtype))
+            .collect();
+        let norm = RmsNorm::load(w, &format!("{p}norm"), c.hidden_size, c.rms_norm_eps, device, dtype);
+        let lm_head = if c.tie_word_embeddings {
+            // Some tied checkpoints still carry a copy of the embeddings as lm_head.
+            w.ignore("lm_head.weight");
+            None
+        } else if opts.lm_head {
+            Some(Linear::load(w, "lm_head", c.hidden_size, c.vocab_size, false, device, dtype))
+        } else {
+            w.ignore("lm_head.weight");
+            None
+        };
+        w.finish()?;
+        Ok(Self {
+            embed_tokens: Param::from_tensor(embed_tokens),
+            layers,
+            norm,
+            lm_head,
+            config: Ignored(c.clone()),
+            rope: Ignored(RotaryEmbedding::new(c)),
+        })
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.embed_tokens.val().dtype()
+    }
+
+    pub fn device(&self) -> B::Device {
+        self.embed_tokens.val().device()
+    }
+
+    /// Hidden states after the last decoder layer, before the final norm: `[b, s, hidden]`.
+    /// `positions` are the RoPE position ids (`[b, s]`).
+    pub fn forward_layers(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+        mask: &AttentionMask<B>,
+    ) -> Tensor<B, 3> {
+        let (cos, sin) = self.rope.cos_sin(positions, self.dtype());
+        let mut x = embedding(self.embed_tokens.val(), input_ids);
+        for layer in &self.layers {
+            x = layer.forward(x, &cos, &sin, mask);
+        }
+        x
+    }
+
+    /// Hidden states after the final norm (`last_hidden_state` in transformers).
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, positions: Tensor<B, 2, Int>, mask: &AttentionMask<B>) -> Tensor<B, 3> {
+        self.norm.forward(self.forward_layers(input_ids, positions, mask))
+    }
+
+    /// Next-token logits for normed hidden states `[..., hidden]` -> `[..., vocab]`.
+    pub fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => {
+                assert!(
+                    self.config.tie_word_embeddings,
+                    "lm_head was not loaded: load with LoadOptions {{ lm_head: true, .. }}"
+                );
+                hidden.matmul(self.embed_tokens.val().transpose().unsqueeze())
+            }
+        }
+    }
+}

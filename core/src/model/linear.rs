@@ -1,0 +1,52 @@
+//! A linear layer holding an HF `[out, in]` weight transposed to `[in, out]` (Burn's layout).
+use crate::weights::WeightFiles;
+use burn::module::{Module, Param};
+use burn::tensor::{backend::Backend, DType, Tensor};
+
+#[derive(Module, Debug)]
+pub struct Linear<B: Backend> {
+    /// `[d_in, d_out]`.
+    pub weight: Param<Tensor<B, 2>>,
+    /// `[d_out]`.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+}
+
+impl<B: Backend> Linear<B> {
+    pub fn new(weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Self {
+        Self {
+            weight: Param::from_tensor(weight),
+            bias: bias.map(Param::from_tensor),
+        }
+    }
+
+    /// Loads `{prefix}.weight` (`[d_out, d_in]` on disk) and, if `bias`, `{prefix}.bias`.
+    pub fn load(
+        w: &WeightFiles,
+        prefix: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+        device: &B::Device,
+        dtype: DType,
+    ) -> Self {
+        let weight: Tensor<B, 2> = w.take(&format!("{prefix}.weight"), [d_out, d_in], device, dtype);
+        let bias = bias.then(|| w.take(&format!("{prefix}.bias"), [d_out], device, dtype));
+        Self::new(weight.transpose(), bias)
+    }
+
+    pub fn d_in(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    pub fn d_out(&self) -> usize {
+        self.weight.dims()[1]
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let y = x.matmul(self.weight.val().unsqueeze());
+        match &self.bias {
+            Some(b) => y + b.val().unsqueeze(),
+            None => y,
+        }
+    }
+}

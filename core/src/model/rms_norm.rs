@@ -1,0 +1,32 @@
+//! RMSNorm as HF computes it: in f32, then back to the compute dtype, then scaled by the weight.
+use crate::weights::WeightFiles;
+use burn::module::{Module, Param};
+use burn::tensor::{backend::Backend, DType, FloatDType, Tensor};
+
+#[derive(Module, Debug)]
+pub struct RmsNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    pub fn new(weight: Tensor<B, 1>, eps: f64) -> Self {
+        Self {
+            weight: Param::from_tensor(weight),
+            eps,
+        }
+    }
+
+    pub fn load(w: &WeightFiles, name: &str, dim: usize, eps: f64, device: &B::Device, dtype: DType) -> Self {
+        Self::new(w.take(&format!("{name}.weight"), [dim], device, dtype), eps)
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let dtype = x.dtype();
+        let x32 = if dtype == DType::F32 { x } else { x.cast(FloatDType::F32) };
+        let var = x32.clone().powi_scalar(2).mean_dim(D - 1);
+        let normed = x32 * (var + self.eps).sqrt().recip();
+        let normed = if dtype == DType::F32 { normed } else { normed.cast(dtype) };
+        normed * self.weight.val().unsqueeze()
+    }
+}

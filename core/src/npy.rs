@@ -1,0 +1,124 @@
+//! `.npy` (NumPy format 1.0) for `[rows, dim]` float32 matrices: written in a streaming way (rows
+//! appended, header patched at the end) and read back.
+use crate::error::{Error, Result};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+/// Header padded to a fixed size so it can be rewritten in place once the row count is known.
+const HEADER_LEN: usize = 128;
+
+fn header(rows: usize, dim: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
+    let mut h = Vec::with_capacity(HEADER_LEN);
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(&[1, 0]);
+    let body_len = HEADER_LEN - 10;
+    h.extend_from_slice(&(body_len as u16).to_le_bytes());
+    let mut body = dict.into_bytes();
+    body.resize(body_len - 1, b' ');
+    body.push(b'\n');
+    h.extend_from_slice(&body);
+    h
+}
+
+/// Streams rows into an `.npy` file.
+pub struct NpyWriter<W: Write + Seek> {
+    out: W,
+    dim: usize,
+    rows: usize,
+}
+
+impl<W: Write + Seek> NpyWriter<W> {
+    pub fn new(mut out: W, dim: usize) -> std::io::Result<Self> {
+        out.write_all(&header(0, dim))?;
+        Ok(Self { out, dim, rows: 0 })
+    }
+
+    pub fn write_row(&mut self, row: &[f32]) -> std::io::Result<()> {
+        assert_eq!(row.len(), self.dim, "row length must equal dim");
+        let mut buf = Vec::with_capacity(row.len() * 4);
+        for v in row {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        self.out.write_all(&buf)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Patches the header with the final shape and returns the writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.seek(SeekFrom::Start(0))?;
+        self.out.write_all(&header(self.rows, self.dim))?;
+        self.out.seek(SeekFrom::End(0))?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Reads a float32 C-order 2-D `.npy`: `(values, rows, dim)`.
+pub fn read_f32_matrix(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    let bad = |m: &str| Error::Other(format!("{}: not a float32 2-D .npy file: {m}", path.display()));
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err(bad("bad magic"));
+    }
+    let (hlen, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        _ => return Err(bad("unknown version")),
+    };
+    let dict = std::str::from_utf8(&bytes[start..start + hlen]).map_err(|_| bad("header"))?;
+    if !dict.contains("'<f4'") || dict.contains("'fortran_order': True") {
+        return Err(bad("need descr '<f4' in C order"));
+    }
+    let shape = dict
+        .split("'shape':")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| bad("no shape"))?;
+    let dims: Vec<usize> = shape
+        .trim()
+        .trim_start_matches('(')
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad("shape"))?;
+    if dims.len() != 2 {
+        return Err(bad("expected 2 dimensions"));
+    }
+    let data = &bytes[start + hlen..];
+    if data.len() != dims[0] * dims[1] * 4 {
+        return Err(bad("data length does not match shape"));
+    }
+    let values = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok((values, dims[0], dims[1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.npy");
+        let f = std::fs::File::create(&p).unwrap();
+        let mut w = NpyWriter::new(f, 3).unwrap();
+        w.write_row(&[1.0, 2.0, 3.0]).unwrap();
+        w.write_row(&[4.0, -5.5, 6.0]).unwrap();
+        w.finish().unwrap();
+        let (v, r, d) = read_f32_matrix(&p).unwrap();
+        assert_eq!((r, d), (2, 3));
+        assert_eq!(v, vec![1.0, 2.0, 3.0, 4.0, -5.5, 6.0]);
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!((bytes.len() - HEADER_LEN) % 4, 0);
+        assert_eq!(HEADER_LEN % 64, 0);
+    }
+}

@@ -1,0 +1,241 @@
+//! Reading Hugging Face safetensors checkpoints (single file or sharded with an index) into Burn
+//! tensors of a chosen dtype, with one error that lists every missing, unexpected or mis-shaped tensor.
+use crate::error::{Error, Result};
+use burn::tensor::{backend::Backend, DType, Tensor, TensorData};
+use memmap2::Mmap;
+use safetensors::tensor::{Dtype as StDtype, Metadata};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+struct Shard {
+    path: PathBuf,
+    mmap: Mmap,
+    header_len: usize,
+    metadata: Metadata,
+}
+
+/// Where each tensor of a checkpoint lives. Tensors are read lazily, one at a time, straight from
+/// memory-mapped files, so loading never holds more than one converted tensor besides the model.
+pub struct WeightFiles {
+    /// Folder or file the weights were found in (for messages).
+    pub origin: PathBuf,
+    shards: Vec<Shard>,
+    index: HashMap<String, usize>,
+    taken: Mutex<BTreeSet<String>>,
+    problems: Mutex<Vec<String>>,
+}
+
+/// A tensor's raw element type on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredDtype {
+    F32,
+    F16,
+    BF16,
+}
+
+impl WeightFiles {
+    /// Opens `model.safetensors`, or every shard named by `model.safetensors.index.json`, in `dir`.
+    pub fn open_dir(dir: &Path) -> Result<Self> {
+        let single = dir.join("model.safetensors");
+        let index = dir.join("model.safetensors.index.json");
+        if single.exists() {
+            Self::open_files(dir, &[single])
+        } else if index.exists() {
+            let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Json {
+                path: index.clone(),
+                source,
+            })?;
+            let map = v
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .ok_or_else(|| Error::config(&index, "missing object field `weight_map`"))?;
+            let files: BTreeSet<String> = map
+                .values()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect();
+            let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+            Self::open_files(dir, &paths)
+        } else {
+            Err(Error::Weights {
+                path: dir.into(),
+                message: "no model.safetensors or model.safetensors.index.json in this folder".into(),
+            })
+        }
+    }
+
+    /// Opens the given safetensors files as one checkpoint.
+    pub fn open_files(origin: &Path, paths: &[PathBuf]) -> Result<Self> {
+        let mut shards = Vec::new();
+        let mut index = HashMap::new();
+        for path in paths {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            // SAFETY: the file is opened read-only; like every mmap-based loader we assume it is not
+            // truncated while we read it.
+            let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+            let (header_len, metadata) =
+                safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| Error::Weights {
+                    path: path.clone(),
+                    message: format!("not a valid safetensors file: {e}"),
+                })?;
+            for name in metadata.tensors().keys() {
+                index.insert(name.clone(), shards.len());
+            }
+            shards.push(Shard {
+                path: path.clone(),
+                mmap,
+                header_len,
+                metadata,
+            });
+        }
+        Ok(WeightFiles {
+            origin: origin.into(),
+            shards,
+            index,
+            taken: Mutex::new(BTreeSet::new()),
+            problems: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.index.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// Shape and dtype of a stored tensor.
+    pub fn info(&self, name: &str) -> Option<(Vec<usize>, StoredDtype)> {
+        let shard = &self.shards[*self.index.get(name)?];
+        let info = shard.metadata.info(name)?;
+        let dt = match info.dtype {
+            StDtype::F32 => StoredDtype::F32,
+            StDtype::F16 => StoredDtype::F16,
+            StDtype::BF16 => StoredDtype::BF16,
+            _ => return None,
+        };
+        Some((info.shape.clone(), dt))
+    }
+
+    /// The dtype most tensors are stored in.
+    pub fn stored_dtype(&self) -> Option<StoredDtype> {
+        let mut counts: BTreeMap<&'static str, (usize, StoredDtype)> = BTreeMap::new();
+        for name in self.index.keys() {
+            if let Some((_, d)) = self.info(name) {
+                let key = match d {
+                    StoredDtype::F32 => "f32",
+                    StoredDtype::F16 => "f16",
+                    StoredDtype::BF16 => "bf16",
+                };
+                counts.entry(key).or_insert((0, d)).0 += 1;
+            }
+        }
+        counts.values().max_by_key(|(n, _)| *n).map(|(_, d)| *d)
+    }
+
+    /// Reads a tensor's values as f32 (f16/bf16 widened exactly).
+    pub fn read_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+        let &si = self.index.get(name).ok_or_else(|| Error::Weights {
+            path: self.origin.clone(),
+            message: format!("tensor `{name}` not found"),
+        })?;
+        let shard = &self.shards[si];
+        let info = shard.metadata.info(name).expect("indexed");
+        let (start, end) = info.data_offsets;
+        let bytes = &shard.mmap[8 + shard.header_len + start..8 + shard.header_len + end];
+        let values = match info.dtype {
+            StDtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            StDtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            StDtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(Error::Weights {
+                    path: shard.path.clone(),
+                    message: format!("tensor `{name}` has unsupported dtype {other:?} (need F32, F16 or BF16)"),
+                })
+            }
+        };
+        Ok((values, info.shape.clone()))
+    }
+
+    fn problem(&self, msg: String) {
+        self.problems.lock().unwrap().push(msg);
+    }
+
+    /// Takes tensor `name`, checking it has `shape`; returns it on `device` in `dtype`.
+    /// A missing or mis-shaped tensor is recorded (see [`WeightFiles::finish`]) and a zero tensor
+    /// returned, so that one load reports every problem at once.
+    pub fn take<B: Backend, const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        device: &B::Device,
+        dtype: DType,
+    ) -> Tensor<B, D> {
+        self.taken.lock().unwrap().insert(name.to_string());
+        match self.info(name) {
+            None if !self.index.contains_key(name) => {
+                self.problem(format!("missing: `{name}` (expected shape {shape:?})"));
+                Tensor::zeros(shape, (device, dtype))
+            }
+            _ => match self.read_f32(name) {
+                Ok((values, found)) if found.as_slice() == shape.as_slice() => {
+                    Tensor::from_data(TensorData::new(values, shape), (device, dtype))
+                }
+                Ok((_, found)) => {
+                    self.problem(format!(
+                        "wrong shape: `{name}` expected {shape:?}, found {found:?}"
+                    ));
+                    Tensor::zeros(shape, (device, dtype))
+                }
+                Err(e) => {
+                    self.problem(format!("unreadable: `{name}`: {e}"));
+                    Tensor::zeros(shape, (device, dtype))
+                }
+            },
+        }
+    }
+
+    /// Marks tensors that may be present but are not used (e.g. `lm_head.weight` when only the
+    /// encoder is loaded, or old `rotary_emb.inv_freq` buffers).
+    pub fn ignore(&self, name: &str) {
+        self.taken.lock().unwrap().insert(name.to_string());
+    }
+
+    /// Ends a load: one error listing every missing, mis-shaped and unexpected tensor, if any.
+    pub fn finish(&self) -> Result<()> {
+        let taken = self.taken.lock().unwrap();
+        let mut problems = self.problems.lock().unwrap().clone();
+        for name in self.names() {
+            if !taken.contains(&name) && !name.ends_with("rotary_emb.inv_freq") {
+                let (shape, _) = self.info(&name).unwrap_or((vec![], StoredDtype::F32));
+                problems.push(format!("unexpected: `{name}` (shape {shape:?})"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Weights {
+                path: self.origin.clone(),
+                message: format!(
+                    "checkpoint does not match config.json ({} problem{}):\n  {}",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" },
+                    problems.join("\n  ")
+                ),
+            })
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! `llmql encode`: JSON lines -> `embeddings.npy` + `ids.txt` + `meta.json`.
+use crate::output::OutputDir;
+use crate::progress::bar;
+use anyhow::{bail, Context, Result};
+use burn::tensor::backend::Backend;
+use clap::Args;
+use llmql_backends::{run_on, BackendTask, DeviceSpec};
+use llmql_core::encoder::length_sorted_batches;
+use llmql_core::npy::NpyWriter;
+use llmql_core::pooling::Pooling;
+use llmql_core::records::{RecordReader, TextRecord};
+use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct EncodeArgs {
+    /// Model folder (config.json, tokenizer.json, safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// JSON lines: `_id` (or `id`), `text`, optional `title` (BEIR corpus.jsonl / queries.jsonl).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// What the lines are.
+    #[arg(long, value_parser = ["query", "passage"])]
+    pub kind: String,
+    /// Output folder: embeddings.npy, ids.txt, meta.json.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Input template: llmql (reference instructions), repllama, raw.
+    #[arg(long, default_value = "llmql")]
+    pub template: String,
+    /// Maximum tokens per input, including the appended EOS.
+    #[arg(long, default_value_t = 512)]
+    pub max_len: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// flex | cpu | wgpu | wgpu:N | cuda | cuda:N
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    /// Compute dtype: f32 | f16 | bf16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Pooling: eos (LLM-QL) or mean.
+    #[arg(long, default_value = "eos")]
+    pub pooling: String,
+    /// Keep raw pooled vectors (skip L2 normalisation).
+    #[arg(long)]
+    pub no_normalize: bool,
+}
+
+/// Records read per chunk: tokenized, length-sorted and batched together, written in input order.
+const CHUNK_BATCHES: usize = 16;
+
+struct EncodeTask {
+    args: EncodeArgs,
+    ckpt: Checkpoint,
+    options: EncoderOptions,
+    kind: Kind,
+    count: usize,
+}
+
+impl BackendTask for EncodeTask {
+    type Output = Result<usize>;
+    fn run<B: Backend>(self, device: B::Device) -> Result<usize> {
+        let a = &self.args;
+        let dtype = super::parse_dtype(&a.dtype)?;
+        let encoder = Encoder::<B>::load(&self.ckpt, self.options, dtype, &device)?;
+        let dim = encoder.dim();
+        let mut out = OutputDir::create(&a.output)?;
+        let emb_path = out.temp_path("embeddings.npy");
+        let ids_path = out.temp_path("ids.txt");
+        let meta_path = out.temp_path("meta.json");
+        let f = std::fs::File::create(&emb_path).with_context(|| format!("{}: cannot create", emb_path.display()))?;
+        let mut npy = NpyWriter::new(BufWriter::new(f), dim)?;
+        let mut ids = BufWriter::new(
+            std::fs::File::create(&ids_path).with_context(|| format!("{}: cannot create", ids_path.display()))?,
+        );
+        let pb = bar(self.count as u64, "encoding");
+        let mut reader = RecordReader::open(&a.input)?;
+        let chunk_size = a.batch_size.max(1) * CHUNK_BATCHES;
+        let mut written = 0usize;
+        loop {
+            let chunk: Vec<TextRecord> = reader.by_ref().take(chunk_size).collect::<llmql_core::Result<_>>()?;
+            if chunk.is_empty() {
+                break;
+            }
+            let seqs = chunk
+                .iter()
+                .map(|r| encoder.tokenize(self.kind, r.title.as_deref(), &r.text))
+                .collect::<llmql_core::Result<Vec<_>>>()?;
+            let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+            let mut rows = vec![Vec::new(); seqs.len()];
+            for batch in length_sorted_batches(&lengths, a.batch_size) {
+                let b: Vec<Vec<u32>> = batch.iter().map(|&i| seqs[i].clone()).collect();
+                for (row, &i) in encoder.embed_ids_to_vec(&b).into_iter().zip(&batch) {
+                    rows[i] = row;
+                }
+                pb.inc(batch.len() as u64);
+            }
+            for (r, row) in chunk.iter().zip(&rows) {
+                if !row.iter().all(|v| v.is_finite()) {
+                    bail!("{}: record {:?} produced a non-finite embedding (try --dtype f32)", a.input.display(), r.id);
+                }
+                npy.write_row(row)?;
+                writeln!(ids, "{}", r.id)?;
+            }
+            written += chunk.len();
+        }
+        pb.finish_and_clear();
+        npy.finish()?;
+        ids.flush()?;
+        let meta = serde_json::json!({
+            "model": a.model.display().to_string(),
+            "family": self.ckpt.config.family.name(),
+            "template": self.options.template.name(),
+            "kind": self.kind.name(),
+            "max_len": self.options.max_len,
+            "dim": dim,
+            "count": written,
+            "normalized": self.options.normalize,
+            "pooling": a.pooling,
+            "dtype": super::dtype_name(dtype),
+            "device": a.device,
+            "llmql_version": env!("CARGO_PKG_VERSION"),
+        });
+        std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta)?)?;
+        out.commit()?;
+        Ok(written)
+    }
+}
+
+pub fn run(a: EncodeArgs) -> Result<()> {
+    let device: DeviceSpec = a.device.parse()?;
+    let template: Template = a.template.parse().map_err(anyhow::Error::msg)?;
+    let kind: Kind = a.kind.parse().map_err(anyhow::Error::msg)?;
+    let pooling: Pooling = a.pooling.parse().map_err(anyhow::Error::msg)?;
+    super::parse_dtype(&a.dtype)?;
+    if a.max_len < 2 {
+        bail!("--max-len must be at least 2 (one token and the EOS)");
+    }
+    // Validate the whole input first (cheap), so a bad line fails before any model work.
+    let mut count = 0usize;
+    for r in RecordReader::open(&a.input)? {
+        r?;
+        count += 1;
+    }
+    if count == 0 {
+        bail!("{}: no records: the file is empty", a.input.display());
+    }
+    let ckpt = Checkpoint::open(&a.model)?;
+    let options = EncoderOptions {
+        template,
+        max_len: a.max_len,
+        normalize: !a.no_normalize,
+        pooling,
+    };
+    let start = std::time::Instant::now();
+    let out = a.output.clone();
+    let n = run_on(&device, EncodeTask { args: a, ckpt, options, kind, count })??;
+    tracing::info!(
+        "encoded {n} texts in {:.1}s into {}",
+        start.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}

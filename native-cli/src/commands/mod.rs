@@ -1,0 +1,25 @@
+pub mod bench;
+pub mod encode;
+pub mod info;
+
+use anyhow::{bail, Result};
+use burn::tensor::DType;
+
+/// Parses `--dtype`.
+pub fn parse_dtype(s: &str) -> Result<DType> {
+    Ok(match s {
+        "f32" | "float32" => DType::F32,
+        "f16" | "float16" => DType::F16,
+        "bf16" | "bfloat16" => DType::BF16,
+        o => bail!("invalid --dtype {o:?}: expected f32, f16 or bf16"),
+    })
+}
+
+pub fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "f32",
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        _ => "other",
+    }
+}

@@ -1,0 +1,63 @@
+//! Output folders that never look complete unless they are: files are written under temporary
+//! names and renamed at the end; on failure the temporaries (and a folder we created) are removed.
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+pub struct OutputDir {
+    pub dir: PathBuf,
+    created: bool,
+    pending: Vec<(PathBuf, PathBuf)>,
+    committed: bool,
+}
+
+impl OutputDir {
+    pub fn create(dir: &Path) -> Result<Self> {
+        let created = !dir.exists();
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create output folder", dir.display()))?;
+        Ok(Self {
+            dir: dir.into(),
+            created,
+            pending: Vec::new(),
+            committed: false,
+        })
+    }
+
+    /// A temporary path for final file `name`; it becomes `name` on [`OutputDir::commit`].
+    pub fn temp_path(&mut self, name: &str) -> PathBuf {
+        let tmp = self.dir.join(format!(".{name}.partial"));
+        let _ = std::fs::remove_file(self.dir.join(name));
+        self.pending.push((tmp.clone(), self.dir.join(name)));
+        tmp
+    }
+
+    /// Renames every temporary to its final name, in the order they were asked for.
+    pub fn commit(mut self) -> Result<()> {
+        for (tmp, fin) in &self.pending {
+            std::fs::rename(tmp, fin).with_context(|| format!("{}: cannot rename into place", fin.display()))?;
+        }
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for OutputDir {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        for (tmp, _) in &self.pending {
+            let _ = std::fs::remove_file(tmp);
+        }
+        if self.created {
+            let _ = std::fs::remove_dir(&self.dir); // only if empty
+        }
+    }
+}
+
+/// Writes `contents` to `path` atomically (temp file + rename).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, contents).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))?;
+    Ok(())
+}
