@@ -14,9 +14,10 @@ Does exactly the work llmql does for passages:
   4. take the last layer's hidden state at each sequence's last real token (the
      appended EOS) and L2-normalise it.
 
-Timing: one warm-up batch (the first, i.e. longest, batch; not counted), then the wall
-clock of the whole corpus: steps 1-4 including template building and tokenisation
-(model loading and JSONL reading excluded). "tokens" counts real tokens (BOS + text +
+Timing (same span as `llmql bench encode`): the corpus is templated and tokenised first
+(not timed; its time goes to stderr), one warm-up forward of the first (longest) batch
+(not timed), then the wall clock of steps 3-4 over all batches (padding, forward,
+pooling, normalisation, copy back to host). "tokens" counts real tokens (BOS + text +
 EOS, no padding). Prints one JSON line on stdout; progress/diagnostics go to stderr.
 """
 import argparse
@@ -125,34 +126,37 @@ def main():
     if not docs:
         sys.exit("no passages in input")
 
-    def run_corpus(docs):
-        texts = [passage_text(args.template, d.get("title", ""), d.get("text", "")) for d in docs]
-        ids = tokenize(tokenizer, texts, args.max_len, eos_id)
-        order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
-        embs = [None] * len(ids)
-        with torch.inference_mode():
-            for s in range(0, len(order), args.batch_size):
-                chunk = order[s : s + args.batch_size]
-                e = encode_batch(model, torch, [ids[i] for i in chunk], pad_id, device)
-                e = e.cpu()
-                for j, i in enumerate(chunk):
-                    embs[i] = e[j]
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return torch.stack(embs), sum(len(x) for x in ids)
-
-    # Warm-up: the first (longest) batch, as it will be run.
+    # Tokenise the whole corpus up front (not timed: `llmql bench encode` also tokenises
+    # before its clock starts), then sort longest-first, stable on input index.
+    t_tok = time.perf_counter()
     texts = [passage_text(args.template, d.get("title", ""), d.get("text", "")) for d in docs]
     ids = tokenize(tokenizer, texts, args.max_len, eos_id)
-    longest = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))[: args.batch_size]
-    with torch.inference_mode():
-        encode_batch(model, torch, [ids[i] for i in longest], pad_id, device)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    tok_seconds = time.perf_counter() - t_tok
+    n_tokens = sum(len(x) for x in ids)
+    order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
+    batches = [order[s : s + args.batch_size] for s in range(0, len(order), args.batch_size)]
 
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    # Warm-up: the first (longest) batch, as it will be run.
+    with torch.inference_mode():
+        encode_batch(model, torch, [ids[i] for i in batches[0]], pad_id, device).cpu()
+    sync()
+
+    # Timed: padding, forward, pooling, normalisation, copy back, for every batch.
+    embs = [None] * len(ids)
     t0 = time.perf_counter()
-    embs, n_tokens = run_corpus(docs)
+    with torch.inference_mode():
+        for chunk in batches:
+            e = encode_batch(model, torch, [ids[i] for i in chunk], pad_id, device).cpu()
+            for j, i in enumerate(chunk):
+                embs[i] = e[j]
+    sync()
     seconds = time.perf_counter() - t0
+    embs = torch.stack(embs)
+    print(f"tokenisation (not timed): {tok_seconds:.3f}s", file=sys.stderr)
 
     if args.save_npy:
         import numpy as np
@@ -173,6 +177,8 @@ def main():
                 "threads": args.threads,
                 "batch_size": args.batch_size,
                 "max_len": args.max_len,
+                "device": args.device,
+                "dtype": args.dtype,
                 "torch": torch.__version__,
             }
         ),

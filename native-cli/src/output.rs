@@ -53,11 +53,3 @@ impl Drop for OutputDir {
         }
     }
 }
-
-/// Writes `contents` to `path` atomically (temp file + rename).
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, contents).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))?;
-    Ok(())
-}

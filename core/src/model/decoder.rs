@@ -7,7 +7,7 @@ use super::rope::RotaryEmbedding;
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::weights::WeightFiles;
-use burn::module::{Ignored, Module, Param};
+use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, module::embedding, DType, Int, Tensor};
 
 #[derive(Module, Debug)]
@@ -67,8 +67,10 @@ pub struct DecoderModel<B: Backend> {
     pub norm: RmsNorm<B>,
     /// `None` when tied to the embeddings or not loaded.
     pub lm_head: Option<Linear<B>>,
-    pub config: Ignored<ModelConfig>,
-    pub rope: Ignored<RotaryEmbedding>,
+    #[module(skip)]
+    pub config: ModelConfig,
+    #[module(skip)]
+    pub rope: RotaryEmbedding,
 }
 
 impl<B: Backend> DecoderModel<B> {
@@ -102,8 +104,8 @@ impl<B: Backend> DecoderModel<B> {
             layers,
             norm,
             lm_head,
-            config: Ignored(c.clone()),
-            rope: Ignored(RotaryEmbedding::new(c)),
+            config: c.clone(),
+            rope: RotaryEmbedding::new(c),
         })
     }
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs what the tests need on a fresh machine, then runs
+# every test: unit, golden parity (flex), CLI end to end, flex-vs-wgpu conformance on lavapipe,
+# CUDA conformance (prints "skipped: no CUDA device" without one), and a `cargo check` of the CUDA
+# build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Reuse one target folder across clones (CI runs on a fresh clone each time).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/llmql-target}"
+
+need_apt=()
+[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need_apt+=(mesa-vulkan-drivers)
+ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || need_apt+=(libvulkan1)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]} (wgpu tests run on Mesa's lavapipe Vulkan driver)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# One build for the whole workspace with the wgpu backend enabled (flex is always on).
+cargo test --workspace --features llmql-tests/wgpu -- --test-threads=2
+
+# The CUDA build must compile without a GPU.
+if [ "${LLMQL_SKIP_CUDA_CHECK:-0}" != 1 ]; then
+  cargo check -p llmql-cli --features cuda
+fi
