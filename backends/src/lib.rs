@@ -75,6 +75,38 @@ pub trait BackendTask {
     fn run<B: Backend>(self, device: B::Device) -> Self::Output;
 }
 
+/// Backend-generic training work: runs on `Autodiff<backend>` of the chosen device.
+pub trait AutodiffTask {
+    type Output;
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Self::Output;
+}
+
+/// Adapts an [`AutodiffTask`] to a plain backend, wrapping it in `Autodiff` (with Burn's balanced
+/// activation checkpointing when `checkpointing`: activations are recomputed in the backward pass
+/// instead of kept, trading compute for memory — the `--gradient-checkpointing` flag).
+struct WithAutodiff<T> {
+    task: T,
+    checkpointing: bool,
+}
+
+impl<T: AutodiffTask> BackendTask for WithAutodiff<T> {
+    type Output = T::Output;
+    fn run<B: Backend>(self, device: B::Device) -> T::Output {
+        use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
+        use burn::backend::Autodiff;
+        if self.checkpointing {
+            self.task.run::<Autodiff<B, BalancedCheckpointing>>(device)
+        } else {
+            self.task.run::<Autodiff<B>>(device)
+        }
+    }
+}
+
+/// Runs training work on the device `spec` names.
+pub fn run_autodiff_on<T: AutodiffTask>(spec: &DeviceSpec, checkpointing: bool, task: T) -> Result<T::Output, BackendError> {
+    run_on(spec, WithAutodiff { task, checkpointing })
+}
+
 /// Which backends this build has.
 pub fn compiled_backends() -> Vec<&'static str> {
     let mut v = Vec::new();

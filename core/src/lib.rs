@@ -11,16 +11,26 @@
 //! - [`encoder`]: text -> normalised vector, batched with padding that never changes a result
 //! - [`records`]: BEIR-style JSON lines input
 //! - [`npy`]: `.npy` float32 matrices
+pub mod bm25;
 pub mod checkpoint;
 pub mod config;
 pub mod encoder;
+pub mod dirichlet;
 pub mod error;
+pub mod export;
+pub mod formats;
+pub mod metrics;
+pub mod mining;
 pub mod model;
 pub mod npy;
 pub mod pooling;
+pub mod ql;
 pub mod records;
+pub mod search;
 pub mod template;
 pub mod tokenizer;
+pub mod train;
+pub mod trec;
 pub mod weights;
 
 pub use checkpoint::Checkpoint;

@@ -239,3 +239,19 @@ impl WeightFiles {
         }
     }
 }
+
+/// A parameter id derived from the HF weight name (FNV-1a), so that the same checkpoint loaded
+/// twice gets the same ids: optimizer state saved for one run restores onto a reloaded model.
+pub fn param_id(name: &str) -> burn::module::ParamId {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    burn::module::ParamId::from(h)
+}
+
+/// A trainable parameter named after its HF weight.
+pub fn named_param<B: Backend, const D: usize>(name: &str, value: Tensor<B, D>) -> burn::module::Param<Tensor<B, D>> {
+    burn::module::Param::initialized(param_id(name), value.require_grad())
+}

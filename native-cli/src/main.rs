@@ -19,6 +19,20 @@ struct Cli {
 enum Command {
     /// Encode queries or passages (JSON lines with `_id`/`id`, `text`, optional `title`) into embeddings.npy + ids.txt.
     Encode(commands::encode::EncodeArgs),
+    /// Exact inner-product top-K search of encoded queries over encoded corpus shards; writes a TREC run.
+    Search(commands::search::SearchArgs),
+    /// Score a TREC run against qrels (nDCG@k, RR@k, R@k, P@k, AP as trec_eval defines them).
+    Eval(commands::eval::EvalArgs),
+    /// BM25 baseline run over a corpus (tantivy).
+    Bm25(commands::bm25::Bm25Args),
+    /// Rerank a run with word-based query likelihood (Dirichlet-smoothed unigram LM).
+    RerankDirichlet(commands::dirichlet::DirichletArgs),
+    /// LLM-QL stage 1: query-likelihood training with Attention Stop and Input Corruption.
+    QlTrain(commands::ql_train::QlTrainArgs),
+    /// Rerank a run's top-K by LLM-QL query likelihood.
+    Rerank(commands::rerank::RerankArgs),
+    /// Mine hard negatives from a run into Tevatron-format training data.
+    MineNegatives(commands::mine_negatives::MineNegativesArgs),
     /// Describe a model folder: family, size, heads, dtype, vocabulary, BOS/EOS.
     Info(commands::info::InfoArgs),
     /// Benchmarks (compare with the PyTorch scripts in bench/).
@@ -41,6 +55,13 @@ fn main() {
     let result = match cli.command {
         Command::Encode(a) => commands::encode::run(a),
         Command::Info(a) => commands::info::run(a),
+        Command::Search(a) => commands::search::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Bm25(a) => commands::bm25::run(a),
+        Command::RerankDirichlet(a) => commands::dirichlet::run(a),
+        Command::MineNegatives(a) => commands::mine_negatives::run(a),
+        Command::QlTrain(a) => commands::ql_train::run(a),
+        Command::Rerank(a) => commands::rerank::run(a),
         Command::Bench(c) => commands::bench::run(c),
     };
     if let Err(e) = result {

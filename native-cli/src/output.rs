@@ -53,3 +53,24 @@ impl Drop for OutputDir {
         }
     }
 }
+
+/// Writes the final model as an HF folder into `out` itself (beside its checkpoint-* folders):
+/// files are written into a temporary folder and moved in, `model.safetensors` last.
+pub fn save_final_model<B: burn::tensor::backend::Backend>(
+    model: &llmql_core::model::DecoderModel<B>,
+    source: &Path,
+    out: &Path,
+    dtype: llmql_core::weights::StoredDtype,
+) -> Result<()> {
+    let tmp = out.join(".final-model");
+    llmql_core::export::save_hf_folder(model, source, &tmp, dtype, &|_| Ok(()))?;
+    let mut names: Vec<String> = std::fs::read_dir(&tmp)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+        .collect();
+    names.sort_by_key(|n| n == "model.safetensors");
+    for n in names {
+        std::fs::rename(tmp.join(&n), out.join(&n)).with_context(|| format!("{}: cannot move into place", out.join(&n).display()))?;
+    }
+    let _ = std::fs::remove_dir(&tmp);
+    Ok(())
+}

@@ -6,7 +6,7 @@ use super::rms_norm::RmsNorm;
 use super::rope::RotaryEmbedding;
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::weights::WeightFiles;
+use crate::weights::{named_param, WeightFiles};
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, module::embedding, DType, Int, Tensor};
 
@@ -83,7 +83,8 @@ impl<B: Backend> DecoderModel<B> {
         } else {
             ""
         };
-        let embed_tokens = w.take(&format!("{p}embed_tokens.weight"), [c.vocab_size, c.hidden_size], device, dtype);
+        let embed_name = format!("{p}embed_tokens.weight");
+        let embed_tokens = w.take(&embed_name, [c.vocab_size, c.hidden_size], device, dtype);
         let layers = (0..c.num_hidden_layers)
             .map(|i| DecoderLayer::load(w, &format!("{p}layers.{i}"), c, device, dtype))
             .collect();
@@ -100,7 +101,7 @@ impl<B: Backend> DecoderModel<B> {
         };
         w.finish()?;
         Ok(Self {
-            embed_tokens: Param::from_tensor(embed_tokens),
+            embed_tokens: named_param(&embed_name, embed_tokens),
             layers,
             norm,
             lm_head,
@@ -125,9 +126,22 @@ impl<B: Backend> DecoderModel<B> {
         positions: Tensor<B, 2, Int>,
         mask: &AttentionMask<B>,
     ) -> Tensor<B, 3> {
+        self.forward_layers_hooked(input_ids, positions, mask, &mut |_, x| x)
+    }
+
+    /// [`Self::forward_layers`] with `hook(layer, x)` applied to the residual stream entering each
+    /// layer (for probing and for tests that pin a position's state, e.g. the Attention Stop proof).
+    pub fn forward_layers_hooked(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+        mask: &AttentionMask<B>,
+        hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
         let (cos, sin) = self.rope.cos_sin(positions, self.dtype());
         let mut x = embedding(self.embed_tokens.val(), input_ids);
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = hook(i, x);
             x = layer.forward(x, &cos, &sin, mask);
         }
         x

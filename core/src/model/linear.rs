@@ -1,5 +1,5 @@
 //! A linear layer holding an HF `[out, in]` weight transposed to `[in, out]` (Burn's layout).
-use crate::weights::WeightFiles;
+use crate::weights::{named_param, WeightFiles};
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, DType, Tensor};
 
@@ -29,9 +29,14 @@ impl<B: Backend> Linear<B> {
         device: &B::Device,
         dtype: DType,
     ) -> Self {
-        let weight: Tensor<B, 2> = w.take(&format!("{prefix}.weight"), [d_out, d_in], device, dtype);
-        let bias = bias.then(|| w.take(&format!("{prefix}.bias"), [d_out], device, dtype));
-        Self::new(weight.transpose(), bias)
+        let wname = format!("{prefix}.weight");
+        let bname = format!("{prefix}.bias");
+        let weight: Tensor<B, 2> = w.take(&wname, [d_out, d_in], device, dtype);
+        let bias = bias.then(|| named_param(&bname, w.take(&bname, [d_out], device, dtype)));
+        Self {
+            weight: named_param(&wname, weight.transpose()),
+            bias,
+        }
     }
 
     pub fn d_in(&self) -> usize {

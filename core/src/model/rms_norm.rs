@@ -1,5 +1,5 @@
 //! RMSNorm as HF computes it: in f32, then back to the compute dtype, then scaled by the weight.
-use crate::weights::WeightFiles;
+use crate::weights::{named_param, WeightFiles};
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, DType, FloatDType, Tensor};
 
@@ -18,7 +18,11 @@ impl<B: Backend> RmsNorm<B> {
     }
 
     pub fn load(w: &WeightFiles, name: &str, dim: usize, eps: f64, device: &B::Device, dtype: DType) -> Self {
-        Self::new(w.take(&format!("{name}.weight"), [dim], device, dtype), eps)
+        let wname = format!("{name}.weight");
+        Self {
+            weight: named_param(&wname, w.take(&wname, [dim], device, dtype)),
+            eps,
+        }
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {

@@ -47,6 +47,23 @@ pub struct EncodeArgs {
     /// Keep raw pooled vectors (skip L2 normalisation).
     #[arg(long)]
     pub no_normalize: bool,
+    /// Encode only slice I of N contiguous slices of the input (I counts from 0), writing
+    /// embeddings.I.npy, ids.I.txt and meta.I.json, so N processes can split a corpus.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+}
+
+/// Parses `--shard I/N`.
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("invalid --shard {s:?}: expected I/N, e.g. 0/4"))?;
+    let i: usize = i.trim().parse().map_err(|_| anyhow::anyhow!("invalid --shard {s:?}: I is not a number"))?;
+    let n: usize = n.trim().parse().map_err(|_| anyhow::anyhow!("invalid --shard {s:?}: N is not a number"))?;
+    if n == 0 || i >= n {
+        bail!("invalid --shard {s:?}: need 0 <= I < N");
+    }
+    Ok((i, n))
 }
 
 /// Records read per chunk: tokenized, length-sorted and batched together, written in input order.
@@ -57,7 +74,9 @@ struct EncodeTask {
     ckpt: Checkpoint,
     options: EncoderOptions,
     kind: Kind,
-    count: usize,
+    /// Records `[start, end)` of the input are this process's slice.
+    range: (usize, usize),
+    shard: Option<(usize, usize)>,
 }
 
 impl BackendTask for EncodeTask {
@@ -68,16 +87,19 @@ impl BackendTask for EncodeTask {
         let encoder = Encoder::<B>::load(&self.ckpt, self.options, dtype, &device)?;
         let dim = encoder.dim();
         let mut out = OutputDir::create(&a.output)?;
-        let emb_path = out.temp_path("embeddings.npy");
-        let ids_path = out.temp_path("ids.txt");
-        let meta_path = out.temp_path("meta.json");
+        let suffix = self.shard.map(|(i, _)| format!(".{i}")).unwrap_or_default();
+        let emb_path = out.temp_path(&format!("embeddings{suffix}.npy"));
+        let ids_path = out.temp_path(&format!("ids{suffix}.txt"));
+        let meta_path = out.temp_path(&format!("meta{suffix}.json"));
         let f = std::fs::File::create(&emb_path).with_context(|| format!("{}: cannot create", emb_path.display()))?;
         let mut npy = NpyWriter::new(BufWriter::new(f), dim)?;
         let mut ids = BufWriter::new(
             std::fs::File::create(&ids_path).with_context(|| format!("{}: cannot create", ids_path.display()))?,
         );
-        let pb = bar(self.count as u64, "encoding");
-        let mut reader = RecordReader::open(&a.input)?;
+        let (first, end) = self.range;
+        let pb = bar((end - first) as u64, "encoding");
+        // Stream only this process's slice: memory is bounded by one chunk, not the corpus.
+        let mut reader = RecordReader::open(&a.input)?.skip(first).take(end - first);
         let chunk_size = a.batch_size.max(1) * CHUNK_BATCHES;
         let mut written = 0usize;
         loop {
@@ -122,6 +144,7 @@ impl BackendTask for EncodeTask {
             "pooling": a.pooling,
             "dtype": super::dtype_name(dtype),
             "device": a.device,
+            "shard": self.shard.map(|(i, n)| serde_json::json!({"index": i, "count": n, "first_record": first, "end_record": end})),
             "llmql_version": env!("CARGO_PKG_VERSION"),
         });
         std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta)?)?;
@@ -157,7 +180,15 @@ pub fn run(a: EncodeArgs) -> Result<()> {
     };
     let start = std::time::Instant::now();
     let out = a.output.clone();
-    let n = run_on(&device, EncodeTask { args: a, ckpt, options, kind, count })??;
+    let shard = a.shard.as_deref().map(parse_shard).transpose()?;
+    let range = match shard {
+        None => (0, count),
+        Some((i, n)) => (i * count / n, (i + 1) * count / n),
+    };
+    if range.0 == range.1 {
+        tracing::warn!("shard {:?} of {count} records is empty", a.shard);
+    }
+    let n = run_on(&device, EncodeTask { args: a, ckpt, options, kind, range, shard })??;
     tracing::info!(
         "encoded {n} texts in {:.1}s into {}",
         start.elapsed().as_secs_f64(),

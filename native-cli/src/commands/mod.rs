@@ -1,6 +1,13 @@
 pub mod bench;
+pub mod bm25;
+pub mod dirichlet;
 pub mod encode;
+pub mod eval;
 pub mod info;
+pub mod mine_negatives;
+pub mod ql_train;
+pub mod rerank;
+pub mod search;
 
 use anyhow::{bail, Result};
 use burn::tensor::DType;

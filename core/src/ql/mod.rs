@@ -1,0 +1,12 @@
+//! LLM-QL stage 1: query-likelihood modeling (Attention Stop + Input Corruption) and QL ranking.
+pub mod attention_stop;
+pub mod corruption;
+pub mod example;
+pub mod loss;
+pub mod score;
+
+pub use attention_stop::attention_stop_mask;
+pub use corruption::corrupt_words;
+pub use example::{build_d2q, build_q2d, passage_text, Direction, LossOn, QlExample};
+pub use loss::{ql_loss, target_log_probs, QlBatch};
+pub use score::{ql_scores, QlScoreOptions};

@@ -1,0 +1,275 @@
+//! Stage-1 training: query-likelihood modeling with Attention Stop and Input Corruption
+//! (METHOD.md "Stage 1"). Full fine-tuning with AdamW, linear warmup/decay, gradient accumulation
+//! (normalised by the labelled tokens of the whole accumulated batch, so accumulation gives the
+//! big batch's gradients), global-norm clipping, atomic checkpoints and exact resume: the data
+//! order, the corruption and the direction of every example are functions of (seed, epoch,
+//! index), and the optimizer state is saved, so a run killed and resumed ends with the same
+//! weights as an uninterrupted one.
+use super::checkpoint::{list_checkpoints, read_state, rotate, write_state, LogEntry, TrainerState, OPTIMIZER_FILE};
+use super::clip::clip_global_norm;
+use super::schedule::LinearSchedule;
+use crate::error::{Error, Result};
+use crate::export::save_hf_folder;
+use crate::model::DecoderModel;
+use crate::ql::corruption::{corrupt_words, example_rng};
+use crate::ql::example::{build_d2q, build_q2d, LossOn, QlExample};
+use crate::ql::loss::{target_log_probs, QlBatch};
+use crate::tokenizer::TextTokenizer;
+use crate::weights::StoredDtype;
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::{backend::AutodiffBackend, ElementConversion};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::path::Path;
+use std::time::Instant;
+
+/// One (passage, query) training pair (`{title} {text}` already joined).
+#[derive(Debug, Clone)]
+pub struct QlPair {
+    pub passage: String,
+    pub query: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct QlTrainConfig {
+    /// Fraction of q2d examples (0 = only d2q, the seed's setting).
+    pub q2d_ratio: f64,
+    pub mask_probability: f64,
+    pub p_max_len: usize,
+    pub q_max_len: usize,
+    pub loss_on: LossOn,
+    /// `false` trains with plain causal attention (ablation).
+    pub attention_stop: bool,
+    pub learning_rate: f64,
+    pub num_train_epochs: usize,
+    /// Stop after this many optimizer steps (schedule still spans them).
+    pub max_steps: Option<usize>,
+    pub per_device_train_batch_size: usize,
+    pub gradient_accumulation_steps: usize,
+    pub warmup_ratio: f64,
+    pub max_grad_norm: Option<f64>,
+    pub weight_decay: f64,
+    pub seed: u64,
+    pub logging_steps: usize,
+    pub save_steps: usize,
+    pub save_total_limit: Option<usize>,
+    /// Dtype of saved weights (the compute dtype keeps resume exact).
+    pub save_dtype: StoredDtype,
+}
+
+impl Default for QlTrainConfig {
+    fn default() -> Self {
+        Self {
+            q2d_ratio: 0.0,
+            mask_probability: 0.6,
+            p_max_len: 200,
+            q_max_len: 200,
+            loss_on: LossOn::All,
+            attention_stop: true,
+            learning_rate: 1e-5,
+            num_train_epochs: 2,
+            max_steps: None,
+            per_device_train_batch_size: 8,
+            gradient_accumulation_steps: 1,
+            warmup_ratio: 0.1,
+            max_grad_norm: Some(1.0),
+            weight_decay: 0.0,
+            seed: 42,
+            logging_steps: 10,
+            save_steps: 500,
+            save_total_limit: None,
+            save_dtype: StoredDtype::F32,
+        }
+    }
+}
+
+/// Progress callbacks (the CLI draws a bar and logs).
+pub trait TrainObserver {
+    fn on_start(&mut self, _total_steps: usize, _start_step: usize) {}
+    fn on_step(&mut self, _step: usize) {}
+    fn on_log(&mut self, _entry: &LogEntry) {}
+    fn on_save(&mut self, _dir: &Path) {}
+}
+
+/// An observer that does nothing.
+pub struct Quiet;
+impl TrainObserver for Quiet {}
+
+fn mix(a: u64, b: u64) -> u64 {
+    let mut x = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^ (x >> 33)
+}
+
+/// The example order of `epoch` (a seeded shuffle).
+fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut example_rng(seed, epoch as u64, u64::MAX));
+    order
+}
+
+/// Builds example `idx` as epoch `epoch` sees it: direction and corruption from its own RNG.
+pub fn make_example(tok: &TextTokenizer, pair: &QlPair, cfg: &QlTrainConfig, epoch: usize, idx: usize) -> Result<QlExample> {
+    let mut rng = example_rng(cfg.seed, epoch as u64, idx as u64);
+    let q2d = cfg.q2d_ratio > 0.0 && rng.random::<f64>() < cfg.q2d_ratio;
+    if q2d {
+        build_q2d(tok, &pair.passage, &pair.query, cfg.p_max_len, cfg.q_max_len)
+    } else {
+        let passage = corrupt_words(&pair.passage, cfg.mask_probability, &mut rng);
+        build_d2q(tok, &passage, &pair.query, cfg.p_max_len, cfg.q_max_len)
+    }
+}
+
+/// Trains `model` in place of its source folder `source_dir` (tokenizer files are copied into
+/// each checkpoint), writing checkpoints and the final model into `out`. With `resume`, starts
+/// from the newest checkpoint in `out` (its weights replace `model`'s).
+#[allow(clippy::too_many_arguments)]
+pub fn ql_train<B: AutodiffBackend>(
+    mut model: DecoderModel<B>,
+    tok: &TextTokenizer,
+    pairs: &[QlPair],
+    cfg: &QlTrainConfig,
+    source_dir: &Path,
+    out: &Path,
+    resume: bool,
+    observer: &mut dyn TrainObserver,
+) -> Result<DecoderModel<B>> {
+    if pairs.is_empty() {
+        return Err(Error::Other("no training examples".into()));
+    }
+    let device = model.device();
+    let bs = cfg.per_device_train_batch_size.max(1);
+    let accum = cfg.gradient_accumulation_steps.max(1);
+    let micro_per_epoch = pairs.len().div_ceil(bs);
+    let steps_per_epoch = micro_per_epoch.div_ceil(accum);
+    let mut total_steps = steps_per_epoch * cfg.num_train_epochs.max(1);
+    if let Some(m) = cfg.max_steps {
+        total_steps = total_steps.min(m);
+    }
+    let schedule = LinearSchedule {
+        base_lr: cfg.learning_rate,
+        warmup_steps: LinearSchedule::warmup_from_ratio(cfg.warmup_ratio, total_steps),
+        total_steps,
+    };
+    let mut optim = AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .with_weight_decay(cfg.weight_decay as f32)
+        .init::<B, DecoderModel<B>>();
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    let mut state = TrainerState {
+        global_step: 0,
+        total_steps,
+        epoch: 0.0,
+        seed: cfg.seed,
+        num_examples: pairs.len(),
+        per_device_train_batch_size: bs,
+        gradient_accumulation_steps: accum,
+        log_history: Vec::new(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    if resume {
+        if let Some((_, dir)) = list_checkpoints(out).pop() {
+            let saved = read_state(&dir)?;
+            if saved.num_examples != pairs.len() || saved.per_device_train_batch_size != bs || saved.gradient_accumulation_steps != accum || saved.seed != cfg.seed {
+                return Err(Error::Other(format!(
+                    "{}: cannot resume: the checkpoint was made with other data, batch size, accumulation or seed",
+                    dir.display()
+                )));
+            }
+            let ck = crate::Checkpoint::open(&dir)?;
+            model = ck.load_model(crate::model::LoadOptions { dtype: model.dtype(), lm_head: model.lm_head.is_some() }, &device)?;
+            let rec = recorder
+                .load(dir.join(OPTIMIZER_FILE), &device)
+                .map_err(|e| Error::Other(format!("{}: cannot load optimizer state: {e}", dir.display())))?;
+            optim = optim.load_record(rec);
+            state.log_history = saved.log_history;
+            state.global_step = saved.global_step;
+            tracing::info!("resuming from {} (step {})", dir.display(), state.global_step);
+        } else {
+            tracing::info!("--resume: no checkpoint in {}, starting from scratch", out.display());
+        }
+    }
+    observer.on_start(total_steps, state.global_step);
+    let mut window = (0.0f64, 0usize, 0usize, Instant::now());
+    while state.global_step < total_steps {
+        let step = state.global_step;
+        let epoch = step / steps_per_epoch;
+        let step_in_epoch = step % steps_per_epoch;
+        let order = epoch_order(cfg.seed, epoch, pairs.len());
+        let first = step_in_epoch * accum * bs;
+        let last = ((step_in_epoch + 1) * accum * bs).min(pairs.len());
+        let examples = order[first..last]
+            .iter()
+            .map(|&i| make_example(tok, &pairs[i], cfg, epoch, i))
+            .collect::<Result<Vec<_>>>()?;
+        // Dropout and any other backend randomness: a function of (seed, step).
+        B::seed(&device, mix(cfg.seed, step as u64));
+        let batches: Vec<QlBatch<B>> = examples
+            .chunks(bs)
+            .map(|c| QlBatch::new(c, cfg.loss_on, tok.eos_id, cfg.attention_stop, &device))
+            .collect();
+        let total_targets: usize = batches.iter().map(|b| b.num_targets()).sum();
+        let mut acc = GradientsAccumulator::<DecoderModel<B>>::new();
+        let mut loss_sum = 0f64;
+        let mut tokens = 0usize;
+        for batch in &batches {
+            let loss = target_log_probs(&model, batch).sum().neg() / (total_targets.max(1) as f64);
+            loss_sum += loss.clone().into_scalar().elem::<f64>();
+            tokens += batch.real_tokens;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            acc.accumulate(&model, grads);
+        }
+        if !loss_sum.is_finite() {
+            let last = list_checkpoints(out).pop().map(|(_, p)| p.display().to_string());
+            return Err(Error::Other(format!(
+                "loss is {loss_sum} at step {}: stopping (last good checkpoint: {})",
+                step + 1,
+                last.unwrap_or_else(|| "none".into())
+            )));
+        }
+        let mut grads = acc.grads();
+        let grad_norm = clip_global_norm(&model, &mut grads, cfg.max_grad_norm);
+        let lr = schedule.lr_at(step);
+        model = optim.step(lr, model, grads);
+        state.global_step += 1;
+        state.epoch = state.global_step as f64 / steps_per_epoch as f64;
+        observer.on_step(state.global_step);
+        window.0 += loss_sum;
+        window.1 += 1;
+        window.2 += tokens;
+        if state.global_step % cfg.logging_steps.max(1) == 0 || state.global_step == total_steps {
+            let secs = window.3.elapsed().as_secs_f64().max(1e-9);
+            let entry = LogEntry {
+                step: state.global_step,
+                epoch: state.epoch,
+                loss: window.0 / window.1 as f64,
+                learning_rate: lr,
+                grad_norm,
+                tokens_per_s: window.2 as f64 / secs,
+            };
+            observer.on_log(&entry);
+            state.log_history.push(entry);
+            window = (0.0, 0, 0, Instant::now());
+        }
+        let save_now = cfg.save_steps > 0 && state.global_step % cfg.save_steps == 0;
+        if save_now || state.global_step == total_steps {
+            let dir = out.join(format!("checkpoint-{}", state.global_step));
+            let rec = optim.to_record();
+            save_hf_folder(&model.valid(), source_dir, &dir, cfg.save_dtype, &|tmp: &Path| {
+                write_state(tmp, &state)?;
+                recorder
+                    .record(rec.clone(), tmp.join(OPTIMIZER_FILE))
+                    .map_err(|e| Error::Other(format!("{}: cannot save optimizer state: {e}", tmp.display())))?;
+                Ok(())
+            })?;
+            observer.on_save(&dir);
+            rotate(out, cfg.save_total_limit);
+        }
+    }
+    Ok(model)
+}

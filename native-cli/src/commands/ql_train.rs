@@ -1,0 +1,206 @@
+//! `llmql ql-train`: LLM-QL stage 1 (query-likelihood modeling with Attention Stop and Input
+//! Corruption) on Tevatron jsonl (`query` and `positive_passages` are used).
+use crate::progress::bar;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::ProgressBar;
+use llmql_backends::{run_autodiff_on, AutodiffTask, DeviceSpec};
+use llmql_core::formats::read_tevatron;
+use llmql_core::model::LoadOptions;
+use llmql_core::ql::example::passage_text;
+use llmql_core::ql::LossOn;
+use llmql_core::train::checkpoint::LogEntry;
+use llmql_core::train::ql_train::TrainObserver;
+use llmql_core::train::{ql_train, QlPair, QlTrainConfig};
+use llmql_core::weights::StoredDtype;
+use llmql_core::Checkpoint;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug, Clone)]
+pub struct QlTrainArgs {
+    /// Base model folder (HF layout).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Tevatron jsonl: {"query", "positive_passages": [{"title", "text"}, ...]}; one example per positive.
+    #[arg(long)]
+    pub train_data: PathBuf,
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    /// Fraction of q2d examples (0 = only d2q, the seed's setting; 0.5 = fair mix).
+    #[arg(long, default_value_t = 0.0)]
+    pub q2d_ratio: f64,
+    /// Input Corruption: probability of replacing each passage word by "_".
+    #[arg(long, default_value_t = 0.6)]
+    pub mask_probability: f64,
+    #[arg(long, default_value_t = 200)]
+    pub p_max_len: usize,
+    #[arg(long, default_value_t = 200)]
+    pub q_max_len: usize,
+    /// all (the reference: prompt, separator and query) | query (query tokens + closing EOS).
+    #[arg(long, default_value = "all")]
+    pub loss_on: String,
+    /// Ablation: train with plain causal attention instead of Attention Stop.
+    #[arg(long)]
+    pub no_attention_stop: bool,
+    #[arg(long, default_value_t = 1e-5)]
+    pub learning_rate: f64,
+    #[arg(long, default_value_t = 2)]
+    pub num_train_epochs: usize,
+    /// Stop after N optimizer steps.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    #[arg(long, default_value_t = 8)]
+    pub per_device_train_batch_size: usize,
+    #[arg(long, default_value_t = 1)]
+    pub gradient_accumulation_steps: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup_ratio: f64,
+    /// Global gradient-norm clipping (0 disables).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Recompute activations in the backward pass (less memory, more compute).
+    #[arg(long)]
+    pub gradient_checkpointing: bool,
+    /// Compute dtype: f32 | f16 | bf16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 10)]
+    pub logging_steps: usize,
+    #[arg(long, default_value_t = 500)]
+    pub save_steps: usize,
+    #[arg(long)]
+    pub save_total_limit: Option<usize>,
+    /// Continue from the newest checkpoint in --output-dir (weights, optimizer, step, data order).
+    #[arg(long)]
+    pub resume: bool,
+    /// flex | cpu | wgpu | wgpu:N | cuda | cuda:N
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    /// Train LoRA adapters instead of all weights.
+    #[arg(long)]
+    pub lora: bool,
+}
+
+struct Observer {
+    pb: ProgressBar,
+    /// Test hook: abort the process (no cleanup, like SIGKILL) right after this step.
+    abort_after: Option<usize>,
+}
+
+impl TrainObserver for Observer {
+    fn on_start(&mut self, total: usize, start: usize) {
+        self.pb.set_length(total as u64);
+        self.pb.set_position(start as u64);
+    }
+    fn on_step(&mut self, step: usize) {
+        self.pb.set_position(step as u64);
+        if self.abort_after == Some(step) {
+            std::process::abort();
+        }
+    }
+    fn on_log(&mut self, e: &LogEntry) {
+        self.pb.suspend(|| {
+            tracing::info!(
+                "step {} epoch {:.2} loss {:.4} lr {:.3e} grad_norm {:.3} tokens/s {:.0}",
+                e.step, e.epoch, e.loss, e.learning_rate, e.grad_norm, e.tokens_per_s
+            )
+        });
+    }
+    fn on_save(&mut self, dir: &Path) {
+        self.pb.suspend(|| tracing::info!("saved {}", dir.display()));
+    }
+}
+
+struct Task {
+    a: QlTrainArgs,
+    ckpt: Checkpoint,
+    pairs: Vec<QlPair>,
+    cfg: QlTrainConfig,
+}
+
+impl AutodiffTask for Task {
+    type Output = Result<()>;
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<()> {
+        let dtype = super::parse_dtype(&self.a.dtype)?;
+        let model = self.ckpt.load_model::<B>(LoadOptions { dtype, lm_head: true }, &device)?;
+        let abort_after = std::env::var("LLMQL_TEST_ABORT_AFTER_STEP").ok().and_then(|v| v.parse().ok());
+        let mut obs = Observer { pb: bar(0, "ql-train"), abort_after };
+        let model = ql_train(
+            model,
+            &self.ckpt.tokenizer,
+            &self.pairs,
+            &self.cfg,
+            &self.a.model,
+            &self.a.output_dir,
+            self.a.resume,
+            &mut obs,
+        )?;
+        obs.pb.finish_and_clear();
+        crate::output::save_final_model(&model, &self.a.model, &self.a.output_dir, self.cfg.save_dtype)?;
+        tracing::info!("final model written to {}", self.a.output_dir.display());
+        Ok(())
+    }
+}
+
+pub fn stored_dtype(s: &str) -> Result<StoredDtype> {
+    Ok(match s {
+        "f32" => StoredDtype::F32,
+        "f16" => StoredDtype::F16,
+        "bf16" => StoredDtype::BF16,
+        o => bail!("invalid dtype {o:?}"),
+    })
+}
+
+pub fn run(a: QlTrainArgs) -> Result<()> {
+    if a.lora {
+        bail!("--lora for ql-train is not available yet: use full fine-tuning (the seed's setting)");
+    }
+    let device: DeviceSpec = a.device.parse()?;
+    let loss_on: LossOn = a.loss_on.parse().map_err(anyhow::Error::msg)?;
+    if !a.learning_rate.is_finite() || a.learning_rate < 0.0 {
+        bail!("--learning-rate must be a finite non-negative number");
+    }
+    if !(0.0..=1.0).contains(&a.q2d_ratio) || !(0.0..=1.0).contains(&a.mask_probability) {
+        bail!("--q2d-ratio and --mask-probability must be in [0, 1]");
+    }
+    let examples = read_tevatron(&a.train_data)?;
+    let mut pairs = Vec::new();
+    for ex in &examples {
+        for p in &ex.positive_passages {
+            let title = (!p.title.is_empty()).then_some(p.title.as_str());
+            pairs.push(QlPair { passage: passage_text(title, &p.text), query: ex.query.clone() });
+        }
+    }
+    if pairs.is_empty() {
+        bail!("{}: no (query, positive passage) pairs", a.train_data.display());
+    }
+    let ckpt = Checkpoint::open(&a.model).with_context(|| "loading the base model")?;
+    let cfg = QlTrainConfig {
+        q2d_ratio: a.q2d_ratio,
+        mask_probability: a.mask_probability,
+        p_max_len: a.p_max_len,
+        q_max_len: a.q_max_len,
+        loss_on,
+        attention_stop: !a.no_attention_stop,
+        learning_rate: a.learning_rate,
+        num_train_epochs: a.num_train_epochs,
+        max_steps: a.max_steps,
+        per_device_train_batch_size: a.per_device_train_batch_size,
+        gradient_accumulation_steps: a.gradient_accumulation_steps,
+        warmup_ratio: a.warmup_ratio,
+        max_grad_norm: (a.max_grad_norm > 0.0).then_some(a.max_grad_norm),
+        weight_decay: a.weight_decay,
+        seed: a.seed,
+        logging_steps: a.logging_steps,
+        save_steps: a.save_steps,
+        save_total_limit: a.save_total_limit,
+        save_dtype: stored_dtype(&a.dtype)?,
+    };
+    tracing::info!("{} training pairs from {}", pairs.len(), a.train_data.display());
+    let checkpointing = a.gradient_checkpointing;
+    run_autodiff_on(&device, checkpointing, Task { a, ckpt, pairs, cfg })?
+}

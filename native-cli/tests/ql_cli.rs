@@ -1,0 +1,121 @@
+//! `llmql ql-train` end to end: a run killed abruptly (abort, like SIGKILL: no destructors, no
+//! cleanup) and resumed with --resume ends with exactly the weights of an uninterrupted run; and
+//! `llmql rerank` writes a QL-reranked run.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
+}
+
+fn train_data(dir: &Path) -> PathBuf {
+    // Tevatron jsonl from the fixture collection's training qrels.
+    let coll = fixture("collection");
+    let corpus = llmql_core::records::read_records(&coll.join("corpus.jsonl")).unwrap();
+    let queries = llmql_core::records::read_records(&coll.join("queries.jsonl")).unwrap();
+    let qrels = llmql_core::trec::read_qrels(&coll.join("qrels/train.tsv")).unwrap();
+    let mut out = String::new();
+    for (q, docs) in qrels {
+        let query = &queries.iter().find(|r| r.id == q).unwrap().text;
+        let pos: Vec<serde_json::Value> = docs
+            .iter()
+            .filter(|(_, &r)| r > 0)
+            .map(|(d, _)| {
+                let r = corpus.iter().find(|r| &r.id == d).unwrap();
+                serde_json::json!({"docid": d, "title": r.title, "text": r.text})
+            })
+            .collect();
+        out += &serde_json::json!({"query_id": q, "query": query, "positive_passages": pos, "negative_passages": []}).to_string();
+        out += "\n";
+    }
+    let p = dir.join("train.jsonl");
+    std::fs::write(&p, out).unwrap();
+    p
+}
+
+fn ql_train(extra: &[&str], data: &Path, out: &Path, abort_after: Option<usize>) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_llmql"));
+    c.args(["ql-train", "--model", fixture("tiny-llama").to_str().unwrap(), "--train-data", data.to_str().unwrap()])
+        .args(["--output-dir", out.to_str().unwrap()])
+        .args(["--p-max-len", "96", "--q-max-len", "24", "--per-device-train-batch-size", "3"])
+        .args(["--gradient-accumulation-steps", "2", "--learning-rate", "1e-3", "--num-train-epochs", "3"])
+        .args(["--save-steps", "2", "--logging-steps", "1", "--seed", "7", "--q2d-ratio", "0.3"])
+        .args(extra)
+        .env("RUST_LOG", "warn");
+    if let Some(n) = abort_after {
+        c.env("LLMQL_TEST_ABORT_AFTER_STEP", n.to_string());
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn killed_and_resumed_run_equals_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = train_data(dir.path());
+    let a = dir.path().join("a");
+    let o = ql_train(&[], &data, &a, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let b = dir.path().join("b");
+    let o = ql_train(&[], &data, &b, Some(5));
+    assert!(!o.status.success(), "the run should have been killed");
+    assert!(b.join("checkpoint-4").exists() && !b.join("checkpoint-6").exists());
+    assert!(!b.join("model.safetensors").exists(), "a killed run must not leave a final model");
+    let o = ql_train(&["--resume"], &data, &b, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let wa = std::fs::read(a.join("model.safetensors")).unwrap();
+    let wb = std::fs::read(b.join("model.safetensors")).unwrap();
+    assert!(wa == wb, "resumed weights differ from the uninterrupted run");
+    // The result is a complete HF folder that the encoder loads.
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        assert!(a.join(f).exists(), "{f}");
+    }
+    let enc_in = dir.path().join("q.jsonl");
+    std::fs::write(&enc_in, "{\"_id\": \"q\", \"text\": \"honey bees\"}\n").unwrap();
+    let e = Command::new(env!("CARGO_BIN_EXE_llmql"))
+        .args(["encode", "--model", a.to_str().unwrap(), "--input", enc_in.to_str().unwrap(), "--kind", "query"])
+        .args(["--output", dir.path().join("enc").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+}
+
+#[test]
+fn rerank_scores_every_pair_of_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let coll = fixture("collection");
+    // A run: every test query against the first 5 corpus documents.
+    let corpus = llmql_core::records::read_records(&coll.join("corpus.jsonl")).unwrap();
+    let queries = llmql_core::records::read_records(&coll.join("queries.jsonl")).unwrap();
+    let mut run = String::new();
+    for q in queries.iter().take(3) {
+        for (i, d) in corpus.iter().take(5).enumerate() {
+            run += &format!("{} Q0 {} {} {} bm25\n", q.id, d.id, i + 1, 10 - i);
+        }
+    }
+    let run_path = dir.path().join("in.trec");
+    std::fs::write(&run_path, run).unwrap();
+    let out = dir.path().join("out.trec");
+    let o = Command::new(env!("CARGO_BIN_EXE_llmql"))
+        .args(["rerank", "--model", fixture("tiny-llama").to_str().unwrap()])
+        .args(["--queries", coll.join("queries.jsonl").to_str().unwrap(), "--corpus", coll.join("corpus.jsonl").to_str().unwrap()])
+        .args(["--run", run_path.to_str().unwrap(), "--depth", "4", "--output", out.to_str().unwrap(), "--batch-size", "3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 12, "3 queries x depth 4");
+    // Scores are log-probabilities (negative) and sorted within each query.
+    let mut prev: Option<(String, f64)> = None;
+    for l in lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let s: f64 = f[4].parse().unwrap();
+        assert!(s < 0.0);
+        if let Some((q, p)) = &prev {
+            if q == f[0] {
+                assert!(s <= *p);
+            }
+        }
+        prev = Some((f[0].to_string(), s));
+    }
+}

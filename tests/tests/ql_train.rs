@@ -1,0 +1,110 @@
+//! Stage-1 training on the fixture collection with a tiny checkpoint: the loss goes down, a NaN
+//! loss stops the run with the last good checkpoint intact. (Resume after an abrupt kill is tested
+//! end to end in native-cli/tests/ql_cli.rs.)
+#![cfg(feature = "flex")]
+use burn::backend::{Autodiff, Flex};
+use burn::module::Param;
+use burn::tensor::DType;
+use llmql_core::formats::read_tevatron;
+use llmql_core::model::LoadOptions;
+use llmql_core::ql::example::passage_text;
+use llmql_core::train::ql_train::Quiet;
+use llmql_core::train::{ql_train, QlPair, QlTrainConfig};
+use llmql_core::Checkpoint;
+use llmql_tests::fixture;
+
+type B = Autodiff<Flex>;
+
+/// (query, positive passage) pairs from the fixture collection's training qrels.
+pub fn fixture_pairs() -> Vec<QlPair> {
+    let coll = fixture("collection");
+    let corpus: std::collections::HashMap<String, String> = llmql_core::records::read_records(&coll.join("corpus.jsonl"))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id.clone(), passage_text(r.title.as_deref(), &r.text)))
+        .collect();
+    let queries: std::collections::HashMap<String, String> = llmql_core::records::read_records(&coll.join("queries.jsonl"))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.text))
+        .collect();
+    let qrels = llmql_core::trec::read_qrels(&coll.join("qrels/train.tsv")).unwrap();
+    let mut pairs = Vec::new();
+    for (q, docs) in qrels {
+        for (d, rel) in docs {
+            if rel > 0 {
+                pairs.push(QlPair { passage: corpus[&d].clone(), query: queries[&q].clone() });
+            }
+        }
+    }
+    assert!(pairs.len() >= 8);
+    let _ = read_tevatron; // the CLI reads Tevatron jsonl; here pairs come straight from qrels
+    pairs
+}
+
+fn cfg() -> QlTrainConfig {
+    QlTrainConfig {
+        p_max_len: 96,
+        q_max_len: 24,
+        learning_rate: 3e-3,
+        num_train_epochs: 6,
+        per_device_train_batch_size: 4,
+        warmup_ratio: 0.1,
+        logging_steps: 1,
+        save_steps: 0,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn loss_goes_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let device = Default::default();
+    let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true }, &device).unwrap();
+    let pairs = fixture_pairs();
+    let c = cfg();
+    ql_train(model, &ck.tokenizer, &pairs, &c, &fixture("tiny-llama"), dir.path(), false, &mut Quiet).unwrap();
+    // The final checkpoint holds the log; it loads as a plain HF folder.
+    let (_, last) = llmql_core::train::checkpoint::list_checkpoints(dir.path()).pop().unwrap();
+    let state = llmql_core::train::checkpoint::read_state(&last).unwrap();
+    let losses: Vec<f64> = state.log_history.iter().map(|e| e.loss).collect();
+    assert!(losses.len() >= 12, "{losses:?}");
+    let first: f64 = losses[..3].iter().sum::<f64>() / 3.0;
+    let last_l: f64 = losses[losses.len() - 3..].iter().sum::<f64>() / 3.0;
+    assert!(last_l < first - 0.5, "loss did not go down: {first} -> {last_l} ({losses:?})");
+    let reloaded = Checkpoint::open(&last).unwrap();
+    assert_eq!(reloaded.config.num_hidden_layers, 2);
+}
+
+#[test]
+fn nan_loss_stops_with_last_good_checkpoint_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let device = Default::default();
+    let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true }, &device).unwrap();
+    let pairs = fixture_pairs();
+    let mut c = cfg();
+    c.max_steps = Some(2);
+    c.save_steps = 1;
+    let model = ql_train(model, &ck.tokenizer, &pairs, &c, &fixture("tiny-llama"), dir.path(), false, &mut Quiet).unwrap();
+    // Poison the output head: the next loss is NaN.
+    let mut model = model;
+    let head = model.lm_head.as_mut().unwrap();
+    let w = head.weight.val();
+    let dims = w.dims();
+    head.weight = Param::from_tensor(w.slice_fill([0..dims[0], 0..1], f32::NAN));
+    let mut c2 = c.clone();
+    c2.save_steps = 1;
+    c2.max_steps = Some(4);
+    let err = ql_train(model, &ck.tokenizer, &pairs, &c2, &fixture("tiny-llama"), dir.path(), false, &mut Quiet)
+        .err()
+        .expect("a NaN loss must stop training")
+        .to_string();
+    assert!(err.contains("NaN") && err.contains("checkpoint-2"), "{err}");
+    // The last good checkpoint is intact and finite.
+    let ck2 = Checkpoint::open(&dir.path().join("checkpoint-2")).unwrap();
+    let (vals, _) = ck2.weights.read_f32("lm_head.weight").unwrap();
+    assert!(vals.iter().all(|v| v.is_finite()));
+    assert!(!dir.path().join("checkpoint-3").exists());
+}
