@@ -32,7 +32,9 @@ fn examples(ck: &Checkpoint, g: &Value) -> Vec<(String, QlExample)> {
             let query = e["query"].as_str().unwrap();
             let ex = match e["direction"].as_str().unwrap() {
                 "d2q" => build_d2q(&ck.tokenizer, &passage, query, p, q).unwrap(),
-                _ => build_q2d(&ck.tokenizer, &passage, query, p, q).unwrap(),
+                // The fixture bounds a q2d prompt by Q and its target by P; ours bounds the prompt
+                // by p_max_len and the target by q_max_len in both directions: swap.
+                _ => build_q2d(&ck.tokenizer, &passage, query, q, p).unwrap(),
             };
             let name = e["name"].as_str().unwrap().to_string();
             let want: Vec<u32> = e["input_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
@@ -134,7 +136,7 @@ fn document_reaches_query_only_through_separator() {
             }
         });
         let [_, n, d] = h.dims();
-        let tail: Vec<f32> = m.norm.forward(h.slice([0..1, s..n, 0..d])).into_data().to_vec().unwrap();
+        let tail: Vec<f32> = m.norm.forward(h.slice([0..1, s + 1..n, 0..d])).into_data().to_vec().unwrap();
         tail
     };
     for stop in [true, false] {

@@ -93,7 +93,7 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
     let head = model.lm_head.as_mut().unwrap();
     let w = head.weight.val();
     let dims = w.dims();
-    head.weight = Param::from_tensor(w.slice_fill([0..dims[0], 0..1], f32::NAN));
+    head.weight = Param::from_tensor(w.slice_fill([0..dims[0], 0..1], f32::NAN).detach());
     let mut c2 = c.clone();
     c2.save_steps = 1;
     c2.max_steps = Some(4);

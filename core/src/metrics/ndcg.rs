@@ -23,7 +23,7 @@ fn dcg(grades: impl Iterator<Item = Option<i32>>, k: usize) -> f64 {
             Some(g) if g > 0 => Some(g as f64 / ((i + 2) as f64).log2()),
             _ => None,
         })
-        .sum()
+        .fold(0.0, |a, b| a + b) // not .sum(): an empty f64 sum is -0.0
 }
 
 #[cfg(test)]

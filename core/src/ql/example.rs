@@ -3,9 +3,10 @@
 //! d2q: `[BOS] D2Q_PREFIX + passage + D2Q_SUFFIX` `[EOS = separator]` `query tokens [EOS]`
 //! q2d: `[BOS] Q2D_PREFIX + query + Q2D_SUFFIX` `[EOS = separator]` `passage tokens [EOS]`
 //!
-//! The passage is truncated (whole words) so the instruction suffix always survives; the prompt
-//! (with BOS) has at most `p_max_len` tokens in d2q; the target (with its closing EOS) at most
-//! `q_max_len` tokens in d2q. In q2d the roles swap: prompt <= q_max_len, target <= p_max_len.
+//! The conditioning text is truncated (whole words) so the instruction suffix always survives.
+//! In both directions the prompt (with BOS) has at most `p_max_len` tokens and the target (with
+//! its closing EOS) at most `q_max_len` tokens — as in the reference, whose prompt is always padded
+//! to `p_max_len` whatever the direction.
 use crate::error::{Error, Result};
 use crate::tokenizer::TextTokenizer;
 
@@ -121,9 +122,9 @@ pub fn build_d2q(tok: &TextTokenizer, passage: &str, query: &str, p_max_len: usi
 
 /// The mirror image: the query prompt generates the passage.
 pub fn build_q2d(tok: &TextTokenizer, passage: &str, query: &str, p_max_len: usize, q_max_len: usize) -> Result<QlExample> {
-    let mut ids = fit_prompt(tok, Q2D_PREFIX, query, Q2D_SUFFIX, q_max_len)?;
+    let mut ids = fit_prompt(tok, Q2D_PREFIX, query, Q2D_SUFFIX, p_max_len)?;
     let sep_pos = ids.len();
     ids.push(tok.eos_id);
-    ids.extend(target_ids(tok, passage, p_max_len)?);
+    ids.extend(target_ids(tok, passage, q_max_len)?);
     Ok(QlExample { input_ids: ids, sep_pos, direction: Direction::Q2d })
 }

@@ -16,6 +16,96 @@ pub enum BenchCommand {
     Encode(BenchEncodeArgs),
     /// Exact top-K search throughput (queries/s) on seeded random unit vectors.
     Search(BenchSearchArgs),
+    /// Stage-1 (QL) training throughput: the same steps as bench/pytorch_ql_train.py.
+    QlTrain(BenchQlTrainArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchQlTrainArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Tevatron jsonl (query + positive_passages).
+    #[arg(long)]
+    pub train_data: PathBuf,
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 200)]
+    pub p_max_len: usize,
+    #[arg(long, default_value_t = 200)]
+    pub q_max_len: usize,
+    #[arg(long, default_value_t = 1e-5)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    #[arg(long, default_value = "all")]
+    pub loss_on: String,
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    #[arg(long)]
+    pub gradient_checkpointing: bool,
+}
+
+struct QlTrainBench {
+    a: BenchQlTrainArgs,
+    ckpt: Checkpoint,
+    pairs: Vec<(String, String)>,
+}
+
+impl llmql_backends::AutodiffTask for QlTrainBench {
+    type Output = Result<serde_json::Value>;
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<serde_json::Value> {
+        use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+        use burn::tensor::ElementConversion;
+        use llmql_core::model::{DecoderModel, LoadOptions};
+        use llmql_core::ql::{build_d2q, target_log_probs, LossOn, QlBatch};
+        let a = &self.a;
+        let tok = &self.ckpt.tokenizer;
+        let on: LossOn = a.loss_on.parse().map_err(anyhow::Error::msg)?;
+        let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype: burn::tensor::DType::F32, lm_head: true }, &device)?;
+        let examples = self
+            .pairs
+            .iter()
+            .map(|(p, q)| build_d2q(tok, p, q, a.p_max_len, a.q_max_len))
+            .collect::<llmql_core::Result<Vec<_>>>()?;
+        let mut optim = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(0.0).init::<B, DecoderModel<B>>();
+        let batch_at = |k: usize| -> Vec<_> { (0..a.batch_size).map(|r| examples[(k * a.batch_size + r) % examples.len()].clone()).collect() };
+        let mut losses = Vec::new();
+        let mut tokens = 0usize;
+        let mut start = Instant::now();
+        for k in 0..=a.steps {
+            if k == 1 {
+                start = Instant::now(); // step 0 is the warm-up
+            }
+            let ex = batch_at(k);
+            let batch = QlBatch::<B>::new(&ex, on, tok.eos_id, true, &device);
+            let loss = target_log_probs(&model, &batch).mean().neg();
+            let lv = loss.clone().into_scalar().elem::<f64>();
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            llmql_core::train::clip::clip_global_norm(&model, &mut grads, (a.max_grad_norm > 0.0).then_some(a.max_grad_norm));
+            model = optim.step(a.lr, model, grads);
+            if k > 0 {
+                tokens += batch.real_tokens;
+                losses.push(lv);
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        Ok(serde_json::json!({
+            "impl": "llmql",
+            "steps": a.steps,
+            "tokens": tokens,
+            "seconds": secs,
+            "tokens_per_s": tokens as f64 / secs,
+            "threads": rayon::current_num_threads(),
+            "batch_size": a.batch_size,
+            "p_max_len": a.p_max_len,
+            "q_max_len": a.q_max_len,
+            "loss_first": losses.first(),
+            "loss_last": losses.last(),
+            "device": a.device,
+        }))
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -179,6 +269,22 @@ pub fn run(c: BenchCommand) -> Result<()> {
             let device: DeviceSpec = a.device.parse()?;
             let ckpt = Checkpoint::open(&a.model)?;
             let v = run_on(&device, Task { a, ckpt })??;
+            println!("{v}");
+            Ok(())
+        }
+        BenchCommand::QlTrain(a) => {
+            let device: DeviceSpec = a.device.parse()?;
+            let ckpt = Checkpoint::open(&a.model)?;
+            let mut pairs = Vec::new();
+            for ex in llmql_core::formats::read_tevatron(&a.train_data)? {
+                // The first positive only, as bench/pytorch_ql_train.py does.
+                if let Some(p) = ex.positive_passages.first() {
+                    let title = (!p.title.is_empty()).then_some(p.title.as_str());
+                    pairs.push((llmql_core::ql::passage_text(title, &p.text), ex.query.clone()));
+                }
+            }
+            let ckp = a.gradient_checkpointing;
+            let v = llmql_backends::run_autodiff_on(&device, ckp, QlTrainBench { a, ckpt, pairs })??;
             println!("{v}");
             Ok(())
         }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 #[derive(Args, Debug, Clone)]
 pub struct QlTrainArgs {
     /// Base model folder (HF layout).
-    #[arg(long)]
+    #[arg(long, alias = "model-name-or-path")]
     pub model: PathBuf,
     /// Tevatron jsonl: {"query", "positive_passages": [{"title", "text"}, ...]}; one example per positive.
     #[arg(long)]
@@ -29,6 +29,13 @@ pub struct QlTrainArgs {
     /// Fraction of q2d examples (0 = only d2q, the seed's setting; 0.5 = fair mix).
     #[arg(long, default_value_t = 0.0)]
     pub q2d_ratio: f64,
+    /// The reference's `--rand_num` (overrides --q2d-ratio): <= 0 a fair coin per example,
+    /// (0, 0.5] only d2q, > 0.5 only q2d.
+    #[arg(long, allow_hyphen_values = true)]
+    pub rand_num: Option<f64>,
+    /// Same as --dtype bf16 (the seed's `--bf16 True`).
+    #[arg(long)]
+    pub bf16: bool,
     /// Input Corruption: probability of replacing each passage word by "_".
     #[arg(long, default_value_t = 0.6)]
     pub mask_probability: f64,
@@ -158,6 +165,13 @@ pub fn stored_dtype(s: &str) -> Result<StoredDtype> {
 pub fn run(a: QlTrainArgs) -> Result<()> {
     if a.lora {
         bail!("--lora for ql-train is not available yet: use full fine-tuning (the seed's setting)");
+    }
+    let mut a = a;
+    if let Some(r) = a.rand_num {
+        a.q2d_ratio = if r <= 0.0 { 0.5 } else if r <= 0.5 { 0.0 } else { 1.0 };
+    }
+    if a.bf16 {
+        a.dtype = "bf16".into();
     }
     let device: DeviceSpec = a.device.parse()?;
     let loss_on: LossOn = a.loss_on.parse().map_err(anyhow::Error::msg)?;
