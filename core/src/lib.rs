@@ -11,6 +11,13 @@
 //! - [`encoder`]: text -> normalised vector, batched with padding that never changes a result
 //! - [`records`]: BEIR-style JSON lines input
 //! - [`npy`]: `.npy` float32 matrices
+//! - [`search`]: exact inner-product top-K over encoded shards
+//! - [`trec`], [`metrics`]: qrels and runs; nDCG, RR, R, P, AP exactly as trec_eval / ir-measures
+//! - [`formats`]: BEIR, MS MARCO tsv, Tevatron jsonl
+//! - [`bm25`], [`dirichlet`], [`mining`]: BM25 (tantivy), Dirichlet-smoothed word QL, hard-negative mining
+//! - [`ql`]: LLM-QL stage 1 — Attention Stop mask, Input Corruption, example layouts, loss, QL ranking
+//! - [`train`]: training loops, schedule, clipping, checkpoints and resume
+//! - [`export`]: writing HF folders
 pub mod bm25;
 pub mod checkpoint;
 pub mod config;

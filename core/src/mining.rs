@@ -71,7 +71,7 @@ pub fn negatives(entries: &[RunEntry], judged: Option<&BTreeMap<String, i32>>, o
     e.into_iter()
         .take(opts.depth)
         .skip(opts.skip_top)
-        .filter(|x| !judged.and_then(|j| j.get(&x.docid)).is_some_and(|&g| g > 0))
+        .filter(|x| judged.and_then(|j| j.get(&x.docid)).is_none_or(|&g| g <= 0))
         .take(opts.count)
         .map(|x| x.docid)
         .collect()

@@ -116,7 +116,7 @@ fn bm25_by_hand(docs: &[Vec<String>], query: &[String], k1: f64, b: f64) -> Vec<
 fn bm25_scores_equal_the_formula_with_exact_lengths() {
     // Lengths chosen past tantivy's exact fieldnorm range (~40 tokens) to show that lengths are not quantised.
     let long = "Rivers carry sediment downstream. ".repeat(19) + "A delta forms where the river meets the sea.";
-    let docs = vec![
+    let docs = [
         rec("a", Some("River deltas"), &long),
         rec("b", None, "The river flooded the valley; river water covered the fields of the valley."),
         rec("c", Some("Sea"), "Sea water is salty, and the sea covers most of the planet."),

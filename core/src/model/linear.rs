@@ -48,7 +48,13 @@ impl<B: Backend> Linear<B> {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let y = x.matmul(self.weight.val().unsqueeze());
+        // One `[rows, d_in] x [d_in, d_out]` GEMM rather than a batched matmul over leading dims.
+        let dims = x.dims();
+        let rows: usize = dims[..D - 1].iter().product();
+        let y2: Tensor<B, 2> = x.reshape([rows, dims[D - 1]]).matmul(self.weight.val());
+        let mut out_dims = dims;
+        out_dims[D - 1] = self.d_out();
+        let y: Tensor<B, D> = y2.reshape(out_dims);
         match &self.bias {
             Some(b) => y + b.val().unsqueeze(),
             None => y,
