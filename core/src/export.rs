@@ -50,7 +50,12 @@ pub fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>, dtype: StoredDtype) 
 }
 
 fn linear<B: Backend>(out: &mut Vec<(String, HostTensor)>, name: &str, l: &Linear<B>, dt: StoredDtype) {
-    out.push((format!("{name}.weight"), to_host(l.weight.val().transpose(), dt)));
+    // A LoRA adapter is merged: W + s·A·B.
+    let w = match &l.lora {
+        Some(ad) => l.weight.val() + ad.delta(),
+        None => l.weight.val(),
+    };
+    out.push((format!("{name}.weight"), to_host(w.transpose(), dt)));
     if let Some(b) = &l.bias {
         out.push((format!("{name}.bias"), to_host(b.val(), dt)));
     }

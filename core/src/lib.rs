@@ -18,6 +18,7 @@
 //! - [`ql`]: LLM-QL stage 1 — Attention Stop mask, Input Corruption, example layouts, loss, QL ranking
 //! - [`train`]: training loops, schedule, clipping, checkpoints and resume
 //! - [`export`]: writing HF folders
+//! - [`lora`]: factored LoRA, merging, PEFT adapter files
 pub mod bm25;
 pub mod checkpoint;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod dirichlet;
 pub mod error;
 pub mod export;
 pub mod formats;
+pub mod lora;
 pub mod metrics;
 pub mod mining;
 pub mod model;

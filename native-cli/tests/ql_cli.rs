@@ -119,3 +119,38 @@ fn rerank_scores_every_pair_of_the_run() {
         prev = Some((f[0].to_string(), s));
     }
 }
+
+#[test]
+fn lora_run_killed_and_resumed_equals_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = train_data(dir.path());
+    let lora = ["--lora", "--lora-r", "4", "--lora-alpha", "8", "--lora-dropout", "0.1"];
+    let a = dir.path().join("a");
+    let o = ql_train(&lora, &data, &a, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let b = dir.path().join("b");
+    let o = ql_train(&lora, &data, &b, Some(3));
+    assert!(!o.status.success(), "the run should have been killed");
+    let mut resume = lora.to_vec();
+    resume.push("--resume");
+    let o = ql_train(&resume, &data, &b, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["adapter_model.safetensors", "model.safetensors"] {
+        let wa = std::fs::read(a.join(f)).unwrap();
+        let wb = std::fs::read(b.join(f)).unwrap();
+        assert!(wa == wb, "{f}: resumed LoRA run differs from the uninterrupted run");
+    }
+    let conf: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(conf["peft_type"], "LORA");
+    assert_eq!(conf["r"], 4);
+    // The merged weights differ from the base: the adapter learned something.
+    let base = llmql_core::Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let merged = llmql_core::Checkpoint::open(&a).unwrap();
+    let (w0, _) = base.weights.read_f32("model.layers.0.self_attn.q_proj.weight").unwrap();
+    let (w1, _) = merged.weights.read_f32("model.layers.0.self_attn.q_proj.weight").unwrap();
+    assert!(w0.iter().zip(&w1).any(|(x, y)| (x - y).abs() > 1e-6));
+    // Frozen base: a weight LoRA does not target is unchanged.
+    let (e0, _) = base.weights.read_f32("model.embed_tokens.weight").unwrap();
+    let (e1, _) = merged.weights.read_f32("model.embed_tokens.weight").unwrap();
+    assert_eq!(e0, e1);
+}

@@ -9,6 +9,8 @@ pub struct Linear<B: Backend> {
     pub weight: Param<Tensor<B, 2>>,
     /// `[d_out]`.
     pub bias: Option<Param<Tensor<B, 1>>>,
+    /// A LoRA adapter, computed in factored form beside the frozen weight (see `crate::lora`).
+    pub lora: Option<crate::lora::LoraAdapter<B>>,
 }
 
 impl<B: Backend> Linear<B> {
@@ -16,6 +18,7 @@ impl<B: Backend> Linear<B> {
         Self {
             weight: Param::from_tensor(weight),
             bias: bias.map(Param::from_tensor),
+            lora: None,
         }
     }
 
@@ -36,6 +39,7 @@ impl<B: Backend> Linear<B> {
         Self {
             weight: named_param(&wname, weight.transpose()),
             bias,
+            lora: None,
         }
     }
 
@@ -51,7 +55,11 @@ impl<B: Backend> Linear<B> {
         // One `[rows, d_in] x [d_in, d_out]` GEMM rather than a batched matmul over leading dims.
         let dims = x.dims();
         let rows: usize = dims[..D - 1].iter().product();
-        let y2: Tensor<B, 2> = x.reshape([rows, dims[D - 1]]).matmul(self.weight.val());
+        let x2: Tensor<B, 2> = x.reshape([rows, dims[D - 1]]);
+        let y2 = match &self.lora {
+            Some(ad) => x2.clone().matmul(self.weight.val()) + ad.forward(x2),
+            None => x2.matmul(self.weight.val()),
+        };
         let mut out_dims = dims;
         out_dims[D - 1] = self.d_out();
         let y: Tensor<B, D> = y2.reshape(out_dims);

@@ -57,6 +57,10 @@ pub struct QlTrainConfig {
     pub save_total_limit: Option<usize>,
     /// Dtype of saved weights (the compute dtype keeps resume exact).
     pub save_dtype: StoredDtype,
+    /// Set when the model carries LoRA adapters (attached by the caller with
+    /// [`crate::lora::attach_lora`]): checkpoints then also hold the PEFT adapter, and `resume`
+    /// restores the adapter onto the frozen base.
+    pub lora: Option<crate::lora::LoraConfig>,
 }
 
 impl Default for QlTrainConfig {
@@ -81,6 +85,7 @@ impl Default for QlTrainConfig {
             save_steps: 500,
             save_total_limit: None,
             save_dtype: StoredDtype::F32,
+            lora: None,
         }
     }
 }
@@ -181,8 +186,14 @@ pub fn ql_train<B: AutodiffBackend>(
                     dir.display()
                 )));
             }
-            let ck = crate::Checkpoint::open(&dir)?;
-            model = ck.load_model(crate::model::LoadOptions { dtype: model.dtype(), lm_head: model.lm_head.is_some() }, &device)?;
+            model = match &cfg.lora {
+                // The base stays as loaded (frozen); only the adapter comes from the checkpoint.
+                Some(lc) => crate::lora::fill_adapter(model, &dir, lc)?,
+                None => {
+                    let ck = crate::Checkpoint::open(&dir)?;
+                    ck.load_model(crate::model::LoadOptions { dtype: model.dtype(), lm_head: model.lm_head.is_some() }, &device)?
+                }
+            };
             let rec = recorder
                 .load(dir.join(OPTIMIZER_FILE), &device)
                 .map_err(|e| Error::Other(format!("{}: cannot load optimizer state: {e}", dir.display())))?;
@@ -260,8 +271,12 @@ pub fn ql_train<B: AutodiffBackend>(
         if save_now || state.global_step == total_steps {
             let dir = out.join(format!("checkpoint-{}", state.global_step));
             let rec = optim.to_record();
-            save_hf_folder(&model.valid(), source_dir, &dir, cfg.save_dtype, &|tmp: &Path| {
+            let valid = model.valid();
+            save_hf_folder(&valid, source_dir, &dir, cfg.save_dtype, &|tmp: &Path| {
                 write_state(tmp, &state)?;
+                if let Some(lc) = &cfg.lora {
+                    crate::lora::save_adapter(&valid, lc, &source_dir.display().to_string(), tmp)?;
+                }
                 recorder
                     .record(rec.clone(), tmp.join(OPTIMIZER_FILE))
                     .map_err(|e| Error::Other(format!("{}: cannot save optimizer state: {e}", tmp.display())))?;

@@ -87,9 +87,17 @@ pub struct QlTrainArgs {
     /// flex | cpu | wgpu | wgpu:N | cuda | cuda:N
     #[arg(long, default_value = "flex")]
     pub device: String,
-    /// Train LoRA adapters instead of all weights.
+    /// Train LoRA adapters (factored, base frozen) instead of all weights.
     #[arg(long)]
     pub lora: bool,
+    #[arg(long, default_value_t = 32)]
+    pub lora_r: usize,
+    #[arg(long, default_value_t = 64.0)]
+    pub lora_alpha: f64,
+    #[arg(long, default_value_t = 0.1)]
+    pub lora_dropout: f64,
+    #[arg(long, default_value = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")]
+    pub lora_target_modules: String,
 }
 
 struct Observer {
@@ -133,7 +141,10 @@ impl AutodiffTask for Task {
     type Output = Result<()>;
     fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<()> {
         let dtype = super::parse_dtype(&self.a.dtype)?;
-        let model = self.ckpt.load_model::<B>(LoadOptions { dtype, lm_head: true }, &device)?;
+        let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype, lm_head: true }, &device)?;
+        if let Some(lc) = &self.cfg.lora {
+            model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
+        }
         let abort_after = std::env::var("LLMQL_TEST_ABORT_AFTER_STEP").ok().and_then(|v| v.parse().ok());
         let mut obs = Observer { pb: bar(0, "ql-train"), abort_after };
         let model = ql_train(
@@ -148,6 +159,10 @@ impl AutodiffTask for Task {
         )?;
         obs.pb.finish_and_clear();
         crate::output::save_final_model(&model, &self.a.model, &self.a.output_dir, self.cfg.save_dtype)?;
+        if let Some(lc) = &self.cfg.lora {
+            // The PEFT adapter beside the merged weights.
+            llmql_core::lora::save_adapter(&model, lc, &self.a.model.display().to_string(), &self.a.output_dir)?;
+        }
         tracing::info!("final model written to {}", self.a.output_dir.display());
         Ok(())
     }
@@ -163,9 +178,6 @@ pub fn stored_dtype(s: &str) -> Result<StoredDtype> {
 }
 
 pub fn run(a: QlTrainArgs) -> Result<()> {
-    if a.lora {
-        bail!("--lora for ql-train is not available yet: use full fine-tuning (the seed's setting)");
-    }
     let mut a = a;
     if let Some(r) = a.rand_num {
         a.q2d_ratio = if r <= 0.0 { 0.5 } else if r <= 0.5 { 0.0 } else { 1.0 };
@@ -213,7 +225,16 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
         save_steps: a.save_steps,
         save_total_limit: a.save_total_limit,
         save_dtype: stored_dtype(&a.dtype)?,
+        lora: a.lora.then(|| llmql_core::lora::LoraConfig {
+            r: a.lora_r,
+            lora_alpha: a.lora_alpha,
+            lora_dropout: a.lora_dropout,
+            target_modules: a.lora_target_modules.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        }),
     };
+    if a.lora && (a.lora_r == 0 || !(0.0..1.0).contains(&a.lora_dropout)) {
+        bail!("--lora-r must be >= 1 and --lora-dropout in [0, 1)");
+    }
     tracing::info!("{} training pairs from {}", pairs.len(), a.train_data.display());
     let checkpointing = a.gradient_checkpointing;
     run_autodiff_on(&device, checkpointing, Task { a, ckpt, pairs, cfg })?

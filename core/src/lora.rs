@@ -1,0 +1,214 @@
+//! LoRA, factored: `y = x W + s · dropout(x) A B` with `s = alpha / r`, A `[in, r]`, B `[r, out]`.
+//! W + s·A·B is never materialised during training; base weights are frozen (no gradients, never
+//! copied per step). Saved and loaded in PEFT's format: `adapter_config.json` and
+//! `adapter_model.safetensors` with keys `base_model.model.<module>.lora_A.weight` (`[r, in]`) and
+//! `lora_B.weight` (`[out, r]`).
+use crate::error::{Error, Result};
+use crate::model::{DecoderModel, Linear};
+use crate::weights::{named_param, WeightFiles};
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::{backend::Backend, Distribution, Tensor};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const DEFAULT_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoraConfig {
+    pub r: usize,
+    pub lora_alpha: f64,
+    pub lora_dropout: f64,
+    pub target_modules: Vec<String>,
+}
+
+impl Default for LoraConfig {
+    fn default() -> Self {
+        Self {
+            r: 32,
+            lora_alpha: 64.0,
+            lora_dropout: 0.1,
+            target_modules: DEFAULT_TARGETS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl LoraConfig {
+    pub fn scale(&self) -> f64 {
+        self.lora_alpha / self.r as f64
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LoraAdapter<B: Backend> {
+    /// `[d_in, r]`.
+    pub lora_a: Param<Tensor<B, 2>>,
+    /// `[r, d_out]`.
+    pub lora_b: Param<Tensor<B, 2>>,
+    pub dropout: Dropout,
+    pub scale: f64,
+}
+
+impl<B: Backend> LoraAdapter<B> {
+    /// PEFT's initialisation: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming-uniform, a = sqrt 5), B = 0,
+    /// so a fresh adapter leaves the model unchanged.
+    pub fn new(name: &str, d_in: usize, d_out: usize, cfg: &LoraConfig, device: &B::Device, dtype: burn::tensor::DType) -> Self {
+        let bound = 1.0 / (d_in as f64).sqrt();
+        let a = Tensor::<B, 2>::random([d_in, cfg.r], Distribution::Uniform(-bound, bound), device).cast(dtype);
+        let b = Tensor::<B, 2>::zeros([cfg.r, d_out], (device, dtype));
+        Self {
+            lora_a: named_param(&format!("{name}.lora_A.weight"), a),
+            lora_b: named_param(&format!("{name}.lora_B.weight"), b),
+            dropout: DropoutConfig::new(cfg.lora_dropout).init(),
+            scale: cfg.scale(),
+        }
+    }
+
+    /// `s · dropout(x) A B` for `x` `[rows, d_in]` (dropout only while training, i.e. on autodiff).
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.dropout.forward(x).matmul(self.lora_a.val()).matmul(self.lora_b.val()) * self.scale
+    }
+
+    /// `s · A B` in `[d_in, d_out]` (for merging).
+    pub fn delta(&self) -> Tensor<B, 2> {
+        self.lora_a.val().matmul(self.lora_b.val()) * self.scale
+    }
+}
+
+/// The HF module names (`model.layers.N.self_attn.q_proj`, ...) of the targeted linears, with a
+/// mutable handle on each.
+fn for_each_target<B: Backend>(model: &mut DecoderModel<B>, targets: &[String], mut f: impl FnMut(&str, &mut Linear<B>)) {
+    let want = |n: &str| targets.iter().any(|t| t == n);
+    for (i, l) in model.layers.iter_mut().enumerate() {
+        let p = format!("model.layers.{i}");
+        let a = &mut l.self_attn;
+        for (n, lin) in [("q_proj", &mut a.q_proj), ("k_proj", &mut a.k_proj), ("v_proj", &mut a.v_proj), ("o_proj", &mut a.o_proj)] {
+            if want(n) {
+                f(&format!("{p}.self_attn.{n}"), lin);
+            }
+        }
+        let m = &mut l.mlp;
+        for (n, lin) in [("gate_proj", &mut m.gate_proj), ("up_proj", &mut m.up_proj), ("down_proj", &mut m.down_proj)] {
+            if want(n) {
+                f(&format!("{p}.mlp.{n}"), lin);
+            }
+        }
+    }
+}
+
+/// Freezes every base weight and attaches fresh adapters to the target modules. `seed` makes the
+/// A initialisation reproducible.
+pub fn attach_lora<B: Backend>(model: DecoderModel<B>, cfg: &LoraConfig, seed: u64) -> Result<DecoderModel<B>> {
+    for t in &cfg.target_modules {
+        if !DEFAULT_TARGETS.contains(&t.as_str()) {
+            return Err(Error::Other(format!(
+                "LoRA target module {t:?} is not a linear of this model (expected some of {})",
+                DEFAULT_TARGETS.join(",")
+            )));
+        }
+    }
+    let device = model.device();
+    let dtype = model.dtype();
+    B::seed(&device, seed);
+    let mut model = model.no_grad();
+    for_each_target(&mut model, &cfg.target_modules, |name, lin| {
+        lin.lora = Some(LoraAdapter::new(&format!("base_model.model.{name}"), lin.d_in(), lin.d_out(), cfg, &device, dtype));
+    });
+    Ok(model)
+}
+
+/// Folds every adapter into its base weight (`W + s·A·B`) and removes the adapters.
+pub fn merge_lora<B: Backend>(mut model: DecoderModel<B>) -> DecoderModel<B> {
+    let all: Vec<String> = DEFAULT_TARGETS.iter().map(|s| s.to_string()).collect();
+    for_each_target(&mut model, &all, |_, lin| {
+        if let Some(ad) = lin.lora.take() {
+            let w = lin.weight.val() + ad.delta();
+            lin.weight = lin.weight.clone().map(|_| w.detach());
+        }
+    });
+    model
+}
+
+/// Writes a PEFT adapter folder (`adapter_config.json`, `adapter_model.safetensors`).
+pub fn save_adapter<B: Backend>(model: &DecoderModel<B>, cfg: &LoraConfig, base_model: &str, dir: &Path) -> Result<()> {
+    use crate::export::to_host;
+    use crate::weights::StoredDtype;
+    let mut tensors = Vec::new();
+    let mut m = model.clone();
+    for_each_target(&mut m, &cfg.target_modules, |name, lin| {
+        if let Some(ad) = &lin.lora {
+            tensors.push((format!("base_model.model.{name}.lora_A.weight"), to_host(ad.lora_a.val().transpose(), StoredDtype::F32)));
+            tensors.push((format!("base_model.model.{name}.lora_B.weight"), to_host(ad.lora_b.val().transpose(), StoredDtype::F32)));
+        }
+    });
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let config = serde_json::json!({
+        "peft_type": "LORA",
+        "task_type": "FEATURE_EXTRACTION",
+        "r": cfg.r,
+        "lora_alpha": cfg.lora_alpha,
+        "lora_dropout": cfg.lora_dropout,
+        "target_modules": cfg.target_modules,
+        "base_model_name_or_path": base_model,
+        "bias": "none",
+        "fan_in_fan_out": false,
+        "inference_mode": true,
+        "init_lora_weights": true,
+        "modules_to_save": null,
+        "use_rslora": false,
+        "use_dora": false,
+    });
+    let cp = dir.join("adapter_config.json");
+    std::fs::write(&cp, serde_json::to_vec_pretty(&config).expect("json")).map_err(|e| Error::io(&cp, e))?;
+    let wp = dir.join("adapter_model.safetensors");
+    safetensors::tensor::serialize_to_file(tensors.iter().map(|(n, t)| (n.clone(), t)), None, &wp)
+        .map_err(|e| Error::Weights { path: wp.clone(), message: e.to_string() })
+}
+
+/// Reads `adapter_config.json`.
+pub fn read_adapter_config(dir: &Path) -> Result<LoraConfig> {
+    let p = dir.join("adapter_config.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Json { path: p.clone(), source })?;
+    if v.get("peft_type").and_then(|t| t.as_str()) != Some("LORA") {
+        return Err(Error::config(&p, "field `peft_type`: only LORA adapters are supported"));
+    }
+    let targets = match v.get("target_modules") {
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        Some(serde_json::Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).collect(),
+        _ => return Err(Error::config(&p, "missing field `target_modules`")),
+    };
+    Ok(LoraConfig {
+        r: v.get("r").and_then(|x| x.as_u64()).ok_or_else(|| Error::config(&p, "missing field `r`"))? as usize,
+        lora_alpha: v.get("lora_alpha").and_then(|x| x.as_f64()).ok_or_else(|| Error::config(&p, "missing field `lora_alpha`"))?,
+        lora_dropout: v.get("lora_dropout").and_then(|x| x.as_f64()).unwrap_or(0.0),
+        target_modules: targets,
+    })
+}
+
+/// Attaches the adapter stored in `dir` (PEFT format, ours or Python PEFT's) to `model`.
+pub fn load_adapter<B: Backend>(model: DecoderModel<B>, dir: &Path) -> Result<DecoderModel<B>> {
+    let cfg = read_adapter_config(dir)?;
+    let model = attach_lora(model, &cfg, 0)?;
+    fill_adapter(model, dir, &cfg)
+}
+
+/// Overwrites the A/B weights of `model`'s attached adapters with those stored in `dir`.
+pub fn fill_adapter<B: Backend>(mut model: DecoderModel<B>, dir: &Path, cfg: &LoraConfig) -> Result<DecoderModel<B>> {
+    let w = WeightFiles::open_files(dir, &[dir.join("adapter_model.safetensors")])?;
+    let device = model.device();
+    let dtype = model.dtype();
+    for_each_target(&mut model, &cfg.target_modules, |name, lin| {
+        let (din, dout) = (lin.d_in(), lin.d_out());
+        if let Some(ad) = lin.lora.as_mut() {
+            let an = format!("base_model.model.{name}.lora_A.weight");
+            let bn = format!("base_model.model.{name}.lora_B.weight");
+            let a: Tensor<B, 2> = w.take(&an, [cfg.r, din], &device, dtype);
+            let b: Tensor<B, 2> = w.take(&bn, [dout, cfg.r], &device, dtype);
+            ad.lora_a = named_param(&an, a.transpose());
+            ad.lora_b = named_param(&bn, b.transpose());
+        }
+    });
+    w.finish()?;
+    Ok(model)
+}
