@@ -69,6 +69,24 @@ pub fn length_sorted_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<us
     order.chunks(batch_size.max(1)).map(|c| c.to_vec()).collect()
 }
 
+/// The encoder's forward pass on a model (training uses it on `Autodiff` backends): right-padded
+/// batch, causal attention, pooling after the final norm, f32, optional L2 normalisation.
+pub fn embed<B: Backend>(model: &DecoderModel<B>, seqs: &[Vec<u32>], pad_id: u32, pooling: Pooling, normalize: bool) -> Tensor<B, 2> {
+    let batch = PaddedBatch::<B>::new(seqs, pad_id, &model.device());
+    let hidden = model.forward_layers(batch.input_ids, batch.positions, &AttentionMask::Causal);
+    let pooled = match pooling {
+        // The final norm is per position, so norm only the pooled rows.
+        Pooling::Eos => model.norm.forward(eos_pool(hidden, &batch.lengths)),
+        Pooling::Mean => mean_pool(model.norm.forward(hidden), &batch.lengths),
+    };
+    let pooled = if pooled.dtype() == DType::F32 { pooled } else { pooled.cast(DType::F32) };
+    if normalize {
+        l2_normalize(pooled)
+    } else {
+        pooled
+    }
+}
+
 impl<B: Backend> Encoder<B> {
     /// Loads an encoder from a checkpoint (no lm_head).
     pub fn load(ckpt: &Checkpoint, options: EncoderOptions, dtype: DType, device: &B::Device) -> Result<Self> {
@@ -92,26 +110,7 @@ impl<B: Backend> Encoder<B> {
 
     /// Embeds one batch of token sequences (any lengths, order kept): `[n, hidden]` on the device.
     pub fn embed_ids(&self, seqs: &[Vec<u32>]) -> Tensor<B, 2> {
-        let device = self.model.device();
-        let batch = PaddedBatch::<B>::new(seqs, self.tokenizer.eos_id, &device);
-        let hidden = self
-            .model
-            .forward_layers(batch.input_ids, batch.positions, &AttentionMask::Causal);
-        let pooled = match self.options.pooling {
-            // The final norm is per position, so norm only the pooled rows.
-            Pooling::Eos => self.model.norm.forward(eos_pool(hidden, &batch.lengths)),
-            Pooling::Mean => mean_pool(self.model.norm.forward(hidden), &batch.lengths),
-        };
-        let pooled = if pooled.dtype() == DType::F32 {
-            pooled
-        } else {
-            pooled.cast(DType::F32)
-        };
-        if self.options.normalize {
-            l2_normalize(pooled)
-        } else {
-            pooled
-        }
+        embed(&self.model, seqs, self.tokenizer.eos_id, self.options.pooling, self.options.normalize)
     }
 
     /// Embeds and reads back to the host (blocking; the browser uses `embed_ids` + async readback).

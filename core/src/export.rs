@@ -102,7 +102,7 @@ pub fn save_hf_folder<B: Backend>(
     source_dir: &Path,
     dest: &Path,
     dtype: StoredDtype,
-    extra: &dyn Fn(&Path) -> Result<()>,
+    extra: &mut dyn FnMut(&Path) -> Result<()>,
 ) -> Result<()> {
     let parent = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;

@@ -27,6 +27,7 @@ pub mod dirichlet;
 pub mod error;
 pub mod export;
 pub mod formats;
+pub mod infonce;
 pub mod lora;
 pub mod metrics;
 pub mod mining;

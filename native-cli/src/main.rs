@@ -29,6 +29,10 @@ enum Command {
     RerankDirichlet(commands::dirichlet::DirichletArgs),
     /// LLM-QL stage 1: query-likelihood training with Attention Stop and Input Corruption.
     QlTrain(commands::ql_train::QlTrainArgs),
+    /// LLM-QL stage 2: contrastive training (InfoNCE, in-batch + hard negatives, LoRA).
+    Train(commands::train::TrainArgs),
+    /// Merge a PEFT LoRA adapter into its base model (a plain HF folder).
+    MergeLora(commands::merge_lora::MergeLoraArgs),
     /// Rerank a run's top-K by LLM-QL query likelihood.
     Rerank(commands::rerank::RerankArgs),
     /// Mine hard negatives from a run into Tevatron-format training data.
@@ -62,6 +66,8 @@ fn main() {
         Command::MineNegatives(a) => commands::mine_negatives::run(a),
         Command::QlTrain(a) => commands::ql_train::run(a),
         Command::Rerank(a) => commands::rerank::run(a),
+        Command::Train(a) => commands::train::run(a),
+        Command::MergeLora(a) => commands::merge_lora::run(a),
         Command::Bench(c) => commands::bench::run(c),
     };
     if let Err(e) = result {

@@ -63,7 +63,7 @@ pub fn save_final_model<B: burn::tensor::backend::Backend>(
     dtype: llmql_core::weights::StoredDtype,
 ) -> Result<()> {
     let tmp = out.join(".final-model");
-    llmql_core::export::save_hf_folder(model, source, &tmp, dtype, &|_| Ok(()))?;
+    llmql_core::export::save_hf_folder(model, source, &tmp, dtype, &mut |_| Ok(()))?;
     let mut names: Vec<String> = std::fs::read_dir(&tmp)?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
         .collect();

@@ -71,3 +71,84 @@ pub fn rotate(out: &Path, limit: Option<usize>) {
         }
     }
 }
+
+/// Restores the newest checkpoint of `out` (if any) onto `model` and `optim`: the full weights,
+/// or with LoRA only the adapter (the frozen base stays as loaded). Refuses a checkpoint made with
+/// other data, batch size, accumulation or seed.
+pub fn resume_newest<B, O>(
+    out: &Path,
+    model: crate::model::DecoderModel<B>,
+    optim: O,
+    lora: Option<&crate::lora::LoraConfig>,
+    expect: &TrainerState,
+) -> Result<(crate::model::DecoderModel<B>, O, Option<TrainerState>)>
+where
+    B: burn::tensor::backend::AutodiffBackend,
+    O: burn::optim::Optimizer<crate::model::DecoderModel<B>, B>,
+{
+    use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+    let Some((_, dir)) = list_checkpoints(out).pop() else {
+        tracing::info!("--resume: no checkpoint in {}, starting from scratch", out.display());
+        return Ok((model, optim, None));
+    };
+    let saved = read_state(&dir)?;
+    if saved.num_examples != expect.num_examples
+        || saved.per_device_train_batch_size != expect.per_device_train_batch_size
+        || saved.gradient_accumulation_steps != expect.gradient_accumulation_steps
+        || saved.seed != expect.seed
+    {
+        return Err(Error::Other(format!(
+            "{}: cannot resume: the checkpoint was made with other data, batch size, accumulation or seed",
+            dir.display()
+        )));
+    }
+    let device = model.device();
+    let model = match lora {
+        Some(lc) => crate::lora::fill_adapter(model, &dir, lc)?,
+        None => {
+            let ck = crate::Checkpoint::open(&dir)?;
+            ck.load_model(crate::model::LoadOptions { dtype: model.dtype(), lm_head: model.lm_head.is_some() }, &device)?
+        }
+    };
+    let rec = BinFileRecorder::<FullPrecisionSettings>::new()
+        .load(dir.join(OPTIMIZER_FILE), &device)
+        .map_err(|e| Error::Other(format!("{}: cannot load optimizer state: {e}", dir.display())))?;
+    tracing::info!("resuming from {} (step {})", dir.display(), saved.global_step);
+    Ok((model, optim.load_record(rec), Some(saved)))
+}
+
+/// Writes `out/checkpoint-{step}` atomically (HF folder with merged weights, the PEFT adapter
+/// when training LoRA, trainer state and optimizer state) and rotates old checkpoints.
+#[allow(clippy::too_many_arguments)]
+pub fn save_checkpoint<B, O>(
+    out: &Path,
+    model: &crate::model::DecoderModel<B>,
+    optim: &O,
+    state: &TrainerState,
+    source_dir: &Path,
+    dtype: crate::weights::StoredDtype,
+    lora: Option<&crate::lora::LoraConfig>,
+    limit: Option<usize>,
+) -> Result<PathBuf>
+where
+    B: burn::tensor::backend::AutodiffBackend,
+    O: burn::optim::Optimizer<crate::model::DecoderModel<B>, B>,
+{
+    use burn::module::AutodiffModule;
+    use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+    let dir = out.join(format!("checkpoint-{}", state.global_step));
+    let mut rec = Some(optim.to_record());
+    let valid = model.valid();
+    crate::export::save_hf_folder(&valid, source_dir, &dir, dtype, &mut |tmp: &Path| {
+        write_state(tmp, state)?;
+        if let Some(lc) = lora {
+            crate::lora::save_adapter(&valid, lc, &source_dir.display().to_string(), tmp)?;
+        }
+        BinFileRecorder::<FullPrecisionSettings>::new()
+            .record(rec.take().expect("written once"), tmp.join(OPTIMIZER_FILE))
+            .map_err(|e| Error::Other(format!("{}: cannot save optimizer state: {e}", tmp.display())))?;
+        Ok(())
+    })?;
+    rotate(out, limit);
+    Ok(dir)
+}

@@ -5,20 +5,17 @@
 //! order, the corruption and the direction of every example are functions of (seed, epoch,
 //! index), and the optimizer state is saved, so a run killed and resumed ends with the same
 //! weights as an uninterrupted one.
-use super::checkpoint::{list_checkpoints, read_state, rotate, write_state, LogEntry, TrainerState, OPTIMIZER_FILE};
+use super::checkpoint::{list_checkpoints, resume_newest, save_checkpoint, LogEntry, TrainerState};
 use super::clip::clip_global_norm;
 use super::schedule::LinearSchedule;
 use crate::error::{Error, Result};
-use crate::export::save_hf_folder;
 use crate::model::DecoderModel;
 use crate::ql::corruption::{corrupt_words, example_rng};
 use crate::ql::example::{build_d2q, build_q2d, LossOn, QlExample};
 use crate::ql::loss::{target_log_probs, QlBatch};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::StoredDtype;
-use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::{backend::AutodiffBackend, ElementConversion};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -165,7 +162,6 @@ pub fn ql_train<B: AutodiffBackend>(
         .with_epsilon(1e-8)
         .with_weight_decay(cfg.weight_decay as f32)
         .init::<B, DecoderModel<B>>();
-    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
     let mut state = TrainerState {
         global_step: 0,
         total_steps,
@@ -178,31 +174,12 @@ pub fn ql_train<B: AutodiffBackend>(
     };
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     if resume {
-        if let Some((_, dir)) = list_checkpoints(out).pop() {
-            let saved = read_state(&dir)?;
-            if saved.num_examples != pairs.len() || saved.per_device_train_batch_size != bs || saved.gradient_accumulation_steps != accum || saved.seed != cfg.seed {
-                return Err(Error::Other(format!(
-                    "{}: cannot resume: the checkpoint was made with other data, batch size, accumulation or seed",
-                    dir.display()
-                )));
-            }
-            model = match &cfg.lora {
-                // The base stays as loaded (frozen); only the adapter comes from the checkpoint.
-                Some(lc) => crate::lora::fill_adapter(model, &dir, lc)?,
-                None => {
-                    let ck = crate::Checkpoint::open(&dir)?;
-                    ck.load_model(crate::model::LoadOptions { dtype: model.dtype(), lm_head: model.lm_head.is_some() }, &device)?
-                }
-            };
-            let rec = recorder
-                .load(dir.join(OPTIMIZER_FILE), &device)
-                .map_err(|e| Error::Other(format!("{}: cannot load optimizer state: {e}", dir.display())))?;
-            optim = optim.load_record(rec);
+        let (m, o, saved) = resume_newest(out, model, optim, cfg.lora.as_ref(), &state)?;
+        model = m;
+        optim = o;
+        if let Some(saved) = saved {
             state.log_history = saved.log_history;
             state.global_step = saved.global_step;
-            tracing::info!("resuming from {} (step {})", dir.display(), state.global_step);
-        } else {
-            tracing::info!("--resume: no checkpoint in {}, starting from scratch", out.display());
         }
     }
     observer.on_start(total_steps, state.global_step);
@@ -269,21 +246,8 @@ pub fn ql_train<B: AutodiffBackend>(
         }
         let save_now = cfg.save_steps > 0 && state.global_step % cfg.save_steps == 0;
         if save_now || state.global_step == total_steps {
-            let dir = out.join(format!("checkpoint-{}", state.global_step));
-            let rec = optim.to_record();
-            let valid = model.valid();
-            save_hf_folder(&valid, source_dir, &dir, cfg.save_dtype, &|tmp: &Path| {
-                write_state(tmp, &state)?;
-                if let Some(lc) = &cfg.lora {
-                    crate::lora::save_adapter(&valid, lc, &source_dir.display().to_string(), tmp)?;
-                }
-                recorder
-                    .record(rec.clone(), tmp.join(OPTIMIZER_FILE))
-                    .map_err(|e| Error::Other(format!("{}: cannot save optimizer state: {e}", tmp.display())))?;
-                Ok(())
-            })?;
+            let dir = save_checkpoint(out, &model, &optim, &state, source_dir, cfg.save_dtype, cfg.lora.as_ref(), cfg.save_total_limit)?;
             observer.on_save(&dir);
-            rotate(out, cfg.save_total_limit);
         }
     }
     Ok(model)

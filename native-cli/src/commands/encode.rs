@@ -47,6 +47,9 @@ pub struct EncodeArgs {
     /// Keep raw pooled vectors (skip L2 normalisation).
     #[arg(long)]
     pub no_normalize: bool,
+    /// A PEFT LoRA adapter folder applied on top of --model.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// Encode only slice I of N contiguous slices of the input (I counts from 0), writing
     /// embeddings.I.npy, ids.I.txt and meta.I.json, so N processes can split a corpus.
     #[arg(long, value_name = "I/N")]
@@ -84,7 +87,10 @@ impl BackendTask for EncodeTask {
     fn run<B: Backend>(self, device: B::Device) -> Result<usize> {
         let a = &self.args;
         let dtype = super::parse_dtype(&a.dtype)?;
-        let encoder = Encoder::<B>::load(&self.ckpt, self.options, dtype, &device)?;
+        let mut encoder = Encoder::<B>::load(&self.ckpt, self.options, dtype, &device)?;
+        if let Some(ad) = &a.adapter {
+            encoder.model = llmql_core::lora::load_adapter(encoder.model, ad)?;
+        }
         let dim = encoder.dim();
         let mut out = OutputDir::create(&a.output)?;
         let suffix = self.shard.map(|(i, _)| format!(".{i}")).unwrap_or_default();
@@ -134,6 +140,7 @@ impl BackendTask for EncodeTask {
         ids.flush()?;
         let meta = serde_json::json!({
             "model": a.model.display().to_string(),
+            "adapter": a.adapter.as_ref().map(|p| p.display().to_string()),
             "family": self.ckpt.config.family.name(),
             "template": self.options.template.name(),
             "kind": self.kind.name(),

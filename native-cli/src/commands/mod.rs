@@ -4,10 +4,12 @@ pub mod dirichlet;
 pub mod encode;
 pub mod eval;
 pub mod info;
+pub mod merge_lora;
 pub mod mine_negatives;
 pub mod ql_train;
 pub mod rerank;
 pub mod search;
+pub mod train;
 
 use anyhow::{bail, Result};
 use burn::tensor::DType;

@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""PyTorch + PEFT reference for `llmql train` (LLM-QL stage 2, contrastive LoRA) throughput.
+
+    python3 bench/pytorch_train_contrastive.py --model DIR --train-data FILE.jsonl \
+        [--steps 10] [--batch-size 4] [--train-group-size 16] [--query-max-len 32] [--passage-max-len 128] \
+        [--threads 2] [--lr 1e-4] [--lora-r 32] [--lora-alpha 64] [--lora-dropout 0.1] [--temperature 0.01] \
+        [--seed 42]
+
+Does the work one llmql stage-2 training step does, LoRA in float32 on CPU:
+  1. Tevatron jsonl ({"query", "positive_passages": [{"title", "text"}], "negative_passages": [...]}), file
+     order; lines without a positive or without a negative are skipped. Group of an example = its first
+     positive + its first G-1 negatives (cycling through the negatives when there are fewer than G-1).
+     No sampling, so both implementations see the same texts.
+  2. Texts as the reference builds them (two spaces after "Query:" / "Passage:"):
+       query   = f"{QP} {query.strip()}{QS}".strip()
+       passage = f"{PP} {title.strip()} {text.strip()}{PS}".strip()
+     tokenised with add_special_tokens=True (BOS where the tokenizer adds one), truncated to max_len-1,
+     EOS id appended (tokenizer_config.json eos_token, else config.json eos_token_id[0]).
+  3. Batch k (k = 0 is the warm-up, 1..N are timed) = examples k*B .. k*B+B-1 (modulo the number of
+     examples): B queries and B*G passages, each side right-padded (pad_token_id, else EOS) with a 0/1
+     attention mask, two forwards of the inner LlamaModel-style decoder (eager attention, LoRA on
+     q,k,v,o,gate,up,down via PEFT, LoRA dropout active: train mode), hidden state (after the final norm) at
+     each row's last real token (the EOS), L2-normalised; scores = q @ p.T / temperature [B, B*G], target of
+     query i = i*G (every passage of the batch is a candidate: in-batch + hard negatives), mean
+     cross-entropy, backward, torch.optim.AdamW step over the LoRA parameters only (weight_decay 0, constant
+     lr, no clipping), zero_grad.
+
+Timing: examples are built and tokenised first (not timed); one warm-up step (not timed); then the wall clock
+of N steps (padding, forwards, loss, backward, optimiser). "tokens" counts real (non-pad) query + passage
+tokens of the timed batches. Prints one JSON line on stdout; diagnostics go to stderr.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+QP = "Instruct: Given a web search query, retrieve the most relevant passage that answer the query.\nQuery: "
+QS = "\nThe most relevant passage:"
+PP = "Instruct: Given a retrieved passage, summarize the passage.\nPassage: "
+PS = "\nSummarization:"
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def resolve_eos_id(folder, tok):
+    """tokenizer_config.json eos_token (string or {"content": ...}) -> id; else config.json eos_token_id[0]."""
+    tc_path = folder / "tokenizer_config.json"
+    if tc_path.exists():
+        eos = read_json(tc_path).get("eos_token")
+        if isinstance(eos, dict):
+            eos = eos.get("content")
+        if isinstance(eos, str):
+            eid = tok.convert_tokens_to_ids(eos)
+            if eid is not None and eid != tok.unk_token_id:
+                return eid
+    eid = read_json(folder / "config.json").get("eos_token_id")
+    if isinstance(eid, list):
+        eid = eid[0]
+    assert isinstance(eid, int), "no EOS id in tokenizer_config.json or config.json"
+    return eid
+
+
+def format_query(q):
+    return f"{QP} {(q or '').strip()}{QS}".strip()
+
+
+def format_passage(p):
+    return f"{PP} {(p.get('title') or '').strip()} {(p.get('text') or '').strip()}{PS}".strip()
+
+
+def build_examples(rows, tok, eos_id, group, q_max, p_max):
+    def ids(text, max_len):
+        return tok(text, add_special_tokens=True, truncation=True, max_length=max_len - 1)["input_ids"] + [eos_id]
+
+    out = []
+    for r in rows:
+        pos = r.get("positive_passages") or []
+        neg = r.get("negative_passages") or []
+        if not pos or not neg or r.get("query") is None:
+            continue
+        chosen = [pos[0]] + [neg[i % len(neg)] for i in range(group - 1)]
+        out.append((ids(format_query(r["query"]), q_max), [ids(format_passage(p), p_max) for p in chosen]))
+    return out
+
+
+def pad(torch, seqs, pad_id):
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[r, : len(s)] = 1
+    return ids, mask, sum(len(s) for s in seqs)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--train-data", required=True)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--train-group-size", type=int, default=16)
+    ap.add_argument("--query-max-len", type=int, default=32)
+    ap.add_argument("--passage-max-len", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lora-r", type=int, default=32)
+    ap.add_argument("--lora-alpha", type=float, default=64)
+    ap.add_argument("--lora-dropout", type=float, default=0.1)
+    ap.add_argument("--temperature", type=float, default=0.01)
+    ap.add_argument("--seed", type=int, default=42)
+    args = ap.parse_args()
+
+    import peft
+    import torch
+    import transformers
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    folder = Path(args.model)
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
+    eos_id = resolve_eos_id(folder, tok)
+    pad_id = read_json(folder / "config.json").get("pad_token_id")
+    if not isinstance(pad_id, int):
+        pad_id = eos_id  # right padding under a 0/1 mask: the pad id never affects real positions
+
+    t0 = time.perf_counter()
+    with open(args.train_data, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    examples = build_examples(rows, tok, eos_id, args.train_group_size, args.query_max_len, args.passage_max_len)
+    if not examples:
+        sys.exit("no usable training examples (each needs a positive and at least one negative)")
+    print(f"built {len(examples)} examples in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
+
+    base = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager")
+    base.config.use_cache = False
+    model = get_peft_model(base, LoraConfig(
+        r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, target_modules=TARGETS,
+        task_type="FEATURE_EXTRACTION"))
+    model.train()
+    encoder = model.base_model.model.model  # the decoder stack (LlamaModel etc.) with LoRA layers injected
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_lora = sum(p.numel() for p in params)
+    print(f"LoRA parameters: {n_lora} in {len(params)} tensors", file=sys.stderr)
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    group = args.train_group_size
+
+    def encode(seqs):
+        ids, mask, ntok = pad(torch, seqs, pad_id)
+        hidden = encoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        reps = hidden[torch.arange(len(seqs)), mask.sum(1) - 1]
+        return torch.nn.functional.normalize(reps, p=2, dim=-1), ntok
+
+    def step(k):
+        batch = [examples[(k * args.batch_size + r) % len(examples)] for r in range(args.batch_size)]
+        q_reps, q_tok = encode([q for q, _ in batch])
+        p_reps, p_tok = encode([p for _, ps in batch for p in ps])
+        scores = q_reps @ p_reps.T / args.temperature
+        target = torch.arange(len(batch)) * group
+        loss = torch.nn.functional.cross_entropy(scores, target)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return float(loss.detach()), q_tok + p_tok
+
+    loss_warmup, _ = step(0)
+    losses, tokens = [], 0
+    t0 = time.perf_counter()
+    for k in range(1, args.steps + 1):
+        loss, ntok = step(k)
+        if loss != loss or loss in (float("inf"), float("-inf")):
+            sys.exit(f"non-finite loss at step {k}")
+        losses.append(loss)
+        tokens += ntok
+        print(f"step {k} loss {loss:.4f} tokens {ntok}", file=sys.stderr)
+    seconds = time.perf_counter() - t0
+
+    print(json.dumps({
+        "impl": "pytorch",
+        "steps": args.steps,
+        "tokens": tokens,
+        "seconds": round(seconds, 4),
+        "tokens_per_s": round(tokens / seconds, 2) if seconds > 0 else None,
+        "step_seconds": round(seconds / args.steps, 4) if args.steps else None,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "group": group,
+        "query_max_len": args.query_max_len,
+        "passage_max_len": args.passage_max_len,
+        "lora_r": args.lora_r,
+        "lora_alpha": args.lora_alpha,
+        "lora_dropout": args.lora_dropout,
+        "lr": args.lr,
+        "temperature": args.temperature,
+        "lora_params": n_lora,
+        "loss_warmup": loss_warmup,
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+    }))
+
+
+if __name__ == "__main__":
+    main()

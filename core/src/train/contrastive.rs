@@ -1,0 +1,229 @@
+//! Stage 2 (METHOD.md): contrastive training of the (QL-trained) backbone as a retriever —
+//! eos pooling, L2 normalisation, InfoNCE with temperature over in-batch and hard negatives,
+//! usually with LoRA. Same schedule, clipping, checkpoint and exact-resume machinery as stage 1.
+//!
+//! Gradient accumulation follows Tevatron: each micro-batch's loss uses the passages of that
+//! micro-batch only (its queries' groups are the candidates), and the step's gradient is the mean
+//! of the micro-batch gradients — exactly the gradient of the mean of the per-micro-batch losses.
+use super::checkpoint::{list_checkpoints, resume_newest, save_checkpoint, LogEntry, TrainerState};
+use super::clip::clip_global_norm;
+use super::negatives::sample_group;
+use super::ql_train::TrainObserver;
+use super::schedule::LinearSchedule;
+use crate::encoder::embed;
+use crate::error::{Error, Result};
+use crate::formats::TevatronExample;
+use crate::infonce::infonce_loss;
+use crate::model::DecoderModel;
+use crate::pooling::Pooling;
+use crate::ql::corruption::example_rng;
+use crate::template::Template;
+use crate::tokenizer::TextTokenizer;
+use crate::weights::StoredDtype;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::tensor::{backend::AutodiffBackend, ElementConversion};
+use rand::seq::SliceRandom;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct ContrastiveConfig {
+    pub template: Template,
+    pub pooling: Pooling,
+    pub normalize: bool,
+    pub temperature: f64,
+    pub train_group_size: usize,
+    pub query_max_len: usize,
+    pub passage_max_len: usize,
+    pub learning_rate: f64,
+    pub num_train_epochs: usize,
+    pub max_steps: Option<usize>,
+    pub per_device_train_batch_size: usize,
+    pub gradient_accumulation_steps: usize,
+    pub warmup_steps: usize,
+    pub max_grad_norm: Option<f64>,
+    pub weight_decay: f64,
+    pub seed: u64,
+    pub logging_steps: usize,
+    pub save_steps: usize,
+    pub save_total_limit: Option<usize>,
+    pub save_dtype: StoredDtype,
+    pub lora: Option<crate::lora::LoraConfig>,
+}
+
+impl Default for ContrastiveConfig {
+    fn default() -> Self {
+        Self {
+            template: Template::Llmql,
+            pooling: Pooling::Eos,
+            normalize: true,
+            temperature: 0.01,
+            train_group_size: 16,
+            query_max_len: 32,
+            passage_max_len: 156,
+            learning_rate: 1e-4,
+            num_train_epochs: 1,
+            max_steps: None,
+            per_device_train_batch_size: 4,
+            gradient_accumulation_steps: 1,
+            warmup_steps: 100,
+            max_grad_norm: Some(1.0),
+            weight_decay: 0.0,
+            seed: 42,
+            logging_steps: 10,
+            save_steps: 500,
+            save_total_limit: None,
+            save_dtype: StoredDtype::F32,
+            lora: None,
+        }
+    }
+}
+
+fn mix(a: u64, b: u64) -> u64 {
+    let mut x = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^ (x >> 33)
+}
+
+/// Token ids of a micro-batch: queries, then each query's group (positive first).
+pub fn group_ids(
+    tok: &TextTokenizer,
+    examples: &[(usize, &TevatronExample)],
+    cfg: &ContrastiveConfig,
+    epoch: usize,
+) -> Result<(Vec<Vec<u32>>, Vec<Vec<u32>>)> {
+    let mut qs = Vec::new();
+    let mut ps = Vec::new();
+    for &(item, ex) in examples {
+        if ex.positive_passages.is_empty() {
+            return Err(Error::Other(format!("training example {item} (query {:?}) has no positive passage", ex.query)));
+        }
+        qs.push(tok.encode_with_eos(&cfg.template.query(&ex.query), cfg.query_max_len)?);
+        let (pos, negs) = sample_group(item, epoch, cfg.seed, ex.positive_passages.len(), ex.negative_passages.len(), cfg.train_group_size);
+        let mut group = vec![&ex.positive_passages[pos]];
+        group.extend(negs.iter().map(|&i| &ex.negative_passages[i]));
+        // Too few negatives and none at all: repeat the positive's group slot with other positives.
+        while group.len() < cfg.train_group_size {
+            group.push(&ex.positive_passages[group.len() % ex.positive_passages.len()]);
+        }
+        for p in group {
+            ps.push(tok.encode_with_eos(&cfg.template.passage(&p.title, &p.text), cfg.passage_max_len)?);
+        }
+    }
+    Ok((qs, ps))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn contrastive_train<B: AutodiffBackend>(
+    mut model: DecoderModel<B>,
+    tok: &TextTokenizer,
+    examples: &[TevatronExample],
+    cfg: &ContrastiveConfig,
+    source_dir: &Path,
+    out: &Path,
+    resume: bool,
+    observer: &mut dyn TrainObserver,
+) -> Result<DecoderModel<B>> {
+    if examples.is_empty() {
+        return Err(Error::Other("no training examples".into()));
+    }
+    let device = model.device();
+    let bs = cfg.per_device_train_batch_size.max(1);
+    let accum = cfg.gradient_accumulation_steps.max(1);
+    let steps_per_epoch = examples.len().div_ceil(bs).div_ceil(accum);
+    let mut total_steps = steps_per_epoch * cfg.num_train_epochs.max(1);
+    if let Some(m) = cfg.max_steps {
+        total_steps = total_steps.min(m);
+    }
+    let schedule = LinearSchedule { base_lr: cfg.learning_rate, warmup_steps: cfg.warmup_steps, total_steps };
+    let mut optim = AdamWConfig::new()
+        .with_epsilon(1e-8)
+        .with_weight_decay(cfg.weight_decay as f32)
+        .init::<B, DecoderModel<B>>();
+    let mut state = TrainerState {
+        global_step: 0,
+        total_steps,
+        epoch: 0.0,
+        seed: cfg.seed,
+        num_examples: examples.len(),
+        per_device_train_batch_size: bs,
+        gradient_accumulation_steps: accum,
+        log_history: Vec::new(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    if resume {
+        let (m, o, saved) = resume_newest(out, model, optim, cfg.lora.as_ref(), &state)?;
+        model = m;
+        optim = o;
+        if let Some(saved) = saved {
+            state.log_history = saved.log_history;
+            state.global_step = saved.global_step;
+        }
+    }
+    observer.on_start(total_steps, state.global_step);
+    let mut window = (0.0f64, 0usize, 0usize, Instant::now());
+    while state.global_step < total_steps {
+        let step = state.global_step;
+        let epoch = step / steps_per_epoch;
+        let in_epoch = step % steps_per_epoch;
+        let mut order: Vec<usize> = (0..examples.len()).collect();
+        order.shuffle(&mut example_rng(cfg.seed, epoch as u64, u64::MAX));
+        let first = in_epoch * accum * bs;
+        let last = ((in_epoch + 1) * accum * bs).min(examples.len());
+        let chosen: Vec<(usize, &TevatronExample)> = order[first..last].iter().map(|&i| (i, &examples[i])).collect();
+        B::seed(&device, mix(cfg.seed, step as u64));
+        let micro: Vec<_> = chosen.chunks(bs).collect();
+        let n_micro = micro.len();
+        let mut acc = GradientsAccumulator::<DecoderModel<B>>::new();
+        let mut loss_sum = 0f64;
+        let mut tokens = 0usize;
+        for mb in micro {
+            let (qs, ps) = group_ids(tok, mb, cfg, epoch)?;
+            tokens += qs.iter().chain(ps.iter()).map(Vec::len).sum::<usize>();
+            let q = embed(&model, &qs, tok.eos_id, cfg.pooling, cfg.normalize);
+            let p = embed(&model, &ps, tok.eos_id, cfg.pooling, cfg.normalize);
+            let loss = infonce_loss(q, p, cfg.train_group_size, cfg.temperature) / n_micro as f64;
+            loss_sum += loss.clone().into_scalar().elem::<f64>();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            acc.accumulate(&model, grads);
+        }
+        if !loss_sum.is_finite() {
+            let last = list_checkpoints(out).pop().map(|(_, p)| p.display().to_string());
+            return Err(Error::Other(format!(
+                "loss is {loss_sum} at step {}: stopping (last good checkpoint: {})",
+                step + 1,
+                last.unwrap_or_else(|| "none".into())
+            )));
+        }
+        let mut grads = acc.grads();
+        let grad_norm = clip_global_norm(&model, &mut grads, cfg.max_grad_norm);
+        let lr = schedule.lr_at(step);
+        model = optim.step(lr, model, grads);
+        state.global_step += 1;
+        state.epoch = state.global_step as f64 / steps_per_epoch as f64;
+        observer.on_step(state.global_step);
+        window.0 += loss_sum;
+        window.1 += 1;
+        window.2 += tokens;
+        if state.global_step % cfg.logging_steps.max(1) == 0 || state.global_step == total_steps {
+            let secs = window.3.elapsed().as_secs_f64().max(1e-9);
+            let entry = LogEntry {
+                step: state.global_step,
+                epoch: state.epoch,
+                loss: window.0 / window.1 as f64,
+                learning_rate: lr,
+                grad_norm,
+                tokens_per_s: window.2 as f64 / secs,
+            };
+            observer.on_log(&entry);
+            state.log_history.push(entry);
+            window = (0.0, 0, 0, Instant::now());
+        }
+        if (cfg.save_steps > 0 && state.global_step % cfg.save_steps == 0) || state.global_step == total_steps {
+            let dir = save_checkpoint(out, &model, &optim, &state, source_dir, cfg.save_dtype, cfg.lora.as_ref(), cfg.save_total_limit)?;
+            observer.on_save(&dir);
+        }
+    }
+    Ok(model)
+}

@@ -1,0 +1,49 @@
+//! `llmql merge-lora`: base model + PEFT adapter -> a plain HF folder with merged weights
+//! (W + alpha/r · B·A), in the base's stored dtype.
+use anyhow::{Context, Result};
+use clap::Args;
+use llmql_core::model::LoadOptions;
+use llmql_core::weights::StoredDtype;
+use llmql_core::Checkpoint;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct MergeLoraArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    /// PEFT adapter folder (adapter_config.json + adapter_model.safetensors), ours or Python PEFT's.
+    #[arg(long)]
+    pub adapter: PathBuf,
+    #[arg(long)]
+    pub output: PathBuf,
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+}
+
+struct Merge {
+    a: MergeLoraArgs,
+    ck: Checkpoint,
+}
+
+impl llmql_backends::BackendTask for Merge {
+    type Output = Result<()>;
+    fn run<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Result<()> {
+        let dtype = self.ck.stored_dtype().unwrap_or(StoredDtype::F32);
+        // Merge in f32, then store in the base's dtype.
+        let lm_head = self.ck.weights.contains("lm_head.weight");
+        let model = self.ck.load_model::<B>(LoadOptions { dtype: burn::tensor::DType::F32, lm_head }, &device)?;
+        let model = llmql_core::lora::load_adapter(model, &self.a.adapter)?;
+        let model = llmql_core::lora::merge_lora(model);
+        llmql_core::export::save_hf_folder(&model, &self.a.model, &self.a.output, dtype, &mut |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+pub fn run(a: MergeLoraArgs) -> Result<()> {
+    let device: llmql_backends::DeviceSpec = a.device.parse()?;
+    let ck = Checkpoint::open(&a.model).context("loading the base model")?;
+    let out = a.output.clone();
+    llmql_backends::run_on(&device, Merge { a, ck })??;
+    tracing::info!("wrote merged model to {}", out.display());
+    Ok(())
+}
