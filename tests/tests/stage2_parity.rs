@@ -77,3 +77,37 @@ fn peft_adapter_loss_and_gradients_match_pytorch() {
     check("layers.1.mlp.down_proj.lora_A", gv(down.lora_a.val().grad(&grads).unwrap()));
     check("layers.1.mlp.down_proj.lora_B", gv(down.lora_b.val().grad(&grads).unwrap()));
 }
+
+/// llmql's own LoRA outputs (`tests/fixtures/stage2/ours`: an adapter from `llmql train --lora`, a
+/// folder from `llmql merge-lora`) load in PEFT / transformers and give llmql's embeddings
+/// (recorded by tests/fixtures/stage2/check_roundtrip.py).
+#[test]
+fn our_adapter_and_merged_folder_round_trip_through_python() {
+    use llmql_core::{Encoder, EncoderOptions, Kind};
+    let g: Value = serde_json::from_slice(&std::fs::read(fixture("stage2/roundtrip.json")).unwrap()).unwrap();
+    let device = Default::default();
+    let opts = |max_len| EncoderOptions { template: Template::Llmql, max_len, ..Default::default() };
+    for case in g["cases"].as_array().unwrap() {
+        let max_len = case["max_len"].as_u64().unwrap() as usize;
+        let kind: Kind = case["kind"].as_str().unwrap().parse().unwrap();
+        let title = case["title"].as_str();
+        let text = case["text"].as_str().unwrap();
+        let base = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+        let mut with_adapter = Encoder::<Flex>::load(&base, opts(max_len), DType::F32, &device).unwrap();
+        with_adapter.model = llmql_core::lora::load_adapter(with_adapter.model, &fixture("stage2/ours/adapter")).unwrap();
+        let merged_ck = Checkpoint::open(&fixture("stage2/ours/merged")).unwrap();
+        let merged = Encoder::<Flex>::load(&merged_ck, opts(max_len), DType::F32, &device).unwrap();
+        let ids = with_adapter.tokenize(kind, title, text).unwrap();
+        assert_eq!(ids, ids_of(&case["input_ids"]));
+        let a = with_adapter.embed_ids_to_vec(&[ids.clone()]).remove(0);
+        let m = merged.embed_ids_to_vec(&[ids]).remove(0);
+        let want_peft: Vec<f32> = case["peft_adapter"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let want_merged: Vec<f32> = case["transformers_merged"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        assert!(max_abs_diff(&a, &want_peft) <= 1e-4, "our adapter vs PEFT: {}", max_abs_diff(&a, &want_peft));
+        assert!(max_abs_diff(&m, &want_merged) <= 1e-4, "our merged folder vs transformers: {}", max_abs_diff(&m, &want_merged));
+    }
+}
+
+fn ids_of(v: &Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
