@@ -18,6 +18,98 @@ pub enum BenchCommand {
     Search(BenchSearchArgs),
     /// Stage-1 (QL) training throughput: the same steps as bench/pytorch_ql_train.py.
     QlTrain(BenchQlTrainArgs),
+    /// Stage-2 (contrastive, LoRA) step time: the same steps as bench/pytorch_train_contrastive.py.
+    Train(BenchTrainArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchTrainArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub train_data: PathBuf,
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 16)]
+    pub train_group_size: usize,
+    #[arg(long, default_value_t = 32)]
+    pub query_max_len: usize,
+    #[arg(long, default_value_t = 128)]
+    pub passage_max_len: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 32)]
+    pub lora_r: usize,
+    #[arg(long, default_value_t = 64.0)]
+    pub lora_alpha: f64,
+    #[arg(long, default_value_t = 0.1)]
+    pub lora_dropout: f64,
+    #[arg(long, default_value_t = 0.01)]
+    pub temperature: f64,
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+}
+
+struct TrainBench {
+    a: BenchTrainArgs,
+    ckpt: Checkpoint,
+    /// (query ids, group passage ids)
+    examples: Vec<(Vec<u32>, Vec<Vec<u32>>)>,
+}
+
+impl llmql_backends::AutodiffTask for TrainBench {
+    type Output = Result<serde_json::Value>;
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<serde_json::Value> {
+        use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+        use burn::tensor::ElementConversion;
+        use llmql_core::model::{DecoderModel, LoadOptions};
+        use llmql_core::pooling::Pooling;
+        let a = &self.a;
+        let eos = self.ckpt.tokenizer.eos_id;
+        let model = self.ckpt.load_model::<B>(LoadOptions { dtype: burn::tensor::DType::F32, lm_head: false }, &device)?;
+        let lc = llmql_core::lora::LoraConfig { r: a.lora_r, lora_alpha: a.lora_alpha, lora_dropout: a.lora_dropout, ..Default::default() };
+        let mut model = llmql_core::lora::attach_lora(model, &lc, 0)?;
+        let mut optim = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(0.0).init::<B, DecoderModel<B>>();
+        let n = self.examples.len();
+        let mut tokens = 0usize;
+        let mut losses = Vec::new();
+        let mut start = Instant::now();
+        for k in 0..=a.steps {
+            if k == 1 {
+                start = Instant::now(); // step 0 is the warm-up
+            }
+            let batch: Vec<&(Vec<u32>, Vec<Vec<u32>>)> = (0..a.batch_size).map(|r| &self.examples[(k * a.batch_size + r) % n]).collect();
+            let qs: Vec<Vec<u32>> = batch.iter().map(|e| e.0.clone()).collect();
+            let ps: Vec<Vec<u32>> = batch.iter().flat_map(|e| e.1.clone()).collect();
+            let q = llmql_core::encoder::embed(&model, &qs, eos, Pooling::Eos, true);
+            let p = llmql_core::encoder::embed(&model, &ps, eos, Pooling::Eos, true);
+            let loss = llmql_core::infonce::infonce_loss(q, p, a.train_group_size, a.temperature);
+            let lv = loss.clone().into_scalar().elem::<f64>();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(a.lr, model, grads);
+            if k > 0 {
+                tokens += qs.iter().chain(ps.iter()).map(Vec::len).sum::<usize>();
+                losses.push(lv);
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        Ok(serde_json::json!({
+            "impl": "llmql",
+            "steps": a.steps,
+            "tokens": tokens,
+            "seconds": secs,
+            "tokens_per_s": tokens as f64 / secs,
+            "step_seconds": secs / a.steps as f64,
+            "threads": rayon::current_num_threads(),
+            "batch_size": a.batch_size,
+            "group": a.train_group_size,
+            "loss_first": losses.first(),
+            "loss_last": losses.last(),
+            "device": a.device,
+        }))
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -285,6 +377,28 @@ pub fn run(c: BenchCommand) -> Result<()> {
             }
             let ckp = a.gradient_checkpointing;
             let v = llmql_backends::run_autodiff_on(&device, ckp, QlTrainBench { a, ckpt, pairs })??;
+            println!("{v}");
+            Ok(())
+        }
+        BenchCommand::Train(a) => {
+            let device: DeviceSpec = a.device.parse()?;
+            let ckpt = Checkpoint::open(&a.model)?;
+            let tok = &ckpt.tokenizer;
+            let mut examples = Vec::new();
+            // As bench/pytorch_train_contrastive.py: first positive + the first G-1 negatives (cycling);
+            // examples without negatives are skipped.
+            for ex in llmql_core::formats::read_tevatron(&a.train_data)? {
+                let (Some(pos), false) = (ex.positive_passages.first(), ex.negative_passages.is_empty()) else { continue };
+                let q = tok.encode_with_eos(&Template::Llmql.query(&ex.query), a.query_max_len)?;
+                let mut group = vec![tok.encode_with_eos(&Template::Llmql.passage(&pos.title, &pos.text), a.passage_max_len)?];
+                for i in 0..a.train_group_size.saturating_sub(1) {
+                    let n = &ex.negative_passages[i % ex.negative_passages.len()];
+                    group.push(tok.encode_with_eos(&Template::Llmql.passage(&n.title, &n.text), a.passage_max_len)?);
+                }
+                examples.push((q, group));
+            }
+            anyhow::ensure!(!examples.is_empty(), "{}: no example with a positive and a negative", a.train_data.display());
+            let v = llmql_backends::run_autodiff_on(&device, false, TrainBench { a, ckpt, examples })??;
             println!("{v}");
             Ok(())
         }
