@@ -5,7 +5,8 @@
 //! Gradient accumulation follows Tevatron: each micro-batch's loss uses the passages of that
 //! micro-batch only (its queries' groups are the candidates), and the step's gradient is the mean
 //! of the micro-batch gradients — exactly the gradient of the mean of the per-micro-batch losses.
-use super::checkpoint::{list_checkpoints, resume_newest, save_checkpoint, LogEntry, TrainerState};
+use super::checkpoint::{resume_newest, save_checkpoint, TrainerState};
+use super::common::{ensure_finite, LogWindow};
 use super::clip::clip_global_norm;
 use super::negatives::sample_group;
 use super::ql_train::TrainObserver;
@@ -24,7 +25,6 @@ use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer}
 use burn::tensor::{backend::AutodiffBackend, ElementConversion};
 use rand::seq::SliceRandom;
 use std::path::Path;
-use std::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct ContrastiveConfig {
@@ -162,7 +162,7 @@ pub fn contrastive_train<B: AutodiffBackend>(
         }
     }
     observer.on_start(total_steps, state.global_step);
-    let mut window = (0.0f64, 0usize, 0usize, Instant::now());
+    let mut window = LogWindow::default();
     while state.global_step < total_steps {
         let step = state.global_step;
         let epoch = step / steps_per_epoch;
@@ -188,14 +188,7 @@ pub fn contrastive_train<B: AutodiffBackend>(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             acc.accumulate(&model, grads);
         }
-        if !loss_sum.is_finite() {
-            let last = list_checkpoints(out).pop().map(|(_, p)| p.display().to_string());
-            return Err(Error::Other(format!(
-                "loss is {loss_sum} at step {}: stopping (last good checkpoint: {})",
-                step + 1,
-                last.unwrap_or_else(|| "none".into())
-            )));
-        }
+        ensure_finite(loss_sum, step, out)?;
         let mut grads = acc.grads();
         let grad_norm = clip_global_norm(&model, &mut grads, cfg.max_grad_norm);
         let lr = schedule.lr_at(step);
@@ -203,22 +196,11 @@ pub fn contrastive_train<B: AutodiffBackend>(
         state.global_step += 1;
         state.epoch = state.global_step as f64 / steps_per_epoch as f64;
         observer.on_step(state.global_step);
-        window.0 += loss_sum;
-        window.1 += 1;
-        window.2 += tokens;
+        window.add(loss_sum, tokens);
         if state.global_step % cfg.logging_steps.max(1) == 0 || state.global_step == total_steps {
-            let secs = window.3.elapsed().as_secs_f64().max(1e-9);
-            let entry = LogEntry {
-                step: state.global_step,
-                epoch: state.epoch,
-                loss: window.0 / window.1 as f64,
-                learning_rate: lr,
-                grad_norm,
-                tokens_per_s: window.2 as f64 / secs,
-            };
+            let entry = window.flush(&state, lr, grad_norm);
             observer.on_log(&entry);
             state.log_history.push(entry);
-            window = (0.0, 0, 0, Instant::now());
         }
         if (cfg.save_steps > 0 && state.global_step % cfg.save_steps == 0) || state.global_step == total_steps {
             let dir = save_checkpoint(out, &model, &optim, &state, source_dir, cfg.save_dtype, cfg.lora.as_ref(), cfg.save_total_limit)?;

@@ -5,7 +5,8 @@
 //! order, the corruption and the direction of every example are functions of (seed, epoch,
 //! index), and the optimizer state is saved, so a run killed and resumed ends with the same
 //! weights as an uninterrupted one.
-use super::checkpoint::{list_checkpoints, resume_newest, save_checkpoint, LogEntry, TrainerState};
+use super::checkpoint::{resume_newest, save_checkpoint, LogEntry, TrainerState};
+use super::common::{ensure_finite, LogWindow};
 use super::clip::clip_global_norm;
 use super::schedule::LinearSchedule;
 use crate::error::{Error, Result};
@@ -20,7 +21,6 @@ use burn::tensor::{backend::AutodiffBackend, ElementConversion};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use std::path::Path;
-use std::time::Instant;
 
 /// One (passage, query) training pair (`{title} {text}` already joined).
 #[derive(Debug, Clone)]
@@ -183,7 +183,7 @@ pub fn ql_train<B: AutodiffBackend>(
         }
     }
     observer.on_start(total_steps, state.global_step);
-    let mut window = (0.0f64, 0usize, 0usize, Instant::now());
+    let mut window = LogWindow::default();
     while state.global_step < total_steps {
         let step = state.global_step;
         let epoch = step / steps_per_epoch;
@@ -212,14 +212,7 @@ pub fn ql_train<B: AutodiffBackend>(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             acc.accumulate(&model, grads);
         }
-        if !loss_sum.is_finite() {
-            let last = list_checkpoints(out).pop().map(|(_, p)| p.display().to_string());
-            return Err(Error::Other(format!(
-                "loss is {loss_sum} at step {}: stopping (last good checkpoint: {})",
-                step + 1,
-                last.unwrap_or_else(|| "none".into())
-            )));
-        }
+        ensure_finite(loss_sum, step, out)?;
         let mut grads = acc.grads();
         let grad_norm = clip_global_norm(&model, &mut grads, cfg.max_grad_norm);
         let lr = schedule.lr_at(step);
@@ -227,22 +220,11 @@ pub fn ql_train<B: AutodiffBackend>(
         state.global_step += 1;
         state.epoch = state.global_step as f64 / steps_per_epoch as f64;
         observer.on_step(state.global_step);
-        window.0 += loss_sum;
-        window.1 += 1;
-        window.2 += tokens;
+        window.add(loss_sum, tokens);
         if state.global_step % cfg.logging_steps.max(1) == 0 || state.global_step == total_steps {
-            let secs = window.3.elapsed().as_secs_f64().max(1e-9);
-            let entry = LogEntry {
-                step: state.global_step,
-                epoch: state.epoch,
-                loss: window.0 / window.1 as f64,
-                learning_rate: lr,
-                grad_norm,
-                tokens_per_s: window.2 as f64 / secs,
-            };
+            let entry = window.flush(&state, lr, grad_norm);
             observer.on_log(&entry);
             state.log_history.push(entry);
-            window = (0.0, 0, 0, Instant::now());
         }
         let save_now = cfg.save_steps > 0 && state.global_step % cfg.save_steps == 0;
         if save_now || state.global_step == total_steps {

@@ -1,20 +1,16 @@
 //! `llmql ql-train`: LLM-QL stage 1 (query-likelihood modeling with Attention Stop and Input
 //! Corruption) on Tevatron jsonl (`query` and `positive_passages` are used).
-use crate::progress::bar;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::ProgressBar;
 use llmql_backends::{run_autodiff_on, AutodiffTask, DeviceSpec};
 use llmql_core::formats::read_tevatron;
 use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::passage_text;
 use llmql_core::ql::LossOn;
-use llmql_core::train::checkpoint::LogEntry;
-use llmql_core::train::ql_train::TrainObserver;
 use llmql_core::train::{ql_train, QlPair, QlTrainConfig};
 use llmql_core::weights::StoredDtype;
 use llmql_core::Checkpoint;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
 pub struct QlTrainArgs {
@@ -100,36 +96,6 @@ pub struct QlTrainArgs {
     pub lora_target_modules: String,
 }
 
-struct Observer {
-    pb: ProgressBar,
-    /// Test hook: abort the process (no cleanup, like SIGKILL) right after this step.
-    abort_after: Option<usize>,
-}
-
-impl TrainObserver for Observer {
-    fn on_start(&mut self, total: usize, start: usize) {
-        self.pb.set_length(total as u64);
-        self.pb.set_position(start as u64);
-    }
-    fn on_step(&mut self, step: usize) {
-        self.pb.set_position(step as u64);
-        if self.abort_after == Some(step) {
-            std::process::abort();
-        }
-    }
-    fn on_log(&mut self, e: &LogEntry) {
-        self.pb.suspend(|| {
-            tracing::info!(
-                "step {} epoch {:.2} loss {:.4} lr {:.3e} grad_norm {:.3} tokens/s {:.0}",
-                e.step, e.epoch, e.loss, e.learning_rate, e.grad_norm, e.tokens_per_s
-            )
-        });
-    }
-    fn on_save(&mut self, dir: &Path) {
-        self.pb.suspend(|| tracing::info!("saved {}", dir.display()));
-    }
-}
-
 struct Task {
     a: QlTrainArgs,
     ckpt: Checkpoint,
@@ -145,8 +111,7 @@ impl AutodiffTask for Task {
         if let Some(lc) = &self.cfg.lora {
             model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
         }
-        let abort_after = std::env::var("LLMQL_TEST_ABORT_AFTER_STEP").ok().and_then(|v| v.parse().ok());
-        let mut obs = Observer { pb: bar(0, "ql-train"), abort_after };
+        let mut obs = crate::progress::TrainProgress::new("ql-train");
         let model = ql_train(
             model,
             &self.ckpt.tokenizer,

@@ -1,19 +1,15 @@
 //! `llmql train`: LLM-QL stage 2 — contrastive training (Tevatron recipe) of a backbone as a
 //! dense retriever, with LoRA by default in the seed's recipe (`--lora`).
-use crate::progress::bar;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::ProgressBar;
 use llmql_backends::{run_autodiff_on, AutodiffTask, DeviceSpec};
 use llmql_core::formats::{read_tevatron, TevatronExample};
 use llmql_core::lora::LoraConfig;
 use llmql_core::model::LoadOptions;
 use llmql_core::pooling::Pooling;
-use llmql_core::train::checkpoint::LogEntry;
 use llmql_core::train::contrastive::{contrastive_train, ContrastiveConfig};
-use llmql_core::train::ql_train::TrainObserver;
 use llmql_core::{Checkpoint, Template};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
@@ -97,35 +93,6 @@ pub struct TrainArgs {
     pub overwrite_output_dir: bool,
 }
 
-struct Observer {
-    pb: ProgressBar,
-    abort_after: Option<usize>,
-}
-
-impl TrainObserver for Observer {
-    fn on_start(&mut self, total: usize, start: usize) {
-        self.pb.set_length(total as u64);
-        self.pb.set_position(start as u64);
-    }
-    fn on_step(&mut self, step: usize) {
-        self.pb.set_position(step as u64);
-        if self.abort_after == Some(step) {
-            std::process::abort();
-        }
-    }
-    fn on_log(&mut self, e: &LogEntry) {
-        self.pb.suspend(|| {
-            tracing::info!(
-                "step {} epoch {:.2} loss {:.4} lr {:.3e} grad_norm {:.3} tokens/s {:.0}",
-                e.step, e.epoch, e.loss, e.learning_rate, e.grad_norm, e.tokens_per_s
-            )
-        });
-    }
-    fn on_save(&mut self, dir: &Path) {
-        self.pb.suspend(|| tracing::info!("saved {}", dir.display()));
-    }
-}
-
 struct Task {
     a: TrainArgs,
     ckpt: Checkpoint,
@@ -142,8 +109,7 @@ impl AutodiffTask for Task {
         if let Some(lc) = &self.cfg.lora {
             model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
         }
-        let abort_after = std::env::var("LLMQL_TEST_ABORT_AFTER_STEP").ok().and_then(|v| v.parse().ok());
-        let mut obs = Observer { pb: bar(0, "train"), abort_after };
+        let mut obs = crate::progress::TrainProgress::new("train");
         let model = contrastive_train(model, &self.ckpt.tokenizer, &self.examples, &self.cfg, &self.a.model, &self.a.output_dir, self.a.resume, &mut obs)?;
         obs.pb.finish_and_clear();
         match &self.cfg.lora {
