@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on an embedded default: builds llmql (release, CPU backend) and encodes the bundled
-# example corpus and queries with the bundled tiny checkpoint, then prints the model summary.
+# example corpus and queries with the bundled tiny checkpoint and searches the corpus for each query.
 # Use your own model with: llmql encode --model /path/to/hf-folder --input corpus.jsonl --kind passage --output out/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +12,7 @@ OUT="${LLMQL_OUT:-quickstart-out}"
 "$LLMQL" info --model "$MODEL"
 "$LLMQL" encode --model "$MODEL" --input examples/corpus.jsonl --kind passage --output "$OUT/corpus"
 "$LLMQL" encode --model "$MODEL" --input examples/queries.jsonl --kind query --output "$OUT/queries"
-echo "wrote $OUT/corpus and $OUT/queries (embeddings.npy, ids.txt, meta.json)"
+"$LLMQL" search --queries "$OUT/queries" --corpus "$OUT/corpus" --depth 3 --output "$OUT/run.trec"
+echo "wrote $OUT/corpus and $OUT/queries (embeddings.npy, ids.txt, meta.json) and $OUT/run.trec:"
+cat "$OUT/run.trec"
+echo "(the bundled checkpoint is a tiny random test model: the ranking is not meaningful; use --model with a real one)"
