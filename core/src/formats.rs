@@ -1,15 +1,15 @@
 //! Loaders for the formats retrieval users have, every error naming file and line:
 //! - BEIR folders: `corpus.jsonl`, `queries.jsonl`, `qrels/{split}.tsv` ([`BeirPaths`], [`load_beir`]);
-//! - MS MARCO tsv: `collection.tsv` (`pid\ttext`) and queries (`qid\ttext`) ([`TsvReader`]);
+//! - MS MARCO tsv: `collection.tsv` (`pid\ttext`) and queries (`qid\ttext`) ([`RecordReader::open_tsv`]);
 //! - "text files" of either kind, chosen by extension (`.jsonl` records or `.tsv` `id\ttext`)
 //!   ([`open_text_records`], [`read_text_records`]);
 //! - Tevatron training data, one JSON object a line ([`TevatronExample`], [`TevatronReader`],
 //!   [`write_tevatron`]).
 use crate::error::{Error, Result};
-use crate::records::{RecordReader, TextRecord};
+use crate::records::{LineReader, RecordReader, TextRecord};
 use crate::trec::Qrels;
 use serde::{Deserialize, Deserializer, Serialize};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 // ---------------------------------------------------------------------------------------------
@@ -39,39 +39,10 @@ pub fn parse_tsv_record(s: &str, path: &Path, line: usize) -> Result<TextRecord>
     })
 }
 
-/// A streaming reader of `id\ttext` lines. Blank lines are skipped.
-pub struct TsvReader {
-    path: PathBuf,
-    lines: std::io::Lines<BufReader<std::fs::File>>,
-    line: usize,
-}
-
-impl TsvReader {
-    pub fn open(path: &Path) -> Result<Self> {
-        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        Ok(Self {
-            path: path.into(),
-            lines: BufReader::new(f).lines(),
-            line: 0,
-        })
-    }
-}
-
-impl Iterator for TsvReader {
-    type Item = Result<TextRecord>;
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let l = self.lines.next()?;
-            self.line += 1;
-            let l = match l {
-                Ok(l) => l,
-                Err(e) => return Some(Err(Error::input(&self.path, self.line, format!("unreadable line: {e}")))),
-            };
-            if l.trim().is_empty() {
-                continue;
-            }
-            return Some(parse_tsv_record(&l, &self.path, self.line));
-        }
+impl LineReader<TextRecord> {
+    /// Opens an `id\ttext` file (MS MARCO collection or queries).
+    pub fn open_tsv(path: &Path) -> Result<Self> {
+        Self::new(path, parse_tsv_record)
     }
 }
 
@@ -114,7 +85,7 @@ impl TextFormat {
 pub fn open_text_records(path: &Path) -> Result<Box<dyn Iterator<Item = Result<TextRecord>> + Send>> {
     Ok(match TextFormat::from_path(path)? {
         TextFormat::Jsonl => Box::new(RecordReader::open(path)?),
-        TextFormat::Tsv => Box::new(TsvReader::open(path)?),
+        TextFormat::Tsv => Box::new(RecordReader::open_tsv(path)?),
     })
 }
 
@@ -275,39 +246,12 @@ pub fn parse_tevatron(s: &str, path: &Path, line: usize) -> Result<TevatronExamp
     Ok(ex)
 }
 
-/// A streaming reader of Tevatron jsonl. Blank lines are skipped.
-pub struct TevatronReader {
-    path: PathBuf,
-    lines: std::io::Lines<BufReader<std::fs::File>>,
-    line: usize,
-}
+/// A streaming reader of Tevatron jsonl.
+pub type TevatronReader = LineReader<TevatronExample>;
 
-impl TevatronReader {
+impl LineReader<TevatronExample> {
     pub fn open(path: &Path) -> Result<Self> {
-        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        Ok(Self {
-            path: path.into(),
-            lines: BufReader::new(f).lines(),
-            line: 0,
-        })
-    }
-}
-
-impl Iterator for TevatronReader {
-    type Item = Result<TevatronExample>;
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let l = self.lines.next()?;
-            self.line += 1;
-            let l = match l {
-                Ok(l) => l,
-                Err(e) => return Some(Err(Error::input(&self.path, self.line, format!("unreadable line: {e}")))),
-            };
-            if l.trim().is_empty() {
-                continue;
-            }
-            return Some(parse_tevatron(&l, &self.path, self.line));
-        }
+        Self::new(path, parse_tevatron)
     }
 }
 

@@ -37,26 +37,32 @@ pub fn parse_record(s: &str, path: &Path, line: usize) -> Result<TextRecord> {
     Ok(TextRecord { id, title, text })
 }
 
-/// A streaming reader of text records. Blank lines are skipped.
-pub struct RecordReader {
+/// Parses one line (1-based `line`, for messages) of `path`.
+pub type LineParser<T> = fn(&str, &Path, usize) -> Result<T>;
+
+/// A streaming reader of one-item-per-line files (JSON lines, tsv). Blank lines are skipped;
+/// every error names the file and line.
+pub struct LineReader<T> {
     path: PathBuf,
     lines: std::io::Lines<BufReader<std::fs::File>>,
     line: usize,
+    parse: LineParser<T>,
 }
 
-impl RecordReader {
-    pub fn open(path: &Path) -> Result<Self> {
+impl<T> LineReader<T> {
+    pub fn new(path: &Path, parse: LineParser<T>) -> Result<Self> {
         let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         Ok(Self {
             path: path.into(),
             lines: BufReader::new(f).lines(),
             line: 0,
+            parse,
         })
     }
 }
 
-impl Iterator for RecordReader {
-    type Item = Result<TextRecord>;
+impl<T> Iterator for LineReader<T> {
+    type Item = Result<T>;
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let l = self.lines.next()?;
@@ -68,8 +74,18 @@ impl Iterator for RecordReader {
             if l.trim().is_empty() {
                 continue;
             }
-            return Some(parse_record(&l, &self.path, self.line));
+            return Some((self.parse)(&l, &self.path, self.line));
         }
+    }
+}
+
+/// A streaming reader of JSON-lines text records.
+pub type RecordReader = LineReader<TextRecord>;
+
+impl LineReader<TextRecord> {
+    /// Opens a JSON-lines file of text records.
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::new(path, parse_record)
     }
 }
 
