@@ -29,6 +29,22 @@ pub struct TrainerState {
     pub log_history: Vec<LogEntry>,
 }
 
+impl TrainerState {
+    /// The state of a run that has not taken a step yet.
+    pub fn new(total_steps: usize, seed: u64, num_examples: usize, batch: usize, accum: usize) -> Self {
+        Self {
+            global_step: 0,
+            total_steps,
+            epoch: 0.0,
+            seed,
+            num_examples,
+            per_device_train_batch_size: batch,
+            gradient_accumulation_steps: accum,
+            log_history: Vec::new(),
+        }
+    }
+}
+
 pub const STATE_FILE: &str = "trainer_state.json";
 pub const OPTIMIZER_FILE: &str = "optimizer";
 

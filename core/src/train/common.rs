@@ -53,3 +53,57 @@ pub fn ensure_finite(loss: f64, step: usize, out: &Path) -> Result<()> {
         last.unwrap_or_else(|| "none".into())
     )))
 }
+
+/// Mixes a run seed with a step number (the per-step backend seed for dropout).
+pub fn mix(a: u64, b: u64) -> u64 {
+    let mut x = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^ (x >> 33)
+}
+
+/// The example order of `epoch` (a seeded shuffle).
+pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut crate::ql::corruption::example_rng(seed, epoch as u64, u64::MAX));
+    order
+}
+
+/// `(steps per epoch, total steps)` for `n` examples, micro-batches of `bs`, `accum` of them per step.
+pub fn step_counts(n: usize, bs: usize, accum: usize, epochs: usize, max_steps: Option<usize>) -> (usize, usize) {
+    let per_epoch = n.div_ceil(bs).div_ceil(accum);
+    let total = per_epoch * epochs.max(1);
+    (per_epoch, max_steps.map_or(total, |m| total.min(m)))
+}
+
+/// The optimizer both stages use: AdamW (betas 0.9/0.999, eps 1e-8, as torch/transformers).
+pub type TrainOptimizer<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, crate::model::DecoderModel<B>, B>;
+
+/// Creates the optimizer and the output folder, and with `resume` restores the newest checkpoint
+/// of `out` (weights or LoRA adapter, optimizer, step, log) into them and into `state`.
+pub fn start_run<B: burn::tensor::backend::AutodiffBackend>(
+    model: crate::model::DecoderModel<B>,
+    out: &Path,
+    resume: bool,
+    lora: Option<&crate::lora::LoraConfig>,
+    weight_decay: f64,
+    state: &mut TrainerState,
+) -> Result<(crate::model::DecoderModel<B>, TrainOptimizer<B>)> {
+    let optim = burn::optim::AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .with_weight_decay(weight_decay as f32)
+        .init::<B, crate::model::DecoderModel<B>>();
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    if !resume {
+        return Ok((model, optim));
+    }
+    let (model, optim, saved) = super::checkpoint::resume_newest(out, model, optim, lora, state)?;
+    if let Some(saved) = saved {
+        state.log_history = saved.log_history;
+        state.global_step = saved.global_step;
+    }
+    Ok((model, optim))
+}

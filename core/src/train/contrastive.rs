@@ -5,8 +5,8 @@
 //! Gradient accumulation follows Tevatron: each micro-batch's loss uses the passages of that
 //! micro-batch only (its queries' groups are the candidates), and the step's gradient is the mean
 //! of the micro-batch gradients — exactly the gradient of the mean of the per-micro-batch losses.
-use super::checkpoint::{resume_newest, save_checkpoint, TrainerState};
-use super::common::{ensure_finite, LogWindow};
+use super::checkpoint::{save_checkpoint, TrainerState};
+use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
 use super::clip::clip_global_norm;
 use super::negatives::sample_group;
 use super::ql_train::TrainObserver;
@@ -17,13 +17,11 @@ use crate::formats::TevatronExample;
 use crate::infonce::infonce_loss;
 use crate::model::DecoderModel;
 use crate::pooling::Pooling;
-use crate::ql::corruption::example_rng;
 use crate::template::Template;
 use crate::tokenizer::TextTokenizer;
 use crate::weights::StoredDtype;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::{backend::AutodiffBackend, ElementConversion};
-use rand::seq::SliceRandom;
 use std::path::Path;
 
 #[derive(Debug, Clone)]
@@ -79,13 +77,6 @@ impl Default for ContrastiveConfig {
     }
 }
 
-fn mix(a: u64, b: u64) -> u64 {
-    let mut x = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
-    x ^ (x >> 33)
-}
-
 /// Token ids of a micro-batch: queries, then each query's group (positive first).
 pub fn group_ids(
     tok: &TextTokenizer,
@@ -116,7 +107,7 @@ pub fn group_ids(
 
 #[allow(clippy::too_many_arguments)]
 pub fn contrastive_train<B: AutodiffBackend>(
-    mut model: DecoderModel<B>,
+    model: DecoderModel<B>,
     tok: &TextTokenizer,
     examples: &[TevatronExample],
     cfg: &ContrastiveConfig,
@@ -131,44 +122,17 @@ pub fn contrastive_train<B: AutodiffBackend>(
     let device = model.device();
     let bs = cfg.per_device_train_batch_size.max(1);
     let accum = cfg.gradient_accumulation_steps.max(1);
-    let steps_per_epoch = examples.len().div_ceil(bs).div_ceil(accum);
-    let mut total_steps = steps_per_epoch * cfg.num_train_epochs.max(1);
-    if let Some(m) = cfg.max_steps {
-        total_steps = total_steps.min(m);
-    }
+    let (steps_per_epoch, total_steps) = step_counts(examples.len(), bs, accum, cfg.num_train_epochs, cfg.max_steps);
     let schedule = LinearSchedule { base_lr: cfg.learning_rate, warmup_steps: cfg.warmup_steps, total_steps };
-    let mut optim = AdamWConfig::new()
-        .with_epsilon(1e-8)
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init::<B, DecoderModel<B>>();
-    let mut state = TrainerState {
-        global_step: 0,
-        total_steps,
-        epoch: 0.0,
-        seed: cfg.seed,
-        num_examples: examples.len(),
-        per_device_train_batch_size: bs,
-        gradient_accumulation_steps: accum,
-        log_history: Vec::new(),
-    };
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    if resume {
-        let (m, o, saved) = resume_newest(out, model, optim, cfg.lora.as_ref(), &state)?;
-        model = m;
-        optim = o;
-        if let Some(saved) = saved {
-            state.log_history = saved.log_history;
-            state.global_step = saved.global_step;
-        }
-    }
+    let mut state = TrainerState::new(total_steps, cfg.seed, examples.len(), bs, accum);
+    let (mut model, mut optim) = start_run(model, out, resume, cfg.lora.as_ref(), cfg.weight_decay, &mut state)?;
     observer.on_start(total_steps, state.global_step);
     let mut window = LogWindow::default();
     while state.global_step < total_steps {
         let step = state.global_step;
         let epoch = step / steps_per_epoch;
         let in_epoch = step % steps_per_epoch;
-        let mut order: Vec<usize> = (0..examples.len()).collect();
-        order.shuffle(&mut example_rng(cfg.seed, epoch as u64, u64::MAX));
+        let order = epoch_order(cfg.seed, epoch, examples.len());
         let first = in_epoch * accum * bs;
         let last = ((in_epoch + 1) * accum * bs).min(examples.len());
         let chosen: Vec<(usize, &TevatronExample)> = order[first..last].iter().map(|&i| (i, &examples[i])).collect();

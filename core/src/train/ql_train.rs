@@ -5,8 +5,8 @@
 //! order, the corruption and the direction of every example are functions of (seed, epoch,
 //! index), and the optimizer state is saved, so a run killed and resumed ends with the same
 //! weights as an uninterrupted one.
-use super::checkpoint::{resume_newest, save_checkpoint, LogEntry, TrainerState};
-use super::common::{ensure_finite, LogWindow};
+use super::checkpoint::{save_checkpoint, LogEntry, TrainerState};
+use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
 use super::clip::clip_global_norm;
 use super::schedule::LinearSchedule;
 use crate::error::{Error, Result};
@@ -16,9 +16,8 @@ use crate::ql::example::{build_d2q, build_q2d, LossOn, QlExample};
 use crate::ql::loss::{target_log_probs, QlBatch};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::StoredDtype;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::{backend::AutodiffBackend, ElementConversion};
-use rand::seq::SliceRandom;
 use rand::Rng;
 use std::path::Path;
 
@@ -99,20 +98,6 @@ pub trait TrainObserver {
 pub struct Quiet;
 impl TrainObserver for Quiet {}
 
-fn mix(a: u64, b: u64) -> u64 {
-    let mut x = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
-    x ^ (x >> 33)
-}
-
-/// The example order of `epoch` (a seeded shuffle).
-fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut example_rng(seed, epoch as u64, u64::MAX));
-    order
-}
-
 /// Builds example `idx` as epoch `epoch` sees it: direction and corruption from its own RNG.
 pub fn make_example(tok: &TextTokenizer, pair: &QlPair, cfg: &QlTrainConfig, epoch: usize, idx: usize) -> Result<QlExample> {
     let mut rng = example_rng(cfg.seed, epoch as u64, idx as u64);
@@ -130,7 +115,7 @@ pub fn make_example(tok: &TextTokenizer, pair: &QlPair, cfg: &QlTrainConfig, epo
 /// from the newest checkpoint in `out` (its weights replace `model`'s).
 #[allow(clippy::too_many_arguments)]
 pub fn ql_train<B: AutodiffBackend>(
-    mut model: DecoderModel<B>,
+    model: DecoderModel<B>,
     tok: &TextTokenizer,
     pairs: &[QlPair],
     cfg: &QlTrainConfig,
@@ -145,43 +130,14 @@ pub fn ql_train<B: AutodiffBackend>(
     let device = model.device();
     let bs = cfg.per_device_train_batch_size.max(1);
     let accum = cfg.gradient_accumulation_steps.max(1);
-    let micro_per_epoch = pairs.len().div_ceil(bs);
-    let steps_per_epoch = micro_per_epoch.div_ceil(accum);
-    let mut total_steps = steps_per_epoch * cfg.num_train_epochs.max(1);
-    if let Some(m) = cfg.max_steps {
-        total_steps = total_steps.min(m);
-    }
+    let (steps_per_epoch, total_steps) = step_counts(pairs.len(), bs, accum, cfg.num_train_epochs, cfg.max_steps);
     let schedule = LinearSchedule {
         base_lr: cfg.learning_rate,
         warmup_steps: LinearSchedule::warmup_from_ratio(cfg.warmup_ratio, total_steps),
         total_steps,
     };
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.999)
-        .with_epsilon(1e-8)
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init::<B, DecoderModel<B>>();
-    let mut state = TrainerState {
-        global_step: 0,
-        total_steps,
-        epoch: 0.0,
-        seed: cfg.seed,
-        num_examples: pairs.len(),
-        per_device_train_batch_size: bs,
-        gradient_accumulation_steps: accum,
-        log_history: Vec::new(),
-    };
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    if resume {
-        let (m, o, saved) = resume_newest(out, model, optim, cfg.lora.as_ref(), &state)?;
-        model = m;
-        optim = o;
-        if let Some(saved) = saved {
-            state.log_history = saved.log_history;
-            state.global_step = saved.global_step;
-        }
-    }
+    let mut state = TrainerState::new(total_steps, cfg.seed, pairs.len(), bs, accum);
+    let (mut model, mut optim) = start_run(model, out, resume, cfg.lora.as_ref(), cfg.weight_decay, &mut state)?;
     observer.on_start(total_steps, state.global_step);
     let mut window = LogWindow::default();
     while state.global_step < total_steps {
