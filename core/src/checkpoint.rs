@@ -1,5 +1,9 @@
-//! A Hugging Face model folder: `config.json`, `tokenizer.json` (+ `tokenizer_config.json`) and
-//! safetensors weights. Opening it checks everything before any tensor is built.
+//! Where a model comes from, resolved to one thing: config, tokenizer and weights. `--model` may be
+//! - a Hugging Face folder: `config.json`, `tokenizer.json` (+ `tokenizer_config.json`), safetensors;
+//! - a llama.cpp `.gguf` file (config, tokenizer and weights all from the file; see [`crate::gguf`]);
+//! - a hub id `org/name[@revision]`, resolved through the HF cache (see [`crate::hub`]).
+//!
+//! Opening checks everything before any tensor is built.
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::model::{DecoderModel, LoadOptions};
@@ -8,26 +12,112 @@ use crate::weights::{StoredDtype, WeightFiles};
 use burn::tensor::backend::Backend;
 use std::path::{Path, PathBuf};
 
+/// Tokenizer and generation files carried along when a model is saved (copied from a folder, or
+/// written from a GGUF file's metadata).
+pub const TOKENIZER_FILES: [&str; 6] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "generation_config.json",
+    "tokenizer.model",
+    "chat_template.jinja",
+];
+
+/// What a saved model carries over from the model it was trained from: the tokenizer files and a
+/// name (PEFT's `base_model_name_or_path`).
+#[derive(Clone, Debug, Default)]
+pub struct SourceFiles {
+    pub name: String,
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl SourceFiles {
+    /// Writes the files into `dir`.
+    pub fn write_into(&self, dir: &Path) -> Result<()> {
+        write_files(&self.files, dir)
+    }
+}
+
 pub struct Checkpoint {
+    /// The folder or file the model was read from (a hub id resolves to its snapshot folder).
     pub dir: PathBuf,
     pub config: ModelConfig,
     pub tokenizer: TextTokenizer,
     pub weights: WeightFiles,
+    /// `TOKENIZER_FILES` of this model, by name, to write beside saved weights.
+    pub tokenizer_files: Vec<(String, Vec<u8>)>,
 }
 
 impl Checkpoint {
-    pub fn open(dir: &Path) -> Result<Self> {
-        if !dir.is_dir() {
-            return Err(Error::config(dir, "model folder not found (or not a folder)"));
+    /// Opens a folder, a `.gguf` file or a hub id (see the module docs).
+    pub fn open(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            return Self::open_folder(path);
         }
+        if path.is_file() {
+            let is_gguf = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+                || std::fs::read(path).map(|b| b.starts_with(b"GGUF")).unwrap_or(false);
+            if is_gguf {
+                return Self::open_gguf(path);
+            }
+            return Err(Error::config(
+                path,
+                "a file, but not a GGUF file: pass a model folder (config.json, tokenizer.json, safetensors), a .gguf file or a hub id org/name",
+            ));
+        }
+        #[cfg(feature = "hub")]
+        if let Some(s) = path.to_str() {
+            if crate::hub::looks_like_repo_id(s) {
+                let dir = crate::hub::resolve(s)?;
+                return Self::open_folder(&dir);
+            }
+        }
+        Err(Error::config(
+            path,
+            "model not found: not a folder, not a .gguf file, and not a hub id of the form org/name",
+        ))
+    }
+
+    fn open_folder(dir: &Path) -> Result<Self> {
         let config = ModelConfig::from_file(&dir.join("config.json"))?;
         let tokenizer = TextTokenizer::from_dir(dir, &config)?;
         let weights = WeightFiles::open_dir(dir)?;
+        let mut tokenizer_files = Vec::new();
+        for f in TOKENIZER_FILES {
+            let p = dir.join(f);
+            if p.exists() {
+                tokenizer_files.push((f.to_string(), std::fs::read(&p).map_err(|e| Error::io(&p, e))?));
+            }
+        }
         Ok(Self {
             dir: dir.into(),
             config,
             tokenizer,
             weights,
+            tokenizer_files,
+        })
+    }
+
+    fn open_gguf(path: &Path) -> Result<Self> {
+        let file = crate::gguf::GgufFile::open(path)?;
+        let config_json = crate::gguf::config_json(&file)?;
+        let config = ModelConfig::from_json_str(&config_json.to_string(), path)?;
+        let files = crate::gguf::vocab::tokenizer_files(&file)?;
+        let tok_bytes = serde_json::to_vec(&files.tokenizer_json).expect("json");
+        let tokenizer = TextTokenizer::from_bytes(&tok_bytes, Some(&files.tokenizer_config), &config, path)?;
+        let tokenizer_files = vec![
+            ("tokenizer.json".to_string(), tok_bytes),
+            (
+                "tokenizer_config.json".to_string(),
+                serde_json::to_vec_pretty(&files.tokenizer_config).expect("json"),
+            ),
+        ];
+        Ok(Self {
+            dir: path.into(),
+            config,
+            tokenizer,
+            weights: WeightFiles::from_gguf(file)?,
+            tokenizer_files,
         })
     }
 
@@ -38,4 +128,20 @@ impl Checkpoint {
     pub fn load_model<B: Backend>(&self, opts: LoadOptions, device: &B::Device) -> Result<DecoderModel<B>> {
         DecoderModel::load(&self.weights, &self.config, opts, device)
     }
+
+    /// The tokenizer files and name a model trained from this one carries.
+    pub fn source_files(&self) -> SourceFiles {
+        SourceFiles {
+            name: self.dir.display().to_string(),
+            files: self.tokenizer_files.clone(),
+        }
+    }
+}
+
+pub fn write_files(files: &[(String, Vec<u8>)], dir: &Path) -> Result<()> {
+    for (name, bytes) in files {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+    }
+    Ok(())
 }

@@ -85,21 +85,11 @@ pub fn hf_tensors<B: Backend>(model: &DecoderModel<B>, dt: StoredDtype) -> Vec<(
     out
 }
 
-/// Tokenizer and generation files copied from the source folder when present.
-pub const TOKENIZER_FILES: [&str; 6] = [
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "generation_config.json",
-    "tokenizer.model",
-    "chat_template.jinja",
-];
-
 /// Saves a complete HF folder at `dest` atomically: everything is written into `dest.tmp-*` and
 /// renamed at the end. `extra` writes more files into the (temporary) folder (e.g. training state).
 pub fn save_hf_folder<B: Backend>(
     model: &DecoderModel<B>,
-    source_dir: &Path,
+    source: &crate::checkpoint::SourceFiles,
     dest: &Path,
     dtype: StoredDtype,
     extra: &mut dyn FnMut(&Path) -> Result<()>,
@@ -136,12 +126,7 @@ pub fn save_hf_folder<B: Backend>(
         meta.insert("format".to_string(), "pt".to_string());
         safetensors::tensor::serialize_to_file(tensors.iter().map(|(n, t)| (n.clone(), t)), Some(meta), &wpath)
             .map_err(|e| Error::Weights { path: wpath.clone(), message: e.to_string() })?;
-        for f in TOKENIZER_FILES {
-            let src = source_dir.join(f);
-            if src.exists() {
-                std::fs::copy(&src, tmp.join(f)).map_err(|e| Error::io(&src, e))?;
-            }
-        }
+        source.write_into(&tmp)?;
         extra(&tmp)
     })();
     if let Err(e) = result {

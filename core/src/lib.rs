@@ -4,6 +4,7 @@
 //! the backend. One file per idea:
 //! - [`config`]: `config.json` of Llama / Mistral / Qwen2 checkpoints
 //! - [`weights`]: safetensors (single or sharded; f32/f16/bf16) -> tensors, with one error listing problems
+//! - [`gguf`], [`hub`]: llama.cpp GGUF files and Hugging Face hub ids as model sources
 //! - [`model`]: the decoder (RoPE, RMSNorm, GQA attention, SwiGLU MLP), HF weight names kept
 //! - [`tokenizer`]: `tokenizer.json` and EOS resolution
 //! - [`template`]: the reference's query/passage instruction strings
@@ -27,6 +28,9 @@ pub mod dirichlet;
 pub mod error;
 pub mod export;
 pub mod formats;
+pub mod gguf;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod infonce;
 pub mod lora;
 pub mod metrics;

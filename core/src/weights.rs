@@ -21,6 +21,8 @@ pub struct WeightFiles {
     /// Folder or file the weights were found in (for messages).
     pub origin: PathBuf,
     shards: Vec<Shard>,
+    /// A GGUF file instead of safetensors shards (then `index` holds HF names only).
+    gguf: Option<(crate::gguf::GgufFile, HashMap<String, crate::gguf::GgufTensor>)>,
     index: HashMap<String, usize>,
     taken: Mutex<BTreeSet<String>>,
     problems: Mutex<Vec<String>>,
@@ -92,7 +94,21 @@ impl WeightFiles {
         Ok(WeightFiles {
             origin: origin.into(),
             shards,
+            gguf: None,
             index,
+            taken: Mutex::new(BTreeSet::new()),
+            problems: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Serves the tensors of a GGUF file under their HF names (dequantised on read).
+    pub fn from_gguf(file: crate::gguf::GgufFile) -> Result<Self> {
+        let map = crate::gguf::tensor_map(&file)?;
+        Ok(WeightFiles {
+            origin: file.path.clone(),
+            shards: Vec::new(),
+            index: map.keys().map(|k| (k.clone(), 0)).collect(),
+            gguf: Some((file, map)),
             taken: Mutex::new(BTreeSet::new()),
             problems: Mutex::new(Vec::new()),
         })
@@ -110,6 +126,15 @@ impl WeightFiles {
 
     /// Shape and dtype of a stored tensor.
     pub fn info(&self, name: &str) -> Option<(Vec<usize>, StoredDtype)> {
+        if let Some((file, map)) = &self.gguf {
+            let t = file.tensors.get(&map.get(name)?.gguf_name)?;
+            let dt = match t.ggml_type {
+                crate::gguf::GgmlType::F16 => StoredDtype::F16,
+                crate::gguf::GgmlType::BF16 => StoredDtype::BF16,
+                _ => StoredDtype::F32, // quantised blocks are dequantised to f32
+            };
+            return Some((t.torch_shape(), dt));
+        }
         let shard = &self.shards[*self.index.get(name)?];
         let info = shard.metadata.info(name)?;
         let dt = match info.dtype {
@@ -139,6 +164,13 @@ impl WeightFiles {
 
     /// Reads a tensor's values as f32 (f16/bf16 widened exactly).
     pub fn read_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+        if let Some((file, map)) = &self.gguf {
+            let t = map.get(name).ok_or_else(|| Error::Weights {
+                path: self.origin.clone(),
+                message: format!("tensor `{name}` not found"),
+            })?;
+            return crate::gguf::read_tensor(file, t);
+        }
         let &si = self.index.get(name).ok_or_else(|| Error::Weights {
             path: self.origin.clone(),
             message: format!("tensor `{name}` not found"),

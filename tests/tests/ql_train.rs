@@ -64,7 +64,7 @@ fn loss_goes_down() {
     let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true }, &device).unwrap();
     let pairs = fixture_pairs();
     let c = cfg();
-    ql_train(model, &ck.tokenizer, &pairs, &c, &fixture("tiny-llama"), dir.path(), false, &mut Quiet).unwrap();
+    ql_train(model, &ck.tokenizer, &pairs, &c, &ck.source_files(), dir.path(), false, &mut Quiet).unwrap();
     // The final checkpoint holds the log; it loads as a plain HF folder.
     let (_, last) = llmql_core::train::checkpoint::list_checkpoints(dir.path()).pop().unwrap();
     let state = llmql_core::train::checkpoint::read_state(&last).unwrap();
@@ -87,7 +87,7 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
     let mut c = cfg();
     c.max_steps = Some(2);
     c.save_steps = 1;
-    let model = ql_train(model, &ck.tokenizer, &pairs, &c, &fixture("tiny-llama"), dir.path(), false, &mut Quiet).unwrap();
+    let model = ql_train(model, &ck.tokenizer, &pairs, &c, &ck.source_files(), dir.path(), false, &mut Quiet).unwrap();
     // Poison the output head: the next loss is NaN.
     let mut model = model;
     let head = model.lm_head.as_mut().unwrap();
@@ -97,7 +97,7 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
     let mut c2 = c.clone();
     c2.save_steps = 1;
     c2.max_steps = Some(4);
-    let err = ql_train(model, &ck.tokenizer, &pairs, &c2, &fixture("tiny-llama"), dir.path(), false, &mut Quiet)
+    let err = ql_train(model, &ck.tokenizer, &pairs, &c2, &ck.source_files(), dir.path(), false, &mut Quiet)
         .err()
         .expect("a NaN loss must stop training")
         .to_string();

@@ -141,7 +141,7 @@ pub fn save_checkpoint<B, O>(
     model: &crate::model::DecoderModel<B>,
     optim: &O,
     state: &TrainerState,
-    source_dir: &Path,
+    source: &crate::checkpoint::SourceFiles,
     dtype: crate::weights::StoredDtype,
     lora: Option<&crate::lora::LoraConfig>,
     limit: Option<usize>,
@@ -155,10 +155,10 @@ where
     let dir = out.join(format!("checkpoint-{}", state.global_step));
     let mut rec = Some(optim.to_record());
     let valid = model.valid();
-    crate::export::save_hf_folder(&valid, source_dir, &dir, dtype, &mut |tmp: &Path| {
+    crate::export::save_hf_folder(&valid, source, &dir, dtype, &mut |tmp: &Path| {
         write_state(tmp, state)?;
         if let Some(lc) = lora {
-            crate::lora::save_adapter(&valid, lc, &source_dir.display().to_string(), tmp)?;
+            crate::lora::save_adapter(&valid, lc, &source.name, tmp)?;
         }
         BinFileRecorder::<FullPrecisionSettings>::new()
             .record(rec.take().expect("written once"), tmp.join(OPTIMIZER_FILE))

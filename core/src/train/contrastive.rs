@@ -111,7 +111,7 @@ pub fn contrastive_train<B: AutodiffBackend>(
     tok: &TextTokenizer,
     examples: &[TevatronExample],
     cfg: &ContrastiveConfig,
-    source_dir: &Path,
+    source: &crate::checkpoint::SourceFiles,
     out: &Path,
     resume: bool,
     observer: &mut dyn TrainObserver,
@@ -167,7 +167,7 @@ pub fn contrastive_train<B: AutodiffBackend>(
             state.log_history.push(entry);
         }
         if (cfg.save_steps > 0 && state.global_step % cfg.save_steps == 0) || state.global_step == total_steps {
-            let dir = save_checkpoint(out, &model, &optim, &state, source_dir, cfg.save_dtype, cfg.lora.as_ref(), cfg.save_total_limit)?;
+            let dir = save_checkpoint(out, &model, &optim, &state, source, cfg.save_dtype, cfg.lora.as_ref(), cfg.save_total_limit)?;
             observer.on_save(&dir);
         }
     }

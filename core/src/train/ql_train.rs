@@ -110,7 +110,7 @@ pub fn make_example(tok: &TextTokenizer, pair: &QlPair, cfg: &QlTrainConfig, epo
     }
 }
 
-/// Trains `model` in place of its source folder `source_dir` (tokenizer files are copied into
+/// Trains `model` in place of its source model `source` (its tokenizer files are written into
 /// each checkpoint), writing checkpoints and the final model into `out`. With `resume`, starts
 /// from the newest checkpoint in `out` (its weights replace `model`'s).
 #[allow(clippy::too_many_arguments)]
@@ -119,7 +119,7 @@ pub fn ql_train<B: AutodiffBackend>(
     tok: &TextTokenizer,
     pairs: &[QlPair],
     cfg: &QlTrainConfig,
-    source_dir: &Path,
+    source: &crate::checkpoint::SourceFiles,
     out: &Path,
     resume: bool,
     observer: &mut dyn TrainObserver,
@@ -184,7 +184,7 @@ pub fn ql_train<B: AutodiffBackend>(
         }
         let save_now = cfg.save_steps > 0 && state.global_step % cfg.save_steps == 0;
         if save_now || state.global_step == total_steps {
-            let dir = save_checkpoint(out, &model, &optim, &state, source_dir, cfg.save_dtype, cfg.lora.as_ref(), cfg.save_total_limit)?;
+            let dir = save_checkpoint(out, &model, &optim, &state, source, cfg.save_dtype, cfg.lora.as_ref(), cfg.save_total_limit)?;
             observer.on_save(&dir);
         }
     }

@@ -34,7 +34,7 @@ impl llmql_backends::BackendTask for Merge {
         let model = self.ck.load_model::<B>(LoadOptions { dtype: burn::tensor::DType::F32, lm_head }, &device)?;
         let model = llmql_core::lora::load_adapter(model, &self.a.adapter)?;
         let model = llmql_core::lora::merge_lora(model);
-        llmql_core::export::save_hf_folder(&model, &self.a.model, &self.a.output, dtype, &mut |_| Ok(()))?;
+        llmql_core::export::save_hf_folder(&model, &self.ck.source_files(), &self.a.output, dtype, &mut |_| Ok(()))?;
         Ok(())
     }
 }

@@ -117,16 +117,16 @@ impl AutodiffTask for Task {
             &self.ckpt.tokenizer,
             &self.pairs,
             &self.cfg,
-            &self.a.model,
+            &self.ckpt.source_files(),
             &self.a.output_dir,
             self.a.resume,
             &mut obs,
         )?;
         obs.pb.finish_and_clear();
-        crate::output::save_final_model(&model, &self.a.model, &self.a.output_dir, self.cfg.save_dtype)?;
+        crate::output::save_final_model(&model, &self.ckpt.source_files(), &self.a.output_dir, self.cfg.save_dtype)?;
         if let Some(lc) = &self.cfg.lora {
             // The PEFT adapter beside the merged weights.
-            llmql_core::lora::save_adapter(&model, lc, &self.a.model.display().to_string(), &self.a.output_dir)?;
+            llmql_core::lora::save_adapter(&model, lc, &self.ckpt.source_files().name, &self.a.output_dir)?;
         }
         tracing::info!("final model written to {}", self.a.output_dir.display());
         Ok(())

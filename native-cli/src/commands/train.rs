@@ -110,12 +110,12 @@ impl AutodiffTask for Task {
             model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
         }
         let mut obs = crate::progress::TrainProgress::new("train");
-        let model = contrastive_train(model, &self.ckpt.tokenizer, &self.examples, &self.cfg, &self.a.model, &self.a.output_dir, self.a.resume, &mut obs)?;
+        let model = contrastive_train(model, &self.ckpt.tokenizer, &self.examples, &self.cfg, &self.ckpt.source_files(), &self.a.output_dir, self.a.resume, &mut obs)?;
         obs.pb.finish_and_clear();
         match &self.cfg.lora {
             // A LoRA run's result is the PEFT adapter (merge it with `llmql merge-lora`).
-            Some(lc) => llmql_core::lora::save_adapter(&model, lc, &self.a.model.display().to_string(), &self.a.output_dir)?,
-            None => crate::output::save_final_model(&model, &self.a.model, &self.a.output_dir, self.cfg.save_dtype)?,
+            Some(lc) => llmql_core::lora::save_adapter(&model, lc, &self.ckpt.source_files().name, &self.a.output_dir)?,
+            None => crate::output::save_final_model(&model, &self.ckpt.source_files(), &self.a.output_dir, self.cfg.save_dtype)?,
         }
         tracing::info!("wrote {}", self.a.output_dir.display());
         Ok(())

@@ -1,0 +1,114 @@
+//! Hugging Face hub ids (`org/name`, optionally `org/name@revision`) as model sources, through the
+//! standard hub cache (`hf-hub`): the cache is `HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+//! `~/.cache/huggingface/hub`, laid out as the Python client lays it out
+//! (`models--org--name/{refs,snapshots,blobs}`). With `HF_HUB_OFFLINE=1` only the cache is read;
+//! otherwise missing files are downloaded, and a failed download falls back to the cache.
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// The hub cache folder, as `huggingface_hub` chooses it.
+pub fn cache_dir() -> PathBuf {
+    for var in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"] {
+        if let Some(p) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            return PathBuf::from(p);
+        }
+    }
+    if let Some(home) = std::env::var_os("HF_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join("hub");
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    base.join("huggingface").join("hub")
+}
+
+/// True when `HF_HUB_OFFLINE` asks for no network.
+pub fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .unwrap_or(false)
+}
+
+/// `org/name` or `org/name@revision`: two non-empty path-safe parts, not a local path.
+pub fn looks_like_repo_id(s: &str) -> bool {
+    let id = s.split_once('@').map(|(a, _)| a).unwrap_or(s);
+    let parts: Vec<&str> = id.split('/').collect();
+    parts.len() == 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && !p.starts_with('.')
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+}
+
+const OPTIONAL: [&str; 4] = ["tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
+
+/// Resolves a hub id to the snapshot folder holding its config, tokenizer and safetensors files.
+pub fn resolve(spec: &str) -> Result<PathBuf> {
+    let (id, revision) = match spec.split_once('@') {
+        Some((id, rev)) => (id, rev.to_string()),
+        None => (spec, "main".to_string()),
+    };
+    let cache_root = cache_dir();
+    let repo = hf_hub::Repo::with_revision(id.to_string(), hf_hub::RepoType::Model, revision.clone());
+    let cache = hf_hub::Cache::new(cache_root.clone()).repo(repo.clone());
+    let api = if offline() {
+        None
+    } else {
+        hf_hub::api::sync::ApiBuilder::new()
+            .with_cache_dir(cache_root.clone())
+            .with_progress(true)
+            .build()
+            .ok()
+            .map(|a| a.repo(repo.clone()))
+    };
+    let where_ = || {
+        format!(
+            "hub model `{id}` (revision {revision}) in the cache {}{}",
+            cache_root.display(),
+            if offline() { " (HF_HUB_OFFLINE is set)" } else { "" }
+        )
+    };
+    let get = |file: &str| -> std::result::Result<PathBuf, String> {
+        if let Some(p) = cache.get(file) {
+            return Ok(p);
+        }
+        match &api {
+            None => Err(format!("`{file}` is not in the cache")),
+            Some(api) => {
+                tracing::info!("downloading {file} of {id}");
+                api.get(file).map_err(|e| format!("`{file}`: download failed: {e}"))
+            }
+        }
+    };
+    let need = |file: &str| get(file).map_err(|m| Error::config(Path::new(spec), format!("{}: {m}", where_())));
+    let config = need("config.json")?;
+    need("tokenizer.json")?;
+    for f in OPTIONAL {
+        let _ = get(f);
+    }
+    match get("model.safetensors") {
+        Ok(_) => {}
+        Err(single) => {
+            let index = get("model.safetensors.index.json").map_err(|m| {
+                Error::config(Path::new(spec), format!("{}: no weights: {single}; {m}", where_()))
+            })?;
+            let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|source| Error::Json { path: index.clone(), source })?;
+            let mut files: Vec<String> = v
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .map(|m| m.values().filter_map(|f| f.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            files.sort();
+            files.dedup();
+            for f in files {
+                need(&f)?;
+            }
+        }
+    }
+    Ok(config.parent().expect("a file in a snapshot folder").to_path_buf())
+}
