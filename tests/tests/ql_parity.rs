@@ -154,3 +154,47 @@ fn document_reaches_query_only_through_separator() {
         }
     }
 }
+
+/// The fast Attention-Stop scorer (document once, one-position KV cache per pair) equals scoring
+/// each whole masked sequence, and the golden transformers scores; documents shared by several
+/// queries, queries of different lengths, and a one-token (empty) query included.
+#[test]
+fn cached_scores_equal_full_sequences_and_transformers() {
+    for model in ["tiny-llama", "tiny-qwen2"] {
+        let (ck, m, g) = load(model);
+        let docs = ["Rivers carry water from the mountains to the sea.", "A small cafe sells coffee and bread.", "The library opens at nine."];
+        let queries = ["where do rivers go?", "coffee", "", "when does the library open and close every day of the week"];
+        let mut exs = Vec::new();
+        for d in docs {
+            for q in queries {
+                exs.push(build_d2q(&ck.tokenizer, d, q, 128, 32).unwrap());
+            }
+        }
+        let full = llmql_core::ql::full_sequence_scores(&m, &exs, ck.tokenizer.eos_id, 5, true, |_| {}).unwrap();
+        let mut counted = 0;
+        let fast = llmql_core::ql::cached_scores(&m, &exs, ck.tokenizer.eos_id, 2, |n| counted += n);
+        assert_eq!(counted, exs.len());
+        for (i, (a, b)) in full.iter().zip(&fast).enumerate() {
+            assert!((a - b).abs() <= 1e-3, "{model} pair {i}: full {a} vs cached {b}");
+        }
+        // And through the public entry point against transformers' golden AS scores.
+        for s in g["ql_scores"].as_array().unwrap() {
+            let name = s["name"].as_str().unwrap();
+            let e = g["examples"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap();
+            if e["direction"] != "d2q" {
+                continue;
+            }
+            let title = e["title"].as_str().filter(|t| !t.is_empty());
+            let passage = passage_text(title, e["text"].as_str().unwrap());
+            let opts = QlScoreOptions {
+                p_max_len: e["p_max_len"].as_u64().unwrap() as usize,
+                q_max_len: e["q_max_len"].as_u64().unwrap() as usize,
+                batch_size: 4,
+                attention_stop: true,
+            };
+            let got = ql_scores(&m, &ck.tokenizer, &[(passage, e["query"].as_str().unwrap().to_string())], opts, |_| {}).unwrap()[0];
+            let want = s["score"].as_f64().unwrap();
+            assert!((got - want).abs() <= 1e-3, "{model}/{name}: cached {got} vs transformers {want}");
+        }
+    }
+}

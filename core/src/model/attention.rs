@@ -71,18 +71,42 @@ impl<B: Backend> SelfAttention<B> {
         sin: &Tensor<B, 4>,
         mask: &AttentionMask<B>,
     ) -> Tensor<B, 3> {
+        self.forward_kv(x, cos, sin, mask, None).0
+    }
+
+    /// [`Self::forward`] that also returns this call's rotated keys and values
+    /// (`[b, kv_heads, s, head_dim]`, before GQA expansion) and may attend to `prefix` keys/values
+    /// placed before the sequence (a KV cache). With a prefix of length p the mask must be
+    /// `Explicit` with shape `[b, 1, s, p + s]` (column j < p is prefix position j).
+    pub fn forward_kv(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        mask: &AttentionMask<B>,
+        prefix: Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+    ) -> (Tensor<B, 3>, Tensor<B, 4>, Tensor<B, 4>) {
         let [b, s, _] = x.dims();
         let q = Self::split_heads(self.q_proj.forward(x.clone()), self.num_heads, self.head_dim);
         let k = Self::split_heads(self.k_proj.forward(x.clone()), self.num_kv_heads, self.head_dim);
         let v = Self::split_heads(self.v_proj.forward(x), self.num_kv_heads, self.head_dim);
         let q = RotaryEmbedding::apply(q, cos, sin);
-        let k = RotaryEmbedding::apply(k, cos, sin);
+        let k_new = RotaryEmbedding::apply(k, cos, sin);
+        let v_new = v;
+        let (k, v) = match prefix {
+            Some((pk, pv)) => (Tensor::cat(vec![pk, k_new.clone()], 2), Tensor::cat(vec![pv, v_new.clone()], 2)),
+            None => (k_new.clone(), v_new.clone()),
+        };
+        let sk = k.dims()[2];
         let n_rep = self.num_heads / self.num_kv_heads;
         let k = Self::repeat_kv(k, n_rep);
         let v = Self::repeat_kv(v, n_rep);
         let (mask, is_causal) = match mask {
-            AttentionMask::Causal => (None, true),
-            AttentionMask::Explicit(m) => (Some(m.clone().expand([b, self.num_heads, s, s])), false),
+            AttentionMask::Causal => {
+                assert_eq!(sk, s, "a KV prefix needs an explicit mask");
+                (None, true)
+            }
+            AttentionMask::Explicit(m) => (Some(m.clone().expand([b, self.num_heads, s, sk])), false),
         };
         let out = attention(
             q,
@@ -97,6 +121,6 @@ impl<B: Backend> SelfAttention<B> {
             },
         );
         let out = out.swap_dims(1, 2).reshape([b, s, self.num_heads * self.head_dim]);
-        self.o_proj.forward(out)
+        (self.o_proj.forward(out), k_new, v_new)
     }
 }

@@ -40,7 +40,24 @@ impl<B: Backend> DecoderLayer<B> {
         let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), cos, sin, mask);
         h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
     }
+
+    /// [`Self::forward`] with a KV prefix; also returns this call's keys and values.
+    pub fn forward_kv(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        mask: &AttentionMask<B>,
+        prefix: Option<LayerKv<B>>,
+    ) -> (Tensor<B, 3>, LayerKv<B>) {
+        let (a, k, v) = self.self_attn.forward_kv(self.input_layernorm.forward(x.clone()), cos, sin, mask, prefix);
+        let h = x + a;
+        (h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h)), (k, v))
+    }
 }
+
+/// One layer's rotated keys and values, `[b, kv_heads, s, head_dim]` (a KV cache entry).
+pub type LayerKv<B> = (Tensor<B, 4>, Tensor<B, 4>);
 
 /// What to load besides the decoder stack.
 #[derive(Debug, Clone, Copy)]
@@ -145,6 +162,29 @@ impl<B: Backend> DecoderModel<B> {
             x = layer.forward(x, &cos, &sin, mask);
         }
         x
+    }
+
+    /// Hidden states after the final norm, attending also to a per-layer KV `prefix` (one entry per
+    /// layer, e.g. a document's separator under Attention Stop); returns each layer's new keys and
+    /// values too. `positions` continue after the prefix; `mask` is `[b, 1, s, p + s]`.
+    pub fn forward_kv(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+        mask: &AttentionMask<B>,
+        prefix: Option<Vec<LayerKv<B>>>,
+    ) -> (Tensor<B, 3>, Vec<LayerKv<B>>) {
+        let (cos, sin) = self.rope.cos_sin(positions, self.dtype());
+        let mut x = embedding(self.embed_tokens.val(), input_ids);
+        let mut prefix = prefix.map(|p| p.into_iter());
+        let mut kvs = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let p = prefix.as_mut().map(|it| it.next().expect("one prefix entry per layer"));
+            let (y, kv) = layer.forward_kv(x, &cos, &sin, mask, p);
+            x = y;
+            kvs.push(kv);
+        }
+        (self.norm.forward(x), kvs)
     }
 
     /// Hidden states after the final norm (`last_hidden_state` in transformers).

@@ -9,4 +9,4 @@ pub use attention_stop::attention_stop_mask;
 pub use corruption::corrupt_words;
 pub use example::{build_d2q, build_q2d, passage_text, Direction, LossOn, QlExample};
 pub use loss::{ql_loss, target_log_probs, QlBatch};
-pub use score::{ql_scores, QlScoreOptions};
+pub use score::{cached_scores, full_sequence_scores, ql_scores, QlScoreOptions};

@@ -1,12 +1,23 @@
 //! QL ranking (METHOD.md "QL ranking"): score(q, d) = sum over the query tokens and the closing EOS
 //! of log P(token | document prompt + separator, earlier query tokens), natural log, under the
 //! Attention Stop mask, with the uncorrupted llmql d2q prompt.
-use super::example::{build_d2q, LossOn};
+//!
+//! Under Attention Stop the query sees the document only through the separator, so the document
+//! is run once (its prompt + separator, causally) and only the separator's keys/values of every
+//! layer are kept; each (query, document) pair then runs just its query tokens against that
+//! one-position cache. This gives the same scores as the full masked sequence (tested) at a
+//! fraction of the cost: a document shared by many queries is read once, and a pair costs only
+//! its query's tokens.
+use super::example::{build_d2q, LossOn, QlExample};
 use super::loss::{per_example_sums, target_log_probs, QlBatch};
+use crate::encoder::{length_sorted_batches, PaddedBatch};
 use crate::error::Result;
-use crate::model::DecoderModel;
+use crate::model::{AttentionMask, DecoderModel, LayerKv};
 use crate::tokenizer::TextTokenizer;
+use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy)]
 pub struct QlScoreOptions {
@@ -34,18 +45,33 @@ pub fn ql_scores<B: Backend>(
     tok: &TextTokenizer,
     pairs: &[(String, String)],
     opts: QlScoreOptions,
-    mut on_batch: impl FnMut(usize),
+    on_batch: impl FnMut(usize),
 ) -> Result<Vec<f64>> {
     let examples = pairs
         .iter()
         .map(|(p, q)| build_d2q(tok, p, q, opts.p_max_len, opts.q_max_len))
         .collect::<Result<Vec<_>>>()?;
+    if opts.attention_stop {
+        return Ok(cached_scores(model, &examples, tok.eos_id, opts.batch_size, on_batch));
+    }
+    full_sequence_scores(model, &examples, tok.eos_id, opts.batch_size, opts.attention_stop, on_batch)
+}
+
+/// Scores by running every pair's whole sequence (prompt, separator, query) under the mask.
+pub fn full_sequence_scores<B: Backend>(
+    model: &DecoderModel<B>,
+    examples: &[QlExample],
+    pad_id: u32,
+    batch_size: usize,
+    attention_stop: bool,
+    mut on_batch: impl FnMut(usize),
+) -> Result<Vec<f64>> {
     let lengths: Vec<usize> = examples.iter().map(|e| e.len()).collect();
     let mut out = vec![0f64; examples.len()];
     let device = model.device();
-    for idx in crate::encoder::length_sorted_batches(&lengths, opts.batch_size) {
+    for idx in length_sorted_batches(&lengths, batch_size) {
         let batch_ex: Vec<_> = idx.iter().map(|&i| examples[i].clone()).collect();
-        let batch = QlBatch::<B>::new(&batch_ex, LossOn::Query, tok.eos_id, opts.attention_stop, &device);
+        let batch = QlBatch::<B>::new(&batch_ex, LossOn::Query, pad_id, attention_stop, &device);
         let lp: Vec<f32> = target_log_probs(model, &batch)
             .into_data()
             .convert::<f32>()
@@ -57,4 +83,133 @@ pub fn ql_scores<B: Backend>(
         on_batch(idx.len());
     }
     Ok(out)
+}
+
+fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    let t = if t.dtype() == DType::F32 { t } else { t.cast(DType::F32) };
+    t.into_data().convert::<f32>().to_vec().expect("f32")
+}
+
+/// Attention-Stop scores through a one-position KV cache per document (see the module docs).
+/// `on_batch` counts pairs as their query batches finish.
+pub fn cached_scores<B: Backend>(
+    model: &DecoderModel<B>,
+    examples: &[QlExample],
+    pad_id: u32,
+    batch_size: usize,
+    mut on_batch: impl FnMut(usize),
+) -> Vec<f64> {
+    let device = model.device();
+    // Documents: distinct prompt + separator prefixes.
+    let mut doc_of: Vec<usize> = Vec::with_capacity(examples.len());
+    let mut docs: Vec<Vec<u32>> = Vec::new();
+    let mut seen: HashMap<&[u32], usize> = HashMap::new();
+    for e in examples {
+        let prefix = &e.input_ids[..=e.sep_pos];
+        let d = *seen.entry(prefix).or_insert_with(|| {
+            docs.push(prefix.to_vec());
+            docs.len() - 1
+        });
+        doc_of.push(d);
+    }
+    let mut pairs_of_doc: Vec<Vec<usize>> = vec![Vec::new(); docs.len()];
+    for (i, &d) in doc_of.iter().enumerate() {
+        pairs_of_doc[d].push(i);
+    }
+    let mut scores = vec![0f64; examples.len()];
+    // Pass 1: each document once; keep the separator's K/V per layer and score the first target.
+    let n_layers = model.layers.len();
+    let mut row_of_doc = vec![0usize; docs.len()];
+    let mut layer_parts: Vec<Vec<LayerKv<B>>> = vec![Vec::new(); n_layers];
+    let mut rows = 0;
+    let lengths: Vec<usize> = docs.iter().map(Vec::len).collect();
+    for idx in length_sorted_batches(&lengths, batch_size) {
+        let seqs: Vec<Vec<u32>> = idx.iter().map(|&d| docs[d].clone()).collect();
+        let batch = PaddedBatch::<B>::new(&seqs, pad_id, &device);
+        let (hidden, kvs) = model.forward_kv(batch.input_ids, batch.positions, &AttentionMask::Causal, None);
+        let [b, s, h] = hidden.dims();
+        let sep_rows: Vec<i64> = idx.iter().enumerate().map(|(r, &d)| (r * s + docs[d].len() - 1) as i64).collect();
+        let sep_index = Tensor::<B, 1, Int>::from_data(TensorData::new(sep_rows.clone(), [b]), &device);
+        let sep_hidden = hidden.reshape([b * s, h]).select(0, sep_index);
+        let logp = host_f32(log_softmax(model.logits(sep_hidden).cast(DType::F32), 1));
+        let vocab = logp.len() / b;
+        for (r, &d) in idx.iter().enumerate() {
+            row_of_doc[d] = rows + r;
+            for &i in &pairs_of_doc[d] {
+                let e = &examples[i];
+                scores[i] = logp[r * vocab + e.input_ids[e.sep_pos + 1] as usize] as f64;
+            }
+        }
+        for (l, (k, v)) in kvs.into_iter().enumerate() {
+            let [_, kvh, _, hd] = k.dims();
+            let pick = |t: Tensor<B, 4>| {
+                // [b, kvh, s, hd] -> rows' separator position -> [b, kvh, 1, hd]
+                let flat = t.swap_dims(1, 2).reshape([b * s, kvh * hd]);
+                let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(sep_rows.clone(), [b]), &device);
+                flat.select(0, idx).reshape([b, 1, kvh, hd]).swap_dims(1, 2)
+            };
+            layer_parts[l].push((pick(k), pick(v)));
+        }
+        rows += b;
+    }
+    let cache: Vec<LayerKv<B>> = layer_parts
+        .into_iter()
+        .map(|parts| {
+            let (ks, vs): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+            (Tensor::cat(ks, 0), Tensor::cat(vs, 0))
+        })
+        .collect();
+    // Pass 2: each pair's query tokens (all but the closing EOS, which is only predicted) against
+    // its document's cached separator.
+    let inputs_len: Vec<usize> = examples.iter().map(|e| e.len() - e.sep_pos - 2).collect();
+    let (short, long): (Vec<usize>, Vec<usize>) = (0..examples.len()).partition(|&i| inputs_len[i] == 0);
+    on_batch(short.len());
+    let lens: Vec<usize> = long.iter().map(|&i| inputs_len[i]).collect();
+    for batch_idx in length_sorted_batches(&lens, batch_size * 4) {
+        let idx: Vec<usize> = batch_idx.iter().map(|&k| long[k]).collect();
+        let b = idx.len();
+        let s = idx.iter().map(|&i| inputs_len[i]).max().unwrap();
+        let mut ids = vec![pad_id as i64; b * s];
+        let mut pos = vec![0i64; b * s];
+        let mut masked = vec![false; b * s * (s + 1)];
+        let mut rows_sel = Vec::new();
+        let mut targets = Vec::new();
+        let mut owners = Vec::new();
+        for (r, &i) in idx.iter().enumerate() {
+            let e = &examples[i];
+            let t0 = e.sep_pos + 1;
+            for j in 0..s {
+                pos[r * s + j] = (t0 + j) as i64;
+                for c in 0..s {
+                    masked[(r * s + j) * (s + 1) + 1 + c] = c > j;
+                }
+            }
+            for j in 0..inputs_len[i] {
+                ids[r * s + j] = e.input_ids[t0 + j] as i64;
+                rows_sel.push((r * s + j) as i64);
+                targets.push(e.input_ids[t0 + j + 1] as i64);
+                owners.push(r);
+            }
+        }
+        let docs_sel = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(idx.iter().map(|&i| row_of_doc[doc_of[i]] as i64).collect::<Vec<_>>(), [b]),
+            &device,
+        );
+        let prefix = cache.iter().map(|(k, v)| (k.clone().select(0, docs_sel.clone()), v.clone().select(0, docs_sel.clone()))).collect();
+        let mask = AttentionMask::Explicit(Tensor::<B, 4, Bool>::from_data(TensorData::new(masked, [b, 1, s, s + 1]), &device));
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [b, s]), &device);
+        let pos = Tensor::<B, 2, Int>::from_data(TensorData::new(pos, [b, s]), &device);
+        let (hidden, _) = model.forward_kv(ids, pos, &mask, Some(prefix));
+        let h = hidden.dims()[2];
+        let n = rows_sel.len();
+        let sel = Tensor::<B, 1, Int>::from_data(TensorData::new(rows_sel, [n]), &device);
+        let logp = log_softmax(model.logits(hidden.reshape([b * s, h]).select(0, sel)).cast(DType::F32), 1);
+        let tgt = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
+        let lp = host_f32(logp.gather(1, tgt));
+        for (k, &r) in owners.iter().enumerate() {
+            scores[idx[r]] += lp[k] as f64;
+        }
+        on_batch(b);
+    }
+    scores
 }
