@@ -275,6 +275,7 @@ pub fn write_run(path: &Path, run: &Run, tag: &str) -> Result<()> {
         .ok_or_else(|| Error::Other(format!("{}: not a file path", path.display())))?
         .to_string_lossy()
         .into_owned();
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| -> Result<()> {
         let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;

@@ -39,6 +39,9 @@ enum Command {
     MineNegatives(commands::mine_negatives::MineNegativesArgs),
     /// Describe a model folder: family, size, heads, dtype, vocabulary, BOS/EOS.
     Info(commands::info::InfoArgs),
+    /// The whole pipeline on the embedded collection: BM25, zero-shot, QL training, contrastive
+    /// training, dense retrieval and QL rerank, with one results table.
+    Quickstart(commands::quickstart::QuickstartArgs),
     /// Benchmarks (compare with the PyTorch scripts in bench/).
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -69,6 +72,7 @@ fn main() {
         Command::Train(a) => commands::train::run(a),
         Command::MergeLora(a) => commands::merge_lora::run(a),
         Command::Bench(c) => commands::bench::run(c),
+        Command::Quickstart(a) => commands::quickstart::run(a, cli.threads),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -7,6 +7,7 @@ pub mod info;
 pub mod merge_lora;
 pub mod mine_negatives;
 pub mod ql_train;
+pub mod quickstart;
 pub mod rerank;
 pub mod search;
 pub mod train;

