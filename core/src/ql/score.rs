@@ -117,6 +117,8 @@ pub fn cached_scores<B: Backend>(
         pairs_of_doc[d].push(i);
     }
     let mut scores = vec![0f64; examples.len()];
+    let started = std::time::Instant::now();
+    tracing::info!("QL scoring: reading {} documents once (prompt + separator), then {} queries' tokens", docs.len(), examples.len());
     // Pass 1: each document once; keep the separator's K/V per layer and score the first target.
     let n_layers = model.layers.len();
     let mut row_of_doc = vec![0usize; docs.len()];
@@ -159,6 +161,8 @@ pub fn cached_scores<B: Backend>(
             (Tensor::cat(ks, 0), Tensor::cat(vs, 0))
         })
         .collect();
+    tracing::info!("QL scoring: {} documents read in {:.1}s", docs.len(), started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
     // Pass 2: each pair's query tokens (all but the closing EOS, which is only predicted) against
     // its document's cached separator.
     let inputs_len: Vec<usize> = examples.iter().map(|e| e.len() - e.sep_pos - 2).collect();
@@ -211,5 +215,6 @@ pub fn cached_scores<B: Backend>(
         }
         on_batch(b);
     }
+    tracing::debug!("QL scoring: {} pairs' queries in {:.1}s", examples.len(), started.elapsed().as_secs_f64());
     scores
 }

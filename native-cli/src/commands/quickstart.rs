@@ -48,7 +48,7 @@ pub struct QuickstartArgs {
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// Stage 1 optimizer steps.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 40)]
     pub ql_steps: usize,
     /// Stage 1 batch size.
     #[arg(long, default_value_t = 4)]
@@ -68,20 +68,21 @@ pub struct QuickstartArgs {
     #[arg(long)]
     pub no_ql: bool,
     /// Stage 2 optimizer steps.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 24)]
     pub train_steps: usize,
     /// Stage 2 queries per batch.
     #[arg(long, default_value_t = 4)]
     pub train_batch_size: usize,
-    /// Stage 2 group size (1 positive + hard negatives).
-    #[arg(long, default_value_t = 4)]
+    /// Stage 2 group size (1 positive + hard negatives; every other passage of the batch is a
+    /// negative too).
+    #[arg(long, default_value_t = 2)]
     pub train_group_size: usize,
     #[arg(long, default_value_t = 3e-4)]
     pub train_learning_rate: f64,
     #[arg(long, default_value_t = 16)]
     pub lora_r: usize,
     /// Passage length limit (tokens) for encoding, training and QL scoring.
-    #[arg(long, default_value_t = 160)]
+    #[arg(long, default_value_t = 128)]
     pub passage_max_len: usize,
     #[arg(long, default_value_t = 32)]
     pub query_max_len: usize,
