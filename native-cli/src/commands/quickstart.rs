@@ -21,6 +21,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+/// A command line from displayable parts: `argv!["encode", "--model", path.display(), "--max-len", 128]`.
+macro_rules! argv {
+    ($($x:expr),* $(,)?) => { vec![$(($x).to_string()),*] as Vec<String> };
+}
+
 const CORPUS: &str = include_str!("../../assets/quickstart/corpus.jsonl");
 const QUERIES: &str = include_str!("../../assets/quickstart/queries.jsonl");
 const QRELS_TRAIN: &str = include_str!("../../assets/quickstart/qrels/train.tsv");
@@ -121,9 +126,6 @@ impl Pipeline {
         self.a.output.join(rel)
     }
 
-    fn s(p: &Path) -> String {
-        p.display().to_string()
-    }
 
     /// Runs `llmql <args>` (printing the command), failing the stage if it fails.
     fn llmql(&self, args: &[String]) -> Result<()> {
@@ -160,7 +162,10 @@ impl Pipeline {
         let secs = start.elapsed().as_secs_f64();
         std::fs::create_dir_all(marker.parent().unwrap())?;
         let tmp = marker.with_extension("json.partial");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&json!({"stage": name, "seconds": secs}))?)?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(&json!({"stage": name, "seconds": secs}))?,
+        )?;
         std::fs::rename(&tmp, &marker)?;
         eprintln!("== {title}: {secs:.0} s");
         self.stages.push((name.into(), secs, false));
@@ -168,7 +173,7 @@ impl Pipeline {
     }
 
     fn common_model_flags(&self) -> Vec<String> {
-        vec!["--device".into(), self.a.device.clone(), "--dtype".into(), self.a.dtype.clone()]
+        argv!["--device", self.a.device, "--dtype", self.a.dtype]
     }
 
     fn encode_and_search(&self, model: &Path, adapter: Option<&Path>, name: &str) -> Result<()> {
@@ -177,41 +182,41 @@ impl Pipeline {
             (col.join("corpus.jsonl"), "passage", self.a.passage_max_len),
             (col.join("queries-test.jsonl"), "query", self.a.query_max_len),
         ] {
-            let mut args = vec![
-                "encode".to_string(),
-                "--model".into(),
-                Self::s(model),
-                "--input".into(),
-                Self::s(&input),
-                "--kind".into(),
-                kind.into(),
-                "--max-len".into(),
-                max_len.to_string(),
-                "--batch-size".into(),
-                self.a.batch_size.to_string(),
-                "--output".into(),
-                Self::s(&self.path(&format!("embeddings/{name}/{kind}"))),
+            let mut args = argv![
+                "encode",
+                "--model",
+                model.display(),
+                "--input",
+                input.display(),
+                "--kind",
+                kind,
+                "--max-len",
+                max_len,
+                "--batch-size",
+                self.a.batch_size,
+                "--output",
+                self.path(&format!("embeddings/{name}/{kind}")).display()
             ];
             if let Some(ad) = adapter {
-                args.extend(["--adapter".into(), Self::s(ad)]);
+                args.extend(argv!["--adapter", ad.display()]);
             }
             args.extend(self.common_model_flags());
             self.llmql(&args)?;
         }
-        self.llmql(&[
-            "search".into(),
-            "--queries".into(),
-            Self::s(&self.path(&format!("embeddings/{name}/query"))),
-            "--corpus".into(),
-            Self::s(&self.path(&format!("embeddings/{name}/passage"))),
-            "--depth".into(),
-            self.a.rerank_depth.max(100).to_string(),
-            "--tag".into(),
-            name.into(),
-            "--device".into(),
-            self.a.device.clone(),
-            "--output".into(),
-            Self::s(&self.path(&format!("runs/{name}.trec"))),
+        self.llmql(&argv![
+            "search",
+            "--queries",
+            self.path(&format!("embeddings/{name}/query")).display(),
+            "--corpus",
+            self.path(&format!("embeddings/{name}/passage")).display(),
+            "--depth",
+            self.a.rerank_depth.max(100),
+            "--tag",
+            name,
+            "--device",
+            self.a.device,
+            "--output",
+            self.path(&format!("runs/{name}.trec")).display()
         ])
     }
 }
@@ -257,7 +262,11 @@ fn prepare_collection(a: &QuickstartArgs) -> Result<()> {
         }
         let v: serde_json::Value =
             serde_json::from_str(line).with_context(|| format!("queries.jsonl, line {}: invalid JSON", n + 1))?;
-        let id = v.get("_id").or_else(|| v.get("id")).and_then(|x| x.as_str()).unwrap_or_default();
+        let id = v
+            .get("_id")
+            .or_else(|| v.get("id"))
+            .and_then(|x| x.as_str())
+            .unwrap_or_default();
         if test_ids.contains(id) {
             te.push_str(line);
             te.push('\n');
@@ -268,7 +277,10 @@ fn prepare_collection(a: &QuickstartArgs) -> Result<()> {
         }
     }
     if te.is_empty() || tr.is_empty() {
-        bail!("{}: the collection needs queries with qrels in both qrels/train.tsv and qrels/test.tsv", col.display());
+        bail!(
+            "{}: the collection needs queries with qrels in both qrels/train.tsv and qrels/test.tsv",
+            col.display()
+        );
     }
     write("queries-test.jsonl", &te)?;
     write("queries-train.jsonl", &tr)?;
@@ -295,23 +307,31 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
     std::fs::create_dir_all(&a.output)?;
     prepare_collection(&a)?;
     let exe = std::env::current_exe().context("cannot find the llmql executable")?;
-    let mut p = Pipeline { a: a.clone(), exe, threads, stages: Vec::new() };
+    let mut p = Pipeline {
+        a: a.clone(),
+        exe,
+        threads,
+        stages: Vec::new(),
+    };
     let col = p.path("collection");
-    let s = Pipeline::s;
-    eprintln!("llmql quickstart: model {}, output {}", model.display(), a.output.display());
+    eprintln!(
+        "llmql quickstart: model {}, output {}",
+        model.display(),
+        a.output.display()
+    );
 
     if !a.no_baselines {
         p.stage("bm25", "BM25 baseline", |p| {
-            p.llmql(&[
-                "bm25".into(),
-                "--corpus".into(),
-                s(&col.join("corpus.jsonl")),
-                "--queries".into(),
-                s(&col.join("queries-test.jsonl")),
-                "--depth".into(),
-                "100".into(),
-                "--output".into(),
-                s(&p.path("runs/bm25.trec")),
+            p.llmql(&argv![
+                "bm25",
+                "--corpus",
+                col.join("corpus.jsonl").display(),
+                "--queries",
+                col.join("queries-test.jsonl").display(),
+                "--depth",
+                "100",
+                "--output",
+                p.path("runs/bm25.trec").display()
             ])
         })?;
         p.stage("zero-shot", "zero-shot dense retrieval (untrained model)", |p| {
@@ -321,74 +341,80 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
 
     // Training data: (query, positive) pairs for stage 1, with BM25 hard negatives for stage 2.
     p.stage("negatives", "BM25 hard negatives for the training queries", |p| {
-        p.llmql(&[
-            "bm25".into(),
-            "--corpus".into(),
-            s(&col.join("corpus.jsonl")),
-            "--queries".into(),
-            s(&col.join("queries-train.jsonl")),
-            "--depth".into(),
-            "30".into(),
-            "--output".into(),
-            s(&p.path("runs/bm25-train.trec")),
+        p.llmql(&argv![
+            "bm25",
+            "--corpus",
+            col.join("corpus.jsonl").display(),
+            "--queries",
+            col.join("queries-train.jsonl").display(),
+            "--depth",
+            "30",
+            "--output",
+            p.path("runs/bm25-train.trec").display()
         ])?;
-        p.llmql(&[
-            "mine-negatives".into(),
-            "--train-queries".into(),
-            s(&col.join("queries-train.jsonl")),
-            "--qrels".into(),
-            s(&col.join("qrels/train.tsv")),
-            "--run".into(),
-            s(&p.path("runs/bm25-train.trec")),
-            "--corpus".into(),
-            s(&col.join("corpus.jsonl")),
-            "--depth".into(),
-            "30".into(),
-            "--count".into(),
-            "15".into(),
-            "--output".into(),
-            s(&p.path("data/train-negatives.jsonl")),
+        p.llmql(&argv![
+            "mine-negatives",
+            "--train-queries",
+            col.join("queries-train.jsonl").display(),
+            "--qrels",
+            col.join("qrels/train.tsv").display(),
+            "--run",
+            p.path("runs/bm25-train.trec").display(),
+            "--corpus",
+            col.join("corpus.jsonl").display(),
+            "--depth",
+            "30",
+            "--count",
+            "15",
+            "--output",
+            p.path("data/train-negatives.jsonl").display()
         ])
     })?;
     // Stage 1: QL training on (training query, positive passage) pairs.
     let ql_model = if a.no_ql { model.clone() } else { p.path("ql") };
     if !a.no_ql {
         p.stage("ql", "stage 1: QL training (Attention Stop + Input Corruption)", |p| {
-            let mut args = vec![
-                "ql-train".to_string(),
-                "--model".into(),
-                s(&model),
-                "--train-data".into(),
-                s(&p.path("data/train-negatives.jsonl")),
-                "--output-dir".into(),
-                s(&p.path("ql")),
-                "--max-steps".into(),
-                a.ql_steps.to_string(),
-                "--per-device-train-batch-size".into(),
-                a.ql_batch_size.to_string(),
-                "--learning-rate".into(),
-                a.ql_learning_rate.to_string(),
-                "--mask-probability".into(),
-                a.mask_probability.to_string(),
-                "--p-max-len".into(),
-                a.passage_max_len.to_string(),
-                "--q-max-len".into(),
-                a.query_max_len.to_string(),
-                "--save-steps".into(),
-                "20".into(),
-                "--save-total-limit".into(),
-                "1".into(),
-                "--logging-steps".into(),
-                "5".into(),
-                "--seed".into(),
-                a.seed.to_string(),
-                "--resume".into(),
+            let mut args = argv![
+                "ql-train",
+                "--model",
+                model.display(),
+                "--train-data",
+                p.path("data/train-negatives.jsonl").display(),
+                "--output-dir",
+                p.path("ql").display(),
+                "--max-steps",
+                a.ql_steps,
+                "--per-device-train-batch-size",
+                a.ql_batch_size,
+                "--learning-rate",
+                a.ql_learning_rate,
+                "--mask-probability",
+                a.mask_probability,
+                "--p-max-len",
+                a.passage_max_len,
+                "--q-max-len",
+                a.query_max_len,
+                "--save-steps",
+                "20",
+                "--save-total-limit",
+                "1",
+                "--logging-steps",
+                "5",
+                "--seed",
+                a.seed,
+                "--resume"
             ];
             if a.no_attention_stop {
-                args.push("--no-attention-stop".into());
+                args.extend(argv!["--no-attention-stop"]);
             }
             if a.ql_lora_r > 0 {
-                args.extend(["--lora".into(), "--lora-r".into(), a.ql_lora_r.to_string(), "--lora-alpha".into(), (2 * a.ql_lora_r).to_string()]);
+                args.extend(argv![
+                    "--lora",
+                    "--lora-r",
+                    a.ql_lora_r,
+                    "--lora-alpha",
+                    2 * a.ql_lora_r
+                ]);
             }
             args.extend(p.common_model_flags());
             p.llmql(&args)
@@ -397,42 +423,42 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
 
     // Stage 2: contrastive LoRA training.
     p.stage("contrastive", "stage 2: contrastive LoRA training", |p| {
-        let mut args = vec![
-            "train".to_string(),
-            "--model".into(),
-            s(&ql_model),
-            "--train-data".into(),
-            s(&p.path("data/train-negatives.jsonl")),
-            "--output-dir".into(),
-            s(&p.path("dense")),
-            "--lora".into(),
-            "--lora-r".into(),
-            a.lora_r.to_string(),
-            "--lora-alpha".into(),
-            (2 * a.lora_r).to_string(),
-            "--max-steps".into(),
-            a.train_steps.to_string(),
-            "--warmup-steps".into(),
-            (a.train_steps / 10).to_string(),
-            "--per-device-train-batch-size".into(),
-            a.train_batch_size.to_string(),
-            "--train-group-size".into(),
-            a.train_group_size.to_string(),
-            "--learning-rate".into(),
-            a.train_learning_rate.to_string(),
-            "--query-max-len".into(),
-            a.query_max_len.to_string(),
-            "--passage-max-len".into(),
-            a.passage_max_len.to_string(),
-            "--save-steps".into(),
-            "10".into(),
-            "--save-total-limit".into(),
-            "1".into(),
-            "--logging-steps".into(),
-            "5".into(),
-            "--seed".into(),
-            a.seed.to_string(),
-            "--resume".into(),
+        let mut args = argv![
+            "train",
+            "--model",
+            ql_model.display(),
+            "--train-data",
+            p.path("data/train-negatives.jsonl").display(),
+            "--output-dir",
+            p.path("dense").display(),
+            "--lora",
+            "--lora-r",
+            a.lora_r,
+            "--lora-alpha",
+            (2 * a.lora_r),
+            "--max-steps",
+            a.train_steps,
+            "--warmup-steps",
+            (a.train_steps / 10),
+            "--per-device-train-batch-size",
+            a.train_batch_size,
+            "--train-group-size",
+            a.train_group_size,
+            "--learning-rate",
+            a.train_learning_rate,
+            "--query-max-len",
+            a.query_max_len,
+            "--passage-max-len",
+            a.passage_max_len,
+            "--save-steps",
+            "10",
+            "--save-total-limit",
+            "1",
+            "--logging-steps",
+            "5",
+            "--seed",
+            a.seed,
+            "--resume"
         ];
         args.extend(p.common_model_flags());
         p.llmql(&args)
@@ -443,24 +469,24 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
     })?;
     if !a.no_rerank && !a.no_ql {
         p.stage("rerank", "QL rerank of the dense top-k (stage-1 model)", |p| {
-            let mut args = vec![
-                "rerank".to_string(),
-                "--model".into(),
-                s(&ql_model),
-                "--queries".into(),
-                s(&col.join("queries-test.jsonl")),
-                "--corpus".into(),
-                s(&col.join("corpus.jsonl")),
-                "--run".into(),
-                s(&p.path("runs/llmql.trec")),
-                "--depth".into(),
-                a.rerank_depth.to_string(),
-                "--p-max-len".into(),
-                a.passage_max_len.to_string(),
-                "--q-max-len".into(),
-                a.query_max_len.to_string(),
-                "--output".into(),
-                s(&p.path("runs/llmql-rerank.trec")),
+            let mut args = argv![
+                "rerank",
+                "--model",
+                ql_model.display(),
+                "--queries",
+                col.join("queries-test.jsonl").display(),
+                "--corpus",
+                col.join("corpus.jsonl").display(),
+                "--run",
+                p.path("runs/llmql.trec").display(),
+                "--depth",
+                a.rerank_depth,
+                "--p-max-len",
+                a.passage_max_len,
+                "--q-max-len",
+                a.query_max_len,
+                "--output",
+                p.path("runs/llmql-rerank.trec").display()
             ];
             args.extend(p.common_model_flags());
             p.llmql(&args)
@@ -472,12 +498,22 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
 fn report(p: &Pipeline, model: &Path, total: f64) -> Result<()> {
     let qrels = read_qrels(&p.path("collection/qrels/test.tsv"))?;
     let measures = parse_metrics("nDCG@10,RR@10,R@100").map_err(anyhow::Error::msg)?;
-    let secs = |names: &[&str]| -> f64 { p.stages.iter().filter(|(n, ..)| names.contains(&n.as_str())).map(|(_, s, _)| s).sum() };
+    let secs = |names: &[&str]| -> f64 {
+        p.stages
+            .iter()
+            .filter(|(n, ..)| names.contains(&n.as_str()))
+            .map(|(_, s, _)| s)
+            .sum()
+    };
     let rows: Vec<(&str, &str, Vec<&str>)> = vec![
         ("BM25", "bm25", vec!["bm25"]),
         ("zero-shot dense", "zero-shot", vec!["zero-shot"]),
         (
-            if p.a.no_ql { "contrastive only (no QL stage)" } else { "LLM-QL dense" },
+            if p.a.no_ql {
+                "contrastive only (no QL stage)"
+            } else {
+                "LLM-QL dense"
+            },
             "llmql",
             vec!["ql", "negatives", "contrastive", "dense"],
         ),
@@ -501,11 +537,15 @@ fn report(p: &Pipeline, model: &Path, total: f64) -> Result<()> {
             "| {label} | {:.4} | {:.4} | {:.4} | {t:.0} |\n",
             means[0], means[1], means[2]
         ));
-        results.push(json!({"system": label, "run": s_(&path), "nDCG@10": means[0], "RR@10": means[1], "R@100": means[2], "seconds": t}));
+        results.push(json!({"system": label, "run": path.display().to_string(), "nDCG@10": means[0], "RR@10": means[1], "R@100": means[2], "seconds": t}));
     }
-    let stages: Vec<_> = p.stages.iter().map(|(n, s, skipped)| json!({"stage": n, "seconds": s, "skipped": skipped})).collect();
+    let stages: Vec<_> = p
+        .stages
+        .iter()
+        .map(|(n, s, skipped)| json!({"stage": n, "seconds": s, "skipped": skipped}))
+        .collect();
     let doc = json!({
-        "model": s_(model),
+        "model": model.display().to_string(),
         "queries": qrels.len(),
         "settings": format!("{:?}", p.a),
         "results": results,
@@ -517,18 +557,23 @@ fn report(p: &Pipeline, model: &Path, total: f64) -> Result<()> {
         "# llmql quickstart\n\nmodel `{}`, {} test queries\n\n{table}\nstages: {}\n",
         model.display(),
         qrels.len(),
-        p.stages.iter().map(|(n, s, _)| format!("{n} {s:.0} s")).collect::<Vec<_>>().join(", ")
+        p.stages
+            .iter()
+            .map(|(n, s, _)| format!("{n} {s:.0} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     std::fs::write(p.path("results.md"), &md)?;
     println!("\n{table}");
     println!(
         "stages: {}\nthis run: {total:.0} s; results in {}",
-        p.stages.iter().map(|(n, s, sk)| format!("{n} {s:.0} s{}", if *sk { " (earlier)" } else { "" })).collect::<Vec<_>>().join(", "),
+        p.stages
+            .iter()
+            .map(|(n, s, sk)| format!("{n} {s:.0} s{}", if *sk { " (earlier)" } else { "" }))
+            .collect::<Vec<_>>()
+            .join(", "),
         p.path("results.md").display()
     );
     Ok(())
 }
 
-fn s_(p: &Path) -> String {
-    p.display().to_string()
-}
