@@ -56,7 +56,7 @@ impl Checkpoint {
         }
         if path.is_file() {
             let is_gguf = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
-                || std::fs::read(path).map(|b| b.starts_with(b"GGUF")).unwrap_or(false);
+                || starts_with_gguf_magic(path);
             if is_gguf {
                 return Self::open_gguf(path);
             }
@@ -136,6 +136,13 @@ impl Checkpoint {
             files: self.tokenizer_files.clone(),
         }
     }
+}
+
+/// True when the file's first four bytes are `GGUF` (reads only those).
+fn starts_with_gguf_magic(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"GGUF"
 }
 
 pub fn write_files(files: &[(String, Vec<u8>)], dir: &Path) -> Result<()> {

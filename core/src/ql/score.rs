@@ -131,8 +131,8 @@ pub fn cached_scores<B: Backend>(
         let (hidden, kvs) = model.forward_kv(batch.input_ids, batch.positions, &AttentionMask::Causal, None);
         let [b, s, h] = hidden.dims();
         let sep_rows: Vec<i64> = idx.iter().enumerate().map(|(r, &d)| (r * s + docs[d].len() - 1) as i64).collect();
-        let sep_index = Tensor::<B, 1, Int>::from_data(TensorData::new(sep_rows.clone(), [b]), &device);
-        let sep_hidden = hidden.reshape([b * s, h]).select(0, sep_index);
+        let sep_index = Tensor::<B, 1, Int>::from_data(TensorData::new(sep_rows, [b]), &device);
+        let sep_hidden = hidden.reshape([b * s, h]).select(0, sep_index.clone());
         let logp = host_f32(log_softmax(model.logits(sep_hidden).cast(DType::F32), 1));
         let vocab = logp.len() / b;
         for (r, &d) in idx.iter().enumerate() {
@@ -147,8 +147,7 @@ pub fn cached_scores<B: Backend>(
             let pick = |t: Tensor<B, 4>| {
                 // [b, kvh, s, hd] -> rows' separator position -> [b, kvh, 1, hd]
                 let flat = t.swap_dims(1, 2).reshape([b * s, kvh * hd]);
-                let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(sep_rows.clone(), [b]), &device);
-                flat.select(0, idx).reshape([b, 1, kvh, hd]).swap_dims(1, 2)
+                flat.select(0, sep_index.clone()).reshape([b, 1, kvh, hd]).swap_dims(1, 2)
             };
             layer_parts[l].push((pick(k), pick(v)));
         }
