@@ -20,10 +20,12 @@
 //! - [`train`]: training loops, schedule, clipping, checkpoints and resume
 //! - [`export`]: writing HF folders
 //! - [`lora`]: factored LoRA, merging, PEFT adapter files
+#[cfg(feature = "bm25")]
 pub mod bm25;
 pub mod checkpoint;
 pub mod config;
 pub mod encoder;
+#[cfg(feature = "bm25")]
 pub mod dirichlet;
 pub mod error;
 pub mod export;
