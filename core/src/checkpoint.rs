@@ -121,6 +121,43 @@ impl Checkpoint {
         })
     }
 
+    /// Builds a checkpoint from files held in memory (the browser's path): `config.json`,
+    /// `tokenizer.json`, optional `tokenizer_config.json`, and safetensors files as `(name, bytes)`.
+    /// `origin` names the model in messages.
+    pub fn from_bytes(
+        origin: &str,
+        config_json: &[u8],
+        tokenizer_json: &[u8],
+        tokenizer_config: Option<&[u8]>,
+        weights: Vec<(String, Vec<u8>)>,
+    ) -> Result<Self> {
+        let dir = PathBuf::from(origin);
+        let cfg_path = dir.join("config.json");
+        let text = std::str::from_utf8(config_json).map_err(|_| Error::config(&cfg_path, "not UTF-8 text"))?;
+        let config = ModelConfig::from_json_str(text, &cfg_path)?;
+        let tok_cfg_path = dir.join("tokenizer_config.json");
+        let tok_cfg = match tokenizer_config {
+            Some(b) => Some(serde_json::from_slice::<serde_json::Value>(b).map_err(|source| Error::Json {
+                path: tok_cfg_path.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        let tokenizer = TextTokenizer::from_bytes(tokenizer_json, tok_cfg.as_ref(), &config, &dir.join("tokenizer.json"))?;
+        let mut tokenizer_files = vec![("tokenizer.json".to_string(), tokenizer_json.to_vec())];
+        if let Some(b) = tokenizer_config {
+            tokenizer_files.push(("tokenizer_config.json".to_string(), b.to_vec()));
+        }
+        let weights = WeightFiles::from_bytes(&dir, weights)?;
+        Ok(Self {
+            dir,
+            config,
+            tokenizer,
+            weights,
+            tokenizer_files,
+        })
+    }
+
     pub fn stored_dtype(&self) -> Option<StoredDtype> {
         self.weights.stored_dtype()
     }

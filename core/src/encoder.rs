@@ -30,6 +30,47 @@ pub struct Encoder<B: Backend> {
     pub model: DecoderModel<B>,
     pub tokenizer: TextTokenizer,
     pub options: EncoderOptions,
+    /// The token embedding table kept on the host (see [`LoadOptions::host_embeddings`]).
+    pub host_embeddings: Option<HostEmbeddings>,
+}
+
+/// A token embedding table in host memory, `[vocab, hidden]` row-major: rows are gathered here and
+/// only the `[b, s, hidden]` result goes to the device. Used where the table is larger than one
+/// WebGPU storage binding may be.
+pub struct HostEmbeddings {
+    pub table: Vec<f32>,
+    pub hidden: usize,
+}
+
+impl HostEmbeddings {
+    /// Reads the checkpoint's embedding table.
+    pub fn read(ckpt: &Checkpoint) -> Result<Self> {
+        let name = crate::model::embed_tokens_name(&ckpt.weights);
+        let (table, shape) = ckpt.weights.read_f32(&name)?;
+        let c = &ckpt.config;
+        if shape != [c.vocab_size, c.hidden_size] {
+            return Err(crate::error::Error::Weights {
+                path: ckpt.weights.origin.clone(),
+                message: format!("wrong shape: `{name}` expected {:?}, found {shape:?}", [c.vocab_size, c.hidden_size]),
+            });
+        }
+        Ok(Self { table, hidden: c.hidden_size })
+    }
+
+    /// The rows of a right-padded batch as `[b, s, hidden]` on `device`.
+    pub fn lookup<B: Backend>(&self, seqs: &[Vec<u32>], pad_id: u32, device: &B::Device, dtype: DType) -> Tensor<B, 3> {
+        let b = seqs.len();
+        let s = seqs.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let h = self.hidden;
+        let mut out = Vec::with_capacity(b * s * h);
+        for seq in seqs {
+            for j in 0..s {
+                let t = seq.get(j).copied().unwrap_or(pad_id) as usize;
+                out.extend_from_slice(&self.table[t * h..(t + 1) * h]);
+            }
+        }
+        Tensor::from_data(TensorData::new(out, [b, s, h]), (device, dtype))
+    }
 }
 
 /// A right-padded batch of token ids with RoPE positions counted from each row's first token.
@@ -72,8 +113,27 @@ pub fn length_sorted_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<us
 /// The encoder's forward pass on a model (training uses it on `Autodiff` backends): right-padded
 /// batch, causal attention, pooling after the final norm, f32, optional L2 normalisation.
 pub fn embed<B: Backend>(model: &DecoderModel<B>, seqs: &[Vec<u32>], pad_id: u32, pooling: Pooling, normalize: bool) -> Tensor<B, 2> {
-    let batch = PaddedBatch::<B>::new(seqs, pad_id, &model.device());
-    let hidden = model.forward_layers(batch.input_ids, batch.positions, &AttentionMask::Causal);
+    embed_with(model, None, seqs, pad_id, pooling, normalize)
+}
+
+/// [`embed`], with token rows taken from a host table when one is given.
+pub fn embed_with<B: Backend>(
+    model: &DecoderModel<B>,
+    host: Option<&HostEmbeddings>,
+    seqs: &[Vec<u32>],
+    pad_id: u32,
+    pooling: Pooling,
+    normalize: bool,
+) -> Tensor<B, 2> {
+    let device = model.device();
+    let batch = PaddedBatch::<B>::new(seqs, pad_id, &device);
+    let hidden = match host {
+        None => model.forward_layers(batch.input_ids, batch.positions, &AttentionMask::Causal),
+        Some(h) => {
+            let x = h.lookup::<B>(seqs, pad_id, &device, model.dtype());
+            model.forward_layers_from(x, batch.positions, &AttentionMask::Causal, &mut |_, x| x)
+        }
+    };
     let pooled = match pooling {
         // The final norm is per position, so norm only the pooled rows.
         Pooling::Eos => model.norm.forward(eos_pool(hidden, &batch.lengths)),
@@ -90,12 +150,24 @@ pub fn embed<B: Backend>(model: &DecoderModel<B>, seqs: &[Vec<u32>], pad_id: u32
 impl<B: Backend> Encoder<B> {
     /// Loads an encoder from a checkpoint (no lm_head).
     pub fn load(ckpt: &Checkpoint, options: EncoderOptions, dtype: DType, device: &B::Device) -> Result<Self> {
-        let model = ckpt.load_model(LoadOptions { dtype, lm_head: false }, device)?;
-        Ok(Self {
+        Self::load_with(ckpt, options, LoadOptions { dtype, lm_head: false, host_embeddings: false }, device)
+    }
+
+    /// [`Self::load`] with every load option; `host_embeddings` keeps the token table on the host.
+    pub fn load_with(ckpt: &Checkpoint, options: EncoderOptions, load: LoadOptions, device: &B::Device) -> Result<Self> {
+        let model = ckpt.load_model(LoadOptions { lm_head: false, ..load }, device)?;
+        let host_embeddings = if load.host_embeddings { Some(HostEmbeddings::read(ckpt)?) } else { None };
+        Ok(Self::from_model(model, ckpt.tokenizer.clone(), options, host_embeddings))
+    }
+
+    /// Wraps a model already built (e.g. with a LoRA adapter merged in).
+    pub fn from_model(model: DecoderModel<B>, tokenizer: TextTokenizer, options: EncoderOptions, host_embeddings: Option<HostEmbeddings>) -> Self {
+        Self {
             model,
-            tokenizer: ckpt.tokenizer.clone(),
+            tokenizer,
             options,
-        })
+            host_embeddings,
+        }
     }
 
     pub fn dim(&self) -> usize {
@@ -110,7 +182,22 @@ impl<B: Backend> Encoder<B> {
 
     /// Embeds one batch of token sequences (any lengths, order kept): `[n, hidden]` on the device.
     pub fn embed_ids(&self, seqs: &[Vec<u32>]) -> Tensor<B, 2> {
-        embed(&self.model, seqs, self.tokenizer.eos_id, self.options.pooling, self.options.normalize)
+        embed_with(
+            &self.model,
+            self.host_embeddings.as_ref(),
+            seqs,
+            self.tokenizer.eos_id,
+            self.options.pooling,
+            self.options.normalize,
+        )
+    }
+
+    /// Embeds and reads back without blocking: the only readback WebGPU allows.
+    pub async fn embed_ids_to_vec_async(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let dim = self.dim();
+        let data = self.embed_ids(seqs).into_data_async().await.map_err(|e| crate::error::Error::Other(format!("reading embeddings back from the device: {e:?}")))?;
+        let v: Vec<f32> = data.convert::<f32>().to_vec().expect("f32 data");
+        Ok(v.chunks(dim).map(|c| c.to_vec()).collect())
     }
 
     /// Embeds and reads back to the host (blocking; the browser uses `embed_ids` + async readback).

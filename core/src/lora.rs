@@ -169,7 +169,13 @@ pub fn save_adapter<B: Backend>(model: &DecoderModel<B>, cfg: &LoraConfig, base_
 pub fn read_adapter_config(dir: &Path) -> Result<LoraConfig> {
     let p = dir.join("adapter_config.json");
     let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Json { path: p.clone(), source })?;
+    parse_adapter_config(&text, &p)
+}
+
+/// Parses the text of an `adapter_config.json` (`p` names it in messages).
+pub fn parse_adapter_config(text: &str, p: &Path) -> Result<LoraConfig> {
+    let p = p.to_path_buf();
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|source| Error::Json { path: p.clone(), source })?;
     if v.get("peft_type").and_then(|t| t.as_str()) != Some("LORA") {
         return Err(Error::config(&p, "field `peft_type`: only LORA adapters are supported"));
     }
@@ -194,8 +200,23 @@ pub fn load_adapter<B: Backend>(model: DecoderModel<B>, dir: &Path) -> Result<De
 }
 
 /// Overwrites the A/B weights of `model`'s attached adapters with those stored in `dir`.
-pub fn fill_adapter<B: Backend>(mut model: DecoderModel<B>, dir: &Path, cfg: &LoraConfig) -> Result<DecoderModel<B>> {
+pub fn fill_adapter<B: Backend>(model: DecoderModel<B>, dir: &Path, cfg: &LoraConfig) -> Result<DecoderModel<B>> {
     let w = WeightFiles::open_files(dir, &[dir.join("adapter_model.safetensors")])?;
+    fill_adapter_from(model, &w, cfg)
+}
+
+/// Attaches a PEFT adapter held in memory (`adapter_config.json` text and
+/// `adapter_model.safetensors` bytes; the browser's path) to `model`.
+pub fn load_adapter_bytes<B: Backend>(model: DecoderModel<B>, config_json: &str, weights: Vec<u8>) -> Result<DecoderModel<B>> {
+    let origin = Path::new("adapter");
+    let cfg = parse_adapter_config(config_json, &origin.join("adapter_config.json"))?;
+    let model = attach_lora(model, &cfg, 0)?;
+    let w = WeightFiles::from_bytes(origin, vec![("adapter_model.safetensors".to_string(), weights)])?;
+    fill_adapter_from(model, &w, &cfg)
+}
+
+/// Overwrites the A/B weights of `model`'s attached adapters with the tensors in `w`.
+pub fn fill_adapter_from<B: Backend>(mut model: DecoderModel<B>, w: &WeightFiles, cfg: &LoraConfig) -> Result<DecoderModel<B>> {
     let device = model.device();
     let dtype = model.dtype();
     for_each_target(&mut model, &cfg.target_modules, |name, lin| {

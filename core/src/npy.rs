@@ -61,6 +61,11 @@ pub fn read_f32_matrix(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    parse_f32_matrix(&bytes, path)
+}
+
+/// Parses the bytes of a float32 C-order 2-D `.npy` (`path` names it in messages).
+pub fn parse_f32_matrix(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, usize)> {
     let bad = |m: &str| Error::Other(format!("{}: not a float32 2-D .npy file: {m}", path.display()));
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad("bad magic"));
@@ -70,6 +75,9 @@ pub fn read_f32_matrix(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
         2 | 3 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         _ => return Err(bad("unknown version")),
     };
+    if bytes.len() < start + hlen {
+        return Err(bad("truncated header"));
+    }
     let dict = std::str::from_utf8(&bytes[start..start + hlen]).map_err(|_| bad("header"))?;
     if !dict.contains("'<f4'") || dict.contains("'fortran_order': True") {
         return Err(bad("need descr '<f4' in C order"));

@@ -5,7 +5,7 @@
 //! on the chosen Burn device (a `[queries, block]` matmul); selection is exact on the host, with
 //! ties broken by docid (ascending) so runs are deterministic.
 use crate::error::{Error, Result};
-use crate::npy::read_f32_matrix;
+use crate::npy::{parse_f32_matrix, read_f32_matrix};
 use crate::trec::{Run, RunEntry};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use rayon::prelude::*;
@@ -34,6 +34,17 @@ impl Embeddings {
     pub fn load(npy: &Path, ids: &Path) -> Result<Self> {
         let (values, rows, dim) = read_f32_matrix(npy)?;
         let text = std::fs::read_to_string(ids).map_err(|e| Error::io(ids, e))?;
+        Self::from_parts(values, rows, dim, &text, npy, ids)
+    }
+
+    /// Builds from the bytes of an `embeddings.npy` and the text of its `ids.txt` (the browser's
+    /// path; the names are for messages).
+    pub fn from_bytes(npy_bytes: &[u8], ids_text: &str, npy: &Path, ids: &Path) -> Result<Self> {
+        let (values, rows, dim) = parse_f32_matrix(npy_bytes, npy)?;
+        Self::from_parts(values, rows, dim, ids_text, npy, ids)
+    }
+
+    fn from_parts(values: Vec<f32>, rows: usize, dim: usize, text: &str, npy: &Path, ids: &Path) -> Result<Self> {
         let ids_v: Vec<String> = text.lines().map(str::to_string).collect();
         if ids_v.len() != rows {
             return Err(Error::Other(format!(
@@ -45,6 +56,30 @@ impl Embeddings {
             )));
         }
         Ok(Self { ids: ids_v, values, dim })
+    }
+
+    /// Exact top-`k` by inner product for one query vector, on the host (no device, no size
+    /// limit): best first, ties broken by docid as in [`ExactSearch`].
+    pub fn search_one(&self, query: &[f32], k: usize) -> Result<Vec<(f32, String)>> {
+        if query.len() != self.dim {
+            return Err(Error::Other(format!(
+                "query vector has {} dimensions, the index has {}",
+                query.len(),
+                self.dim
+            )));
+        }
+        let mut top = TopK::new(k);
+        const BLOCK: usize = 4096;
+        let mut scores = Vec::with_capacity(BLOCK);
+        for (b, ids) in self.ids.chunks(BLOCK).enumerate() {
+            scores.clear();
+            for i in 0..ids.len() {
+                let row = self.row(b * BLOCK + i);
+                scores.push(row.iter().zip(query).map(|(a, q)| a * q).sum::<f32>());
+            }
+            top.offer(&scores, ids);
+        }
+        Ok(top.into_sorted())
     }
 }
 

@@ -8,9 +8,25 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// A shard's bytes: memory-mapped from a file, or owned (the browser hands us bytes it fetched).
+enum Bytes {
+    Mmap(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mmap(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
 struct Shard {
     path: PathBuf,
-    mmap: Mmap,
+    mmap: Bytes,
     header_len: usize,
     metadata: Metadata,
 }
@@ -76,20 +92,7 @@ impl WeightFiles {
             // SAFETY: the file is opened read-only; like every mmap-based loader we assume it is not
             // truncated while we read it.
             let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-            let (header_len, metadata) =
-                safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| Error::Weights {
-                    path: path.clone(),
-                    message: format!("not a valid safetensors file: {e}"),
-                })?;
-            for name in metadata.tensors().keys() {
-                index.insert(name.clone(), shards.len());
-            }
-            shards.push(Shard {
-                path: path.clone(),
-                mmap,
-                header_len,
-                metadata,
-            });
+            Self::add_shard(&mut shards, &mut index, path.clone(), Bytes::Mmap(mmap))?;
         }
         Ok(WeightFiles {
             origin: origin.into(),
@@ -99,6 +102,40 @@ impl WeightFiles {
             taken: Mutex::new(BTreeSet::new()),
             problems: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Serves safetensors files held in memory, as `(name, bytes)` (no file system: the browser).
+    pub fn from_bytes(origin: &Path, files: Vec<(String, Vec<u8>)>) -> Result<Self> {
+        let mut shards = Vec::new();
+        let mut index = HashMap::new();
+        for (name, bytes) in files {
+            Self::add_shard(&mut shards, &mut index, PathBuf::from(name), Bytes::Owned(bytes))?;
+        }
+        Ok(WeightFiles {
+            origin: origin.into(),
+            shards,
+            gguf: None,
+            index,
+            taken: Mutex::new(BTreeSet::new()),
+            problems: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn add_shard(shards: &mut Vec<Shard>, index: &mut HashMap<String, usize>, path: PathBuf, bytes: Bytes) -> Result<()> {
+        let (header_len, metadata) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::Weights {
+            path: path.clone(),
+            message: format!("not a valid safetensors file: {e}"),
+        })?;
+        for name in metadata.tensors().keys() {
+            index.insert(name.clone(), shards.len());
+        }
+        shards.push(Shard {
+            path,
+            mmap: bytes,
+            header_len,
+            metadata,
+        });
+        Ok(())
     }
 
     /// Serves the tensors of a GGUF file under their HF names (dequantised on read).

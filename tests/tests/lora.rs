@@ -11,12 +11,12 @@ use llmql_tests::{fixture, max_abs_diff};
 
 fn base(model: &str) -> (Checkpoint, DecoderModel<Flex>) {
     let ck = Checkpoint::open(&fixture(model)).unwrap();
-    let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: false }, &Default::default()).unwrap();
+    let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false }, &Default::default()).unwrap();
     (ck, m)
 }
 
 fn embed(ck: &Checkpoint, m: DecoderModel<Flex>) -> Vec<Vec<f32>> {
-    let enc = Encoder { model: m, tokenizer: ck.tokenizer.clone(), options: EncoderOptions { template: Template::Raw, max_len: 32, ..Default::default() } };
+    let enc = Encoder { model: m, tokenizer: ck.tokenizer.clone(), options: EncoderOptions { template: Template::Raw, max_len: 32, ..Default::default() }, host_embeddings: None };
     enc.encode_texts(Kind::Passage, &[(Some("Bees"), "Bees make honey."), (None, "Rivers run to the sea.")], 2).unwrap()
 }
 
@@ -79,7 +79,7 @@ fn merge_equals_factored_and_peft_files_round_trip() {
 fn only_adapters_receive_gradients() {
     type A = Autodiff<Flex>;
     let ck = Checkpoint::open(&fixture("tiny-qwen2")).unwrap();
-    let m = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head: false }, &Default::default()).unwrap();
+    let m = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false }, &Default::default()).unwrap();
     let m = attach_lora(m, &LoraConfig { r: 2, lora_alpha: 4.0, lora_dropout: 0.0, ..Default::default() }, 0).unwrap();
     let batch = llmql_core::encoder::PaddedBatch::<A>::new(&[vec![5, 6, 7, 0]], 0, &Default::default());
     let h = m.forward(batch.input_ids, batch.positions, &llmql_core::model::AttentionMask::Causal);

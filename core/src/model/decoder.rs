@@ -66,6 +66,10 @@ pub struct LoadOptions {
     pub dtype: DType,
     /// Load `lm_head` (needed for QL scoring and training; not for encoding).
     pub lm_head: bool,
+    /// Leave `embed_tokens` out (a `[1, hidden]` placeholder is loaded instead): the caller looks
+    /// token rows up on the host and calls [`DecoderModel::forward_layers_from`]. For embedding
+    /// tables larger than a WebGPU storage binding (128 MiB by default).
+    pub host_embeddings: bool,
 }
 
 impl Default for LoadOptions {
@@ -73,7 +77,18 @@ impl Default for LoadOptions {
         Self {
             dtype: DType::F32,
             lm_head: false,
+            host_embeddings: false,
         }
+    }
+}
+
+/// The checkpoint's name for the token embeddings: `model.embed_tokens.weight`, or
+/// `embed_tokens.weight` in checkpoints saved from the bare base model.
+pub fn embed_tokens_name(w: &WeightFiles) -> String {
+    if w.contains("model.embed_tokens.weight") || !w.contains("embed_tokens.weight") {
+        "model.embed_tokens.weight".into()
+    } else {
+        "embed_tokens.weight".into()
     }
 }
 
@@ -95,13 +110,14 @@ impl<B: Backend> DecoderModel<B> {
     /// checkpoint saved from the bare base model (no `model.` prefix) loads too.
     pub fn load(w: &WeightFiles, c: &ModelConfig, opts: LoadOptions, device: &B::Device) -> Result<Self> {
         let dtype = opts.dtype;
-        let p = if w.contains("model.embed_tokens.weight") || !w.contains("embed_tokens.weight") {
-            "model."
+        let embed_name = embed_tokens_name(w);
+        let p = embed_name.strip_suffix("embed_tokens.weight").unwrap_or("model.").to_string();
+        let embed_tokens = if opts.host_embeddings {
+            w.ignore(&embed_name);
+            Tensor::zeros([1, c.hidden_size], (device, dtype))
         } else {
-            ""
+            w.take(&embed_name, [c.vocab_size, c.hidden_size], device, dtype)
         };
-        let embed_name = format!("{p}embed_tokens.weight");
-        let embed_tokens = w.take(&embed_name, [c.vocab_size, c.hidden_size], device, dtype);
         let layers = (0..c.num_hidden_layers)
             .map(|i| DecoderLayer::load(w, &format!("{p}layers.{i}"), c, device, dtype))
             .collect();
@@ -155,8 +171,19 @@ impl<B: Backend> DecoderModel<B> {
         mask: &AttentionMask<B>,
         hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
     ) -> Tensor<B, 3> {
+        let x = embedding(self.embed_tokens.val(), input_ids);
+        self.forward_layers_from(x, positions, mask, hook)
+    }
+
+    /// [`Self::forward_layers_hooked`] from token embeddings `x` (`[b, s, hidden]`) already looked up.
+    pub fn forward_layers_from(
+        &self,
+        mut x: Tensor<B, 3>,
+        positions: Tensor<B, 2, Int>,
+        mask: &AttentionMask<B>,
+        hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
         let (cos, sin) = self.rope.cos_sin(positions, self.dtype());
-        let mut x = embedding(self.embed_tokens.val(), input_ids);
         for (i, layer) in self.layers.iter().enumerate() {
             x = hook(i, x);
             x = layer.forward(x, &cos, &sin, mask);

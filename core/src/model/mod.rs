@@ -7,7 +7,7 @@ pub mod rms_norm;
 pub mod rope;
 
 pub use attention::{AttentionMask, SelfAttention};
-pub use decoder::{DecoderLayer, DecoderModel, LayerKv, LoadOptions};
+pub use decoder::{embed_tokens_name, DecoderLayer, DecoderModel, LayerKv, LoadOptions};
 pub use linear::Linear;
 pub use mlp::Mlp;
 pub use rms_norm::RmsNorm;

@@ -107,7 +107,7 @@ impl AutodiffTask for Task {
     type Output = Result<()>;
     fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<()> {
         let dtype = super::parse_dtype(&self.a.dtype)?;
-        let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype, lm_head: true }, &device)?;
+        let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype, lm_head: true, host_embeddings: false }, &device)?;
         if let Some(lc) = &self.cfg.lora {
             model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
         }

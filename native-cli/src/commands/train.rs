@@ -105,7 +105,7 @@ impl AutodiffTask for Task {
     fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<()> {
         let dtype = super::parse_dtype(&self.a.dtype)?;
         // lm_head is not used by the retriever; keep it in full fine-tuning so exports stay complete.
-        let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype, lm_head: self.cfg.lora.is_none() }, &device)?;
+        let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype, lm_head: self.cfg.lora.is_none(), host_embeddings: false }, &device)?;
         if let Some(lc) = &self.cfg.lora {
             model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
         }

@@ -1,0 +1,420 @@
+//! llmql in the browser: the `llmql-core` encoder (the same model code that trains natively) on
+//! WebGPU through Burn's wgpu backend, or on the CPU through Burn flex when the browser has no
+//! WebGPU adapter. Every device readback is asynchronous (`into_data_async`): a synchronous one
+//! panics on WebGPU.
+//!
+//! JS API (wasm-bindgen writes the `.d.ts`):
+//! - `new ModelFiles(configJson, tokenizerJson)`, `.setTokenizerConfig(bytes)`,
+//!   `.addWeights(name, bytes)` (each safetensors file), `.setAdapter(adapterConfigJson, bytes)`;
+//! - `await LlmqlEncoder.load(files, new EncoderOptions())`, then `encodeQuery(text)` and
+//!   `encodePassage(title, text)` -> `Float32Array`; `backend` says `webgpu` or `cpu`;
+//! - `new DenseIndex(npyBytes, idsText)` (an `llmql encode` output) and `search(vector, k)`.
+use burn::backend::wgpu::{graphics, init_setup_async, RuntimeOptions, WgpuDevice};
+use burn::backend::{Flex, WebGpu};
+use burn::tensor::backend::Backend;
+use burn::tensor::DType;
+use js_sys::{Float32Array, Function, Promise, Reflect, Uint32Array};
+use llmql_core::lora::{load_adapter_bytes, merge_lora};
+use llmql_core::model::{embed_tokens_name, LoadOptions};
+use llmql_core::pooling::Pooling;
+use llmql_core::search::Embeddings;
+use llmql_core::{Checkpoint, Encoder, Kind, Template};
+use std::path::Path;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+type Gpu = WebGpu<f32, i32, u32>;
+type Cpu = Flex;
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// The files of a model, as bytes the page fetched or the user dropped.
+#[wasm_bindgen]
+pub struct ModelFiles {
+    name: String,
+    config: Vec<u8>,
+    tokenizer: Vec<u8>,
+    tokenizer_config: Option<Vec<u8>>,
+    weights: Vec<(String, Vec<u8>)>,
+    adapter: Option<(String, Vec<u8>)>,
+}
+
+#[wasm_bindgen]
+impl ModelFiles {
+    /// `config.json` and `tokenizer.json` bytes.
+    #[wasm_bindgen(constructor)]
+    pub fn new(config_json: Vec<u8>, tokenizer_json: Vec<u8>) -> ModelFiles {
+        ModelFiles {
+            name: "model".into(),
+            config: config_json,
+            tokenizer: tokenizer_json,
+            tokenizer_config: None,
+            weights: Vec::new(),
+            adapter: None,
+        }
+    }
+
+    /// A name for the model in error messages (e.g. the folder's name).
+    #[wasm_bindgen(js_name = setName)]
+    pub fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+
+    /// `tokenizer_config.json` bytes (where the EOS token is named).
+    #[wasm_bindgen(js_name = setTokenizerConfig)]
+    pub fn set_tokenizer_config(&mut self, bytes: Vec<u8>) {
+        self.tokenizer_config = Some(bytes);
+    }
+
+    /// One safetensors file (`model.safetensors`, or each shard of a sharded checkpoint).
+    #[wasm_bindgen(js_name = addWeights)]
+    pub fn add_weights(&mut self, name: String, bytes: Vec<u8>) {
+        self.weights.push((name, bytes));
+    }
+
+    /// A PEFT LoRA adapter: `adapter_config.json` text and `adapter_model.safetensors` bytes. It is
+    /// merged into the weights at load.
+    #[wasm_bindgen(js_name = setAdapter)]
+    pub fn set_adapter(&mut self, config_json: String, weights: Vec<u8>) {
+        self.adapter = Some((config_json, weights));
+    }
+}
+
+/// How to run the encoder. Defaults: backend `auto`, template `llmql`, 32/128 tokens, eos
+/// pooling, normalised, dtype `auto`.
+#[wasm_bindgen(getter_with_clone)]
+#[derive(Clone, Debug)]
+pub struct EncoderOptions {
+    /// `auto` (WebGPU when the browser gives an adapter, else CPU), `webgpu` or `cpu`.
+    pub backend: String,
+    /// `llmql`, `repllama` or `raw` (as `llmql encode --template`).
+    pub template: String,
+    /// Maximum query tokens including the appended EOS.
+    #[wasm_bindgen(js_name = queryMaxLen)]
+    pub query_max_len: u32,
+    /// Maximum passage tokens including the appended EOS.
+    #[wasm_bindgen(js_name = passageMaxLen)]
+    pub passage_max_len: u32,
+    /// `eos` or `mean`.
+    pub pooling: String,
+    pub normalize: bool,
+    /// `auto` (f16 on a WebGPU adapter with shader-f16, else f32), `f32` or `f16`.
+    pub dtype: String,
+    /// Keep the token embedding table in host memory and upload only the looked-up rows. Done
+    /// anyway on WebGPU when the table is larger than the device's storage binding limit.
+    #[wasm_bindgen(js_name = hostEmbeddings)]
+    pub host_embeddings: bool,
+}
+
+#[wasm_bindgen]
+impl EncoderOptions {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> EncoderOptions {
+        EncoderOptions {
+            backend: "auto".into(),
+            template: "llmql".into(),
+            query_max_len: 32,
+            passage_max_len: 128,
+            pooling: "eos".into(),
+            normalize: true,
+            dtype: "auto".into(),
+            host_embeddings: false,
+        }
+    }
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the browser's WebGPU adapter offers.
+#[wasm_bindgen]
+#[derive(Clone, Copy, Debug)]
+pub struct GpuInfo {
+    /// The adapter has `shader-f16`.
+    pub f16: bool,
+    /// `maxStorageBufferBindingSize` of the adapter, in bytes.
+    #[wasm_bindgen(js_name = maxStorageBufferBindingSize)]
+    pub max_storage_buffer_binding_size: f64,
+}
+
+fn get(v: &JsValue, key: &str) -> Option<JsValue> {
+    Reflect::get(v, &JsValue::from_str(key)).ok().filter(|x| !x.is_undefined() && !x.is_null())
+}
+
+/// Asks `navigator.gpu` for an adapter; `undefined` when the browser has none. Burn's wgpu setup
+/// panics without an adapter (and a wasm panic cannot be caught), so this runs first.
+#[wasm_bindgen(js_name = probeWebGpu)]
+pub async fn probe_webgpu() -> Option<GpuInfo> {
+    let nav = get(&js_sys::global(), "navigator")?;
+    let gpu = get(&nav, "gpu")?;
+    let request: Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
+    let promise: Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+    let adapter = JsFuture::from(promise).await.ok().filter(|a| !a.is_null() && !a.is_undefined())?;
+    let f16 = get(&adapter, "features")
+        .and_then(|f| {
+            let has: Function = get(&f, "has")?.dyn_into().ok()?;
+            has.call1(&f, &JsValue::from_str("shader-f16")).ok()
+        })
+        .is_some_and(|b| b.is_truthy());
+    let max = get(&adapter, "limits")
+        .and_then(|l| get(&l, "maxStorageBufferBindingSize"))
+        .and_then(|m| m.as_f64())
+        .unwrap_or(128.0 * 1024.0 * 1024.0);
+    Some(GpuInfo {
+        f16,
+        max_storage_buffer_binding_size: max,
+    })
+}
+
+enum Engine {
+    Gpu(Encoder<Gpu>),
+    Cpu(Encoder<Cpu>),
+}
+
+/// A query/passage encoder running in the browser.
+#[wasm_bindgen]
+pub struct LlmqlEncoder {
+    engine: Engine,
+    template: Template,
+    query_max_len: usize,
+    passage_max_len: usize,
+    dtype: DType,
+    dim: usize,
+    host_embeddings: bool,
+}
+
+fn element_bytes(dtype: DType) -> usize {
+    if dtype == DType::F16 {
+        2
+    } else {
+        4
+    }
+}
+
+/// Builds the encoder on one backend: base weights, then the adapter (attached and merged).
+fn build<B: Backend>(
+    ckpt: &Checkpoint,
+    adapter: Option<(String, Vec<u8>)>,
+    options: llmql_core::EncoderOptions,
+    dtype: DType,
+    host_embeddings: bool,
+    device: &B::Device,
+) -> Result<Encoder<B>, JsError> {
+    let load = LoadOptions {
+        dtype,
+        lm_head: false,
+        host_embeddings,
+    };
+    let enc = Encoder::<B>::load_with(ckpt, options, load, device).map_err(js_err)?;
+    match adapter {
+        None => Ok(enc),
+        Some((cfg, weights)) => {
+            let model = load_adapter_bytes(enc.model, &cfg, weights).map_err(js_err)?;
+            Ok(Encoder::from_model(merge_lora(model), enc.tokenizer, enc.options, enc.host_embeddings))
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl LlmqlEncoder {
+    /// Loads a model (and optional adapter) on WebGPU or the CPU, as `options.backend` asks.
+    pub async fn load(files: ModelFiles, options: EncoderOptions) -> Result<LlmqlEncoder, JsError> {
+        let template: Template = options.template.parse().map_err(js_err)?;
+        let pooling: Pooling = options.pooling.parse().map_err(js_err)?;
+        let gpu = match options.backend.as_str() {
+            "cpu" => None,
+            "webgpu" => Some(probe_webgpu().await.ok_or_else(|| {
+                JsError::new("backend `webgpu` was asked for, but this browser gives no WebGPU adapter (use `auto` or `cpu`)")
+            })?),
+            "auto" | "" => probe_webgpu().await,
+            other => return Err(JsError::new(&format!("unknown backend {other:?} (expected auto, webgpu or cpu)"))),
+        };
+        let dtype = match (options.dtype.as_str(), gpu) {
+            ("f32", _) => DType::F32,
+            ("f16", Some(g)) if !g.f16 => {
+                return Err(JsError::new("dtype `f16` was asked for, but this WebGPU adapter has no shader-f16"))
+            }
+            ("f16", _) => DType::F16,
+            ("auto" | "", Some(g)) if g.f16 => DType::F16,
+            ("auto" | "", _) => DType::F32,
+            (other, _) => return Err(JsError::new(&format!("unknown dtype {other:?} (expected auto, f32 or f16)"))),
+        };
+        let ckpt = Checkpoint::from_bytes(
+            &files.name,
+            &files.config,
+            &files.tokenizer,
+            files.tokenizer_config.as_deref(),
+            files.weights,
+        )
+        .map_err(js_err)?;
+        let core_options = llmql_core::EncoderOptions {
+            template,
+            max_len: options.query_max_len.max(options.passage_max_len) as usize,
+            normalize: options.normalize,
+            pooling,
+        };
+        let dim = ckpt.config.hidden_size;
+        let (engine, host) = match gpu {
+            Some(_) => {
+                let device = WgpuDevice::DefaultDevice;
+                let setup = init_setup_async::<graphics::WebGpu>(&device, RuntimeOptions::default()).await;
+                let limit = setup.device.limits().max_storage_buffer_binding_size as u64;
+                // One tensor is one storage binding: the embedding table may go to the host;
+                // anything else over the limit cannot run here.
+                let bytes = |name: &str| {
+                    ckpt.weights
+                        .info(name)
+                        .map(|(shape, _)| shape.iter().product::<usize>() as u64 * element_bytes(dtype) as u64)
+                        .unwrap_or(0)
+                };
+                let embed = embed_tokens_name(&ckpt.weights);
+                let host = options.host_embeddings || bytes(&embed) > limit;
+                if let Some(big) = ckpt.weights.names().into_iter().find(|n| *n != embed && bytes(n) > limit) {
+                    return Err(JsError::new(&format!(
+                        "tensor `{big}` needs {} bytes, over this WebGPU device's storage binding limit of {limit} bytes: use dtype f16 or backend cpu",
+                        bytes(&big)
+                    )));
+                }
+                let enc = build::<Gpu>(&ckpt, files.adapter, core_options, dtype, host, &device)?;
+                (Engine::Gpu(enc), host)
+            }
+            None => {
+                let enc = build::<Cpu>(&ckpt, files.adapter, core_options, dtype, false, &Default::default())?;
+                (Engine::Cpu(enc), false)
+            }
+        };
+        Ok(LlmqlEncoder {
+            engine,
+            template,
+            query_max_len: options.query_max_len as usize,
+            passage_max_len: options.passage_max_len as usize,
+            dtype,
+            dim,
+            host_embeddings: host,
+        })
+    }
+
+    /// `webgpu` or `cpu`.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        match self.engine {
+            Engine::Gpu(_) => "webgpu".into(),
+            Engine::Cpu(_) => "cpu".into(),
+        }
+    }
+
+    /// The compute dtype: `f32` or `f16`.
+    #[wasm_bindgen(getter)]
+    pub fn dtype(&self) -> String {
+        if self.dtype == DType::F16 { "f16" } else { "f32" }.into()
+    }
+
+    /// The embedding dimension.
+    #[wasm_bindgen(getter)]
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Whether token embeddings are looked up on the host (see `EncoderOptions.hostEmbeddings`).
+    #[wasm_bindgen(getter, js_name = hostEmbeddings)]
+    pub fn host_embeddings(&self) -> bool {
+        self.host_embeddings
+    }
+
+    /// The token ids the encoder reads for a query (template, special tokens, EOS).
+    #[wasm_bindgen(js_name = tokenizeQuery)]
+    pub fn tokenize_query(&self, text: &str) -> Result<Uint32Array, JsError> {
+        let ids = self.tokenize(Kind::Query, None, text)?;
+        Ok(Uint32Array::from(&ids[..]))
+    }
+
+    /// The (normalised) embedding of a query.
+    #[wasm_bindgen(js_name = encodeQuery)]
+    pub async fn encode_query(&self, text: String) -> Result<Float32Array, JsError> {
+        self.encode(Kind::Query, None, &text).await
+    }
+
+    /// The (normalised) embedding of a passage; `title` may be empty.
+    #[wasm_bindgen(js_name = encodePassage)]
+    pub async fn encode_passage(&self, title: String, text: String) -> Result<Float32Array, JsError> {
+        self.encode(Kind::Passage, Some(&title), &text).await
+    }
+}
+
+impl LlmqlEncoder {
+    fn tokenize(&self, kind: Kind, title: Option<&str>, text: &str) -> Result<Vec<u32>, JsError> {
+        let max_len = match kind {
+            Kind::Query => self.query_max_len,
+            Kind::Passage => self.passage_max_len,
+        };
+        let s = self.template.apply(kind, title, text);
+        let tok = match &self.engine {
+            Engine::Gpu(e) => &e.tokenizer,
+            Engine::Cpu(e) => &e.tokenizer,
+        };
+        tok.encode_with_eos(&s, max_len).map_err(js_err)
+    }
+
+    async fn encode(&self, kind: Kind, title: Option<&str>, text: &str) -> Result<Float32Array, JsError> {
+        let ids = vec![self.tokenize(kind, title, text)?];
+        let rows = match &self.engine {
+            Engine::Gpu(e) => e.embed_ids_to_vec_async(&ids).await,
+            Engine::Cpu(e) => e.embed_ids_to_vec_async(&ids).await,
+        }
+        .map_err(js_err)?;
+        Ok(Float32Array::from(&rows[0][..]))
+    }
+}
+
+/// One search result.
+#[wasm_bindgen(getter_with_clone)]
+#[derive(Clone, Debug)]
+pub struct SearchHit {
+    pub id: String,
+    pub score: f32,
+}
+
+/// An exact inner-product index over an `llmql encode` output, searched on the CPU (so its size
+/// is bounded by wasm memory, not by a WebGPU binding).
+#[wasm_bindgen]
+pub struct DenseIndex {
+    embeddings: Embeddings,
+}
+
+#[wasm_bindgen]
+impl DenseIndex {
+    /// `embeddings.npy` bytes and `ids.txt` text.
+    #[wasm_bindgen(constructor)]
+    pub fn new(npy: &[u8], ids: &str) -> Result<DenseIndex, JsError> {
+        let embeddings =
+            Embeddings::from_bytes(npy, ids, Path::new("embeddings.npy"), Path::new("ids.txt")).map_err(js_err)?;
+        Ok(DenseIndex { embeddings })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> usize {
+        self.embeddings.rows()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn dim(&self) -> usize {
+        self.embeddings.dim
+    }
+
+    /// The `k` best passages by inner product, best first (ties by id, as `llmql search`).
+    pub fn search(&self, vector: &[f32], k: usize) -> Result<Vec<SearchHit>, JsError> {
+        Ok(self
+            .embeddings
+            .search_one(vector, k)
+            .map_err(js_err)?
+            .into_iter()
+            .map(|(score, id)| SearchHit { id, score })
+            .collect())
+    }
+}
