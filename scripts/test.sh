@@ -26,7 +26,7 @@ bash scripts/setup.sh
 export LLMQL_REQUIRE_SMOLLM2=1
 
 # One build for the whole workspace with the wgpu backend enabled (flex is always on).
-cargo test --workspace --features llmql-tests/wgpu -- --test-threads=2
+cargo test --workspace --exclude llmql-wasm --features llmql-tests/wgpu -- --test-threads=2
 
 # The CUDA build must compile without a GPU.
 if [ "${LLMQL_SKIP_CUDA_CHECK:-0}" != 1 ]; then

@@ -33,6 +33,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Merge a PEFT LoRA adapter into its base model (a plain HF folder).
     MergeLora(commands::merge_lora::MergeLoraArgs),
+    /// Prepare what the browser demo loads: encoder weights (f16), adapter, corpus embeddings and texts.
+    ExportWeb(commands::export_web::ExportWebArgs),
     /// Rerank a run's top-K by LLM-QL query likelihood.
     Rerank(commands::rerank::RerankArgs),
     /// Mine hard negatives from a run into Tevatron-format training data.
@@ -71,6 +73,7 @@ fn main() {
         Command::Rerank(a) => commands::rerank::run(a),
         Command::Train(a) => commands::train::run(a),
         Command::MergeLora(a) => commands::merge_lora::run(a),
+        Command::ExportWeb(a) => commands::export_web::run(a),
         Command::Bench(c) => commands::bench::run(c),
         Command::Quickstart(a) => commands::quickstart::run(a, cli.threads),
     };

@@ -143,6 +143,31 @@ pub struct GpuInfo {
     pub max_storage_buffer_binding_size: f64,
 }
 
+// cubecl (Burn's GPU kernels) enables plane (subgroup) operations when the adapter offers
+// `subgroups`, and in the browser, where wgpu reports no real subgroup sizes, it assumes planes of
+// 8 to 128 lanes. SwiftShader's subgroups are 4 wide, so on such adapters the feature is hidden
+// from wgpu (which then neither requests nor uses it).
+#[wasm_bindgen(inline_js = r#"
+export function hide_narrow_subgroups() {
+  const gpu = globalThis.navigator && globalThis.navigator.gpu;
+  if (!gpu || gpu.__llmqlSubgroupShim) return;
+  const request = gpu.requestAdapter.bind(gpu);
+  gpu.requestAdapter = async (options) => {
+    const adapter = await request(options);
+    const min = adapter && adapter.info ? adapter.info.subgroupMinSize : 0;
+    if (adapter && adapter.features.has('subgroups') && !(min >= 8)) {
+      const kept = new Set([...adapter.features].filter((f) => f !== 'subgroups' && f !== 'subgroup-size-control'));
+      Object.defineProperty(adapter, 'features', { value: kept, configurable: true });
+    }
+    return adapter;
+  };
+  gpu.__llmqlSubgroupShim = true;
+}
+"#)]
+extern "C" {
+    fn hide_narrow_subgroups();
+}
+
 fn get(v: &JsValue, key: &str) -> Option<JsValue> {
     Reflect::get(v, &JsValue::from_str(key)).ok().filter(|x| !x.is_undefined() && !x.is_null())
 }
@@ -151,6 +176,7 @@ fn get(v: &JsValue, key: &str) -> Option<JsValue> {
 /// panics without an adapter (and a wasm panic cannot be caught), so this runs first.
 #[wasm_bindgen(js_name = probeWebGpu)]
 pub async fn probe_webgpu() -> Option<GpuInfo> {
+    hide_narrow_subgroups();
     let nav = get(&js_sys::global(), "navigator")?;
     let gpu = get(&nav, "gpu")?;
     let request: Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
@@ -417,4 +443,115 @@ impl DenseIndex {
             .map(|(score, id)| SearchHit { id, score })
             .collect())
     }
+}
+
+/// Runs the encoder's building blocks (matmul, reductions, softmax, gather, attention, the full
+/// model on random weights is not needed) on WebGPU and on the CPU and returns, as JSON, the largest
+/// difference of each: a diagnostic for a browser whose WebGPU results look wrong.
+#[wasm_bindgen(js_name = selfTest)]
+pub async fn self_test(only: Option<String>) -> Result<String, JsError> {
+    use burn::tensor::{Distribution, Int, Tensor, TensorData};
+    let device = WgpuDevice::DefaultDevice;
+    probe_webgpu().await.ok_or_else(|| JsError::new("no WebGPU adapter"))?;
+    init_setup_async::<graphics::WebGpu>(&device, RuntimeOptions::default()).await;
+    let cpu = Default::default();
+    let mut report = serde_json::Map::new();
+    let a_cpu = Tensor::<Cpu, 3>::random([2, 5, 64], Distribution::Normal(0.0, 1.0), &cpu);
+    let w_cpu = Tensor::<Cpu, 2>::random([64, 96], Distribution::Normal(0.0, 0.2), &cpu);
+    let a_data = a_cpu.to_data();
+    let w_data = w_cpu.to_data();
+    let a_gpu = Tensor::<Gpu, 3>::from_data(a_data.clone(), &device);
+    let w_gpu = Tensor::<Gpu, 2>::from_data(w_data.clone(), &device);
+    async fn diff<const D: usize>(c: Tensor<Cpu, D>, g: Tensor<Gpu, D>) -> Result<f64, JsError> {
+        let g = g.into_data_async().await.map_err(|e| JsError::new(&format!("{e:?}")))?;
+        let c = c.into_data();
+        let g: Vec<f32> = g.convert::<f32>().to_vec().unwrap();
+        let c: Vec<f32> = c.convert::<f32>().to_vec().unwrap();
+        if g.len() != c.len() {
+            return Ok(f64::INFINITY);
+        }
+        Ok(g.iter().zip(&c).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max))
+    }
+    let want = |k: &str| only.as_deref().is_none_or(|o| o == k);
+    if want("identity") {
+        let v = diff(a_cpu.clone(), a_gpu.clone()).await?;
+        report.insert("identity".into(), serde_json::json!(v));
+    }
+    if want("matmul") {
+        let v = diff(a_cpu.clone().matmul(w_cpu.clone().unsqueeze()), a_gpu.clone().matmul(w_gpu.clone().unsqueeze())).await?;
+        report.insert("matmul".into(), serde_json::json!(v));
+    }
+    if want("matmul2d") {
+        let c = a_cpu.clone().reshape([10, 64]);
+        let g = a_gpu.clone().reshape([10, 64]);
+        let v = diff(c.matmul(w_cpu.clone()), g.matmul(w_gpu.clone())).await?;
+        report.insert("matmul2d".into(), serde_json::json!(v));
+    }
+    if want("matmul_batched") {
+        let v = diff(
+            a_cpu.clone().matmul(w_cpu.clone().unsqueeze::<3>().repeat_dim(0, 2)),
+            a_gpu.clone().matmul(w_gpu.clone().unsqueeze::<3>().repeat_dim(0, 2)),
+        )
+        .await?;
+        report.insert("matmul_batched".into(), serde_json::json!(v));
+    }
+    if want("matmul_square") {
+        let c = Tensor::<Cpu, 2>::random([64, 64], Distribution::Normal(0.0, 1.0), &cpu);
+        let g = Tensor::<Gpu, 2>::from_data(c.to_data(), &device);
+        let v = diff(c.clone().matmul(c), g.clone().matmul(g)).await?;
+        report.insert("matmul_square".into(), serde_json::json!(v));
+    }
+    if want("sum_dim") {
+        let v = diff(a_cpu.clone().sum_dim(2), a_gpu.clone().sum_dim(2)).await?;
+        report.insert("sum_dim".into(), serde_json::json!(v));
+    }
+    if want("mean_dim") {
+        let v = diff(a_cpu.clone().powf_scalar(2.0).mean_dim(2), a_gpu.clone().powf_scalar(2.0).mean_dim(2)).await?;
+        report.insert("mean_dim".into(), serde_json::json!(v));
+    }
+    if want("sqrt") {
+        let v = diff(a_cpu.clone().abs().sqrt(), a_gpu.clone().abs().sqrt()).await?;
+        report.insert("sqrt".into(), serde_json::json!(v));
+    }
+    if want("softmax") {
+        let v = diff(burn::tensor::activation::softmax(a_cpu.clone(), 2), burn::tensor::activation::softmax(a_gpu.clone(), 2)).await?;
+        report.insert("softmax".into(), serde_json::json!(v));
+    }
+    if want("silu") {
+        let v = diff(burn::tensor::activation::silu(a_cpu.clone()), burn::tensor::activation::silu(a_gpu.clone())).await?;
+        report.insert("silu".into(), serde_json::json!(v));
+    }
+    let ids = TensorData::new(vec![3i64, 1, 0, 7, 2, 9], [2, 3]);
+    let table = Tensor::<Cpu, 2>::random([10, 64], Distribution::Normal(0.0, 1.0), &cpu);
+    let table_g = Tensor::<Gpu, 2>::from_data(table.to_data(), &device);
+    if want("embedding") {
+        let v = diff(
+            burn::tensor::module::embedding(table, Tensor::<Cpu, 2, Int>::from_data(ids.clone(), &cpu)),
+            burn::tensor::module::embedding(table_g, Tensor::<Gpu, 2, Int>::from_data(ids, &device)),
+        )
+        .await?;
+        report.insert("embedding".into(), serde_json::json!(v));
+    }
+    let q = a_cpu.clone().reshape([2, 5, 4, 16]).swap_dims(1, 2);
+    let qg = a_gpu.clone().reshape([2, 5, 4, 16]).swap_dims(1, 2);
+    let mask_c = Tensor::<Cpu, 2, burn::tensor::Bool>::tril_mask([5, 5], 0, &cpu).reshape([1, 1, 5, 5]).expand([2, 4, 5, 5]);
+    let mask_g = Tensor::<Gpu, 2, burn::tensor::Bool>::tril_mask([5, 5], 0, &device).reshape([1, 1, 5, 5]).expand([2, 4, 5, 5]);
+    if want("attention_mask") {
+        let v = diff(
+            burn::tensor::module::attention(q.clone(), q.clone(), q.clone(), Some(mask_c), None, Default::default()),
+            burn::tensor::module::attention(qg.clone(), qg.clone(), qg.clone(), Some(mask_g), None, Default::default()),
+        )
+        .await?;
+        report.insert("attention_mask".into(), serde_json::json!(v));
+    }
+    let causal = burn::tensor::ops::AttentionModuleOptions { scale: None, softcap: None, is_causal: true };
+    if want("attention_causal") {
+        let v = diff(
+            burn::tensor::module::attention(q.clone(), q.clone(), q, None, None, causal),
+            burn::tensor::module::attention(qg.clone(), qg.clone(), qg, None, None, causal),
+        )
+        .await?;
+        report.insert("attention_causal".into(), serde_json::json!(v));
+    }
+    Ok(serde_json::Value::Object(report).to_string())
 }

@@ -3,6 +3,7 @@ pub mod bm25;
 pub mod dirichlet;
 pub mod encode;
 pub mod eval;
+pub mod export_web;
 pub mod info;
 pub mod merge_lora;
 pub mod mine_negatives;

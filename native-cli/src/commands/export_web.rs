@@ -1,0 +1,240 @@
+//! `llmql export-web`: everything the browser demo (web-demo/) loads, in one folder:
+//!
+//! ```text
+//! OUTPUT/llmql-web.json            manifest (format "llmql-web/1"): files, encoder settings, corpus size
+//! OUTPUT/model/                    config.json, tokenizer files, model.safetensors (encoder weights only,
+//!                                  f16 by default: half the download; the browser computes in f32 unless
+//!                                  its WebGPU adapter has shader-f16)
+//! OUTPUT/adapter/                  the PEFT adapter as given (unless --merge), merged in the browser
+//! OUTPUT/corpus/embeddings.npy     the corpus encoded natively with exactly these weights
+//! OUTPUT/corpus/ids.txt, meta.json
+//! OUTPUT/corpus/passages.jsonl     the passage texts (BEIR lines), for showing results
+//! ```
+//!
+//! The folder is written under a temporary name and renamed into place at the end.
+use super::encode::EncodeArgs;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use llmql_core::model::LoadOptions;
+use llmql_core::weights::StoredDtype;
+use llmql_core::Checkpoint;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportWebArgs {
+    /// Model: HF folder, .gguf file or hub id (default with --quickstart: DIR/ql).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// PEFT LoRA adapter on top of --model (default with --quickstart: DIR/dense).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Corpus: a BEIR folder with corpus.jsonl, or a JSON lines file (`_id`, `text`, optional
+    /// `title`). Default with --quickstart: DIR/collection.
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// An `llmql quickstart` output folder: takes its trained model, adapter and collection.
+    #[arg(long)]
+    pub quickstart: Option<PathBuf>,
+    /// Output folder (e.g. web-demo/dist/quickstart); replaced if it exists.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Stored weight dtype of the exported model: f16 (half the download) or f32.
+    #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
+    pub weights_dtype: String,
+    /// Merge the adapter into the exported weights instead of shipping it beside them.
+    #[arg(long)]
+    pub merge: bool,
+    /// Input template: llmql, repllama, raw.
+    #[arg(long, default_value = "llmql")]
+    pub template: String,
+    /// Maximum query tokens (with EOS) the page uses.
+    #[arg(long, default_value_t = 32)]
+    pub query_max_len: usize,
+    /// Maximum passage tokens (with EOS) for encoding the corpus.
+    #[arg(long, default_value_t = 128)]
+    pub passage_max_len: usize,
+    /// Pooling: eos (LLM-QL) or mean.
+    #[arg(long, default_value = "eos")]
+    pub pooling: String,
+    /// Keep raw pooled vectors (skip L2 normalisation).
+    #[arg(long)]
+    pub no_normalize: bool,
+    /// Device for encoding the corpus: flex | cpu | wgpu | cuda | cuda:N.
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+}
+
+struct Resolved {
+    model: PathBuf,
+    adapter: Option<PathBuf>,
+    corpus: PathBuf,
+}
+
+fn resolve(a: &ExportWebArgs) -> Result<Resolved> {
+    let q = a.quickstart.as_deref();
+    let model = match (&a.model, q) {
+        (Some(m), _) => m.clone(),
+        (None, Some(q)) => q.join("ql"),
+        (None, None) => bail!("--model is required (or --quickstart DIR for a quickstart's trained model)"),
+    };
+    let adapter = match (&a.adapter, q) {
+        (Some(x), _) => Some(x.clone()),
+        (None, Some(q)) if q.join("dense/adapter_config.json").exists() => Some(q.join("dense")),
+        _ => None,
+    };
+    let corpus = match (&a.corpus, q) {
+        (Some(c), _) => c.clone(),
+        (None, Some(q)) => q.join("collection"),
+        (None, None) => bail!("--corpus is required (a BEIR folder with corpus.jsonl, or a .jsonl file)"),
+    };
+    let corpus = if corpus.is_dir() { corpus.join("corpus.jsonl") } else { corpus };
+    if !corpus.is_file() {
+        bail!("{}: corpus file not found", corpus.display());
+    }
+    if let Some(ad) = &adapter {
+        for f in ["adapter_config.json", "adapter_model.safetensors"] {
+            if !ad.join(f).is_file() {
+                bail!("{}: not a PEFT adapter folder ({f} missing)", ad.display());
+            }
+        }
+    }
+    Ok(Resolved { model, adapter, corpus })
+}
+
+struct ExportModel<'a> {
+    ck: Checkpoint,
+    adapter: Option<&'a Path>,
+    dest: PathBuf,
+    dtype: StoredDtype,
+}
+
+impl llmql_backends::BackendTask for ExportModel<'_> {
+    type Output = Result<()>;
+    fn run<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Result<()> {
+        // Encoder weights only (no lm_head): the page encodes, it does not score.
+        let load = LoadOptions {
+            dtype: burn::tensor::DType::F32,
+            lm_head: false,
+            host_embeddings: false,
+        };
+        let mut model = self.ck.load_model::<B>(load, &device)?;
+        if let Some(ad) = self.adapter {
+            model = llmql_core::lora::merge_lora(llmql_core::lora::load_adapter(model, ad)?);
+        }
+        llmql_core::export::save_hf_folder(&model, &self.ck.source_files(), &self.dest, self.dtype, &mut |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+pub fn run(a: ExportWebArgs) -> Result<()> {
+    let r = resolve(&a)?;
+    let dtype = match a.weights_dtype.as_str() {
+        "f32" => StoredDtype::F32,
+        _ => StoredDtype::F16,
+    };
+    let out = a.output.clone();
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create folder", parent.display()))?;
+    let name = out.file_name().and_then(|s| s.to_str()).unwrap_or("web");
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let result = export_into(&a, &r, dtype, &tmp);
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("{}: cannot replace", out.display()))?;
+    }
+    std::fs::rename(&tmp, &out).with_context(|| format!("{}: cannot rename into place", out.display()))?;
+    eprintln!("wrote {} (serve web-demo/ and open index.html?data=<this folder, relative to web-demo/>)", out.display());
+    Ok(())
+}
+
+fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) -> Result<()> {
+    let device: llmql_backends::DeviceSpec = "flex".parse()?;
+    let ck = Checkpoint::open(&r.model).with_context(|| format!("loading the model {}", r.model.display()))?;
+    let model_dir = tmp.join("model");
+    let merged = a.merge && r.adapter.is_some();
+    tracing::info!("exporting the encoder weights ({})", a.weights_dtype);
+    llmql_backends::run_on(
+        &device,
+        ExportModel {
+            ck,
+            adapter: if merged { r.adapter.as_deref() } else { None },
+            dest: model_dir.clone(),
+            dtype,
+        },
+    )??;
+    let adapter_dir = match (&r.adapter, merged) {
+        (Some(ad), false) => {
+            let dir = tmp.join("adapter");
+            std::fs::create_dir_all(&dir)?;
+            for f in ["adapter_config.json", "adapter_model.safetensors"] {
+                std::fs::copy(ad.join(f), dir.join(f)).with_context(|| format!("copying {}", ad.join(f).display()))?;
+            }
+            Some(dir)
+        }
+        _ => None,
+    };
+    // The corpus, encoded with exactly the weights the page will load.
+    let corpus_dir = tmp.join("corpus");
+    super::encode::run(EncodeArgs {
+        model: model_dir.clone(),
+        input: r.corpus.clone(),
+        kind: "passage".into(),
+        output: corpus_dir.clone(),
+        template: a.template.clone(),
+        max_len: a.passage_max_len,
+        batch_size: a.batch_size,
+        device: a.device.clone(),
+        dtype: "f32".into(),
+        pooling: a.pooling.clone(),
+        no_normalize: a.no_normalize,
+        adapter: adapter_dir.clone(),
+        shard: None,
+    })
+    .context("encoding the corpus")?;
+    std::fs::copy(&r.corpus, corpus_dir.join("passages.jsonl"))
+        .with_context(|| format!("copying {}", r.corpus.display()))?;
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(corpus_dir.join("meta.json"))?)?;
+    let present = |p: &str| model_dir.join(p).is_file();
+    let manifest = serde_json::json!({
+        "format": "llmql-web/1",
+        "model": {
+            "name": r.model.display().to_string(),
+            "config": "model/config.json",
+            "tokenizer": "model/tokenizer.json",
+            "tokenizer_config": if present("tokenizer_config.json") { Some("model/tokenizer_config.json") } else { None },
+            "weights": ["model/model.safetensors"],
+            "weights_dtype": a.weights_dtype,
+            "adapter": adapter_dir.as_ref().map(|_| serde_json::json!({
+                "name": r.adapter.as_ref().map(|p| p.display().to_string()),
+                "config": "adapter/adapter_config.json",
+                "weights": "adapter/adapter_model.safetensors",
+            })),
+            "adapter_merged": if merged { r.adapter.as_ref().map(|p| p.display().to_string()) } else { None },
+        },
+        "encoder": {
+            "template": a.template,
+            "query_max_len": a.query_max_len,
+            "passage_max_len": a.passage_max_len,
+            "pooling": a.pooling,
+            "normalize": !a.no_normalize,
+        },
+        "corpus": {
+            "source": r.corpus.display().to_string(),
+            "embeddings": "corpus/embeddings.npy",
+            "ids": "corpus/ids.txt",
+            "passages": "corpus/passages.jsonl",
+            "count": meta["count"],
+            "dim": meta["dim"],
+        },
+        "llmql_version": env!("CARGO_PKG_VERSION"),
+    });
+    std::fs::write(tmp.join("llmql-web.json"), serde_json::to_vec_pretty(&manifest)?)?;
+    Ok(())
+}
