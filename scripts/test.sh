@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs what the tests need on a fresh machine, then runs
 # every test: unit, golden parity (flex; tiny checkpoints, GGUF files and SmolLM2-135M), CLI end to end
-# (the quickstart pipeline with a tiny model included), flex-vs-wgpu conformance on lavapipe,
+# (the quickstart pipeline with a tiny model included), flex-vs-wgpu conformance on lavapipe, the
+# browser test (scripts/web-test.sh: llmql-wasm in headless Chromium, WebGPU and CPU, vs native),
 # CUDA conformance (prints "skipped: no CUDA device" without one), and a `cargo check` of the CUDA
 # build.
 set -euo pipefail
@@ -29,6 +30,11 @@ export LLMQL_REQUIRE_SMOLLM2=1
 cargo test --workspace --exclude llmql-wasm --features llmql-tests/wgpu -- --test-threads=2
 
 # The CUDA build must compile without a GPU.
+# The browser: llmql-wasm in headless Chromium on WebGPU and on the CPU fallback vs native llmql.
+if [ "${LLMQL_SKIP_WEB_TEST:-0}" != 1 ]; then
+  bash scripts/web-test.sh
+fi
+
 if [ "${LLMQL_SKIP_CUDA_CHECK:-0}" != 1 ]; then
   cargo check -p llmql-cli --features cuda
 fi
