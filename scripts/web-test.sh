@@ -35,4 +35,4 @@ rm -rf "$OUT"; mkdir -p "$OUT"
   --kind query --max-len 32 --output "$OUT/queries"
 "$LLMQL" search --queries "$OUT/queries" --corpus "$DIST/corpus" --depth 10 --output "$OUT/native.trec"
 (cd web-demo && node tests/browser-test.mjs --data dist/test-tiny --queries ../tests/fixtures/collection/queries.jsonl \
-  --native-queries test-out/queries --native-run test-out/native.trec --backends webgpu,cpu,webgpu-host)
+  --native-queries test-out/queries --native-run test-out/native.trec --backends webgpu,cpu,webgpu-host,cpu-picked)

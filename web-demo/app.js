@@ -58,6 +58,7 @@ function describe(loadMs) {
 }
 
 function ready() {
+  window.llmql.loads += 1;
   $('query').disabled = false;
   $('go').disabled = false;
   document.body.dataset.backend = state.encoder.backend;
@@ -108,9 +109,28 @@ async function loadFiles(list, backend) {
   const index = new DenseIndex(await bytes(need('embeddings.npy')), await need('ids.txt').text());
   const corpus = byName.get('passages.jsonl') ?? byName.get('corpus.jsonl');
   const passages = corpus ? parsePassages(await corpus.text(), corpus.name) : new Map();
-  replace(encoder, index, passages, files && (first || 'dropped files'));
+  replace(encoder, index, passages, first || 'dropped files');
   status(describe(performance.now() - t0));
   ready();
+}
+
+// The files inside dropped folders (a dropped folder arrives as one entry).
+async function filesOf(entries) {
+  const out = [];
+  const walk = async (entry) => {
+    if (entry.isFile) {
+      out.push(await new Promise((res, rej) => entry.file(res, rej)));
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
+        if (!batch.length) break;
+        for (const e of batch) await walk(e);
+      }
+    }
+  };
+  for (const e of entries) await walk(e);
+  return out;
 }
 
 function replace(encoder, index, passages, source) {
@@ -155,6 +175,7 @@ let resolveReady;
 window.llmql = {
   ready: new Promise((r) => { resolveReady = r; }),
   error: null,
+  loads: 0,
   backend: () => state.encoder?.backend,
   info: () => ({ backend: state.encoder?.backend, dtype: state.encoder?.dtype, hostEmbeddings: state.encoder?.hostEmbeddings, size: state.index?.size }),
   encodeQuery: async (text) => Array.from(await state.encoder.encodeQuery(text)),
@@ -181,7 +202,7 @@ async function main() {
   const backend = params.get('backend') ?? 'auto';
   $('backend').value = backend;
   if (params.get('data')) $('data').value = params.get('data');
-  status(gpu ? `WebGPU adapter found (shader-f16: ${gpu.f16}, max binding ${gpu.maxStorageBufferBindingSize} B)` : 'no WebGPU adapter: the CPU backend will be used');
+  status(gpu ? `WebGPU adapter found (${gpu.fallback ? 'software: auto uses the CPU, ' : ''}shader-f16: ${gpu.f16}, max binding ${gpu.maxStorageBufferBindingSize} B)` : 'no WebGPU adapter: the CPU backend will be used');
   $('load').onclick = () => guarded(() => loadExport($('data').value, $('backend').value));
   $('form').onsubmit = (ev) => {
     ev.preventDefault();
@@ -194,7 +215,8 @@ async function main() {
   drop.ondrop = (ev) => {
     ev.preventDefault();
     drop.classList.remove('over');
-    guarded(() => loadFiles([...ev.dataTransfer.files], $('backend').value));
+    const entries = [...ev.dataTransfer.items].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
+    guarded(async () => loadFiles(entries.length ? await filesOf(entries) : [...ev.dataTransfer.files], $('backend').value));
   };
   $('pick').onchange = (ev) => guarded(() => loadFiles([...ev.target.files], $('backend').value));
   await guarded(() => loadExport($('data').value, backend));

@@ -88,7 +88,7 @@ impl ModelFiles {
 #[wasm_bindgen(getter_with_clone)]
 #[derive(Clone, Debug)]
 pub struct EncoderOptions {
-    /// `auto` (WebGPU when the browser gives an adapter, else CPU), `webgpu` or `cpu`.
+    /// `auto` (WebGPU when the browser gives a hardware adapter, else CPU), `webgpu` or `cpu`.
     pub backend: String,
     /// `llmql`, `repllama` or `raw` (as `llmql encode --template`).
     pub template: String,
@@ -141,6 +141,9 @@ pub struct GpuInfo {
     /// `maxStorageBufferBindingSize` of the adapter, in bytes.
     #[wasm_bindgen(js_name = maxStorageBufferBindingSize)]
     pub max_storage_buffer_binding_size: f64,
+    /// A software adapter (`info.isFallbackAdapter`, e.g. SwiftShader): `auto` then prefers the
+    /// CPU backend, which is faster than emulated WebGPU.
+    pub fallback: bool,
 }
 
 // cubecl (Burn's GPU kernels) enables plane (subgroup) operations when the adapter offers
@@ -188,6 +191,7 @@ pub async fn probe_webgpu() -> Option<GpuInfo> {
             has.call1(&f, &JsValue::from_str("shader-f16")).ok()
         })
         .is_some_and(|b| b.is_truthy());
+    let fallback = get(&adapter, "info").and_then(|i| get(&i, "isFallbackAdapter")).is_some_and(|b| b.is_truthy());
     let max = get(&adapter, "limits")
         .and_then(|l| get(&l, "maxStorageBufferBindingSize"))
         .and_then(|m| m.as_f64())
@@ -195,6 +199,7 @@ pub async fn probe_webgpu() -> Option<GpuInfo> {
     Some(GpuInfo {
         f16,
         max_storage_buffer_binding_size: max,
+        fallback,
     })
 }
 
@@ -258,7 +263,7 @@ impl LlmqlEncoder {
             "webgpu" => Some(probe_webgpu().await.ok_or_else(|| {
                 JsError::new("backend `webgpu` was asked for, but this browser gives no WebGPU adapter (use `auto` or `cpu`)")
             })?),
-            "auto" | "" => probe_webgpu().await,
+            "auto" | "" => probe_webgpu().await.filter(|g| !g.fallback),
             other => return Err(JsError::new(&format!("unknown backend {other:?} (expected auto, webgpu or cpu)"))),
         };
         let dtype = match (options.dtype.as_str(), gpu) {

@@ -5,8 +5,10 @@
 //   checks, per backend, that the page runs on that backend, that each query's in-browser embedding
 //   equals the native `llmql encode` embedding (DIR/embeddings.npy + ids.txt) within the tolerance,
 //   and that its top 10 equal the native `llmql search` run (ties within the tolerance may swap).
+//   Backend `cpu-picked` loads the same export through the page's folder picker instead of by URL.
 // node tests/browser-test.mjs --data dist/X --queries Q.jsonl --bench 50 [--backends cpu]
 //   prints the median per-query encode latency in the browser (JSON lines).
+// --limit N uses only the first N queries.
 //
 // Chromium: $CHROMIUM or `chromium` on PATH (Debian's package). Exit status 1 on any failure.
 import { chromium } from 'playwright-core';
@@ -24,7 +26,7 @@ const data = arg('--data');
 const queriesFile = arg('--queries');
 const tolerance = Number(arg('--tolerance', '1e-4'));
 const bench = arg('--bench') ? Number(arg('--bench')) : 0;
-const backends = arg('--backends', bench ? 'cpu' : 'webgpu,cpu,webgpu-host').split(',');
+const backends = arg('--backends', bench ? 'cpu' : 'webgpu,cpu,webgpu-host,cpu-picked').split(',');
 const timeoutMs = Number(arg('--timeout-s', '600')) * 1000;
 if (!data || !queriesFile) {
   console.error('usage: browser-test.mjs --data DIST --queries QUERIES.jsonl (--native-queries DIR --native-run RUN | --bench N)');
@@ -86,9 +88,15 @@ async function openPage(baseUrl, backend) {
   page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
   page.setDefaultTimeout(timeoutMs);
   const [name, host] = backend.split('-');
-  const url = `${baseUrl}/index.html?data=${encodeURIComponent(data)}&backend=${name}${host ? '&hostEmbeddings=1' : ''}`;
+  const url = `${baseUrl}/index.html?data=${encodeURIComponent(data)}&backend=${name}${host === 'host' ? '&hostEmbeddings=1' : ''}`;
   await page.goto(url);
-  const err = await page.evaluate(() => window.llmql.ready);
+  let err = await page.evaluate(() => window.llmql.ready);
+  if (!err && host === 'picked') {
+    // The user's path: pick the export folder (all its files, flattened) in the page.
+    await page.setInputFiles('#pick', path.resolve(here, '..', data));
+    await page.waitForFunction(() => window.llmql.loads >= 2 || window.llmql.error, null, { timeout: timeoutMs });
+    err = await page.evaluate(() => window.llmql.error);
+  }
   const close = async () => { await context.close(); fs.rmSync(profile, { recursive: true, force: true }); };
   if (err) { await close(); throw new Error(`${backend}: the page failed to load: ${err}\n${errors.join('\n')}`); }
   return { page, errors, close, url };
@@ -97,7 +105,7 @@ async function openPage(baseUrl, backend) {
 const root = path.resolve(here, '..');
 const server = await serve(root, 0);
 const baseUrl = `http://127.0.0.1:${server.address().port}`;
-const queries = readQueries(queriesFile);
+const queries = readQueries(queriesFile).slice(0, Number(arg('--limit', '1000000')));
 let failures = 0;
 const fail = (msg) => { failures += 1; console.log(`FAIL ${msg}`); };
 
