@@ -32,7 +32,7 @@ cargo test --workspace --exclude llmql-wasm --features llmql-tests/wgpu -- --tes
 # The CUDA build must compile without a GPU.
 # The browser: llmql-wasm in headless Chromium on WebGPU and on the CPU fallback vs native llmql.
 if [ "${LLMQL_SKIP_WEB_TEST:-0}" != 1 ]; then
-  bash scripts/web-test.sh
+  LLMQL_BIN="$CARGO_TARGET_DIR/debug/llmql" bash scripts/web-test.sh
 fi
 
 if [ "${LLMQL_SKIP_CUDA_CHECK:-0}" != 1 ]; then

@@ -23,8 +23,13 @@ fi
 (cd web-demo && npm ci --no-audit --no-fund --silent)
 
 bash scripts/build-wasm.sh
-cargo build --release -p llmql-cli
-LLMQL="$CARGO_TARGET_DIR/release/llmql"
+# The llmql binary: LLMQL_BIN (scripts/test.sh passes the one its test build made), else a release build.
+if [ -n "${LLMQL_BIN:-}" ] && [ -x "$LLMQL_BIN" ]; then
+  LLMQL="$LLMQL_BIN"
+else
+  cargo build --release -p llmql-cli
+  LLMQL="$CARGO_TARGET_DIR/release/llmql"
+fi
 
 DIST=web-demo/dist/test-tiny
 OUT=web-demo/test-out
