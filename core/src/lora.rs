@@ -8,7 +8,7 @@ use crate::model::{DecoderModel, Linear};
 use crate::weights::{named_param, WeightFiles};
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::{backend::Backend, Distribution, Tensor};
+use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -51,13 +51,20 @@ pub struct LoraAdapter<B: Backend> {
 
 impl<B: Backend> LoraAdapter<B> {
     /// PEFT's initialisation: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming-uniform, a = sqrt 5), B = 0,
-    /// so a fresh adapter leaves the model unchanged.
-    pub fn new(name: &str, d_in: usize, d_out: usize, cfg: &LoraConfig, device: &B::Device, dtype: burn::tensor::DType) -> Self {
+    /// so a fresh adapter leaves the model unchanged. A is drawn on the host from its own stream,
+    /// seeded by `seed` and the weight's name: the same on every device and backend, and
+    /// independent of any other use of the backend's RNG (data-parallel peers agree).
+    pub fn new(name: &str, d_in: usize, d_out: usize, cfg: &LoraConfig, seed: u64, device: &B::Device, dtype: burn::tensor::DType) -> Self {
+        use rand::{Rng, SeedableRng};
         let bound = 1.0 / (d_in as f64).sqrt();
-        let a = Tensor::<B, 2>::random([d_in, cfg.r], Distribution::Uniform(-bound, bound), device).cast(dtype);
+        let a_name = format!("{name}.lora_A.weight");
+        let stream = seed ^ crate::weights::param_id(&a_name).val().rotate_left(17);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(stream);
+        let values: Vec<f32> = (0..d_in * cfg.r).map(|_| rng.random_range(-bound..bound) as f32).collect();
+        let a = Tensor::<B, 2>::from_data(burn::tensor::TensorData::new(values, [d_in, cfg.r]), (device, dtype));
         let b = Tensor::<B, 2>::zeros([cfg.r, d_out], (device, dtype));
         Self {
-            lora_a: named_param(&format!("{name}.lora_A.weight"), a),
+            lora_a: named_param(&a_name, a),
             lora_b: named_param(&format!("{name}.lora_B.weight"), b),
             dropout: DropoutConfig::new(cfg.lora_dropout).init(),
             scale: cfg.scale(),
@@ -109,10 +116,9 @@ pub fn attach_lora<B: Backend>(model: DecoderModel<B>, cfg: &LoraConfig, seed: u
     }
     let device = model.device();
     let dtype = model.dtype();
-    B::seed(&device, seed);
     let mut model = model.no_grad();
     for_each_target(&mut model, &cfg.target_modules, |name, lin| {
-        lin.lora = Some(LoraAdapter::new(&format!("base_model.model.{name}"), lin.d_in(), lin.d_out(), cfg, &device, dtype));
+        lin.lora = Some(LoraAdapter::new(&format!("base_model.model.{name}"), lin.d_in(), lin.d_out(), cfg, seed, &device, dtype));
     });
     Ok(model)
 }

@@ -126,3 +126,47 @@ fn killed_and_resumed_contrastive_run_equals_uninterrupted() {
     let wb = std::fs::read(b.join("adapter_model.safetensors")).unwrap();
     assert!(wa == wb, "resumed adapter differs from the uninterrupted run");
 }
+
+/// Reads every tensor of a safetensors file as f32 (F32 only).
+fn tensors(path: &Path) -> std::collections::BTreeMap<String, Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+        .collect()
+}
+
+#[test]
+fn data_parallel_over_two_devices_equals_one_device_with_the_global_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = train_data(dir.path());
+    let m = fixture("tiny-llama");
+    let run = |out: &Path, steps: &str, lr: &str, extra: &[&str]| {
+        let mut a = vec!["train", "--model", m.to_str().unwrap(), "--train-data", data.to_str().unwrap(), "--output-dir", out.to_str().unwrap()];
+        a.extend(["--lora", "--lora-r", "8", "--lora-alpha", "16", "--lora-dropout", "0", "--train-group-size", "3"]);
+        a.extend(["--query-max-len", "32", "--passage-max-len", "48", "--learning-rate", lr, "--warmup-steps", "0"]);
+        a.extend(["--seed", "5", "--max-steps", steps, "--save-steps", "0"]);
+        a.extend(extra);
+        ok(&a);
+    };
+    let one = dir.path().join("one");
+    run(&one, "3", "3e-3", &["--per-device-train-batch-size", "4"]);
+    let two = dir.path().join("two");
+    run(&two, "3", "3e-3", &["--per-device-train-batch-size", "2", "--devices", "flex,flex"]);
+    let a = tensors(&one.join("adapter_model.safetensors"));
+    let b = tensors(&two.join("adapter_model.safetensors"));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    let mut moved = 0f32;
+    let base = tensors(&{
+        let z = dir.path().join("zero");
+        run(&z, "1", "1e-12", &["--per-device-train-batch-size", "4"]);
+        z.join("adapter_model.safetensors")
+    });
+    for (k, va) in &a {
+        let d = va.iter().zip(&b[k]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(d < 1e-4, "{k}: 2-device training differs from 1-device training by {d}");
+        moved = moved.max(va.iter().zip(&base[k]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max));
+    }
+    assert!(moved > 1e-3, "training did not move the adapter ({moved}): the comparison proves nothing");
+}

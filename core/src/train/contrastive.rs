@@ -6,6 +6,7 @@
 //! micro-batch only (its queries' groups are the candidates), and the step's gradient is the mean
 //! of the micro-batch gradients — exactly the gradient of the mean of the per-micro-batch losses.
 use super::checkpoint::{save_checkpoint, TrainerState};
+use super::data_parallel::{broadcast_trainable, infonce_data_parallel, sync_gradients, Collective, Single};
 use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
 use super::clip::clip_global_norm;
 use super::negatives::sample_group;
@@ -116,16 +117,40 @@ pub fn contrastive_train<B: AutodiffBackend>(
     resume: bool,
     observer: &mut dyn TrainObserver,
 ) -> Result<DecoderModel<B>> {
+    contrastive_train_parallel(model, tok, examples, cfg, source, out, resume, observer, &Single)
+}
+
+/// [`contrastive_train`] as one peer of a data-parallel group (`c`; every peer calls it with its own
+/// copy of the model on its own device). The global batch is `per_device_train_batch_size` x peers
+/// x accumulation, as Tevatron counts it; each global micro-batch is split over the peers, whose
+/// passages are negatives for every query (see [`super::data_parallel`]), and the summed gradient
+/// is the one device would compute for the whole micro-batch, so every peer applies the same
+/// update. A short final micro-batch is filled up by wrapping around the epoch's order (as
+/// PyTorch's DistributedSampler pads). Only rank 0 logs and saves.
+#[allow(clippy::too_many_arguments)]
+pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
+    model: DecoderModel<B>,
+    tok: &TextTokenizer,
+    examples: &[TevatronExample],
+    cfg: &ContrastiveConfig,
+    source: &crate::checkpoint::SourceFiles,
+    out: &Path,
+    resume: bool,
+    observer: &mut dyn TrainObserver,
+    c: &C,
+) -> Result<DecoderModel<B>> {
+    let (world, rank) = (c.world_size(), c.rank());
     if examples.is_empty() {
         return Err(Error::Other("no training examples".into()));
     }
     let device = model.device();
     let bs = cfg.per_device_train_batch_size.max(1);
     let accum = cfg.gradient_accumulation_steps.max(1);
-    let (steps_per_epoch, total_steps) = step_counts(examples.len(), bs, accum, cfg.num_train_epochs, cfg.max_steps);
+    let (steps_per_epoch, total_steps) = step_counts(examples.len(), bs * world, accum, cfg.num_train_epochs, cfg.max_steps);
     let schedule = LinearSchedule { base_lr: cfg.learning_rate, warmup_steps: cfg.warmup_steps, total_steps };
     let mut state = TrainerState::new(total_steps, cfg.seed, examples.len(), bs, accum);
-    let (mut model, mut optim) = start_run(model, out, resume, cfg.lora.as_ref(), cfg.weight_decay, &mut state)?;
+    let (model, mut optim) = start_run(model, out, resume, cfg.lora.as_ref(), cfg.weight_decay, &mut state)?;
+    let mut model = broadcast_trainable(c, model);
     observer.on_start(total_steps, state.global_step);
     let mut window = LogWindow::default();
     while state.global_step < total_steps {
@@ -133,23 +158,45 @@ pub fn contrastive_train<B: AutodiffBackend>(
         let epoch = step / steps_per_epoch;
         let in_epoch = step % steps_per_epoch;
         let order = epoch_order(cfg.seed, epoch, examples.len());
-        let first = in_epoch * accum * bs;
-        let last = ((in_epoch + 1) * accum * bs).min(examples.len());
-        let chosen: Vec<(usize, &TevatronExample)> = order[first..last].iter().map(|&i| (i, &examples[i])).collect();
+        let gbs = bs * world;
+        let first = in_epoch * accum * gbs;
+        let last = ((in_epoch + 1) * accum * gbs).min(examples.len());
+        let mut picked: Vec<usize> = order[first..last].to_vec();
+        if world > 1 {
+            // Every peer needs examples in every micro-batch: fill the last one up from the
+            // start of the epoch's order.
+            let want = picked.len().div_ceil(gbs) * gbs;
+            let mut k = 0;
+            while picked.len() < want {
+                picked.push(order[k % order.len()]);
+                k += 1;
+            }
+        }
+        let chosen: Vec<(usize, &TevatronExample)> = picked.iter().map(|&i| (i, &examples[i])).collect();
         B::seed(&device, mix(cfg.seed, step as u64));
-        let micro: Vec<_> = chosen.chunks(bs).collect();
+        let micro: Vec<_> = chosen.chunks(gbs).collect();
         let n_micro = micro.len();
         let mut acc = GradientsAccumulator::<DecoderModel<B>>::new();
         let mut loss_sum = 0f64;
         let mut tokens = 0usize;
         for mb in micro {
-            let (qs, ps) = group_ids(tok, mb, cfg, epoch)?;
+            // This peer's share of the global micro-batch (contiguous, as even as possible).
+            let share = mb.len().div_ceil(world);
+            let mine = &mb[(rank * share).min(mb.len())..((rank + 1) * share).min(mb.len())];
+            let (qs, ps) = group_ids(tok, mine, cfg, epoch)?;
             tokens += qs.iter().chain(ps.iter()).map(Vec::len).sum::<usize>();
             let q = embed(&model, &qs, tok.eos_id, cfg.pooling, cfg.normalize);
             let p = embed(&model, &ps, tok.eos_id, cfg.pooling, cfg.normalize);
-            let loss = infonce_loss(q, p, cfg.train_group_size, cfg.temperature) / n_micro as f64;
-            loss_sum += loss.clone().into_scalar().elem::<f64>();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let grads = if world == 1 {
+                let loss = infonce_loss(q, p, cfg.train_group_size, cfg.temperature) / n_micro as f64;
+                loss_sum += loss.clone().into_scalar().elem::<f64>();
+                GradientsParams::from_grads(loss.backward(), &model)
+            } else {
+                let (loss, surrogate) = infonce_data_parallel(c, q, p, cfg.train_group_size, cfg.temperature);
+                loss_sum += loss / n_micro as f64;
+                let surrogate = surrogate / n_micro as f64;
+                sync_gradients(c, &model, GradientsParams::from_grads(surrogate.backward(), &model))
+            };
             acc.accumulate(&model, grads);
         }
         ensure_finite(loss_sum, step, out)?;
@@ -159,6 +206,9 @@ pub fn contrastive_train<B: AutodiffBackend>(
         model = optim.step(lr, model, grads);
         state.global_step += 1;
         state.epoch = state.global_step as f64 / steps_per_epoch as f64;
+        if rank != 0 {
+            continue;
+        }
         observer.on_step(state.global_step);
         window.add(loss_sum, tokens);
         if state.global_step % cfg.logging_steps.max(1) == 0 || state.global_step == total_steps {

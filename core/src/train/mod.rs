@@ -3,6 +3,7 @@ pub mod checkpoint;
 pub mod clip;
 pub mod common;
 pub mod contrastive;
+pub mod data_parallel;
 pub mod negatives;
 pub mod ql_train;
 pub mod schedule;

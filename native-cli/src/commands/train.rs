@@ -7,7 +7,8 @@ use llmql_core::formats::{read_tevatron, TevatronExample};
 use llmql_core::lora::LoraConfig;
 use llmql_core::model::LoadOptions;
 use llmql_core::pooling::Pooling;
-use llmql_core::train::contrastive::{contrastive_train, ContrastiveConfig};
+use llmql_core::train::contrastive::{contrastive_train_parallel, ContrastiveConfig};
+use llmql_core::train::data_parallel::{Collective, Single, ThreadCollective};
 use llmql_core::{Checkpoint, Template};
 use std::path::PathBuf;
 
@@ -85,6 +86,10 @@ pub struct TrainArgs {
     pub resume: bool,
     #[arg(long, default_value = "flex")]
     pub device: String,
+    /// Data parallel over several devices, e.g. `cuda:0,cuda:1` (one peer each; global batch =
+    /// per-device batch x devices x accumulation; cross-device negatives). Overrides --device.
+    #[arg(long)]
+    pub devices: Option<String>,
     /// Accepted for compatibility with the seed's command line (EOS is always appended).
     #[arg(long)]
     pub append_eos_token: bool,
@@ -93,24 +98,32 @@ pub struct TrainArgs {
     pub overwrite_output_dir: bool,
 }
 
-struct Task {
-    a: TrainArgs,
-    ckpt: Checkpoint,
-    examples: Vec<TevatronExample>,
-    cfg: ContrastiveConfig,
+struct Task<'a, C: Collective> {
+    a: &'a TrainArgs,
+    ckpt: &'a Checkpoint,
+    examples: &'a [TevatronExample],
+    cfg: &'a ContrastiveConfig,
+    collective: C,
 }
 
-impl AutodiffTask for Task {
+impl<C: Collective> AutodiffTask for Task<'_, C> {
     type Output = Result<()>;
     fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<()> {
+        let rank = self.collective.rank();
         let dtype = super::parse_dtype(&self.a.dtype)?;
         // lm_head is not used by the retriever; keep it in full fine-tuning so exports stay complete.
         let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype, lm_head: self.cfg.lora.is_none(), host_embeddings: false }, &device)?;
         if let Some(lc) = &self.cfg.lora {
             model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
         }
+        if rank != 0 {
+            // Peers train in lockstep; rank 0 reports and saves.
+            let mut quiet = llmql_core::train::ql_train::Quiet;
+            contrastive_train_parallel(model, &self.ckpt.tokenizer, self.examples, self.cfg, &self.ckpt.source_files(), &self.a.output_dir, self.a.resume, &mut quiet, &self.collective)?;
+            return Ok(());
+        }
         let mut obs = crate::progress::TrainProgress::new("train");
-        let model = contrastive_train(model, &self.ckpt.tokenizer, &self.examples, &self.cfg, &self.ckpt.source_files(), &self.a.output_dir, self.a.resume, &mut obs)?;
+        let model = contrastive_train_parallel(model, &self.ckpt.tokenizer, self.examples, self.cfg, &self.ckpt.source_files(), &self.a.output_dir, self.a.resume, &mut obs, &self.collective)?;
         obs.pb.finish_and_clear();
         match &self.cfg.lora {
             // A LoRA run's result is the PEFT adapter (merge it with `llmql merge-lora`).
@@ -165,5 +178,25 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }),
     };
     let checkpointing = a.gradient_checkpointing;
-    run_autodiff_on(&device, checkpointing, Task { a, ckpt, examples, cfg })?
+    let devices: Vec<DeviceSpec> = match &a.devices {
+        None => vec![device],
+        Some(list) => list.split(',').map(|d| d.trim().parse()).collect::<Result<_, _>>()?,
+    };
+    if devices.len() == 1 {
+        return run_autodiff_on(&devices[0], checkpointing, Task { a: &a, ckpt: &ckpt, examples: &examples, cfg: &cfg, collective: Single })?;
+    }
+    // Data parallel: one thread per device, gradients summed every micro-batch.
+    tracing::info!("data parallel over {} devices: global batch {} x {} x {}", devices.len(), a.per_device_train_batch_size, devices.len(), a.gradient_accumulation_steps);
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ThreadCollective::group(devices.len())
+            .into_iter()
+            .zip(&devices)
+            .map(|(c, d)| {
+                let task = Task { a: &a, ckpt: &ckpt, examples: &examples, cfg: &cfg, collective: c };
+                s.spawn(move || run_autodiff_on(d, checkpointing, task).map_err(anyhow::Error::from).and_then(|r| r))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a training thread panicked")))).collect()
+    });
+    results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
 }
