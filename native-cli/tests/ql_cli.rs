@@ -174,3 +174,46 @@ fn gradient_checkpointing_gives_the_same_weights() {
         assert!(d <= 1e-6, "{name}: recomputing activations changed the update by {d}");
     }
 }
+
+#[test]
+fn data_parallel_over_two_devices_equals_one_device_with_the_global_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = train_data(dir.path());
+    let run = |out: &Path, extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_llmql"))
+            .args(["ql-train", "--model", fixture("tiny-llama").to_str().unwrap(), "--train-data", data.to_str().unwrap()])
+            .args(["--output-dir", out.to_str().unwrap(), "--p-max-len", "64", "--q-max-len", "16", "--max-steps", "3"])
+            .args(["--learning-rate", "2e-3", "--save-steps", "0", "--seed", "11", "--q2d-ratio", "0.3"])
+            .args(["--lora", "--lora-r", "4", "--lora-alpha", "8", "--lora-dropout", "0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut v: Vec<(String, Vec<f32>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let one = run(&dir.path().join("one"), &["--per-device-train-batch-size", "4"]);
+    let two = run(&dir.path().join("two"), &["--per-device-train-batch-size", "2", "--devices", "flex,flex"]);
+    let base = {
+        let bytes = std::fs::read(fixture("tiny-llama").join("model.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let t = st.tensor("model.layers.0.self_attn.q_proj.weight").unwrap();
+        t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>()
+    };
+    assert_eq!(one.iter().map(|x| &x.0).collect::<Vec<_>>(), two.iter().map(|x| &x.0).collect::<Vec<_>>());
+    for ((name, a), (_, b)) in one.iter().zip(&two) {
+        let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(d < 1e-4, "{name}: 2-device stage-1 training differs from 1-device training by {d}");
+    }
+    let q = &one.iter().find(|x| x.0 == "model.layers.0.self_attn.q_proj.weight").unwrap().1;
+    let moved = q.iter().zip(&base).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(moved > 1e-4, "training did not move the weights ({moved})");
+}

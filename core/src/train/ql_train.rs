@@ -8,6 +8,7 @@
 use super::checkpoint::{save_checkpoint, LogEntry, TrainerState};
 use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
 use super::clip::clip_global_norm;
+use super::data_parallel::{all_gather_counts, broadcast_trainable, sync_gradients, Collective, Single};
 use super::schedule::LinearSchedule;
 use crate::error::{Error, Result};
 use crate::model::DecoderModel;
@@ -124,20 +125,42 @@ pub fn ql_train<B: AutodiffBackend>(
     resume: bool,
     observer: &mut dyn TrainObserver,
 ) -> Result<DecoderModel<B>> {
+    ql_train_parallel(model, tok, pairs, cfg, source, out, resume, observer, &Single)
+}
+
+/// [`ql_train`] as one peer of a data-parallel group (every peer calls it with its own copy of the
+/// model on its own device). Global batch = per-device batch x peers x accumulation; each peer
+/// takes a contiguous share of the step's examples, its loss is its summed target log-likelihood
+/// over the whole step's target count (an all-reduced count), and the summed gradients equal the
+/// single-device gradient of the step. Only rank 0 logs and saves.
+#[allow(clippy::too_many_arguments)]
+pub fn ql_train_parallel<B: AutodiffBackend, C: Collective>(
+    model: DecoderModel<B>,
+    tok: &TextTokenizer,
+    pairs: &[QlPair],
+    cfg: &QlTrainConfig,
+    source: &crate::checkpoint::SourceFiles,
+    out: &Path,
+    resume: bool,
+    observer: &mut dyn TrainObserver,
+    c: &C,
+) -> Result<DecoderModel<B>> {
+    let (world, rank) = (c.world_size(), c.rank());
     if pairs.is_empty() {
         return Err(Error::Other("no training examples".into()));
     }
     let device = model.device();
     let bs = cfg.per_device_train_batch_size.max(1);
     let accum = cfg.gradient_accumulation_steps.max(1);
-    let (steps_per_epoch, total_steps) = step_counts(pairs.len(), bs, accum, cfg.num_train_epochs, cfg.max_steps);
+    let (steps_per_epoch, total_steps) = step_counts(pairs.len(), bs * world, accum, cfg.num_train_epochs, cfg.max_steps);
     let schedule = LinearSchedule {
         base_lr: cfg.learning_rate,
         warmup_steps: LinearSchedule::warmup_from_ratio(cfg.warmup_ratio, total_steps),
         total_steps,
     };
     let mut state = TrainerState::new(total_steps, cfg.seed, pairs.len(), bs, accum);
-    let (mut model, mut optim) = start_run(model, out, resume, cfg.lora.as_ref(), cfg.weight_decay, &mut state)?;
+    let (model, mut optim) = start_run(model, out, resume, cfg.lora.as_ref(), cfg.weight_decay, &mut state)?;
+    let mut model = broadcast_trainable(c, model);
     observer.on_start(total_steps, state.global_step);
     let mut window = LogWindow::default();
     while state.global_step < total_steps {
@@ -145,8 +168,11 @@ pub fn ql_train<B: AutodiffBackend>(
         let epoch = step / steps_per_epoch;
         let step_in_epoch = step % steps_per_epoch;
         let order = epoch_order(cfg.seed, epoch, pairs.len());
-        let first = step_in_epoch * accum * bs;
-        let last = ((step_in_epoch + 1) * accum * bs).min(pairs.len());
+        let first = step_in_epoch * accum * bs * world;
+        let last = ((step_in_epoch + 1) * accum * bs * world).min(pairs.len());
+        // This peer's contiguous share of the step (possibly empty at the end of an epoch).
+        let share = (last - first).div_ceil(world);
+        let (first, last) = ((first + rank * share).min(last), (first + (rank + 1) * share).min(last));
         let examples = order[first..last]
             .iter()
             .map(|&i| make_example(tok, &pairs[i], cfg, epoch, i))
@@ -157,7 +183,12 @@ pub fn ql_train<B: AutodiffBackend>(
             .chunks(bs)
             .map(|c| QlBatch::new(c, cfg.loss_on, tok.eos_id, cfg.attention_stop, &device))
             .collect();
-        let total_targets: usize = batches.iter().map(|b| b.num_targets()).sum();
+        let local_targets: usize = batches.iter().map(|b| b.num_targets()).sum();
+        let total_targets: usize = if world == 1 {
+            local_targets
+        } else {
+            all_gather_counts::<B, C>(c, local_targets, &device).iter().sum()
+        };
         let mut acc = GradientsAccumulator::<DecoderModel<B>>::new();
         let mut loss_sum = 0f64;
         let mut tokens = 0usize;
@@ -168,13 +199,25 @@ pub fn ql_train<B: AutodiffBackend>(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             acc.accumulate(&model, grads);
         }
-        ensure_finite(loss_sum, step, out)?;
         let mut grads = acc.grads();
+        if world > 1 {
+            grads = sync_gradients(c, &model, grads);
+            let sum = c.all_reduce_sum(burn::tensor::Tensor::<B::InnerBackend, 1>::from_data(
+                burn::tensor::TensorData::new(vec![loss_sum as f32, tokens as f32], [2]),
+                &device,
+            ));
+            let v: Vec<f32> = sum.into_data().convert::<f32>().to_vec().expect("f32");
+            (loss_sum, tokens) = (v[0] as f64, v[1] as usize);
+        }
+        ensure_finite(loss_sum, step, out)?;
         let grad_norm = clip_global_norm(&model, &mut grads, cfg.max_grad_norm);
         let lr = schedule.lr_at(step);
         model = optim.step(lr, model, grads);
         state.global_step += 1;
         state.epoch = state.global_step as f64 / steps_per_epoch as f64;
+        if rank != 0 {
+            continue;
+        }
         observer.on_step(state.global_step);
         window.add(loss_sum, tokens);
         if state.global_step % cfg.logging_steps.max(1) == 0 || state.global_step == total_steps {

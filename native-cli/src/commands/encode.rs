@@ -54,6 +54,11 @@ pub struct EncodeArgs {
     /// embeddings.I.npy, ids.I.txt and meta.I.json, so N processes can split a corpus.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+    /// Spread the input over several devices in one command, one shard each (e.g. `cuda:0,cuda:1`):
+    /// writes embeddings.I.npy / ids.I.txt / meta.I.json for I = 0..devices, which `llmql search`
+    /// reads as one corpus. Overrides --device; not with --shard.
+    #[arg(long)]
+    pub devices: Option<String>,
 }
 
 /// Parses `--shard I/N`.
@@ -161,6 +166,28 @@ impl BackendTask for EncodeTask {
 }
 
 pub fn run(a: EncodeArgs) -> Result<()> {
+    if let Some(list) = a.devices.clone() {
+        let devices: Vec<String> = list.split(',').map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect();
+        if a.shard.is_some() {
+            bail!("--devices and --shard cannot be combined (--devices makes one shard per device)");
+        }
+        for d in &devices {
+            d.parse::<DeviceSpec>()?;
+        }
+        let n = devices.len();
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = devices
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let args = EncodeArgs { device: d.clone(), shard: Some(format!("{i}/{n}")), devices: None, ..a.clone() };
+                    s.spawn(move || run(args))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("an encoding thread panicked")))).collect()
+        });
+        return results.into_iter().collect::<Result<Vec<()>>>().map(|_| ());
+    }
     let device: DeviceSpec = a.device.parse()?;
     let template: Template = a.template.parse().map_err(anyhow::Error::msg)?;
     let kind: Kind = a.kind.parse().map_err(anyhow::Error::msg)?;

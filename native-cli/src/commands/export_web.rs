@@ -196,6 +196,7 @@ fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) 
         no_normalize: a.no_normalize,
         adapter: adapter_dir.clone(),
         shard: None,
+        devices: None,
     })
     .context("encoding the corpus")?;
     std::fs::copy(&r.corpus, corpus_dir.join("passages.jsonl"))

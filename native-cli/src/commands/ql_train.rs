@@ -7,7 +7,9 @@ use llmql_core::formats::read_tevatron;
 use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::passage_text;
 use llmql_core::ql::LossOn;
-use llmql_core::train::{ql_train, QlPair, QlTrainConfig};
+use llmql_core::train::data_parallel::{Collective, Single, ThreadCollective};
+use llmql_core::train::ql_train::ql_train_parallel;
+use llmql_core::train::{QlPair, QlTrainConfig};
 use llmql_core::weights::StoredDtype;
 use llmql_core::Checkpoint;
 use std::path::PathBuf;
@@ -83,6 +85,10 @@ pub struct QlTrainArgs {
     /// flex | cpu | wgpu | wgpu:N | cuda | cuda:N
     #[arg(long, default_value = "flex")]
     pub device: String,
+    /// Data parallel over several devices, e.g. `cuda:0,cuda:1` (one peer each; global batch =
+    /// per-device batch x devices x accumulation). Overrides --device.
+    #[arg(long)]
+    pub devices: Option<String>,
     /// Train LoRA adapters (factored, base frozen) instead of all weights.
     #[arg(long)]
     pub lora: bool,
@@ -96,14 +102,15 @@ pub struct QlTrainArgs {
     pub lora_target_modules: String,
 }
 
-struct Task {
-    a: QlTrainArgs,
-    ckpt: Checkpoint,
-    pairs: Vec<QlPair>,
-    cfg: QlTrainConfig,
+struct Task<'a, C: Collective> {
+    a: &'a QlTrainArgs,
+    ckpt: &'a Checkpoint,
+    pairs: &'a [QlPair],
+    cfg: &'a QlTrainConfig,
+    collective: C,
 }
 
-impl AutodiffTask for Task {
+impl<C: Collective> AutodiffTask for Task<'_, C> {
     type Output = Result<()>;
     fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<()> {
         let dtype = super::parse_dtype(&self.a.dtype)?;
@@ -111,16 +118,24 @@ impl AutodiffTask for Task {
         if let Some(lc) = &self.cfg.lora {
             model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
         }
+        if self.collective.rank() != 0 {
+            // Peers train in lockstep; rank 0 reports and saves.
+            let mut quiet = llmql_core::train::ql_train::Quiet;
+            let src = self.ckpt.source_files();
+            ql_train_parallel(model, &self.ckpt.tokenizer, self.pairs, self.cfg, &src, &self.a.output_dir, self.a.resume, &mut quiet, &self.collective)?;
+            return Ok(());
+        }
         let mut obs = crate::progress::TrainProgress::new("ql-train");
-        let model = ql_train(
+        let model = ql_train_parallel(
             model,
             &self.ckpt.tokenizer,
-            &self.pairs,
-            &self.cfg,
+            self.pairs,
+            self.cfg,
             &self.ckpt.source_files(),
             &self.a.output_dir,
             self.a.resume,
             &mut obs,
+            &self.collective,
         )?;
         obs.pb.finish_and_clear();
         crate::output::save_final_model(&model, &self.ckpt.source_files(), &self.a.output_dir, self.cfg.save_dtype)?;
@@ -202,5 +217,24 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
     }
     tracing::info!("{} training pairs from {}", pairs.len(), a.train_data.display());
     let checkpointing = a.gradient_checkpointing;
-    run_autodiff_on(&device, checkpointing, Task { a, ckpt, pairs, cfg })?
+    let devices: Vec<DeviceSpec> = match &a.devices {
+        None => vec![device],
+        Some(list) => list.split(',').map(|d| d.trim().parse()).collect::<Result<_, _>>()?,
+    };
+    if devices.len() == 1 {
+        return run_autodiff_on(&devices[0], checkpointing, Task { a: &a, ckpt: &ckpt, pairs: &pairs, cfg: &cfg, collective: Single })?;
+    }
+    tracing::info!("data parallel over {} devices: global batch {} x {} x {}", devices.len(), a.per_device_train_batch_size, devices.len(), a.gradient_accumulation_steps);
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ThreadCollective::group(devices.len())
+            .into_iter()
+            .zip(&devices)
+            .map(|(c, d)| {
+                let task = Task { a: &a, ckpt: &ckpt, pairs: &pairs, cfg: &cfg, collective: c };
+                s.spawn(move || run_autodiff_on(d, checkpointing, task).map_err(anyhow::Error::from).and_then(|r| r))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a training thread panicked")))).collect()
+    });
+    results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
 }
