@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Create a random-init Llama checkpoint (HF folder) for benchmarking / testing.
 
-    python3 bench/make_bench_model.py OUTDIR [--preset smollm2-135m|tiny] [--seed 0]
+    python3 bench/make_bench_model.py OUTDIR [--preset smollm2-135m|qwen2-0.5b|tiny] [--seed 0]
 
 Writes OUTDIR/{config.json, model.safetensors (float32), tokenizer.json,
 tokenizer_config.json, special_tokens_map.json}.
@@ -40,6 +40,20 @@ PRESETS = {
         rope_theta=100000.0,
         tie_word_embeddings=True,
         max_position_embeddings=8192,
+    ),
+    # The dimensions of Qwen/Qwen2-0.5B (~494M parameters with its 151,936-token vocabulary), in the
+    # Llama layout this script writes (no q/k/v biases): the GPU speed check's model.
+    "qwen2-0.5b": dict(
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        rms_norm_eps=1e-6,
+        rope_theta=1000000.0,
+        tie_word_embeddings=True,
+        max_position_embeddings=32768,
     ),
     # Small model for fast tests (head_dim 16, GQA 4:2).
     "tiny": dict(

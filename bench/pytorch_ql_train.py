@@ -126,6 +126,8 @@ def make_batch(torch, batch, pad_id, loss_on):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"], help="base weights / compute dtype")
     ap.add_argument("--train-data", required=True)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=8)
@@ -135,6 +137,7 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--mask-probability", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--attn", default="eager", help="transformers attn_implementation (eager, sdpa)")
     ap.add_argument("--max-grad-norm", type=float, default=1.0, help="<= 0 disables clipping")
     ap.add_argument("--loss-on", choices=["all", "query"], default="all")
     args = ap.parse_args()
@@ -144,6 +147,12 @@ def main():
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     torch.set_num_threads(args.threads)
+    DEV = torch.device(args.device)
+    DT = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+
+    def sync():
+        if DEV.type == "cuda":
+            torch.cuda.synchronize(DEV)
     torch.manual_seed(args.seed)
     folder = Path(args.model)
     tok = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
@@ -157,7 +166,7 @@ def main():
         sys.exit("no usable training examples")
     print(f"built {len(examples)} examples in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
 
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager")
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=DT, attn_implementation=args.attn).to(DEV)
     model.train()
     model.config.use_cache = False
     params = [p for p in model.parameters() if p.requires_grad]
@@ -168,6 +177,7 @@ def main():
 
     def step(k):
         ids, pos, mask, labels, ntok = make_batch(torch, batch_at(k), eos_id, args.loss_on)
+        ids, pos, mask, labels = ids.to(DEV), pos.to(DEV), mask.to(DEV, DT), labels.to(DEV)
         out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
         logits = out.logits[:, :-1].float()
         loss = torch.nn.functional.cross_entropy(
@@ -182,6 +192,7 @@ def main():
 
     loss_warmup, _ = step(0)
     losses, tokens = [], 0
+    sync()
     t0 = time.perf_counter()
     for k in range(1, args.steps + 1):
         loss, ntok = step(k)
@@ -190,6 +201,7 @@ def main():
         losses.append(loss)
         tokens += ntok
         print(f"step {k} loss {loss:.4f} tokens {ntok}", file=sys.stderr)
+    sync()
     seconds = time.perf_counter() - t0
 
     print(json.dumps({

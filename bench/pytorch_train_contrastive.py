@@ -101,6 +101,8 @@ def pad(torch, seqs, pad_id):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"], help="base weights / compute dtype")
     ap.add_argument("--train-data", required=True)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=4)
@@ -114,6 +116,7 @@ def main():
     ap.add_argument("--lora-dropout", type=float, default=0.1)
     ap.add_argument("--temperature", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--attn", default="eager", help="transformers attn_implementation (eager, sdpa)")
     args = ap.parse_args()
 
     import peft
@@ -123,6 +126,12 @@ def main():
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     torch.set_num_threads(args.threads)
+    DEV = torch.device(args.device)
+    DT = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+
+    def sync():
+        if DEV.type == "cuda":
+            torch.cuda.synchronize(DEV)
     torch.manual_seed(args.seed)
     folder = Path(args.model)
     tok = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
@@ -139,7 +148,7 @@ def main():
         sys.exit("no usable training examples (each needs a positive and at least one negative)")
     print(f"built {len(examples)} examples in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
 
-    base = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager")
+    base = AutoModelForCausalLM.from_pretrained(str(folder), dtype=DT, attn_implementation=args.attn).to(DEV)
     base.config.use_cache = False
     model = get_peft_model(base, LoraConfig(
         r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, target_modules=TARGETS,
@@ -154,8 +163,9 @@ def main():
 
     def encode(seqs):
         ids, mask, ntok = pad(torch, seqs, pad_id)
+        ids, mask = ids.to(DEV), mask.to(DEV)
         hidden = encoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-        reps = hidden[torch.arange(len(seqs)), mask.sum(1) - 1]
+        reps = hidden[torch.arange(len(seqs), device=DEV), mask.sum(1) - 1].float()
         return torch.nn.functional.normalize(reps, p=2, dim=-1), ntok
 
     def step(k):
@@ -163,7 +173,7 @@ def main():
         q_reps, q_tok = encode([q for q, _ in batch])
         p_reps, p_tok = encode([p for _, ps in batch for p in ps])
         scores = q_reps @ p_reps.T / args.temperature
-        target = torch.arange(len(batch)) * group
+        target = torch.arange(len(batch), device=DEV) * group
         loss = torch.nn.functional.cross_entropy(scores, target)
         loss.backward()
         opt.step()
@@ -172,6 +182,7 @@ def main():
 
     loss_warmup, _ = step(0)
     losses, tokens = [], 0
+    sync()
     t0 = time.perf_counter()
     for k in range(1, args.steps + 1):
         loss, ntok = step(k)
@@ -180,6 +191,7 @@ def main():
         losses.append(loss)
         tokens += ntok
         print(f"step {k} loss {loss:.4f} tokens {ntok}", file=sys.stderr)
+    sync()
     seconds = time.perf_counter() - t0
 
     print(json.dumps({

@@ -8,7 +8,7 @@ use crate::model::{DecoderModel, Linear};
 use crate::weights::{named_param, WeightFiles};
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, DType, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -61,8 +61,11 @@ impl<B: Backend> LoraAdapter<B> {
         let stream = seed ^ crate::weights::param_id(&a_name).val().rotate_left(17);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(stream);
         let values: Vec<f32> = (0..d_in * cfg.r).map(|_| rng.random_range(-bound..bound) as f32).collect();
-        let a = Tensor::<B, 2>::from_data(burn::tensor::TensorData::new(values, [d_in, cfg.r]), (device, dtype));
-        let b = Tensor::<B, 2>::zeros([cfg.r, d_out], (device, dtype));
+        // Adapters are kept and computed in f32 whatever the base's dtype (bf16/f16 bases train
+        // f32 LoRA weights, as PEFT does with autocast).
+        let _ = dtype;
+        let a = Tensor::<B, 2>::from_data(burn::tensor::TensorData::new(values, [d_in, cfg.r]), (device, DType::F32));
+        let b = Tensor::<B, 2>::zeros([cfg.r, d_out], (device, DType::F32));
         Self {
             lora_a: named_param(&a_name, a),
             lora_b: named_param(&format!("{name}.lora_B.weight"), b),
@@ -73,7 +76,14 @@ impl<B: Backend> LoraAdapter<B> {
 
     /// `s · dropout(x) A B` for `x` `[rows, d_in]` (dropout only while training, i.e. on autodiff).
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.dropout.forward(x).matmul(self.lora_a.val()).matmul(self.lora_b.val()) * self.scale
+        let dt = x.dtype();
+        let x = if dt == DType::F32 { x } else { x.cast(DType::F32) };
+        let y = self.dropout.forward(x).matmul(self.lora_a.val()).matmul(self.lora_b.val()) * self.scale;
+        if dt == DType::F32 {
+            y
+        } else {
+            y.cast(dt)
+        }
     }
 
     /// `s · A B` in `[d_in, d_out]` (for merging).
@@ -128,7 +138,8 @@ pub fn merge_lora<B: Backend>(mut model: DecoderModel<B>) -> DecoderModel<B> {
     let all: Vec<String> = DEFAULT_TARGETS.iter().map(|s| s.to_string()).collect();
     for_each_target(&mut model, &all, |_, lin| {
         if let Some(ad) = lin.lora.take() {
-            let w = lin.weight.val() + ad.delta();
+            let w = lin.weight.val();
+            let w = w.clone() + ad.delta().cast(w.dtype());
             lin.weight = lin.weight.clone().map(|_| w.detach());
         }
     });
@@ -224,7 +235,7 @@ pub fn load_adapter_bytes<B: Backend>(model: DecoderModel<B>, config_json: &str,
 /// Overwrites the A/B weights of `model`'s attached adapters with the tensors in `w`.
 pub fn fill_adapter_from<B: Backend>(mut model: DecoderModel<B>, w: &WeightFiles, cfg: &LoraConfig) -> Result<DecoderModel<B>> {
     let device = model.device();
-    let dtype = model.dtype();
+    let dtype = DType::F32; // adapters are f32 (see LoraAdapter::new)
     for_each_target(&mut model, &cfg.target_modules, |name, lin| {
         let (din, dout) = (lin.d_in(), lin.d_out());
         if let Some(ad) = lin.lora.as_mut() {

@@ -91,3 +91,23 @@ fn only_adapters_receive_gradients() {
     assert!(m.embed_tokens.val().grad(&grads).is_none());
     let _ = m.valid();
 }
+
+#[test]
+fn adapters_stay_f32_on_a_bf16_base() {
+    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    type A = Autodiff<Flex>;
+    let m = ck.load_model::<A>(LoadOptions { dtype: DType::BF16, lm_head: false, host_embeddings: false }, &Default::default()).unwrap();
+    let m = attach_lora(m, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, ..Default::default() }, 1).unwrap();
+    let ad = m.layers[0].self_attn.q_proj.lora.as_ref().unwrap();
+    assert_eq!(ad.lora_a.val().dtype(), DType::F32);
+    assert_eq!(ad.lora_b.val().dtype(), DType::F32);
+    assert_eq!(m.layers[0].self_attn.q_proj.weight.val().dtype(), DType::BF16);
+    // Forward and backward run; only the (f32) adapters get gradients.
+    let q = llmql_core::encoder::embed(&m, &[vec![5, 6, 7, 2]], 2, llmql_core::pooling::Pooling::Eos, true);
+    let grads = q.sum().backward();
+    let ga = m.layers[0].self_attn.q_proj.lora.as_ref().unwrap().lora_b.val().grad(&grads).unwrap();
+    assert_eq!(ga.dtype(), DType::F32);
+    assert!(m.layers[0].self_attn.q_proj.weight.val().grad(&grads).is_none());
+    let merged = merge_lora(m);
+    assert_eq!(merged.layers[0].self_attn.q_proj.weight.val().dtype(), DType::BF16);
+}

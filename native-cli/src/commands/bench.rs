@@ -53,6 +53,9 @@ pub struct BenchTrainArgs {
     pub temperature: f64,
     #[arg(long, default_value = "flex")]
     pub device: String,
+    /// Compute dtype of the base weights: f32 | bf16 | f16 (LoRA adapters stay f32).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
 }
 
 struct TrainBench {
@@ -71,7 +74,7 @@ impl llmql_backends::AutodiffTask for TrainBench {
         use llmql_core::pooling::Pooling;
         let a = &self.a;
         let eos = self.ckpt.tokenizer.eos_id;
-        let model = self.ckpt.load_model::<B>(LoadOptions { dtype: burn::tensor::DType::F32, lm_head: false, host_embeddings: false }, &device)?;
+        let model = self.ckpt.load_model::<B>(LoadOptions { dtype: super::parse_dtype(&a.dtype)?, lm_head: false, host_embeddings: false }, &device)?;
         let lc = llmql_core::lora::LoraConfig { r: a.lora_r, lora_alpha: a.lora_alpha, lora_dropout: a.lora_dropout, ..Default::default() };
         let mut model = llmql_core::lora::attach_lora(model, &lc, 0)?;
         let mut optim = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(0.0).init::<B, DecoderModel<B>>();
@@ -138,6 +141,9 @@ pub struct BenchQlTrainArgs {
     pub loss_on: String,
     #[arg(long, default_value = "flex")]
     pub device: String,
+    /// Compute dtype: f32 | bf16 | f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
     #[arg(long)]
     pub gradient_checkpointing: bool,
 }
@@ -158,7 +164,7 @@ impl llmql_backends::AutodiffTask for QlTrainBench {
         let a = &self.a;
         let tok = &self.ckpt.tokenizer;
         let on: LossOn = a.loss_on.parse().map_err(anyhow::Error::msg)?;
-        let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype: burn::tensor::DType::F32, lm_head: true, host_embeddings: false }, &device)?;
+        let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype: super::parse_dtype(&self.a.dtype)?, lm_head: true, host_embeddings: false }, &device)?;
         let examples = self
             .pairs
             .iter()

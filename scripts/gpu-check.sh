@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The GPU check (issue 8), sized for one H100 in under 8 minutes once the build is cached:
+#   1. builds llmql with --features cuda (release);
+#   2. runs the CUDA conformance tests (CUDA vs flex and vs transformers' golden values on the tiny
+#      checkpoints: f32 within 1e-3, bf16 by cosine);
+#   3. makes a random-weight model with Qwen2-0.5B's dimensions (bench/make_bench_model.py
+#      --preset qwen2-0.5b) and Tevatron training data from bench/make_bench_texts.py;
+#   4. measures training tokens/s of stage 1 (QL, full fine-tuning) and stage 2 (contrastive, LoRA r 32)
+#      in bf16 for llmql (`llmql bench ql-train|train --device cuda --dtype bf16`) and for the same
+#      work in PyTorch + transformers + peft (bench/pytorch_*.py --device cuda --dtype bf16 --attn sdpa);
+#   5. prints both, the ratio and the MFU against 989 TFLOPS (H100 SXM dense bf16), with
+#      training FLOPs per token = 6 N (full fine-tuning) and 4 N (LoRA: no weight gradients of the base),
+#      N = parameters without the embedding table (lookups cost no FLOPs; tied lm_head counted once).
+# Needs: a CUDA driver, Rust, python3 with torch, transformers, peft, tokenizers (the device machine has them).
+# Env: WORK (default /tmp/llmql-gpu), STEPS (default 10), SKIP_BUILD=1, SKIP_TESTS=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/llmql-target}"
+W="${WORK:-/tmp/llmql-gpu}"
+STEPS="${STEPS:-10}"
+mkdir -p "$W"
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  stamp "build (release, cuda)"
+  cargo build --release -p llmql-cli --features cuda
+fi
+L="$CARGO_TARGET_DIR/release/llmql"
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+  stamp "CUDA conformance tests"
+  cargo test --release -p llmql-tests --no-default-features --features flex,cuda --test cuda_conformance -- --nocapture
+fi
+
+stamp "model and data"
+[ -f "$W/model/model.safetensors" ] || python3 bench/make_bench_model.py "$W/model" --preset qwen2-0.5b
+[ -f "$W/texts.jsonl" ] || python3 bench/make_bench_texts.py "$W/texts.jsonl" --n 512
+python3 - "$W" <<'PY'
+import json, sys
+w = sys.argv[1]
+rows = [json.loads(l) for l in open(f"{w}/texts.jsonl")]
+with open(f"{w}/train.jsonl", "w") as f:
+    for i, r in enumerate(rows):
+        p = lambda x: {"docid": x["_id"], "title": x.get("title", ""), "text": x["text"]}
+        negs = [p(rows[(i + k) % len(rows)]) for k in range(1, 16)]
+        q = " ".join(r["text"].split()[:8])
+        f.write(json.dumps({"query_id": str(i), "query": q, "positive_passages": [p(r)], "negative_passages": negs}) + "\n")
+PY
+
+S1="--steps $STEPS --batch-size 8 --p-max-len 256 --q-max-len 32"
+S2="--steps $STEPS --batch-size 8 --train-group-size 8 --query-max-len 32 --passage-max-len 192"
+stamp "stage 1: llmql"
+"$L" bench ql-train --model "$W/model" --train-data "$W/train.jsonl" $S1 --device cuda --dtype bf16 | tail -1 > "$W/s1-llmql.json"
+stamp "stage 1: PyTorch"
+python3 bench/pytorch_ql_train.py --model "$W/model" --train-data "$W/train.jsonl" $S1 --device cuda --dtype bf16 --attn sdpa | tail -1 > "$W/s1-torch.json"
+stamp "stage 2: llmql"
+"$L" bench train --model "$W/model" --train-data "$W/train.jsonl" $S2 --lora-dropout 0 --device cuda --dtype bf16 | tail -1 > "$W/s2-llmql.json"
+stamp "stage 2: PyTorch"
+python3 bench/pytorch_train_contrastive.py --model "$W/model" --train-data "$W/train.jsonl" $S2 --lora-dropout 0 --device cuda --dtype bf16 --attn sdpa | tail -1 > "$W/s2-torch.json"
+
+python3 - "$W" <<'PY'
+import json, sys
+w = sys.argv[1]
+c = json.load(open(f"{w}/model/config.json"))
+h, i, L, v = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
+hd = h // c["num_attention_heads"]
+kv = c["num_key_value_heads"] * hd
+per_layer = h * h * 2 + h * kv * 2 + 3 * h * i  # q, o, k, v, gate/up/down
+n = L * per_layer + h * v                        # + lm_head (tied: counted once, as a matmul)
+peak = 989e12
+print(f"model: {L} layers, hidden {h}, vocab {v}: {n/1e6:.0f}M matmul parameters")
+for stage, mult in (("s1", 6), ("s2", 4)):
+    ours, ref = json.load(open(f"{w}/{stage}-llmql.json")), json.load(open(f"{w}/{stage}-torch.json"))
+    a, b = ours.get("tokens_per_s"), ref.get("tokens_per_s")
+    name = "stage 1 (QL, full FT)" if stage == "s1" else "stage 2 (contrastive, LoRA)"
+    print(f"{name}: llmql {a:.0f} tok/s, MFU {a*mult*n/peak:.1%} | PyTorch {b:.0f} tok/s, MFU {b*mult*n/peak:.1%} | ratio {a/b:.2f}x")
+PY
+stamp "done"
