@@ -86,30 +86,39 @@ impl WeightFiles {
     /// Opens the given safetensors files as one checkpoint.
     pub fn open_files(origin: &Path, paths: &[PathBuf]) -> Result<Self> {
         let mut shards = Vec::new();
-        let mut index = HashMap::new();
         for path in paths {
             let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             // SAFETY: the file is opened read-only; like every mmap-based loader we assume it is not
             // truncated while we read it.
             let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-            Self::add_shard(&mut shards, &mut index, path.clone(), Bytes::Mmap(mmap))?;
+            shards.push((path.clone(), Bytes::Mmap(mmap)));
         }
-        Ok(WeightFiles {
-            origin: origin.into(),
-            shards,
-            gguf: None,
-            index,
-            taken: Mutex::new(BTreeSet::new()),
-            problems: Mutex::new(Vec::new()),
-        })
+        Self::from_shards(origin, shards)
     }
 
     /// Serves safetensors files held in memory, as `(name, bytes)` (no file system: the browser).
     pub fn from_bytes(origin: &Path, files: Vec<(String, Vec<u8>)>) -> Result<Self> {
+        Self::from_shards(origin, files.into_iter().map(|(name, bytes)| (PathBuf::from(name), Bytes::Owned(bytes))).collect())
+    }
+
+    /// Indexes the tensors of each shard (its header is checked here).
+    fn from_shards(origin: &Path, files: Vec<(PathBuf, Bytes)>) -> Result<Self> {
         let mut shards = Vec::new();
         let mut index = HashMap::new();
-        for (name, bytes) in files {
-            Self::add_shard(&mut shards, &mut index, PathBuf::from(name), Bytes::Owned(bytes))?;
+        for (path, bytes) in files {
+            let (header_len, metadata) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::Weights {
+                path: path.clone(),
+                message: format!("not a valid safetensors file: {e}"),
+            })?;
+            for name in metadata.tensors().keys() {
+                index.insert(name.clone(), shards.len());
+            }
+            shards.push(Shard {
+                path,
+                mmap: bytes,
+                header_len,
+                metadata,
+            });
         }
         Ok(WeightFiles {
             origin: origin.into(),
@@ -119,23 +128,6 @@ impl WeightFiles {
             taken: Mutex::new(BTreeSet::new()),
             problems: Mutex::new(Vec::new()),
         })
-    }
-
-    fn add_shard(shards: &mut Vec<Shard>, index: &mut HashMap<String, usize>, path: PathBuf, bytes: Bytes) -> Result<()> {
-        let (header_len, metadata) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::Weights {
-            path: path.clone(),
-            message: format!("not a valid safetensors file: {e}"),
-        })?;
-        for name in metadata.tensors().keys() {
-            index.insert(name.clone(), shards.len());
-        }
-        shards.push(Shard {
-            path,
-            mmap: bytes,
-            header_len,
-            metadata,
-        });
-        Ok(())
     }
 
     /// Serves the tensors of a GGUF file under their HF names (dequantised on read).

@@ -34,3 +34,39 @@ pub fn dtype_name(d: DType) -> &'static str {
         _ => "other",
     }
 }
+
+/// Runs a training task on one device, or data-parallel on several (`--devices`): one peer per
+/// device, each in its own thread with its own copy of the model, joined by an in-process
+/// all-reduce (see `llmql_core::train::data_parallel`). Fails if any peer fails.
+pub fn run_peers<T, F>(devices: &[llmql_backends::DeviceSpec], checkpointing: bool, make: F) -> Result<()>
+where
+    T: llmql_backends::AutodiffTask<Output = Result<()>> + Send,
+    F: Fn(llmql_core::train::data_parallel::ThreadCollective) -> T + Sync,
+{
+    use llmql_core::train::data_parallel::ThreadCollective;
+    if devices.len() > 1 {
+        tracing::info!("data parallel over {} devices", devices.len());
+    }
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ThreadCollective::group(devices.len())
+            .into_iter()
+            .zip(devices)
+            .map(|(c, d)| {
+                let task = make(c);
+                s.spawn(move || llmql_backends::run_autodiff_on(d, checkpointing, task).map_err(anyhow::Error::from).and_then(|r| r))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a training thread panicked")))).collect()
+    });
+    results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+}
+
+/// `--devices a,b,...` (or `--device`) as device specs.
+pub fn device_list(device: &str, devices: Option<&str>) -> Result<Vec<llmql_backends::DeviceSpec>> {
+    let list = devices.unwrap_or(device);
+    let v = list.split(',').map(str::trim).filter(|d| !d.is_empty()).map(|d| d.parse()).collect::<Result<Vec<_>, _>>()?;
+    if v.is_empty() {
+        bail!("--devices: no device given");
+    }
+    Ok(v)
+}

@@ -2,12 +2,12 @@
 //! Corruption) on Tevatron jsonl (`query` and `positive_passages` are used).
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use llmql_backends::{run_autodiff_on, AutodiffTask, DeviceSpec};
+use llmql_backends::AutodiffTask;
 use llmql_core::formats::read_tevatron;
 use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::passage_text;
 use llmql_core::ql::LossOn;
-use llmql_core::train::data_parallel::{Collective, Single, ThreadCollective};
+use llmql_core::train::data_parallel::Collective;
 use llmql_core::train::ql_train::ql_train_parallel;
 use llmql_core::train::{QlPair, QlTrainConfig};
 use llmql_core::weights::StoredDtype;
@@ -165,7 +165,7 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
     if a.bf16 {
         a.dtype = "bf16".into();
     }
-    let device: DeviceSpec = a.device.parse()?;
+    let devices = super::device_list(&a.device, a.devices.as_deref())?;
     let loss_on: LossOn = a.loss_on.parse().map_err(anyhow::Error::msg)?;
     if !a.learning_rate.is_finite() || a.learning_rate < 0.0 {
         bail!("--learning-rate must be a finite non-negative number");
@@ -217,24 +217,5 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
     }
     tracing::info!("{} training pairs from {}", pairs.len(), a.train_data.display());
     let checkpointing = a.gradient_checkpointing;
-    let devices: Vec<DeviceSpec> = match &a.devices {
-        None => vec![device],
-        Some(list) => list.split(',').map(|d| d.trim().parse()).collect::<Result<_, _>>()?,
-    };
-    if devices.len() == 1 {
-        return run_autodiff_on(&devices[0], checkpointing, Task { a: &a, ckpt: &ckpt, pairs: &pairs, cfg: &cfg, collective: Single })?;
-    }
-    tracing::info!("data parallel over {} devices: global batch {} x {} x {}", devices.len(), a.per_device_train_batch_size, devices.len(), a.gradient_accumulation_steps);
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadCollective::group(devices.len())
-            .into_iter()
-            .zip(&devices)
-            .map(|(c, d)| {
-                let task = Task { a: &a, ckpt: &ckpt, pairs: &pairs, cfg: &cfg, collective: c };
-                s.spawn(move || run_autodiff_on(d, checkpointing, task).map_err(anyhow::Error::from).and_then(|r| r))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a training thread panicked")))).collect()
-    });
-    results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+    super::run_peers(&devices, checkpointing, |collective| Task { a: &a, ckpt: &ckpt, pairs: &pairs, cfg: &cfg, collective })
 }

@@ -2,13 +2,13 @@
 //! dense retriever, with LoRA by default in the seed's recipe (`--lora`).
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use llmql_backends::{run_autodiff_on, AutodiffTask, DeviceSpec};
+use llmql_backends::AutodiffTask;
 use llmql_core::formats::{read_tevatron, TevatronExample};
 use llmql_core::lora::LoraConfig;
 use llmql_core::model::LoadOptions;
 use llmql_core::pooling::Pooling;
 use llmql_core::train::contrastive::{contrastive_train_parallel, ContrastiveConfig};
-use llmql_core::train::data_parallel::{Collective, Single, ThreadCollective};
+use llmql_core::train::data_parallel::Collective;
 use llmql_core::{Checkpoint, Template};
 use std::path::PathBuf;
 
@@ -140,7 +140,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if a.bf16 {
         a.dtype = "bf16".into();
     }
-    let device: DeviceSpec = a.device.parse()?;
+    let devices = super::device_list(&a.device, a.devices.as_deref())?;
     if a.train_group_size == 0 || a.temperature <= 0.0 || !a.learning_rate.is_finite() {
         bail!("--train-group-size must be >= 1, --temperature > 0 and --learning-rate finite");
     }
@@ -178,25 +178,5 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }),
     };
     let checkpointing = a.gradient_checkpointing;
-    let devices: Vec<DeviceSpec> = match &a.devices {
-        None => vec![device],
-        Some(list) => list.split(',').map(|d| d.trim().parse()).collect::<Result<_, _>>()?,
-    };
-    if devices.len() == 1 {
-        return run_autodiff_on(&devices[0], checkpointing, Task { a: &a, ckpt: &ckpt, examples: &examples, cfg: &cfg, collective: Single })?;
-    }
-    // Data parallel: one thread per device, gradients summed every micro-batch.
-    tracing::info!("data parallel over {} devices: global batch {} x {} x {}", devices.len(), a.per_device_train_batch_size, devices.len(), a.gradient_accumulation_steps);
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadCollective::group(devices.len())
-            .into_iter()
-            .zip(&devices)
-            .map(|(c, d)| {
-                let task = Task { a: &a, ckpt: &ckpt, examples: &examples, cfg: &cfg, collective: c };
-                s.spawn(move || run_autodiff_on(d, checkpointing, task).map_err(anyhow::Error::from).and_then(|r| r))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a training thread panicked")))).collect()
-    });
-    results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+    super::run_peers(&devices, checkpointing, |collective| Task { a: &a, ckpt: &ckpt, examples: &examples, cfg: &cfg, collective })
 }
