@@ -130,7 +130,7 @@ pub fn embed_with<B: Backend>(
     let hidden = match host {
         None => model.forward_layers(batch.input_ids, batch.positions, &AttentionMask::Causal),
         Some(h) => {
-            let x = h.lookup::<B>(seqs, pad_id, &device, model.dtype());
+            let x = h.lookup::<B>(seqs, pad_id, &device, model.compute_dtype());
             model.forward_layers_from(x, batch.positions, &AttentionMask::Causal, &mut |_, x| x)
         }
     };
@@ -150,7 +150,7 @@ pub fn embed_with<B: Backend>(
 impl<B: Backend> Encoder<B> {
     /// Loads an encoder from a checkpoint (no lm_head).
     pub fn load(ckpt: &Checkpoint, options: EncoderOptions, dtype: DType, device: &B::Device) -> Result<Self> {
-        Self::load_with(ckpt, options, LoadOptions { dtype, lm_head: false, host_embeddings: false }, device)
+        Self::load_with(ckpt, options, LoadOptions { dtype, lm_head: false, host_embeddings: false, compute_dtype: None }, device)
     }
 
     /// [`Self::load`] with every load option; `host_embeddings` keeps the token table on the host.

@@ -83,7 +83,7 @@ fn host_embedding_lookup_equals_device_lookup() {
         let ck = Checkpoint::open(&fixture(model)).unwrap();
         let device = Default::default();
         let a = Encoder::<Flex>::load(&ck, EncoderOptions::default(), DType::F32, &device).unwrap();
-        let load = LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: true };
+        let load = LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: true, compute_dtype: None };
         let b = Encoder::<Flex>::load_with(&ck, EncoderOptions::default(), load, &device).unwrap();
         assert!(b.host_embeddings.is_some());
         // The device copy is only a placeholder row.
@@ -99,7 +99,7 @@ fn adapter_from_bytes_equals_adapter_from_folder() {
     let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
     let adapter = fixture("stage2/adapter");
     let device = Default::default();
-    let load = LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false };
+    let load = LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None };
     let opts = EncoderOptions::default();
     let base = Encoder::<Flex>::load(&ck, opts, DType::F32, &device).unwrap();
     let plain = encode(&base);

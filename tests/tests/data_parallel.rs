@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 type A = Autodiff<Flex>;
 
 fn model(ck: &Checkpoint, lm_head: bool) -> DecoderModel<A> {
-    let m = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false }, &Default::default()).unwrap();
+    let m = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     let m = attach_lora(m, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, ..Default::default() }, 7).unwrap();
     // Burn's RNG is one per backend, shared by the test threads: give the adapters values that do
     // not depend on it (B != 0 too, so the adapters matter), the same in every thread.

@@ -48,7 +48,7 @@ fn check(path: &Path, g: &Value, emb_tol: f32, score_tol: f64) {
     println!("{name}: max |embedding diff| {worst:.2e}");
     assert!(worst <= emb_tol, "{name}: embeddings differ from transformers by {worst}");
     drop(enc);
-    let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false }, &device).unwrap();
+    let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &device).unwrap();
     for s in g["ql_scores"].as_array().unwrap() {
         let title = s["title"].as_str().filter(|t| !t.is_empty());
         let passage = passage_text(title, s["text"].as_str().unwrap());

@@ -11,7 +11,7 @@ use llmql_tests::{fixture, max_abs_diff};
 
 fn base(model: &str) -> (Checkpoint, DecoderModel<Flex>) {
     let ck = Checkpoint::open(&fixture(model)).unwrap();
-    let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false }, &Default::default()).unwrap();
+    let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     (ck, m)
 }
 
@@ -79,7 +79,7 @@ fn merge_equals_factored_and_peft_files_round_trip() {
 fn only_adapters_receive_gradients() {
     type A = Autodiff<Flex>;
     let ck = Checkpoint::open(&fixture("tiny-qwen2")).unwrap();
-    let m = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false }, &Default::default()).unwrap();
+    let m = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     let m = attach_lora(m, &LoraConfig { r: 2, lora_alpha: 4.0, lora_dropout: 0.0, ..Default::default() }, 0).unwrap();
     let batch = llmql_core::encoder::PaddedBatch::<A>::new(&[vec![5, 6, 7, 0]], 0, &Default::default());
     let h = m.forward(batch.input_ids, batch.positions, &llmql_core::model::AttentionMask::Causal);
@@ -96,7 +96,7 @@ fn only_adapters_receive_gradients() {
 fn adapters_stay_f32_on_a_bf16_base() {
     let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
     type A = Autodiff<Flex>;
-    let m = ck.load_model::<A>(LoadOptions { dtype: DType::BF16, lm_head: false, host_embeddings: false }, &Default::default()).unwrap();
+    let m = ck.load_model::<A>(LoadOptions { dtype: DType::BF16, lm_head: false, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     let m = attach_lora(m, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, ..Default::default() }, 1).unwrap();
     let ad = m.layers[0].self_attn.q_proj.lora.as_ref().unwrap();
     assert_eq!(ad.lora_a.val().dtype(), DType::F32);

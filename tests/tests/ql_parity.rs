@@ -14,7 +14,7 @@ use serde_json::Value;
 
 fn load(model: &str) -> (Checkpoint, DecoderModel<Flex>, Value) {
     let ck = Checkpoint::open(&fixture(model)).unwrap();
-    let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false }, &Default::default()).unwrap();
+    let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     let g: Value = serde_json::from_slice(&std::fs::read(fixture(&format!("ql/{model}.json"))).unwrap()).unwrap();
     (ck, m, g)
 }

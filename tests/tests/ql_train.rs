@@ -61,7 +61,7 @@ fn loss_goes_down() {
     let dir = tempfile::tempdir().unwrap();
     let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
     let device = Default::default();
-    let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false }, &device).unwrap();
+    let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &device).unwrap();
     let pairs = fixture_pairs();
     let c = cfg();
     ql_train(model, &ck.tokenizer, &pairs, &c, &ck.source_files(), dir.path(), false, &mut Quiet).unwrap();
@@ -82,7 +82,7 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
     let dir = tempfile::tempdir().unwrap();
     let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
     let device = Default::default();
-    let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false }, &device).unwrap();
+    let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &device).unwrap();
     let pairs = fixture_pairs();
     let mut c = cfg();
     c.max_steps = Some(2);

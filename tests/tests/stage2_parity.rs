@@ -37,7 +37,7 @@ fn peft_adapter_loss_and_gradients_match_pytorch() {
     assert_eq!(q_ids, ids(&g["query_input_ids"]));
     assert_eq!(p_ids, ids(&g["passage_input_ids"]));
     let device = Default::default();
-    let base: DecoderModel<A> = ck.load_model(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false }, &device).unwrap();
+    let base: DecoderModel<A> = ck.load_model(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }, &device).unwrap();
     let group = g["train_group_size"].as_u64().unwrap() as usize;
     let temp = g["temperature"].as_f64().unwrap();
     // Base model: embeddings and loss.

@@ -241,6 +241,7 @@ fn build<B: Backend>(
         dtype,
         lm_head: false,
         host_embeddings,
+        compute_dtype: None,
     };
     let enc = Encoder::<B>::load_with(ckpt, options, load, device).map_err(js_err)?;
     match adapter {

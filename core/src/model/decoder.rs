@@ -70,6 +70,9 @@ pub struct LoadOptions {
     /// token rows up on the host and calls [`DecoderModel::forward_layers_from`]. For embedding
     /// tables larger than a WebGPU storage binding (128 MiB by default).
     pub host_embeddings: bool,
+    /// Compute in this dtype while the weights stay in `dtype` (mixed precision: f32 master weights,
+    /// bf16 matmuls; gradients reach the f32 weights through the casts). `None`: compute in `dtype`.
+    pub compute_dtype: Option<DType>,
 }
 
 impl Default for LoadOptions {
@@ -78,6 +81,7 @@ impl Default for LoadOptions {
             dtype: DType::F32,
             lm_head: false,
             host_embeddings: false,
+            compute_dtype: None,
         }
     }
 }
@@ -103,6 +107,9 @@ pub struct DecoderModel<B: Backend> {
     pub config: ModelConfig,
     #[module(skip)]
     pub rope: RotaryEmbedding,
+    /// Activation dtype when it differs from the weights' (see [`LoadOptions::compute_dtype`]).
+    #[module(skip)]
+    pub compute_dtype: Option<DType>,
 }
 
 impl<B: Backend> DecoderModel<B> {
@@ -140,11 +147,27 @@ impl<B: Backend> DecoderModel<B> {
             lm_head,
             config: c.clone(),
             rope: RotaryEmbedding::new(c),
+            compute_dtype: opts.compute_dtype.filter(|d| *d != dtype),
         })
     }
 
+    /// The weights' dtype.
     pub fn dtype(&self) -> DType {
         self.embed_tokens.val().dtype()
+    }
+
+    /// The activations' dtype (the weights' unless mixed precision is on).
+    pub fn compute_dtype(&self) -> DType {
+        self.compute_dtype.unwrap_or_else(|| self.dtype())
+    }
+
+    /// Token embeddings of `input_ids` in the compute dtype.
+    fn embed(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let x = embedding(self.embed_tokens.val(), input_ids);
+        match self.compute_dtype {
+            Some(d) => x.cast(d),
+            None => x,
+        }
     }
 
     pub fn device(&self) -> B::Device {
@@ -171,7 +194,7 @@ impl<B: Backend> DecoderModel<B> {
         mask: &AttentionMask<B>,
         hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
     ) -> Tensor<B, 3> {
-        let x = embedding(self.embed_tokens.val(), input_ids);
+        let x = self.embed(input_ids);
         self.forward_layers_from(x, positions, mask, hook)
     }
 
@@ -183,7 +206,7 @@ impl<B: Backend> DecoderModel<B> {
         mask: &AttentionMask<B>,
         hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
     ) -> Tensor<B, 3> {
-        let (cos, sin) = self.rope.cos_sin(positions, self.dtype());
+        let (cos, sin) = self.rope.cos_sin(positions, self.compute_dtype());
         for (i, layer) in self.layers.iter().enumerate() {
             x = hook(i, x);
             x = layer.forward(x, &cos, &sin, mask);
@@ -201,8 +224,8 @@ impl<B: Backend> DecoderModel<B> {
         mask: &AttentionMask<B>,
         prefix: Option<Vec<LayerKv<B>>>,
     ) -> (Tensor<B, 3>, Vec<LayerKv<B>>) {
-        let (cos, sin) = self.rope.cos_sin(positions, self.dtype());
-        let mut x = embedding(self.embed_tokens.val(), input_ids);
+        let (cos, sin) = self.rope.cos_sin(positions, self.compute_dtype());
+        let mut x = self.embed(input_ids);
         let mut prefix = prefix.map(|p| p.into_iter());
         let mut kvs = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
@@ -228,7 +251,9 @@ impl<B: Backend> DecoderModel<B> {
                     self.config.tie_word_embeddings,
                     "lm_head was not loaded: load with LoadOptions {{ lm_head: true, .. }}"
                 );
-                hidden.matmul(self.embed_tokens.val().transpose().unsqueeze())
+                let w = self.embed_tokens.val();
+                let w = if w.dtype() == hidden.dtype() { w } else { w.cast(hidden.dtype()) };
+                hidden.matmul(w.transpose().unsqueeze())
             }
         }
     }

@@ -56,15 +56,23 @@ impl<B: Backend> Linear<B> {
         let dims = x.dims();
         let rows: usize = dims[..D - 1].iter().product();
         let x2: Tensor<B, 2> = x.reshape([rows, dims[D - 1]]);
+        // Mixed precision: weights kept in another dtype are cast to the activations' (the cast is
+        // differentiable, so gradients reach the master weights).
+        let w = self.weight.val();
+        let w = if w.dtype() == x2.dtype() { w } else { w.cast(x2.dtype()) };
         let y2 = match &self.lora {
-            Some(ad) => x2.clone().matmul(self.weight.val()) + ad.forward(x2),
-            None => x2.matmul(self.weight.val()),
+            Some(ad) => x2.clone().matmul(w) + ad.forward(x2),
+            None => x2.matmul(w),
         };
         let mut out_dims = dims;
         out_dims[D - 1] = self.d_out();
         let y: Tensor<B, D> = y2.reshape(out_dims);
         match &self.bias {
-            Some(b) => y + b.val().unsqueeze(),
+            Some(b) => {
+                let b = b.val();
+                let b = if b.dtype() == y.dtype() { b } else { b.cast(y.dtype()) };
+                y + b.unsqueeze()
+            }
             None => y,
         }
     }

@@ -31,6 +31,8 @@ impl<B: Backend> RmsNorm<B> {
         let var = x32.clone().powi_scalar(2).mean_dim(D - 1);
         let normed = x32 * (var + self.eps).sqrt().recip();
         let normed = if dtype == DType::F32 { normed } else { normed.cast(dtype) };
-        normed * self.weight.val().unsqueeze()
+        let w = self.weight.val();
+        let w = if w.dtype() == dtype { w } else { w.cast(dtype) };
+        normed * w.unsqueeze()
     }
 }

@@ -123,7 +123,7 @@ where
         Some(lc) => crate::lora::fill_adapter(model, &dir, lc)?,
         None => {
             let ck = crate::Checkpoint::open(&dir)?;
-            ck.load_model(crate::model::LoadOptions { dtype: model.dtype(), lm_head: model.lm_head.is_some(), host_embeddings: false }, &device)?
+            ck.load_model(crate::model::LoadOptions { dtype: model.dtype(), lm_head: model.lm_head.is_some(), host_embeddings: false, compute_dtype: model.compute_dtype }, &device)?
         }
     };
     let rec = BinFileRecorder::<FullPrecisionSettings>::new()

@@ -74,7 +74,7 @@ impl llmql_backends::AutodiffTask for TrainBench {
         use llmql_core::pooling::Pooling;
         let a = &self.a;
         let eos = self.ckpt.tokenizer.eos_id;
-        let model = self.ckpt.load_model::<B>(LoadOptions { dtype: super::parse_dtype(&a.dtype)?, lm_head: false, host_embeddings: false }, &device)?;
+        let model = self.ckpt.load_model::<B>(LoadOptions { dtype: super::parse_dtype(&a.dtype)?, lm_head: false, host_embeddings: false, compute_dtype: None }, &device)?;
         let lc = llmql_core::lora::LoraConfig { r: a.lora_r, lora_alpha: a.lora_alpha, lora_dropout: a.lora_dropout, ..Default::default() };
         let mut model = llmql_core::lora::attach_lora(model, &lc, 0)?;
         let mut optim = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(0.0).init::<B, DecoderModel<B>>();
@@ -164,7 +164,7 @@ impl llmql_backends::AutodiffTask for QlTrainBench {
         let a = &self.a;
         let tok = &self.ckpt.tokenizer;
         let on: LossOn = a.loss_on.parse().map_err(anyhow::Error::msg)?;
-        let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype: super::parse_dtype(&self.a.dtype)?, lm_head: true, host_embeddings: false }, &device)?;
+        let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype: super::parse_dtype(&self.a.dtype)?, lm_head: true, host_embeddings: false, compute_dtype: None }, &device)?;
         let examples = self
             .pairs
             .iter()
@@ -401,7 +401,7 @@ impl BackendTask for LatencyTask {
             max_len: a.max_len,
             ..Default::default()
         };
-        let load = LoadOptions { dtype: burn::tensor::DType::F32, lm_head: false, host_embeddings: false };
+        let load = LoadOptions { dtype: burn::tensor::DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None };
         let mut model = self.ckpt.load_model::<B>(load, &device)?;
         if let Some(ad) = &a.adapter {
             model = llmql_core::lora::merge_lora(llmql_core::lora::load_adapter(model, ad)?);

@@ -118,6 +118,7 @@ impl llmql_backends::BackendTask for ExportModel<'_> {
             dtype: burn::tensor::DType::F32,
             lm_head: false,
             host_embeddings: false,
+            compute_dtype: None,
         };
         let mut model = self.ck.load_model::<B>(load, &device)?;
         if let Some(ad) = self.adapter {

@@ -70,3 +70,16 @@ pub fn device_list(device: &str, devices: Option<&str>) -> Result<Vec<llmql_back
     }
     Ok(v)
 }
+
+/// How training loads a model for `--dtype`: with a half-precision dtype, full fine-tuning keeps f32
+/// master weights (and f32 AdamW state) and computes in that dtype; a LoRA run keeps the frozen base
+/// in that dtype (its adapters are f32 anyway).
+pub fn training_load(dtype: DType, lora: bool, lm_head: bool) -> llmql_core::model::LoadOptions {
+    let half = dtype != DType::F32;
+    llmql_core::model::LoadOptions {
+        dtype: if half && !lora { DType::F32 } else { dtype },
+        lm_head,
+        host_embeddings: false,
+        compute_dtype: (half && !lora).then_some(dtype),
+    }
+}

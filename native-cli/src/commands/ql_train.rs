@@ -4,7 +4,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use llmql_backends::AutodiffTask;
 use llmql_core::formats::read_tevatron;
-use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::passage_text;
 use llmql_core::ql::LossOn;
 use llmql_core::train::data_parallel::Collective;
@@ -114,7 +113,7 @@ impl<C: Collective> AutodiffTask for Task<'_, C> {
     type Output = Result<()>;
     fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<()> {
         let dtype = super::parse_dtype(&self.a.dtype)?;
-        let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype, lm_head: true, host_embeddings: false }, &device)?;
+        let mut model = self.ckpt.load_model::<B>(super::training_load(dtype, self.cfg.lora.is_some(), true), &device)?;
         if let Some(lc) = &self.cfg.lora {
             model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
         }

@@ -5,7 +5,6 @@ use clap::Args;
 use llmql_backends::AutodiffTask;
 use llmql_core::formats::{read_tevatron, TevatronExample};
 use llmql_core::lora::LoraConfig;
-use llmql_core::model::LoadOptions;
 use llmql_core::pooling::Pooling;
 use llmql_core::train::contrastive::{contrastive_train_parallel, ContrastiveConfig};
 use llmql_core::train::data_parallel::Collective;
@@ -112,7 +111,7 @@ impl<C: Collective> AutodiffTask for Task<'_, C> {
         let rank = self.collective.rank();
         let dtype = super::parse_dtype(&self.a.dtype)?;
         // lm_head is not used by the retriever; keep it in full fine-tuning so exports stay complete.
-        let mut model = self.ckpt.load_model::<B>(LoadOptions { dtype, lm_head: self.cfg.lora.is_none(), host_embeddings: false }, &device)?;
+        let mut model = self.ckpt.load_model::<B>(super::training_load(dtype, self.cfg.lora.is_some(), self.cfg.lora.is_none()), &device)?;
         if let Some(lc) = &self.cfg.lora {
             model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
         }
