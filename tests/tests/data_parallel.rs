@@ -59,6 +59,15 @@ fn host(m: &DecoderModel<A>, g: &GradientsParams) -> BTreeMap<ParamId, Vec<f32>>
     c.1
 }
 
+/// Runs `f` once per peer of a `world`-peer group, each in its own thread; results in rank order.
+fn on_peers<T: Send>(world: usize, f: impl Fn(ThreadCollective) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let hs: Vec<_> = ThreadCollective::group(world).into_iter().map(|c| s.spawn(move || f(c))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 fn compare(single: &BTreeMap<ParamId, Vec<f32>>, dp: &BTreeMap<ParamId, Vec<f32>>, what: &str) {
     assert_eq!(single.len(), dp.len(), "{what}: different sets of gradients");
     assert!(!single.is_empty());
@@ -98,24 +107,15 @@ fn infonce_over_two_peers_equals_one_device() {
     let single = host(&m, &GradientsParams::from_grads(loss.backward(), &m));
     // Two peers: 3 and 2 queries (uneven on purpose), each with its queries' passages.
     let split = [0..3, 3..5];
-    let results: Vec<(f64, BTreeMap<ParamId, Vec<f32>>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadCollective::group(2)
-            .into_iter()
-            .zip(split.clone())
-            .map(|(c, r)| {
-                let (ck, qs, ps) = (&ck, &qs, &ps);
-                s.spawn(move || {
-                    // Random LoRA init is not reproducible across threads (one RNG): rank 0's wins.
-                    let m = broadcast_trainable(&c, model(ck, false));
-                    let q = embed(&m, &qs[r.clone()], eos, Pooling::Eos, true);
-                    let p = embed(&m, &ps[r.start * group..r.end * group], eos, Pooling::Eos, true);
-                    let (loss, surrogate) = infonce_data_parallel(&c, q, p, group, t);
-                    let grads = sync_gradients(&c, &m, GradientsParams::from_grads(surrogate.backward(), &m));
-                    (loss, host(&m, &grads))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let results: Vec<(f64, BTreeMap<ParamId, Vec<f32>>)> = on_peers(2, |c| {
+        let r = split[c.rank()].clone();
+        // Random LoRA init is not reproducible across threads (one RNG): rank 0's wins.
+        let m = broadcast_trainable(&c, model(&ck, false));
+        let q = embed(&m, &qs[r.clone()], eos, Pooling::Eos, true);
+        let p = embed(&m, &ps[r.start * group..r.end * group], eos, Pooling::Eos, true);
+        let (loss, surrogate) = infonce_data_parallel(&c, q, p, group, t);
+        let grads = sync_gradients(&c, &m, GradientsParams::from_grads(surrogate.backward(), &m));
+        (loss, host(&m, &grads))
     });
     for (rank, (loss, grads)) in results.iter().enumerate() {
         assert!((*loss as f32 - want).abs() <= 1e-5 * want.abs().max(1.0), "rank {rank}: loss {loss} vs {want}");
@@ -150,24 +150,15 @@ fn ql_loss_over_two_peers_equals_one_device() {
     let single = host(&m, &GradientsParams::from_grads(loss.backward(), &m));
     // Two peers of unequal token counts (1 and 3 examples).
     let split = [0..1, 1..4];
-    let results: Vec<(f32, BTreeMap<ParamId, Vec<f32>>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadCollective::group(2)
-            .into_iter()
-            .zip(split.clone())
-            .map(|(c, r)| {
-                let (ck, examples) = (&ck, &examples);
-                s.spawn(move || {
-                    let m = broadcast_trainable(&c, model(ck, true));
-                    let batch = QlBatch::<A>::new(&examples[r], LossOn::All, ck.tokenizer.eos_id, true, &Default::default());
-                    let (weighted, _) = token_weighted(&c, ql_loss(&m, &batch), batch.num_targets());
-                    // The whole batch's loss: the sum of the weighted local losses.
-                    let total: f32 = c.all_reduce_sum(weighted.clone().inner()).into_scalar();
-                    let grads = sync_gradients(&c, &m, GradientsParams::from_grads(weighted.backward(), &m));
-                    (total, host(&m, &grads))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let results: Vec<(f32, BTreeMap<ParamId, Vec<f32>>)> = on_peers(2, |c| {
+        let r = split[c.rank()].clone();
+        let m = broadcast_trainable(&c, model(&ck, true));
+        let batch = QlBatch::<A>::new(&examples[r], LossOn::All, ck.tokenizer.eos_id, true, &Default::default());
+        let (weighted, _) = token_weighted(&c, ql_loss(&m, &batch), batch.num_targets());
+        // The whole batch's loss: the sum of the weighted local losses.
+        let total: f32 = c.all_reduce_sum(weighted.clone().inner()).into_scalar();
+        let grads = sync_gradients(&c, &m, GradientsParams::from_grads(weighted.backward(), &m));
+        (total, host(&m, &grads))
     });
     for (rank, (loss, grads)) in results.iter().enumerate() {
         assert!((loss - want).abs() <= 1e-5 * want.abs().max(1.0), "rank {rank}: loss {loss} vs {want}");
@@ -177,21 +168,13 @@ fn ql_loss_over_two_peers_equals_one_device() {
 
 #[test]
 fn all_gather_rows_concatenates_in_rank_order() {
-    let rows: Vec<Vec<f32>> = std::thread::scope(|s| {
-        let hs: Vec<_> = ThreadCollective::group(3)
-            .into_iter()
-            .map(|c| {
-                s.spawn(move || {
-                    let n = [2usize, 0, 1][c.rank()];
-                    let v: Vec<f32> = (0..n * 2).map(|i| (c.rank() * 10 + i) as f32).collect();
-                    let local = Tensor::<Flex, 2>::from_data(burn::tensor::TensorData::new(v, [n, 2]), &Default::default());
-                    let counts = all_gather_counts::<Flex, _>(&c, n, &Default::default());
-                    assert_eq!(counts, vec![2, 0, 1]);
-                    all_gather_rows(&c, local, &counts).into_data().to_vec::<f32>().unwrap()
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    let rows: Vec<Vec<f32>> = on_peers(3, |c| {
+        let n = [2usize, 0, 1][c.rank()];
+        let v: Vec<f32> = (0..n * 2).map(|i| (c.rank() * 10 + i) as f32).collect();
+        let local = Tensor::<Flex, 2>::from_data(burn::tensor::TensorData::new(v, [n, 2]), &Default::default());
+        let counts = all_gather_counts::<Flex, _>(&c, n, &Default::default());
+        assert_eq!(counts, vec![2, 0, 1]);
+        all_gather_rows(&c, local, &counts).into_data().to_vec::<f32>().unwrap()
     });
     for r in rows {
         assert_eq!(r, vec![0.0, 1.0, 2.0, 3.0, 20.0, 21.0]);

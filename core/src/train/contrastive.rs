@@ -6,7 +6,7 @@
 //! micro-batch only (its queries' groups are the candidates), and the step's gradient is the mean
 //! of the micro-batch gradients — exactly the gradient of the mean of the per-micro-batch losses.
 use super::checkpoint::{save_checkpoint, TrainerState};
-use super::data_parallel::{broadcast_trainable, infonce_data_parallel, sync_gradients, Collective, Single};
+use super::data_parallel::{broadcast_trainable, infonce_data_parallel, share, sync_gradients, Collective, Single};
 use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
 use super::clip::clip_global_norm;
 use super::negatives::sample_group;
@@ -180,10 +180,8 @@ pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
         let mut loss_sum = 0f64;
         let mut tokens = 0usize;
         for mb in micro {
-            // This peer's share of the global micro-batch (contiguous, as even as possible).
-            let share = mb.len().div_ceil(world);
-            let mine = &mb[(rank * share).min(mb.len())..((rank + 1) * share).min(mb.len())];
-            let (qs, ps) = group_ids(tok, mine, cfg, epoch)?;
+            // This peer's share of the global micro-batch.
+            let (qs, ps) = group_ids(tok, &mb[share(c, mb.len())], cfg, epoch)?;
             tokens += qs.iter().chain(ps.iter()).map(Vec::len).sum::<usize>();
             let q = embed(&model, &qs, tok.eos_id, cfg.pooling, cfg.normalize);
             let p = embed(&model, &ps, tok.eos_id, cfg.pooling, cfg.normalize);

@@ -127,12 +127,25 @@ pub fn sync_gradients<B: AutodiffBackend, M: AutodiffModule<B>, C: Collective>(c
     v.grads
 }
 
+/// The element-wise sum over peers of a few host values (counts, loss sums), through `device`.
+pub fn all_reduce_values<B: Backend, C: Collective>(c: &C, values: Vec<f32>, device: &B::Device) -> Vec<f32> {
+    let n = values.len();
+    let t = c.all_reduce_sum(Tensor::<B, 1>::from_data(TensorData::new(values, [n]), device));
+    t.into_data().convert::<f32>().to_vec::<f32>().expect("f32")
+}
+
 /// Every peer's row count, in rank order.
 pub fn all_gather_counts<B: Backend, C: Collective>(c: &C, n: usize, device: &B::Device) -> Vec<usize> {
     let mut v = vec![0f32; c.world_size()];
     v[c.rank()] = n as f32;
-    let t = c.all_reduce_sum(Tensor::<B, 1>::from_data(TensorData::new(v, [c.world_size()]), device));
-    t.into_data().convert::<f32>().to_vec::<f32>().expect("f32").into_iter().map(|x| x as usize).collect()
+    all_reduce_values::<B, C>(c, v, device).into_iter().map(|x| x as usize).collect()
+}
+
+/// This peer's contiguous share of `n` items split over the peers as evenly as possible (the
+/// last shares may be shorter or empty).
+pub fn share<C: Collective>(c: &C, n: usize) -> std::ops::Range<usize> {
+    let per = n.div_ceil(c.world_size().max(1));
+    (c.rank() * per).min(n)..((c.rank() + 1) * per).min(n)
 }
 
 /// All-gather of row blocks built on all-reduce: every peer's `local` (`[n_rank, d]`, row counts

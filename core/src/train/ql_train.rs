@@ -8,7 +8,7 @@
 use super::checkpoint::{save_checkpoint, LogEntry, TrainerState};
 use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
 use super::clip::clip_global_norm;
-use super::data_parallel::{all_gather_counts, broadcast_trainable, sync_gradients, Collective, Single};
+use super::data_parallel::{all_gather_counts, all_reduce_values, broadcast_trainable, share, sync_gradients, Collective, Single};
 use super::schedule::LinearSchedule;
 use crate::error::{Error, Result};
 use crate::model::DecoderModel;
@@ -170,10 +170,9 @@ pub fn ql_train_parallel<B: AutodiffBackend, C: Collective>(
         let order = epoch_order(cfg.seed, epoch, pairs.len());
         let first = step_in_epoch * accum * bs * world;
         let last = ((step_in_epoch + 1) * accum * bs * world).min(pairs.len());
-        // This peer's contiguous share of the step (possibly empty at the end of an epoch).
-        let share = (last - first).div_ceil(world);
-        let (first, last) = ((first + rank * share).min(last), (first + (rank + 1) * share).min(last));
-        let examples = order[first..last]
+        // This peer's share of the step (possibly empty at the end of an epoch).
+        let mine = share(c, last - first);
+        let examples = order[first + mine.start..first + mine.end]
             .iter()
             .map(|&i| make_example(tok, &pairs[i], cfg, epoch, i))
             .collect::<Result<Vec<_>>>()?;
@@ -202,11 +201,7 @@ pub fn ql_train_parallel<B: AutodiffBackend, C: Collective>(
         let mut grads = acc.grads();
         if world > 1 {
             grads = sync_gradients(c, &model, grads);
-            let sum = c.all_reduce_sum(burn::tensor::Tensor::<B::InnerBackend, 1>::from_data(
-                burn::tensor::TensorData::new(vec![loss_sum as f32, tokens as f32], [2]),
-                &device,
-            ));
-            let v: Vec<f32> = sum.into_data().convert::<f32>().to_vec().expect("f32");
+            let v = all_reduce_values::<B::InnerBackend, C>(c, vec![loss_sum as f32, tokens as f32], &device);
             (loss_sum, tokens) = (v[0] as f64, v[1] as usize);
         }
         ensure_finite(loss_sum, step, out)?;
