@@ -44,6 +44,9 @@ enum Command {
     /// The whole pipeline on the embedded collection: BM25, zero-shot, QL training, contrastive
     /// training, dense retrieval and QL rerank, with one results table.
     Quickstart(commands::quickstart::QuickstartArgs),
+    /// Multi-node training: run Burn's collective orchestrator, which the nodes of `train`/`ql-train
+    /// --nodes N --orchestrator ws://HOST:PORT` meet at (runs until stopped).
+    Orchestrator(commands::orchestrator::OrchestratorArgs),
     /// Benchmarks (compare with the PyTorch scripts in bench/).
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -74,6 +77,7 @@ fn main() {
         Command::Train(a) => commands::train::run(a),
         Command::MergeLora(a) => commands::merge_lora::run(a),
         Command::ExportWeb(a) => commands::export_web::run(a),
+        Command::Orchestrator(a) => commands::orchestrator::run(a),
         Command::Bench(c) => commands::bench::run(c),
         Command::Quickstart(a) => commands::quickstart::run(a, cli.threads),
     };

@@ -170,3 +170,64 @@ fn data_parallel_over_two_devices_equals_one_device_with_the_global_batch() {
     }
     assert!(moved > 1e-3, "training did not move the adapter ({moved}): the comparison proves nothing");
 }
+
+/// Waits for a child process at most `secs` seconds (killing it then); `None` on timeout.
+fn wait_for(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if start.elapsed().as_secs() >= secs {
+            let _ = child.kill();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Two nodes of one device each (`--nodes 2`, meeting at `llmql orchestrator`) train like one
+/// device with the global batch. Ignored: with Burn 0.21 both nodes wait forever on each other's
+/// tensor in the third global all-reduce (README, "Several machines"); run it with `--ignored`
+/// after a Burn upgrade.
+#[test]
+#[ignore = "Burn 0.21's multi-node all-reduce deadlocks (README: Several machines)"]
+fn two_nodes_train_like_one_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = train_data(dir.path());
+    let m = fixture("tiny-llama");
+    let args = |out: &Path, bs: &str| -> Vec<String> {
+        let mut a = vec!["train", "--model", m.to_str().unwrap(), "--train-data", data.to_str().unwrap(), "--output-dir", out.to_str().unwrap()];
+        a.extend(["--lora", "--lora-r", "8", "--lora-alpha", "16", "--lora-dropout", "0", "--train-group-size", "3"]);
+        a.extend(["--query-max-len", "32", "--passage-max-len", "48", "--learning-rate", "3e-3", "--warmup-steps", "0"]);
+        a.extend(["--seed", "5", "--max-steps", "3", "--save-steps", "0", "--per-device-train-batch-size", bs]);
+        a.into_iter().map(String::from).collect()
+    };
+    let one = dir.path().join("one");
+    let a1 = args(&one, "4");
+    ok(&a1.iter().map(String::as_str).collect::<Vec<_>>());
+    let port = |_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let [po, p0, p1]: [u16; 3] = [0, 1, 2].map(port);
+    let spawn = |a: Vec<String>| Command::new(env!("CARGO_BIN_EXE_llmql")).args(a).env("RUST_LOG", "warn").spawn().unwrap();
+    let mut orch = spawn(vec!["orchestrator".into(), "--port".into(), po.to_string()]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let node = |rank: usize, port: u16| {
+        let mut a = args(&dir.path().join(format!("node{rank}")), "2");
+        a.extend(["--devices", "flex", "--nodes", "2"].map(String::from));
+        a.extend(["--node-rank".into(), rank.to_string(), "--orchestrator".into(), format!("ws://127.0.0.1:{po}")]);
+        a.extend(["--node-address".into(), format!("ws://127.0.0.1:{port}")]);
+        spawn(a)
+    };
+    let (mut n0, mut n1) = (node(0, p0), node(1, p1));
+    let (s0, s1) = (wait_for(&mut n0, 120), wait_for(&mut n1, 120));
+    let _ = orch.kill();
+    assert!(s0.is_some_and(|s| s.success()) && s1.is_some_and(|s| s.success()), "multi-node training failed or hung: {s0:?} {s1:?}");
+    assert!(!dir.path().join("node1/adapter_model.safetensors").exists(), "only node 0 saves");
+    let a = tensors(&one.join("adapter_model.safetensors"));
+    let c = tensors(&dir.path().join("node0/adapter_model.safetensors"));
+    assert_eq!(a.keys().collect::<Vec<_>>(), c.keys().collect::<Vec<_>>());
+    for (k, va) in &a {
+        let d = va.iter().zip(&c[k]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(d < 1e-4, "{k}: 2-node training differs from 1-device training by {d}");
+    }
+}

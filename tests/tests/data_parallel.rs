@@ -1,7 +1,7 @@
 //! Data parallelism on the CPU: a step split over 2 peers (threads, each with its own copy of the
-//! model, joined by the in-process all-reduce) gives the same loss and the same summed gradients as
+//! model, joined by Burn's collective all-reduce, `burn::collective`) gives the same loss and the same summed gradients as
 //! one device on the concatenated batch — InfoNCE with cross-device negatives, and the per-token QL
-//! loss. (On GPUs the same code runs with Burn's collective all-reduce; see issue 8.)
+//! loss. (On GPUs the same code runs, one peer per device.)
 #![cfg(feature = "flex")]
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
@@ -13,7 +13,7 @@ use llmql_core::lora::{attach_lora, LoraConfig};
 use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::pooling::Pooling;
 use llmql_core::train::data_parallel::{
-    all_gather_counts, all_gather_rows, broadcast_trainable, infonce_data_parallel, sync_gradients, token_weighted, Collective, ThreadCollective,
+    all_gather_counts, all_gather_rows, broadcast_trainable, infonce_data_parallel, sync_gradients, token_weighted, BurnCollective, Collective,
 };
 use llmql_core::{Checkpoint, Template};
 use llmql_tests::fixture;
@@ -60,10 +60,10 @@ fn host(m: &DecoderModel<A>, g: &GradientsParams) -> BTreeMap<ParamId, Vec<f32>>
 }
 
 /// Runs `f` once per peer of a `world`-peer group, each in its own thread; results in rank order.
-fn on_peers<T: Send>(world: usize, f: impl Fn(ThreadCollective) -> T + Sync) -> Vec<T> {
+fn on_peers<T: Send>(world: usize, f: impl Fn(BurnCollective) -> T + Sync) -> Vec<T> {
     std::thread::scope(|s| {
         let f = &f;
-        let hs: Vec<_> = ThreadCollective::group(world).into_iter().map(|c| s.spawn(move || f(c))).collect();
+        let hs: Vec<_> = BurnCollective::group(world, None).into_iter().map(|c| s.spawn(move || f(c))).collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     })
 }

@@ -207,6 +207,10 @@ impl<B: Backend> DecoderModel<B> {
         hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
     ) -> Tensor<B, 3> {
         let (cos, sin) = self.rope.cos_sin(positions, self.compute_dtype());
+        // Gradient checkpointing per layer, when a training step has installed it on this thread.
+        if let Some(runner) = crate::train::layer_checkpoint::active::<B>() {
+            return runner.run(self, x, &cos, &sin, mask, hook);
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             x = hook(i, x);
             x = layer.forward(x, &cos, &sin, mask);

@@ -1,9 +1,10 @@
 //! Data parallelism: P peers (one per device) each run a slice of the global batch; their gradients
 //! are summed so that every peer applies the update of the whole batch.
 //!
-//! - [`Collective`]: the one primitive needed, an element-wise sum over peers (all-reduce). Burn's
-//!   `burn::collective::all_reduce` (NCCL on CUDA) implements it on GPUs; [`ThreadCollective`] is a
-//!   faithful in-process one (threads + barriers) for CPU runs and tests.
+//! - [`Collective`]: the one primitive needed, an element-wise sum over peers (all-reduce).
+//!   [`BurnCollective`] implements it with Burn's `burn::collective::all_reduce` on any backend
+//!   (peers are threads of one process, one per device; several nodes join through Burn's
+//!   orchestrator); [`Single`] is the one-device identity.
 //! - [`sync_gradients`]: sums every parameter gradient over peers.
 //! - [`all_gather_rows`]: all-gather built on all-reduce (each peer fills its slot of a zero-padded
 //!   buffer), which Burn does not offer.
@@ -20,7 +21,8 @@ use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
-use std::sync::{Arc, Barrier, Mutex};
+#[cfg(feature = "collective")]
+use std::sync::{Arc, Mutex};
 
 /// An element-wise sum over the peers of one data-parallel group.
 pub trait Collective {
@@ -45,29 +47,125 @@ impl Collective for Single {
     }
 }
 
-struct Shared {
-    barrier: Barrier,
-    slots: Mutex<Vec<Vec<f32>>>,
-}
-
-/// In-process all-reduce between threads (one per peer): values go through host memory. Every peer
-/// must make the same sequence of calls with the same shapes.
-#[derive(Clone)]
-pub struct ThreadCollective {
+/// Burn's collective all-reduce (`burn::collective`): peers are threads of one process, one per
+/// device, each holding one of these (rank = Burn's `PeerId`); in a multi-node run
+/// ([`CollectiveOptions::nodes`]) the nodes' processes join through Burn's global orchestrator.
+/// A backend is registered with Burn on its first all-reduce (every peer reaches that point
+/// together, as every peer makes the same calls) and unregistered when the handle drops.
+#[cfg(feature = "collective")]
+pub struct BurnCollective {
     rank: usize,
     world: usize,
-    shared: Arc<Shared>,
+    config: burn::collective::CollectiveConfig,
+    // Per backend type registered so far: how to unregister it.
+    registered: std::sync::Mutex<Vec<(std::any::TypeId, Box<dyn Fn() + Send>)>>,
+    _group: Arc<GroupToken>,
 }
 
-impl ThreadCollective {
-    /// One handle per peer, ranks `0..world`.
-    pub fn group(world: usize) -> Vec<ThreadCollective> {
-        let shared = Arc::new(Shared { barrier: Barrier::new(world), slots: Mutex::new(vec![Vec::new(); world]) });
-        (0..world).map(|rank| ThreadCollective { rank, world, shared: shared.clone() }).collect()
+/// Burn's local collective server is one per process and backend type, so only one group of
+/// peers may use it at a time: a group holds this token until its last peer has finished.
+#[cfg(feature = "collective")]
+struct GroupToken;
+
+#[cfg(feature = "collective")]
+static GROUP_BUSY: (Mutex<bool>, std::sync::Condvar) = (Mutex::new(false), std::sync::Condvar::new());
+
+#[cfg(feature = "collective")]
+impl Drop for GroupToken {
+    fn drop(&mut self) {
+        *GROUP_BUSY.0.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        GROUP_BUSY.1.notify_all();
     }
 }
 
-impl Collective for ThreadCollective {
+/// A multi-node run: this process is node `node_rank` of `nodes`, every node runs the same number
+/// of local devices, and the nodes meet at Burn's global orchestrator (`llmql orchestrator`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiNode {
+    pub nodes: usize,
+    pub node_rank: usize,
+    /// The orchestrator, e.g. `ws://10.0.0.1:3000`.
+    pub orchestrator: String,
+    /// This node's address as the other nodes reach it, e.g. `ws://10.0.0.2:3001`.
+    pub node_address: String,
+    /// The port this node serves tensors on (the port of `node_address`).
+    pub data_service_port: u16,
+}
+
+#[cfg(feature = "collective")]
+impl BurnCollective {
+    /// One handle per local device (global ranks `node_rank * local .. (node_rank + 1) * local`).
+    /// Waits while another group of this process is still running.
+    pub fn group(local: usize, multi_node: Option<&MultiNode>) -> Vec<BurnCollective> {
+        use burn::collective::{AllReduceStrategy, CollectiveConfig};
+        {
+            let mut busy = GROUP_BUSY.0.lock().unwrap_or_else(|e| e.into_inner());
+            while *busy {
+                busy = GROUP_BUSY.1.wait(busy).unwrap_or_else(|e| e.into_inner());
+            }
+            *busy = true;
+        }
+        let token = Arc::new(GroupToken);
+        // Sum in one place and copy the result out (exact and identical on every peer).
+        let mut config = CollectiveConfig::default()
+            .with_num_devices(local)
+            .with_local_all_reduce_strategy(AllReduceStrategy::Centralized);
+        let (nodes, node_rank) = match multi_node {
+            Some(m) => {
+                config = config
+                    .with_num_nodes(m.nodes as u32)
+                    .with_global_address(parse_address(&m.orchestrator))
+                    .with_node_address(parse_address(&m.node_address))
+                    .with_data_service_port(m.data_service_port)
+;
+                (m.nodes, m.node_rank)
+            }
+            None => (1, 0),
+        };
+        (0..local)
+            .map(|i| BurnCollective {
+                rank: node_rank * local + i,
+                world: nodes * local,
+                config: config.clone(),
+                registered: Mutex::new(Vec::new()),
+                _group: token.clone(),
+            })
+            .collect()
+    }
+
+    fn ensure_registered<B: Backend>(&self, device: &B::Device) {
+        let id = std::any::TypeId::of::<B>();
+        let mut reg = self.registered.lock().unwrap();
+        if reg.iter().any(|(t, _)| *t == id) {
+            return;
+        }
+        let peer = burn::collective::PeerId::from(self.rank);
+        burn::collective::register::<B>(peer, device.clone(), self.config.clone())
+            .unwrap_or_else(|e| panic!("peer {} could not join Burn's collective: {e:?}", self.rank));
+        reg.push((id, Box::new(move || {
+            if let Err(e) = burn::collective::finish_collective::<B>(peer) {
+                tracing::warn!("peer {peer} leaving Burn's collective: {e:?}");
+            }
+        })));
+    }
+}
+
+#[cfg(feature = "collective")]
+fn parse_address(s: &str) -> burn_communication::Address {
+    s.parse().unwrap_or_else(|e: String| panic!("invalid address {s:?}: {e}"))
+}
+
+#[cfg(feature = "collective")]
+impl Drop for BurnCollective {
+    fn drop(&mut self) {
+        for (_, finish) in self.registered.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            finish();
+        }
+    }
+}
+
+#[cfg(feature = "collective")]
+impl Collective for BurnCollective {
     fn world_size(&self) -> usize {
         self.world
     }
@@ -75,26 +173,14 @@ impl Collective for ThreadCollective {
         self.rank
     }
     fn all_reduce_sum<B: Backend, const D: usize>(&self, t: Tensor<B, D>) -> Tensor<B, D> {
-        let device = t.device();
-        let dtype = t.dtype();
-        let shape = t.shape();
-        let local: Vec<f32> = t.into_data().convert::<f32>().to_vec().expect("f32");
-        self.shared.slots.lock().unwrap()[self.rank] = local;
-        self.shared.barrier.wait();
-        // Sum in rank order on every peer, so every peer gets bit-identical values.
-        let sum = {
-            let slots = self.shared.slots.lock().unwrap();
-            let mut sum = vec![0f32; slots[0].len()];
-            for s in slots.iter() {
-                assert_eq!(s.len(), sum.len(), "all_reduce: peers passed different shapes");
-                for (a, b) in sum.iter_mut().zip(s) {
-                    *a += b;
-                }
-            }
-            sum
-        };
-        self.shared.barrier.wait();
-        Tensor::from_data(TensorData::new(sum, shape), (&device, dtype))
+        use burn::tensor::TensorPrimitive;
+        if self.world == 1 {
+            return t;
+        }
+        self.ensure_registered::<B>(&t.device());
+        let out = burn::collective::all_reduce::<B>(self.rank.into(), t.into_primitive().tensor(), burn::collective::ReduceOperation::Sum)
+            .unwrap_or_else(|e| panic!("all-reduce on peer {} failed: {e:?}", self.rank));
+        Tensor::from_primitive(TensorPrimitive::Float(out))
     }
 }
 

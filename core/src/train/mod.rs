@@ -4,6 +4,7 @@ pub mod clip;
 pub mod common;
 pub mod contrastive;
 pub mod data_parallel;
+pub mod layer_checkpoint;
 pub mod negatives;
 pub mod ql_train;
 pub mod schedule;

@@ -7,6 +7,7 @@ pub mod export_web;
 pub mod info;
 pub mod merge_lora;
 pub mod mine_negatives;
+pub mod orchestrator;
 pub mod ql_train;
 pub mod quickstart;
 pub mod rerank;
@@ -15,6 +16,7 @@ pub mod train;
 
 use anyhow::{bail, Result};
 use burn::tensor::DType;
+use llmql_core::train::data_parallel::{BurnCollective, MultiNode};
 
 /// Parses `--dtype`.
 pub fn parse_dtype(s: &str) -> Result<DType> {
@@ -36,19 +38,22 @@ pub fn dtype_name(d: DType) -> &'static str {
 }
 
 /// Runs a training task on one device, or data-parallel on several (`--devices`): one peer per
-/// device, each in its own thread with its own copy of the model, joined by an in-process
-/// all-reduce (see `llmql_core::train::data_parallel`). Fails if any peer fails.
-pub fn run_peers<T, F>(devices: &[llmql_backends::DeviceSpec], checkpointing: bool, make: F) -> Result<()>
+/// device, each in its own thread with its own copy of the model, joined by Burn's collective
+/// all-reduce (see `llmql_core::train::data_parallel`); with `multi_node`, this process is one node
+/// of several. Fails if any peer fails.
+pub fn run_peers<T, F>(devices: &[llmql_backends::DeviceSpec], multi_node: Option<&MultiNode>, checkpointing: bool, make: F) -> Result<()>
 where
     T: llmql_backends::AutodiffTask<Output = Result<()>> + Send,
-    F: Fn(llmql_core::train::data_parallel::ThreadCollective) -> T + Sync,
+    F: Fn(BurnCollective) -> T + Sync,
 {
-    use llmql_core::train::data_parallel::ThreadCollective;
-    if devices.len() > 1 {
+    if let Some(m) = multi_node {
+        tracing::warn!("multi-node training is experimental: with Burn 0.21 the nodes can deadlock in a global all-reduce (README, \"Several machines\")");
+        tracing::info!("node {} of {}: data parallel over {} devices here, {} in all", m.node_rank, m.nodes, devices.len(), devices.len() * m.nodes);
+    } else if devices.len() > 1 {
         tracing::info!("data parallel over {} devices", devices.len());
     }
     let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadCollective::group(devices.len())
+        let handles: Vec<_> = BurnCollective::group(devices.len(), multi_node)
             .into_iter()
             .zip(devices)
             .map(|(c, d)| {
@@ -81,5 +86,56 @@ pub fn training_load(dtype: DType, lora: bool, lm_head: bool) -> llmql_core::mod
         lm_head,
         host_embeddings: false,
         compute_dtype: (half && !lora).then_some(dtype),
+    }
+}
+
+/// Flags of a multi-node run (`train`, `ql-train`): every node runs the same command with its own
+/// `--node-rank`; the nodes meet at `llmql orchestrator`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct MultiNodeArgs {
+    /// Number of nodes (machines), each running the same command with the same --devices count.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// This node's index, 0..nodes (node 0 logs and saves).
+    #[arg(long, default_value_t = 0)]
+    pub node_rank: usize,
+    /// The orchestrator's address, e.g. ws://10.0.0.1:3000 (`llmql orchestrator --port 3000` there).
+    #[arg(long)]
+    pub orchestrator: Option<String>,
+    /// This node's address as the others reach it, e.g. ws://10.0.0.2:3001; its port serves this
+    /// node's tensors to the others.
+    #[arg(long)]
+    pub node_address: Option<String>,
+}
+
+impl MultiNodeArgs {
+    /// `None` for a one-node run; a clear error for an incomplete or inconsistent set of flags.
+    pub fn resolve(&self) -> Result<Option<MultiNode>> {
+        if self.nodes <= 1 {
+            if self.node_rank != 0 || self.orchestrator.is_some() || self.node_address.is_some() {
+                bail!("--node-rank, --orchestrator and --node-address need --nodes N with N > 1");
+            }
+            return Ok(None);
+        }
+        if self.node_rank >= self.nodes {
+            bail!("--node-rank {} is out of range for --nodes {}", self.node_rank, self.nodes);
+        }
+        let ws = |flag: &str, v: &Option<String>| -> Result<String> {
+            let v = v.clone().ok_or_else(|| anyhow::anyhow!("--nodes {} needs {flag} ws://host:port", self.nodes))?;
+            if !v.starts_with("ws://") {
+                bail!("{flag} {v:?}: expected ws://host:port");
+            }
+            Ok(v)
+        };
+        let orchestrator = ws("--orchestrator", &self.orchestrator)?;
+        let node_address = ws("--node-address", &self.node_address)?;
+        let port = node_address
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .and_then(|hp| hp.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .ok_or_else(|| anyhow::anyhow!("--node-address {node_address:?}: no port (expected ws://host:port)"))?;
+        Ok(Some(MultiNode { nodes: self.nodes, node_rank: self.node_rank, orchestrator, node_address, data_service_port: port }))
     }
 }

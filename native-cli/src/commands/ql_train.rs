@@ -88,6 +88,8 @@ pub struct QlTrainArgs {
     /// per-device batch x devices x accumulation). Overrides --device.
     #[arg(long)]
     pub devices: Option<String>,
+    #[command(flatten)]
+    pub multi_node: super::MultiNodeArgs,
     /// Train LoRA adapters (factored, base frozen) instead of all weights.
     #[arg(long)]
     pub lora: bool,
@@ -216,5 +218,6 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
     }
     tracing::info!("{} training pairs from {}", pairs.len(), a.train_data.display());
     let checkpointing = a.gradient_checkpointing;
-    super::run_peers(&devices, checkpointing, |collective| Task { a: &a, ckpt: &ckpt, pairs: &pairs, cfg: &cfg, collective })
+    let multi_node = a.multi_node.resolve()?;
+    super::run_peers(&devices, multi_node.as_ref(), checkpointing, |collective| Task { a: &a, ckpt: &ckpt, pairs: &pairs, cfg: &cfg, collective })
 }

@@ -89,6 +89,8 @@ pub struct TrainArgs {
     /// per-device batch x devices x accumulation; cross-device negatives). Overrides --device.
     #[arg(long)]
     pub devices: Option<String>,
+    #[command(flatten)]
+    pub multi_node: super::MultiNodeArgs,
     /// Accepted for compatibility with the seed's command line (EOS is always appended).
     #[arg(long)]
     pub append_eos_token: bool,
@@ -177,5 +179,6 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }),
     };
     let checkpointing = a.gradient_checkpointing;
-    super::run_peers(&devices, checkpointing, |collective| Task { a: &a, ckpt: &ckpt, examples: &examples, cfg: &cfg, collective })
+    let multi_node = a.multi_node.resolve()?;
+    super::run_peers(&devices, multi_node.as_ref(), checkpointing, |collective| Task { a: &a, ckpt: &ckpt, examples: &examples, cfg: &cfg, collective })
 }

@@ -1,0 +1,178 @@
+//! Gradient checkpointing per decoder layer (`--gradient-checkpointing`, as transformers'
+//! `gradient_checkpointing_enable()` does for Llama, Mistral and Qwen2): the forward pass keeps only
+//! each decoder layer's input and builds no autodiff graph inside the layers; the backward pass
+//! recomputes one layer at a time, with its graph, and back-propagates through it, last layer first.
+//!
+//! Memory: the inputs of the `L` layers (`[b, s, hidden]` each, in the compute dtype) plus one
+//! layer's graph at a time, instead of every layer's intermediate tensors. Cost: one more forward.
+//!
+//! Use, around one backward pass on one thread:
+//! ```ignore
+//! let ck = LayerCheckpointing::<B>::start(true, seed);   // installed on this thread
+//! let loss = /* anything that runs DecoderModel::forward_layers* */;
+//! let grads = ck.backward(loss, &model);                 // instead of loss.backward()
+//! ```
+//! Every `DecoderModel::forward_layers*` call made on this thread while `ck` lives goes through it
+//! (a layer hook, if any, sees values without a graph). Randomness (LoRA dropout) is re-seeded
+//! before each layer, in the forward and in the recomputation alike, so both draw the same masks;
+//! the re-seeding holds a process-wide lock because Burn's RNG is global to a backend.
+use crate::model::{AttentionMask, DecoderModel};
+use crate::train::common::mix;
+use burn::module::Module;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
+use std::any::Any;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Mutex;
+
+/// Runs a decoder's layers in place of the plain loop of `DecoderModel::forward_layers_from`.
+pub(crate) trait LayerRunner<B: Backend> {
+    fn run(
+        &self,
+        model: &DecoderModel<B>,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        mask: &AttentionMask<B>,
+        hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
+    ) -> Tensor<B, 3>;
+}
+
+struct Installed<B: Backend>(Rc<dyn LayerRunner<B>>);
+
+thread_local! {
+    static ACTIVE: RefCell<Option<Rc<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// The runner installed on this thread for backend `B`, if any.
+pub(crate) fn active<B: Backend>() -> Option<Rc<dyn LayerRunner<B>>> {
+    ACTIVE.with(|a| a.borrow().clone()).and_then(|r| r.downcast::<Installed<B>>().ok()).map(|i| i.0.clone())
+}
+
+/// Burn's RNG is one per backend (not per thread): seeding and the draws that follow must not
+/// interleave with another peer's.
+static RNG: Mutex<()> = Mutex::new(());
+
+/// One `forward_layers` call: what its backward needs.
+struct Tape<B: AutodiffBackend> {
+    /// The input of layer 0 with its graph (token embeddings, casts).
+    input: Tensor<B, 3>,
+    /// Each layer's input, values only.
+    saved: Vec<Tensor<B::InnerBackend, 3>>,
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+    mask: AttentionMask<B>,
+    /// The last layer's output as handed on: a leaf, whose gradient starts the layers' backward.
+    output: Tensor<B, 3>,
+}
+
+struct State<B: AutodiffBackend> {
+    seed: u64,
+    tapes: RefCell<Vec<Tape<B>>>,
+}
+
+impl<B: AutodiffBackend> State<B> {
+    /// Layer `layer` of call `call` under its own seed (forward and recomputation alike).
+    fn seeded<T>(&self, call: usize, layer: usize, device: &B::Device, f: impl FnOnce() -> T) -> T {
+        let _g = RNG.lock().unwrap_or_else(|e| e.into_inner());
+        B::seed(device, mix(mix(self.seed, call as u64), layer as u64));
+        f()
+    }
+}
+
+impl<B: AutodiffBackend> LayerRunner<B> for State<B> {
+    fn run(
+        &self,
+        model: &DecoderModel<B>,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        mask: &AttentionMask<B>,
+        hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
+        let call = self.tapes.borrow().len();
+        let device = x.device();
+        // Untracked values through untracked layer copies: nothing of the layers is kept.
+        let mut h = Tensor::<B, 3>::from_inner(x.clone().inner());
+        let mut saved = Vec::with_capacity(model.layers.len());
+        for (i, layer) in model.layers.iter().enumerate() {
+            h = hook(i, h);
+            saved.push(h.clone().inner());
+            let frozen = layer.clone().no_grad();
+            h = self.seeded(call, i, &device, || frozen.forward(h, cos, sin, mask));
+        }
+        let output = Tensor::<B, 3>::from_inner(h.inner()).require_grad();
+        self.tapes.borrow_mut().push(Tape {
+            input: x,
+            saved,
+            cos: cos.clone(),
+            sin: sin.clone(),
+            mask: mask.clone(),
+            output: output.clone(),
+        });
+        output
+    }
+}
+
+/// Per-layer gradient checkpointing for one backward pass (see the module docs). Disabled, it is
+/// a plain `loss.backward()`.
+pub struct LayerCheckpointing<B: AutodiffBackend> {
+    state: Option<Rc<State<B>>>,
+}
+
+impl<B: AutodiffBackend> LayerCheckpointing<B> {
+    /// Installs checkpointing on this thread when `enabled`; `seed` seeds the per-layer RNG.
+    pub fn start(enabled: bool, seed: u64) -> Self {
+        if !enabled {
+            return Self { state: None };
+        }
+        let state = Rc::new(State { seed, tapes: RefCell::new(Vec::new()) });
+        let runner: Rc<dyn LayerRunner<B>> = state.clone();
+        ACTIVE.with(|a| *a.borrow_mut() = Some(Rc::new(Installed(runner)) as Rc<dyn Any>));
+        Self { state: Some(state) }
+    }
+
+    /// The gradients of `loss` for `model`'s parameters (what
+    /// `GradientsParams::from_grads(loss.backward(), model)` gives without checkpointing).
+    pub fn backward(mut self, loss: Tensor<B, 1>, model: &DecoderModel<B>) -> GradientsParams {
+        let Some(state) = self.state.take() else {
+            return GradientsParams::from_grads(loss.backward(), model);
+        };
+        uninstall();
+        let tapes = state.tapes.take();
+        let mut grads = loss.backward();
+        let outputs: Vec<_> = tapes.iter().map(|t| t.output.grad_remove(&mut grads)).collect();
+        let mut acc = GradientsAccumulator::<DecoderModel<B>>::new();
+        acc.accumulate(model, GradientsParams::from_grads(grads, model));
+        for (call, (tape, g)) in tapes.into_iter().zip(outputs).enumerate().rev() {
+            // An output the loss does not depend on has no gradient.
+            let Some(mut g) = g else { continue };
+            let device = g.device();
+            for (i, layer) in model.layers.iter().enumerate().rev() {
+                let x = Tensor::<B, 3>::from_inner(tape.saved[i].clone()).require_grad();
+                let y = state.seeded(call, i, &device, || layer.forward(x.clone(), &tape.cos, &tape.sin, &tape.mask));
+                let mut grads = (y * Tensor::<B, 3>::from_inner(g)).sum().backward();
+                g = x.grad_remove(&mut grads).expect("gradient of a layer's input");
+                acc.accumulate(model, GradientsParams::from_grads(grads, layer));
+            }
+            // On into whatever produced the first layer's input (trainable token embeddings).
+            let grads = (tape.input * Tensor::<B, 3>::from_inner(g)).sum().backward();
+            acc.accumulate(model, GradientsParams::from_grads(grads, model));
+        }
+        acc.grads()
+    }
+}
+
+fn uninstall() {
+    ACTIVE.with(|a| *a.borrow_mut() = None);
+}
+
+impl<B: AutodiffBackend> Drop for LayerCheckpointing<B> {
+    fn drop(&mut self) {
+        if self.state.is_some() {
+            uninstall();
+        }
+    }
+}
