@@ -165,13 +165,22 @@ fn gradient_checkpointing_gives_the_same_weights() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = ql_train(&["--max-steps", "2", "--gradient-checkpointing"], &data, &b, None);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Burn's op-level recomputation, alone and with the per-layer checkpointing.
+    let c = dir.path().join("op");
+    let o = ql_train(&["--max-steps", "2", "--op-checkpointing"], &data, &c, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = dir.path().join("both");
+    let o = ql_train(&["--max-steps", "2", "--op-checkpointing", "--gradient-checkpointing"], &data, &d, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let wa = llmql_core::Checkpoint::open(&a).unwrap();
-    let wb = llmql_core::Checkpoint::open(&b).unwrap();
-    for name in ["model.layers.1.mlp.down_proj.weight", "model.embed_tokens.weight", "lm_head.weight"] {
-        let (x, _) = wa.weights.read_f32(name).unwrap();
-        let (y, _) = wb.weights.read_f32(name).unwrap();
-        let d = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
-        assert!(d <= 1e-6, "{name}: recomputing activations changed the update by {d}");
+    for other in [&b, &c, &d] {
+        let wb = llmql_core::Checkpoint::open(other).unwrap();
+        for name in ["model.layers.1.mlp.down_proj.weight", "model.embed_tokens.weight", "lm_head.weight"] {
+            let (x, _) = wa.weights.read_f32(name).unwrap();
+            let (y, _) = wb.weights.read_f32(name).unwrap();
+            let d = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+            assert!(d <= 1e-6, "{name} ({}): recomputing activations changed the update by {d}", other.display());
+        }
     }
 }
 

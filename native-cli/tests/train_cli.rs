@@ -154,9 +154,14 @@ fn data_parallel_over_two_devices_equals_one_device_with_the_global_batch() {
     run(&one, "3", "3e-3", &["--per-device-train-batch-size", "4"]);
     let two = dir.path().join("two");
     run(&two, "3", "3e-3", &["--per-device-train-batch-size", "2", "--devices", "flex,flex"]);
+    // The same with gradient checkpointing per decoder layer on each device.
+    let ckpt = dir.path().join("two-ckpt");
+    run(&ckpt, "3", "3e-3", &["--per-device-train-batch-size", "2", "--devices", "flex,flex", "--gradient-checkpointing"]);
     let a = tensors(&one.join("adapter_model.safetensors"));
     let b = tensors(&two.join("adapter_model.safetensors"));
+    let c = tensors(&ckpt.join("adapter_model.safetensors"));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    assert_eq!(a.keys().collect::<Vec<_>>(), c.keys().collect::<Vec<_>>());
     let mut moved = 0f32;
     let base = tensors(&{
         let z = dir.path().join("zero");
@@ -166,6 +171,8 @@ fn data_parallel_over_two_devices_equals_one_device_with_the_global_batch() {
     for (k, va) in &a {
         let d = va.iter().zip(&b[k]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         assert!(d < 1e-4, "{k}: 2-device training differs from 1-device training by {d}");
+        let d = va.iter().zip(&c[k]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(d < 1e-4, "{k}: 2-device training with checkpointing differs from 1-device training by {d}");
         moved = moved.max(va.iter().zip(&base[k]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max));
     }
     assert!(moved > 1e-3, "training did not move the adapter ({moved}): the comparison proves nothing");

@@ -6,6 +6,7 @@
 //! micro-batch only (its queries' groups are the candidates), and the step's gradient is the mean
 //! of the micro-batch gradients — exactly the gradient of the mean of the per-micro-batch losses.
 use super::checkpoint::{save_checkpoint, TrainerState};
+use super::layer_checkpoint::LayerCheckpointing;
 use super::data_parallel::{broadcast_trainable, infonce_data_parallel, share, sync_gradients, Collective, Single};
 use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
 use super::clip::clip_global_norm;
@@ -21,7 +22,7 @@ use crate::pooling::Pooling;
 use crate::template::Template;
 use crate::tokenizer::TextTokenizer;
 use crate::weights::StoredDtype;
-use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, Optimizer};
 use burn::tensor::{backend::AutodiffBackend, ElementConversion};
 use std::path::Path;
 
@@ -48,6 +49,8 @@ pub struct ContrastiveConfig {
     pub save_total_limit: Option<usize>,
     pub save_dtype: StoredDtype,
     pub lora: Option<crate::lora::LoraConfig>,
+    /// Gradient checkpointing per decoder layer ([`super::layer_checkpoint`]).
+    pub gradient_checkpointing: bool,
 }
 
 impl Default for ContrastiveConfig {
@@ -74,6 +77,7 @@ impl Default for ContrastiveConfig {
             save_total_limit: None,
             save_dtype: StoredDtype::F32,
             lora: None,
+            gradient_checkpointing: false,
         }
     }
 }
@@ -179,7 +183,8 @@ pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
         let mut acc = GradientsAccumulator::<DecoderModel<B>>::new();
         let mut loss_sum = 0f64;
         let mut tokens = 0usize;
-        for mb in micro {
+        for (k, mb) in micro.into_iter().enumerate() {
+            let ck = LayerCheckpointing::<B>::start(cfg.gradient_checkpointing, mix(mix(cfg.seed, step as u64), k as u64));
             // This peer's share of the global micro-batch.
             let (qs, ps) = group_ids(tok, &mb[share(c, mb.len())], cfg, epoch)?;
             tokens += qs.iter().chain(ps.iter()).map(Vec::len).sum::<usize>();
@@ -188,12 +193,12 @@ pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
             let grads = if world == 1 {
                 let loss = infonce_loss(q, p, cfg.train_group_size, cfg.temperature) / n_micro as f64;
                 loss_sum += loss.clone().into_scalar().elem::<f64>();
-                GradientsParams::from_grads(loss.backward(), &model)
+                ck.backward(loss, &model)
             } else {
                 let (loss, surrogate) = infonce_data_parallel(c, q, p, cfg.train_group_size, cfg.temperature);
                 loss_sum += loss / n_micro as f64;
                 let surrogate = surrogate / n_micro as f64;
-                sync_gradients(c, &model, GradientsParams::from_grads(surrogate.backward(), &model))
+                sync_gradients(c, &model, ck.backward(surrogate, &model))
             };
             acc.accumulate(&model, grads);
         }

@@ -70,6 +70,9 @@ struct Tape<B: AutodiffBackend> {
 
 struct State<B: AutodiffBackend> {
     seed: u64,
+    /// `false`: the reference run ([`LayerCheckpointing::reference`]): the same per-layer seeding,
+    /// one whole graph, no recomputation.
+    recompute: bool,
     tapes: RefCell<Vec<Tape<B>>>,
 }
 
@@ -94,6 +97,15 @@ impl<B: AutodiffBackend> LayerRunner<B> for State<B> {
     ) -> Tensor<B, 3> {
         let call = self.tapes.borrow().len();
         let device = x.device();
+        if !self.recompute {
+            self.tapes.borrow_mut().push(Tape { input: x.clone(), saved: Vec::new(), cos: cos.clone(), sin: sin.clone(), mask: mask.clone(), output: x.clone() });
+            let mut h = x;
+            for (i, layer) in model.layers.iter().enumerate() {
+                h = hook(i, h);
+                h = self.seeded(call, i, &device, || layer.forward(h, cos, sin, mask));
+            }
+            return h;
+        }
         // Untracked values through untracked layer copies: nothing of the layers is kept.
         let mut h = Tensor::<B, 3>::from_inner(x.clone().inner());
         let mut saved = Vec::with_capacity(model.layers.len());
@@ -128,7 +140,17 @@ impl<B: AutodiffBackend> LayerCheckpointing<B> {
         if !enabled {
             return Self { state: None };
         }
-        let state = Rc::new(State { seed, tapes: RefCell::new(Vec::new()) });
+        Self::install(seed, true)
+    }
+
+    /// No checkpointing, but the same per-layer seeding as [`Self::start`]`(true, seed)`: the
+    /// gradients checkpointing must reproduce, randomness (dropout) included. For tests.
+    pub fn reference(seed: u64) -> Self {
+        Self::install(seed, false)
+    }
+
+    fn install(seed: u64, recompute: bool) -> Self {
+        let state = Rc::new(State { seed, recompute, tapes: RefCell::new(Vec::new()) });
         let runner: Rc<dyn LayerRunner<B>> = state.clone();
         ACTIVE.with(|a| *a.borrow_mut() = Some(Rc::new(Installed(runner)) as Rc<dyn Any>));
         Self { state: Some(state) }
@@ -141,6 +163,9 @@ impl<B: AutodiffBackend> LayerCheckpointing<B> {
             return GradientsParams::from_grads(loss.backward(), model);
         };
         uninstall();
+        if !state.recompute {
+            return GradientsParams::from_grads(loss.backward(), model);
+        }
         let tapes = state.tapes.take();
         let mut grads = loss.backward();
         let outputs: Vec<_> = tapes.iter().map(|t| t.output.grad_remove(&mut grads)).collect();

@@ -8,6 +8,7 @@
 use super::checkpoint::{save_checkpoint, LogEntry, TrainerState};
 use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
 use super::clip::clip_global_norm;
+use super::layer_checkpoint::LayerCheckpointing;
 use super::data_parallel::{all_gather_counts, all_reduce_values, broadcast_trainable, share, sync_gradients, Collective, Single};
 use super::schedule::LinearSchedule;
 use crate::error::{Error, Result};
@@ -17,7 +18,7 @@ use crate::ql::example::{build_d2q, build_q2d, LossOn, QlExample};
 use crate::ql::loss::{target_log_probs, QlBatch};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::StoredDtype;
-use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, Optimizer};
 use burn::tensor::{backend::AutodiffBackend, ElementConversion};
 use rand::Rng;
 use std::path::Path;
@@ -58,6 +59,8 @@ pub struct QlTrainConfig {
     /// [`crate::lora::attach_lora`]): checkpoints then also hold the PEFT adapter, and `resume`
     /// restores the adapter onto the frozen base.
     pub lora: Option<crate::lora::LoraConfig>,
+    /// Gradient checkpointing per decoder layer ([`super::layer_checkpoint`]).
+    pub gradient_checkpointing: bool,
 }
 
 impl Default for QlTrainConfig {
@@ -83,6 +86,7 @@ impl Default for QlTrainConfig {
             save_total_limit: None,
             save_dtype: StoredDtype::F32,
             lora: None,
+            gradient_checkpointing: false,
         }
     }
 }
@@ -191,11 +195,12 @@ pub fn ql_train_parallel<B: AutodiffBackend, C: Collective>(
         let mut acc = GradientsAccumulator::<DecoderModel<B>>::new();
         let mut loss_sum = 0f64;
         let mut tokens = 0usize;
-        for batch in &batches {
+        for (k, batch) in batches.iter().enumerate() {
+            let ck = LayerCheckpointing::<B>::start(cfg.gradient_checkpointing, mix(mix(cfg.seed, step as u64), k as u64));
             let loss = target_log_probs(&model, batch).sum().neg() / (total_targets.max(1) as f64);
             loss_sum += loss.clone().into_scalar().elem::<f64>();
             tokens += batch.real_tokens;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let grads = ck.backward(loss, &model);
             acc.accumulate(&model, grads);
         }
         let mut grads = acc.grads();

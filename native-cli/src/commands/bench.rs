@@ -56,6 +56,12 @@ pub struct BenchTrainArgs {
     /// Compute dtype of the base weights: f32 | bf16 | f16 (LoRA adapters stay f32).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Gradient checkpointing per decoder layer (as `train --gradient-checkpointing`).
+    #[arg(long)]
+    pub gradient_checkpointing: bool,
+    /// Burn's op-level recomputation (as `train --op-checkpointing`).
+    #[arg(long)]
+    pub op_checkpointing: bool,
 }
 
 struct TrainBench {
@@ -68,7 +74,8 @@ struct TrainBench {
 impl llmql_backends::AutodiffTask for TrainBench {
     type Output = Result<serde_json::Value>;
     fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<serde_json::Value> {
-        use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+        use burn::optim::{AdamWConfig, Optimizer};
+        use llmql_core::train::layer_checkpoint::LayerCheckpointing;
         use burn::tensor::ElementConversion;
         use llmql_core::model::{DecoderModel, LoadOptions};
         use llmql_core::pooling::Pooling;
@@ -89,11 +96,12 @@ impl llmql_backends::AutodiffTask for TrainBench {
             let batch: Vec<&(Vec<u32>, Vec<Vec<u32>>)> = (0..a.batch_size).map(|r| &self.examples[(k * a.batch_size + r) % n]).collect();
             let qs: Vec<Vec<u32>> = batch.iter().map(|e| e.0.clone()).collect();
             let ps: Vec<Vec<u32>> = batch.iter().flat_map(|e| e.1.clone()).collect();
+            let ck = LayerCheckpointing::<B>::start(a.gradient_checkpointing, k as u64);
             let q = llmql_core::encoder::embed(&model, &qs, eos, Pooling::Eos, true);
             let p = llmql_core::encoder::embed(&model, &ps, eos, Pooling::Eos, true);
             let loss = llmql_core::infonce::infonce_loss(q, p, a.train_group_size, a.temperature);
             let lv = loss.clone().into_scalar().elem::<f64>();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let grads = ck.backward(loss, &model);
             model = optim.step(a.lr, model, grads);
             if k > 0 {
                 tokens += qs.iter().chain(ps.iter()).map(Vec::len).sum::<usize>();
@@ -112,6 +120,8 @@ impl llmql_backends::AutodiffTask for TrainBench {
             "batch_size": a.batch_size,
             "group": a.train_group_size,
             "loss_first": losses.first(),
+            "peak_rss_mib": peak_rss_mib(),
+            "gradient_checkpointing": a.gradient_checkpointing,
             "loss_last": losses.last(),
             "device": a.device,
         }))
@@ -144,8 +154,12 @@ pub struct BenchQlTrainArgs {
     /// Compute dtype: f32 | bf16 | f16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Gradient checkpointing per decoder layer (as `ql-train --gradient-checkpointing`).
     #[arg(long)]
     pub gradient_checkpointing: bool,
+    /// Burn's op-level recomputation (as `ql-train --op-checkpointing`).
+    #[arg(long)]
+    pub op_checkpointing: bool,
 }
 
 struct QlTrainBench {
@@ -157,7 +171,8 @@ struct QlTrainBench {
 impl llmql_backends::AutodiffTask for QlTrainBench {
     type Output = Result<serde_json::Value>;
     fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<serde_json::Value> {
-        use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+        use burn::optim::{AdamWConfig, Optimizer};
+        use llmql_core::train::layer_checkpoint::LayerCheckpointing;
         use burn::tensor::ElementConversion;
         use llmql_core::model::{DecoderModel, LoadOptions};
         use llmql_core::ql::{build_d2q, target_log_probs, LossOn, QlBatch};
@@ -181,9 +196,10 @@ impl llmql_backends::AutodiffTask for QlTrainBench {
             }
             let ex = batch_at(k);
             let batch = QlBatch::<B>::new(&ex, on, tok.eos_id, true, &device);
+            let ck = LayerCheckpointing::<B>::start(a.gradient_checkpointing, k as u64);
             let loss = target_log_probs(&model, &batch).mean().neg();
             let lv = loss.clone().into_scalar().elem::<f64>();
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            let mut grads = ck.backward(loss, &model);
             llmql_core::train::clip::clip_global_norm(&model, &mut grads, (a.max_grad_norm > 0.0).then_some(a.max_grad_norm));
             model = optim.step(a.lr, model, grads);
             if k > 0 {
@@ -203,6 +219,8 @@ impl llmql_backends::AutodiffTask for QlTrainBench {
             "p_max_len": a.p_max_len,
             "q_max_len": a.q_max_len,
             "loss_first": losses.first(),
+            "peak_rss_mib": peak_rss_mib(),
+            "gradient_checkpointing": a.gradient_checkpointing,
             "loss_last": losses.last(),
             "device": a.device,
         }))
@@ -460,7 +478,7 @@ pub fn run(c: BenchCommand) -> Result<()> {
                     pairs.push((llmql_core::ql::passage_text(title, &p.text), ex.query.clone()));
                 }
             }
-            let ckp = a.gradient_checkpointing;
+            let ckp = a.op_checkpointing;
             let v = llmql_backends::run_autodiff_on(&device, ckp, QlTrainBench { a, ckpt, pairs })??;
             println!("{v}");
             Ok(())
@@ -483,7 +501,8 @@ pub fn run(c: BenchCommand) -> Result<()> {
                 examples.push((q, group));
             }
             anyhow::ensure!(!examples.is_empty(), "{}: no example with a positive and a negative", a.train_data.display());
-            let v = llmql_backends::run_autodiff_on(&device, false, TrainBench { a, ckpt, examples })??;
+            let ckp = a.op_checkpointing;
+            let v = llmql_backends::run_autodiff_on(&device, ckp, TrainBench { a, ckpt, examples })??;
             println!("{v}");
             Ok(())
         }
@@ -494,4 +513,13 @@ pub fn run(c: BenchCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The process's peak resident set (Linux `VmHWM`), in MiB; `None` elsewhere. On the CPU backend
+/// this is where activations live, so it compares checkpointing choices.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }

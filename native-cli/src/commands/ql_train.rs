@@ -64,9 +64,14 @@ pub struct QlTrainArgs {
     pub max_grad_norm: f64,
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
-    /// Recompute activations in the backward pass (less memory, more compute).
+    /// Gradient checkpointing per decoder layer (as transformers' gradient_checkpointing): keep
+    /// only each layer's input, recompute one layer at a time in the backward pass.
     #[arg(long)]
     pub gradient_checkpointing: bool,
+    /// Burn's own op-level recomputation (autodiff BalancedCheckpointing: keeps matmul outputs,
+    /// recomputes cheap element-wise ops) instead of, or on top of, --gradient-checkpointing.
+    #[arg(long)]
+    pub op_checkpointing: bool,
     /// Compute dtype: f32 | f16 | bf16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
@@ -206,6 +211,7 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
         save_steps: a.save_steps,
         save_total_limit: a.save_total_limit,
         save_dtype: stored_dtype(&a.dtype)?,
+        gradient_checkpointing: a.gradient_checkpointing,
         lora: a.lora.then(|| llmql_core::lora::LoraConfig {
             r: a.lora_r,
             lora_alpha: a.lora_alpha,
@@ -217,7 +223,7 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
         bail!("--lora-r must be >= 1 and --lora-dropout in [0, 1)");
     }
     tracing::info!("{} training pairs from {}", pairs.len(), a.train_data.display());
-    let checkpointing = a.gradient_checkpointing;
+    let checkpointing = a.op_checkpointing;
     let multi_node = a.multi_node.resolve()?;
     super::run_peers(&devices, multi_node.as_ref(), checkpointing, |collective| Task { a: &a, ckpt: &ckpt, pairs: &pairs, cfg: &cfg, collective })
 }

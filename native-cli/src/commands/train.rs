@@ -63,8 +63,14 @@ pub struct TrainArgs {
     pub max_grad_norm: f64,
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
+    /// Gradient checkpointing per decoder layer (as transformers' gradient_checkpointing): keep
+    /// only each layer's input, recompute one layer at a time in the backward pass.
     #[arg(long)]
     pub gradient_checkpointing: bool,
+    /// Burn's own op-level recomputation (autodiff BalancedCheckpointing: keeps matmul outputs,
+    /// recomputes cheap element-wise ops) instead of, or on top of, --gradient-checkpointing.
+    #[arg(long)]
+    pub op_checkpointing: bool,
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// Same as --dtype bf16.
@@ -171,6 +177,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         save_steps: a.save_steps,
         save_total_limit: a.save_total_limit,
         save_dtype: super::ql_train::stored_dtype(&a.dtype)?,
+        gradient_checkpointing: a.gradient_checkpointing,
         lora: a.lora.then(|| LoraConfig {
             r: a.lora_r,
             lora_alpha: a.lora_alpha,
@@ -178,7 +185,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             target_modules: a.lora_target_modules.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         }),
     };
-    let checkpointing = a.gradient_checkpointing;
+    let checkpointing = a.op_checkpointing;
     let multi_node = a.multi_node.resolve()?;
     super::run_peers(&devices, multi_node.as_ref(), checkpointing, |collective| Task { a: &a, ckpt: &ckpt, examples: &examples, cfg: &cfg, collective })
 }
