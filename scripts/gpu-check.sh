@@ -3,16 +3,18 @@
 #   1. builds llmql with --features cuda (release);
 #   2. runs the CUDA conformance tests (CUDA vs flex and vs transformers' golden values on the tiny
 #      checkpoints: f32 within 1e-3, bf16 by cosine);
-#   3. makes a random-weight model with Qwen2-0.5B's dimensions (bench/make_bench_model.py
+#   3. checks data parallelism on the GPU: 2 peers on cuda:0 (Burn's collective) with per-layer
+#      gradient checkpointing train a LoRA adapter like 1 device with the global batch;
+#   4. makes a random-weight model with Qwen2-0.5B's dimensions (bench/make_bench_model.py
 #      --preset qwen2-0.5b) and Tevatron training data from bench/make_bench_texts.py;
-#   4. measures training tokens/s of stage 1 (QL, full fine-tuning) and stage 2 (contrastive, LoRA r 32)
+#   5. measures training tokens/s of stage 1 (QL, full fine-tuning) and stage 2 (contrastive, LoRA r 32)
 #      in bf16 for llmql (`llmql bench ql-train|train --device cuda --dtype bf16`) and for the same
 #      work in PyTorch + transformers + peft (bench/pytorch_*.py --device cuda --dtype bf16 --attn sdpa);
-#   5. prints both, the ratio and the MFU against 989 TFLOPS (H100 SXM dense bf16), with
+#   6. prints both, the ratio and the MFU against 989 TFLOPS (H100 SXM dense bf16), with
 #      training FLOPs per token = 6 N (full fine-tuning) and 4 N (LoRA: no weight gradients of the base),
 #      N = parameters without the embedding table (lookups cost no FLOPs; tied lm_head counted once).
 # Needs: a CUDA driver, Rust, python3 with torch, transformers, peft, tokenizers (the device machine has them).
-# Env: WORK (default /tmp/llmql-gpu), STEPS (default 10), SKIP_BUILD=1, SKIP_TESTS=1.
+# Env: WORK (default /tmp/llmql-gpu), STEPS (default 10), SKIP_BUILD=1, SKIP_TESTS=1, SKIP_DP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/llmql-target}"
@@ -46,6 +48,24 @@ with open(f"{w}/train.jsonl", "w") as f:
         q = " ".join(r["text"].split()[:8])
         f.write(json.dumps({"query_id": str(i), "query": q, "positive_passages": [p(r)], "negative_passages": negs}) + "\n")
 PY
+
+if [ "${SKIP_DP:-0}" != 1 ]; then
+  # One GPU cannot hold two NCCL ranks, so two peers share cuda:0 through Burn's collective; with
+  # several GPUs, cuda:0,cuda:1 would use NCCL.
+  stamp "data parallel on CUDA: 2 peers (batch 2 each) == 1 device (batch 4), 3 LoRA steps"
+  head -n 32 "$W/train.jsonl" > "$W/dp.jsonl"
+  DP="train --model tests/fixtures/tiny-llama --train-data $W/dp.jsonl --lora --lora-r 8 --lora-alpha 16 --lora-dropout 0 --train-group-size 3 --query-max-len 32 --passage-max-len 64 --learning-rate 3e-3 --warmup-steps 0 --seed 5 --max-steps 3 --save-steps 0"
+  "$L" $DP --output-dir "$W/dp1" --per-device-train-batch-size 4 --device cuda:0
+  LLMQL_COLLECTIVE=burn "$L" $DP --output-dir "$W/dp2" --per-device-train-batch-size 2 --devices cuda:0,cuda:0 --gradient-checkpointing
+  python3 - "$W" <<'PY'
+import sys
+from safetensors.numpy import load_file
+w = sys.argv[1]
+a, b = load_file(f"{w}/dp1/adapter_model.safetensors"), load_file(f"{w}/dp2/adapter_model.safetensors")
+d = max(float(abs(a[k] - b[k]).max()) for k in a)
+print(f"data parallel on CUDA: max |2 peers - 1 device| over the adapter = {d:.2e}", "OK" if d < 1e-3 else "MISMATCH")
+PY
+fi
 
 S1="--steps $STEPS --batch-size 8 --p-max-len 256 --q-max-len 32"
 S2="--steps $STEPS --batch-size 8 --train-group-size 8 --query-max-len 32 --passage-max-len 192"

@@ -9,6 +9,9 @@
 //! driver, is a clear error rather than a panic.
 use burn::tensor::backend::Backend;
 
+pub mod collective;
+pub use collective::{peer_group, PeerCollective};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceSpec {
     /// Burn's pure-Rust CPU backend.
@@ -82,8 +85,8 @@ pub trait AutodiffTask {
 }
 
 /// Adapts an [`AutodiffTask`] to a plain backend, wrapping it in `Autodiff` (with Burn's balanced
-/// activation checkpointing when `checkpointing`: activations are recomputed in the backward pass
-/// instead of kept, trading compute for memory — the `--gradient-checkpointing` flag).
+/// op-level checkpointing when `checkpointing`: cheap ops are recomputed in the backward pass
+/// instead of kept — the `--op-checkpointing` flag; per-layer checkpointing is llmql-core's).
 struct WithAutodiff<T> {
     task: T,
     checkpointing: bool,
