@@ -9,9 +9,6 @@
 //! driver, is a clear error rather than a panic.
 use burn::tensor::backend::Backend;
 
-pub mod collective;
-pub use collective::{peer_group, PeerCollective};
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceSpec {
     /// Burn's pure-Rust CPU backend.

@@ -194,9 +194,9 @@ fn wait_for(child: &mut std::process::Child, secs: u64) -> Option<std::process::
 }
 
 /// Two nodes of one device each (`--nodes 2`, meeting at `llmql orchestrator`) train like one
-/// device with the global batch. Ignored: with Burn 0.21 both nodes wait forever on each other's
-/// tensor in the third global all-reduce (README, "Several machines"); run it with `--ignored`
-/// after a Burn upgrade.
+/// device with the global batch. Ignored: with Burn 0.21 the nodes hang in the second global sync
+/// (burn-collective's `SyncService::sync` never clears its list of synced peers; README, "Several
+/// machines"); run it with `--ignored` after a Burn upgrade.
 #[test]
 #[ignore = "Burn 0.21's multi-node all-reduce deadlocks (README: Several machines)"]
 fn two_nodes_train_like_one_device() {

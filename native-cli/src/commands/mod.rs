@@ -16,7 +16,7 @@ pub mod train;
 
 use anyhow::{bail, Result};
 use burn::tensor::DType;
-use llmql_core::train::data_parallel::MultiNode;
+use llmql_core::train::data_parallel::{BurnCollective, MultiNode};
 
 /// Parses `--dtype`.
 pub fn parse_dtype(s: &str) -> Result<DType> {
@@ -44,7 +44,7 @@ pub fn dtype_name(d: DType) -> &'static str {
 pub fn run_peers<T, F>(devices: &[llmql_backends::DeviceSpec], multi_node: Option<&MultiNode>, checkpointing: bool, make: F) -> Result<()>
 where
     T: llmql_backends::AutodiffTask<Output = Result<()>> + Send,
-    F: Fn(llmql_backends::PeerCollective) -> T + Sync,
+    F: Fn(BurnCollective) -> T + Sync,
 {
     if let Some(m) = multi_node {
         tracing::warn!("multi-node training is experimental: with Burn 0.21 the nodes can deadlock in a global all-reduce (README, \"Several machines\")");
@@ -52,10 +52,7 @@ where
     } else if devices.len() > 1 {
         tracing::info!("data parallel over {} devices", devices.len());
     }
-    let group = llmql_backends::peer_group(devices, multi_node);
-    if devices.len() > 1 || multi_node.is_some() {
-        tracing::info!("all-reduce through {}", group[0].engine());
-    }
+    let group = BurnCollective::group(devices.len(), multi_node);
     let results: Vec<Result<()>> = std::thread::scope(|s| {
         let handles: Vec<_> = group
             .into_iter()
