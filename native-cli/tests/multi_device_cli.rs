@@ -45,3 +45,19 @@ fn encode_over_two_devices_equals_one_device() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--shard"));
 }
+
+#[test]
+fn incomplete_multi_node_flags_are_named() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["--nodes", "2"], "--orchestrator"),
+        (&["--nodes", "2", "--orchestrator", "ws://127.0.0.1:3000"], "--node-address"),
+        (&["--nodes", "2", "--node-rank", "2", "--orchestrator", "ws://h:1", "--node-address", "ws://h:2"], "--node-rank 2"),
+        (&["--node-rank", "1"], "--nodes"),
+    ];
+    for (extra, needle) in cases {
+        let args = [&["train", "--model", "m", "--train-data", "t.jsonl", "--output-dir", "o"][..], extra].concat();
+        let o = llmql(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(needle), "{extra:?}: expected an error naming {needle}, got {err}");
+    }
+}

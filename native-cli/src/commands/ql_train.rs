@@ -165,6 +165,7 @@ pub fn stored_dtype(s: &str) -> Result<StoredDtype> {
 
 pub fn run(a: QlTrainArgs) -> Result<()> {
     let mut a = a;
+    let multi_node = a.multi_node.resolve()?;
     if let Some(r) = a.rand_num {
         a.q2d_ratio = if r <= 0.0 { 0.5 } else if r <= 0.5 { 0.0 } else { 1.0 };
     }
@@ -224,6 +225,5 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
     }
     tracing::info!("{} training pairs from {}", pairs.len(), a.train_data.display());
     let checkpointing = a.op_checkpointing;
-    let multi_node = a.multi_node.resolve()?;
     super::run_peers(&devices, multi_node.as_ref(), checkpointing, |collective| Task { a: &a, ckpt: &ckpt, pairs: &pairs, cfg: &cfg, collective })
 }

@@ -144,6 +144,7 @@ impl<C: Collective> AutodiffTask for Task<'_, C> {
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let mut a = a;
+    let multi_node = a.multi_node.resolve()?;
     if a.bf16 {
         a.dtype = "bf16".into();
     }
@@ -186,6 +187,5 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }),
     };
     let checkpointing = a.op_checkpointing;
-    let multi_node = a.multi_node.resolve()?;
     super::run_peers(&devices, multi_node.as_ref(), checkpointing, |collective| Task { a: &a, ckpt: &ckpt, examples: &examples, cfg: &cfg, collective })
 }
