@@ -228,6 +228,7 @@ fn two_nodes_train_like_one_device() {
     let (mut n0, mut n1) = (node(0, p0), node(1, p1));
     let (s0, s1) = (wait_for(&mut n0, 120), wait_for(&mut n1, 120));
     let _ = orch.kill();
+    let _ = orch.wait();
     assert!(s0.is_some_and(|s| s.success()) && s1.is_some_and(|s| s.success()), "multi-node training failed or hung: {s0:?} {s1:?}");
     assert!(!dir.path().join("node1/adapter_model.safetensors").exists(), "only node 0 saves");
     let a = tensors(&one.join("adapter_model.safetensors"));

@@ -58,9 +58,13 @@ pub struct BurnCollective {
     world: usize,
     config: burn::collective::CollectiveConfig,
     // Per backend type registered so far: how to unregister it.
-    registered: std::sync::Mutex<Vec<(std::any::TypeId, Box<dyn Fn() + Send>)>>,
+    registered: Mutex<Vec<(std::any::TypeId, Finish)>>,
     _group: Arc<GroupToken>,
 }
+
+/// Leaves Burn's collective for one backend type.
+#[cfg(feature = "collective")]
+type Finish = Box<dyn Fn() + Send>;
 
 /// Burn's local collective server is one per process and backend type, so only one group of
 /// peers may use it at a time: a group holds this token until its last peer has finished.
