@@ -100,3 +100,26 @@ pub fn embed_golden_cases<B: Backend>(model: &str, device: &B::Device) -> Vec<(G
     }
     out
 }
+
+/// Gives every trainable parameter fixed values (a function of its id and index, no RNG): LoRA's
+/// B becomes non-zero, so adapters (and their dropout) matter, and every test thread gets the same
+/// model regardless of Burn's shared RNG.
+pub fn fill_trainable<B: burn::tensor::backend::AutodiffBackend, M: burn::module::Module<B>>(m: M) -> M {
+    use burn::module::{ModuleMapper, Param};
+    use burn::tensor::{Tensor, TensorData};
+    struct Fill;
+    impl<B: burn::tensor::backend::AutodiffBackend> ModuleMapper<B> for Fill {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let (id, t, mapper) = p.consume();
+            if !t.is_require_grad() {
+                return Param::from_mapped_value(id, t, mapper);
+            }
+            let shape = t.shape();
+            let seed = id.val() % 1000;
+            let v: Vec<f32> = (0..shape.num_elements()).map(|i| (((seed + i as u64) as f32) * 0.7).sin() * 0.05).collect();
+            let t = Tensor::<B, D>::from_data(TensorData::new(v, shape), (&t.device(), t.dtype())).require_grad();
+            Param::from_mapped_value(id, t, mapper)
+        }
+    }
+    m.map(&mut Fill)
+}

@@ -24,24 +24,8 @@ type A = Autodiff<Flex>;
 fn model(ck: &Checkpoint, lm_head: bool) -> DecoderModel<A> {
     let m = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     let m = attach_lora(m, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, ..Default::default() }, 7).unwrap();
-    // Burn's RNG is one per backend, shared by the test threads: give the adapters values that do
-    // not depend on it (B != 0 too, so the adapters matter), the same in every thread.
-    struct Fill;
-    impl burn::module::ModuleMapper<A> for Fill {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<A, D>>) -> Param<Tensor<A, D>> {
-            let (id, t, mapper) = p.consume();
-            if !t.is_require_grad() {
-                return Param::from_mapped_value(id, t, mapper);
-            }
-            let shape = t.shape();
-            let n = shape.num_elements();
-            let seed = id.val() % 1000;
-            let v: Vec<f32> = (0..n).map(|i| (((seed + i as u64) as f32) * 0.7).sin() * 0.05).collect();
-            let t = Tensor::<A, D>::from_data(burn::tensor::TensorData::new(v, shape), &Default::default()).require_grad();
-            Param::from_mapped_value(id, t, mapper)
-        }
-    }
-    m.map(&mut Fill)
+    // Burn's RNG is one per backend, shared by the test threads: fixed adapter values instead.
+    llmql_tests::fill_trainable(m)
 }
 
 /// Gradients by parameter id, on the host.

@@ -94,19 +94,7 @@ fn infonce_lora_dropout_gradients_equal_the_same_randomness_without_checkpointin
     let base = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }, &device).unwrap();
     let model = attach_lora(base, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.3, ..Default::default() }, 3).unwrap();
     // B starts at zero: give it values so that the adapters (and their dropout) matter.
-    struct Fill;
-    impl burn::module::ModuleMapper<A> for Fill {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<A, D>>) -> Param<Tensor<A, D>> {
-            let (id, t, mapper) = p.consume();
-            if !t.is_require_grad() {
-                return Param::from_mapped_value(id, t, mapper);
-            }
-            let shape = t.shape();
-            let v: Vec<f32> = (0..shape.num_elements()).map(|i| ((i as f32) * 0.37 + (id.val() % 97) as f32).sin() * 0.05).collect();
-            Param::from_mapped_value(id, Tensor::<A, D>::from_data(burn::tensor::TensorData::new(v, shape), &Default::default()).require_grad(), mapper)
-        }
-    }
-    let model = model.map(&mut Fill);
+    let model = llmql_tests::fill_trainable(model);
     let tok = |s: &str| ck.tokenizer.encode_with_eos(s, 32).unwrap();
     let qs = vec![tok("query: how is honey made"), tok("query: which way does the nile flow")];
     let ps = vec![
