@@ -61,3 +61,40 @@ fn incomplete_multi_node_flags_are_named() {
         assert!(!o.status.success() && err.contains(needle), "{extra:?}: expected an error naming {needle}, got {err}");
     }
 }
+
+/// A peer that fails (here: a device that cannot be used) stops the others instead of leaving them
+/// waiting for it in an all-reduce, and its own error is the one reported.
+#[test]
+fn a_failing_peer_stops_the_group_with_its_own_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("train.jsonl");
+    let p = |id: &str, t: &str| serde_json::json!({"docid": id, "title": "", "text": t});
+    let line = serde_json::json!({"query_id": "q", "query": "honey", "positive_passages": [p("a", "bees make honey")], "negative_passages": [p("b", "granite is a rock")]});
+    std::fs::write(&data, format!("{line}\n{line}\n")).unwrap();
+    let m = fixture("tiny-llama");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmql"))
+        .args(["train", "--model", m.to_str().unwrap(), "--train-data", data.to_str().unwrap(), "--output-dir"])
+        .arg(tmp.path().join("out"))
+        .args(["--lora", "--train-group-size", "2", "--per-device-train-batch-size", "1", "--max-steps", "2", "--devices", "flex,cuda:99"])
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed().as_secs() > 120 {
+            let _ = child.kill();
+            panic!("the group hung after a peer failed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    let last = err.lines().last().unwrap_or("");
+    assert!(last.contains("cuda:99"), "expected the failing device's own error last, got:\n{err}");
+    assert!(!tmp.path().join("out/adapter_model.safetensors").exists());
+}

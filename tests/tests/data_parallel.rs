@@ -13,7 +13,7 @@ use llmql_core::lora::{attach_lora, LoraConfig};
 use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::pooling::Pooling;
 use llmql_core::train::data_parallel::{
-    all_gather_counts, all_gather_rows, broadcast_trainable, infonce_data_parallel, sync_gradients, token_weighted, BurnCollective, Collective,
+    all_gather_counts, all_gather_rows, broadcast_trainable, infonce_data_parallel, sync_gradients, sync_gradients_in_buckets, token_weighted, BurnCollective, Collective,
 };
 use llmql_core::{Checkpoint, Template};
 use llmql_tests::fixture;
@@ -91,7 +91,7 @@ fn infonce_over_two_peers_equals_one_device() {
     let single = host(&m, &GradientsParams::from_grads(loss.backward(), &m));
     // Two peers: 3 and 2 queries (uneven on purpose), each with its queries' passages.
     let split = [0..3, 3..5];
-    let results: Vec<(f64, BTreeMap<ParamId, Vec<f32>>)> = on_peers(2, |c| {
+    let results: Vec<(f64, BTreeMap<ParamId, Vec<f32>>, BTreeMap<ParamId, Vec<f32>>)> = on_peers(2, |c| {
         let r = split[c.rank()].clone();
         // Random LoRA init is not reproducible across threads (one RNG): rank 0's wins.
         let m = broadcast_trainable(&c, model(&ck, false));
@@ -99,11 +99,17 @@ fn infonce_over_two_peers_equals_one_device() {
         let p = embed(&m, &ps[r.start * group..r.end * group], eos, Pooling::Eos, true);
         let (loss, surrogate) = infonce_data_parallel(&c, q, p, group, t);
         let grads = sync_gradients(&c, &m, GradientsParams::from_grads(surrogate.backward(), &m));
-        (loss, host(&m, &grads))
+        // Small buckets (many all-reduces, parameters split across bucket boundaries) sum the same.
+        let q = embed(&m, &qs[r.clone()], eos, Pooling::Eos, true);
+        let p = embed(&m, &ps[r.start * group..r.end * group], eos, Pooling::Eos, true);
+        let (_, surrogate) = infonce_data_parallel(&c, q, p, group, t);
+        let small = sync_gradients_in_buckets(&c, &m, GradientsParams::from_grads(surrogate.backward(), &m), 300);
+        (loss, host(&m, &grads), host(&m, &small))
     });
-    for (rank, (loss, grads)) in results.iter().enumerate() {
+    for (rank, (loss, grads, small)) in results.iter().enumerate() {
         assert!((*loss as f32 - want).abs() <= 1e-5 * want.abs().max(1.0), "rank {rank}: loss {loss} vs {want}");
         compare(&single, grads, &format!("InfoNCE rank {rank}"));
+        assert!(grads == small, "rank {rank}: bucket size changed the summed gradients");
     }
     // Without the cross-device negatives (each peer alone) the loss is a different number: the
     // gather matters.

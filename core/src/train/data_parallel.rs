@@ -59,7 +59,7 @@ pub struct BurnCollective {
     config: burn::collective::CollectiveConfig,
     // Per backend type registered so far: how to unregister it.
     registered: Mutex<Vec<(std::any::TypeId, Finish)>>,
-    _group: Arc<GroupToken>,
+    group: Arc<GroupToken>,
 }
 
 /// Leaves Burn's collective for one backend type.
@@ -67,9 +67,42 @@ pub struct BurnCollective {
 type Finish = Box<dyn Fn() + Send>;
 
 /// Burn's local collective server is one per process and backend type, so only one group of
-/// peers may use it at a time: a group holds this token until its last peer has finished.
+/// peers may use it at a time: a group holds this token until its last peer has finished. It also
+/// knows how to reset the servers its peers use ([`GroupAbort`]).
 #[cfg(feature = "collective")]
-struct GroupToken;
+struct GroupToken {
+    /// The number of local peers.
+    local: usize,
+    resets: Mutex<Vec<(std::any::TypeId, Finish)>>,
+    aborted: std::sync::atomic::AtomicBool,
+    /// Per backend type, how many local peers have reached its registration (Burn's `register`
+    /// blocks until all have, and cannot be interrupted: peers enter it only together).
+    arrived: Mutex<Vec<(std::any::TypeId, usize)>>,
+    arrival: std::sync::Condvar,
+}
+
+/// Stops a data-parallel group whose peer has failed: Burn's collective servers are reset, so the
+/// other peers' pending and next all-reduces fail (they panic, naming the cause) instead of waiting
+/// forever for the missing peer.
+#[cfg(feature = "collective")]
+#[derive(Clone)]
+pub struct GroupAbort(Arc<GroupToken>);
+
+#[cfg(feature = "collective")]
+impl GroupAbort {
+    pub fn abort(&self) {
+        if self.0.aborted.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        {
+            let _g = self.0.arrived.lock().unwrap_or_else(|e| e.into_inner());
+            self.0.arrival.notify_all();
+        }
+        for (_, reset) in self.0.resets.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            reset();
+        }
+    }
+}
 
 #[cfg(feature = "collective")]
 static GROUP_BUSY: (Mutex<bool>, std::sync::Condvar) = (Mutex::new(false), std::sync::Condvar::new());
@@ -109,7 +142,13 @@ impl BurnCollective {
             }
             *busy = true;
         }
-        let token = Arc::new(GroupToken);
+        let token = Arc::new(GroupToken {
+            local,
+            resets: Mutex::new(Vec::new()),
+            aborted: Default::default(),
+            arrived: Mutex::new(Vec::new()),
+            arrival: Default::default(),
+        });
         // Sum in one place and copy the result out (exact and identical on every peer).
         let mut config = CollectiveConfig::default()
             .with_num_devices(local)
@@ -120,8 +159,7 @@ impl BurnCollective {
                     .with_num_nodes(m.nodes as u32)
                     .with_global_address(parse_address(&m.orchestrator))
                     .with_node_address(parse_address(&m.node_address))
-                    .with_data_service_port(m.data_service_port)
-;
+                    .with_data_service_port(m.data_service_port);
                 (m.nodes, m.node_rank)
             }
             None => (1, 0),
@@ -132,9 +170,18 @@ impl BurnCollective {
                 world: nodes * local,
                 config: config.clone(),
                 registered: Mutex::new(Vec::new()),
-                _group: token.clone(),
+                group: token.clone(),
             })
             .collect()
+    }
+
+    /// A handle that stops the whole group (see [`GroupAbort`]).
+    pub fn aborter(&self) -> GroupAbort {
+        GroupAbort(self.group.clone())
+    }
+
+    fn aborted(&self) -> bool {
+        self.group.aborted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn ensure_registered<B: Backend>(&self, device: &B::Device) {
@@ -144,6 +191,26 @@ impl BurnCollective {
             return;
         }
         let peer = burn::collective::PeerId::from(self.rank);
+        {
+            let mut resets = self.group.resets.lock().unwrap_or_else(|e| e.into_inner());
+            if !resets.iter().any(|(t, _)| *t == id) {
+                resets.push((id, Box::new(burn::collective::reset_collective::<B>)));
+            }
+        }
+        {
+            let mut arrived = self.group.arrived.lock().unwrap_or_else(|e| e.into_inner());
+            match arrived.iter_mut().find(|(t, _)| *t == id) {
+                Some((_, n)) => *n += 1,
+                None => arrived.push((id, 1)),
+            }
+            self.group.arrival.notify_all();
+            while !self.aborted() && arrived.iter().find(|(t, _)| *t == id).map_or(0, |(_, n)| *n) < self.group.local {
+                arrived = self.group.arrival.wait(arrived).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        if self.aborted() {
+            panic!("peer {}: another peer of the data-parallel group failed", self.rank);
+        }
         burn::collective::register::<B>(peer, device.clone(), self.config.clone())
             .unwrap_or_else(|e| panic!("peer {} could not join Burn's collective: {e:?}", self.rank));
         reg.push((id, Box::new(move || {
@@ -162,8 +229,11 @@ fn parse_address(s: &str) -> burn_communication::Address {
 #[cfg(feature = "collective")]
 impl Drop for BurnCollective {
     fn drop(&mut self) {
+        let aborted = self.aborted();
         for (_, finish) in self.registered.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..) {
-            finish();
+            if !aborted {
+                finish();
+            }
         }
     }
 }
@@ -183,38 +253,104 @@ impl Collective for BurnCollective {
         }
         self.ensure_registered::<B>(&t.device());
         let out = burn::collective::all_reduce::<B>(self.rank.into(), t.into_primitive().tensor(), burn::collective::ReduceOperation::Sum)
-            .unwrap_or_else(|e| panic!("all-reduce on peer {} failed: {e:?}", self.rank));
+            .unwrap_or_else(|e| {
+                if self.aborted() {
+                    panic!("peer {}: another peer of the data-parallel group failed", self.rank)
+                }
+                panic!("all-reduce on peer {} failed: {e:?}", self.rank)
+            });
         Tensor::from_primitive(TensorPrimitive::Float(out))
     }
 }
 
+/// Gradients are all-reduced in buckets of at most this many elements (64 MiB of f32), as
+/// PyTorch's DDP buckets them: a few large all-reduces instead of one per parameter.
+pub const BUCKET_ELEMENTS: usize = 1 << 24;
+
 /// Sums the gradient of every trainable parameter over the peers, in the module's parameter
 /// order (a peer without a gradient for one contributes zeros, so every peer makes the same
-/// calls). Frozen parameters (no `require_grad`) are left alone. Every peer calls it at the same point.
+/// calls), flattened into buckets of up to [`BUCKET_ELEMENTS`] of one dtype. Frozen parameters (no
+/// `require_grad`) are left alone. Every peer calls it at the same point.
 pub fn sync_gradients<B: AutodiffBackend, M: AutodiffModule<B>, C: Collective>(c: &C, model: &M, grads: GradientsParams) -> GradientsParams {
+    sync_gradients_in_buckets(c, model, grads, BUCKET_ELEMENTS)
+}
+
+/// [`sync_gradients`] with buckets of at most `bucket_elements` (a parameter larger than that gets
+/// a bucket of its own).
+pub fn sync_gradients_in_buckets<B: AutodiffBackend, M: AutodiffModule<B>, C: Collective>(
+    c: &C,
+    model: &M,
+    grads: GradientsParams,
+    bucket_elements: usize,
+) -> GradientsParams {
     if c.world_size() == 1 {
         return grads;
     }
-    struct Sync<'a, C> {
-        c: &'a C,
+    // Pass 1: every trainable parameter's gradient, flattened, in module order.
+    struct Take<B: AutodiffBackend> {
         grads: GradientsParams,
+        flat: Vec<Tensor<B::InnerBackend, 1>>,
     }
-    impl<B: AutodiffBackend, C: Collective> ModuleVisitor<B> for Sync<'_, C> {
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Take<B> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             let value = param.val();
             if !value.is_require_grad() {
                 return;
             }
-            let local = self
+            let g = self
                 .grads
                 .remove::<B::InnerBackend, D>(param.id)
                 .unwrap_or_else(|| Tensor::<B::InnerBackend, D>::zeros(value.shape(), (&value.device(), value.dtype())));
-            self.grads.register::<B::InnerBackend, D>(param.id, self.c.all_reduce_sum(local));
+            let n = g.shape().num_elements();
+            self.flat.push(g.reshape([n]));
         }
     }
-    let mut v = Sync { c, grads };
-    model.visit(&mut v);
-    v.grads
+    let mut take = Take::<B> { grads, flat: Vec::new() };
+    model.visit(&mut take);
+    // Sum bucket by bucket; pieces come back in the same order.
+    let mut summed: Vec<Tensor<B::InnerBackend, 1>> = Vec::with_capacity(take.flat.len());
+    let mut bucket: Vec<Tensor<B::InnerBackend, 1>> = Vec::new();
+    let mut filled = 0usize;
+    let flush = |bucket: &mut Vec<Tensor<B::InnerBackend, 1>>, summed: &mut Vec<Tensor<B::InnerBackend, 1>>| {
+        if bucket.is_empty() {
+            return;
+        }
+        let sizes: Vec<usize> = bucket.iter().map(|t| t.dims()[0]).collect();
+        let all = c.all_reduce_sum(Tensor::cat(std::mem::take(bucket), 0));
+        let mut at = 0;
+        for n in sizes {
+            summed.push(all.clone().slice([at..at + n]));
+            at += n;
+        }
+    };
+    for g in std::mem::take(&mut take.flat) {
+        let n = g.dims()[0];
+        if !bucket.is_empty() && (filled + n > bucket_elements || bucket[0].dtype() != g.dtype()) {
+            flush(&mut bucket, &mut summed);
+            filled = 0;
+        }
+        filled += n;
+        bucket.push(g);
+    }
+    flush(&mut bucket, &mut summed);
+    // Pass 2: back into the parameters' shapes.
+    struct Put<B: AutodiffBackend> {
+        grads: GradientsParams,
+        summed: std::vec::IntoIter<Tensor<B::InnerBackend, 1>>,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Put<B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let value = param.val();
+            if !value.is_require_grad() {
+                return;
+            }
+            let g = self.summed.next().expect("one summed gradient per trainable parameter");
+            self.grads.register::<B::InnerBackend, D>(param.id, g.reshape(value.shape()));
+        }
+    }
+    let mut put = Put::<B> { grads: take.grads, summed: summed.into_iter() };
+    model.visit(&mut put);
+    put.grads
 }
 
 /// The element-wise sum over peers of a few host values (counts, loss sums), through `device`.

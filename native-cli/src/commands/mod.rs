@@ -53,19 +53,58 @@ where
         tracing::info!("data parallel over {} devices", devices.len());
     }
     let group = BurnCollective::group(devices.len(), multi_node);
+    let abort = group[0].aborter();
+    // A peer that fails or panics stops the others (instead of leaving them waiting in an all-reduce).
+    struct AbortUnlessDone(Option<llmql_core::train::data_parallel::GroupAbort>);
+    impl AbortUnlessDone {
+        fn disarm(mut self) {
+            self.0 = None;
+        }
+    }
+    impl Drop for AbortUnlessDone {
+        fn drop(&mut self) {
+            if let Some(a) = self.0.take() {
+                a.abort();
+            }
+        }
+    }
     let results: Vec<Result<()>> = std::thread::scope(|s| {
         let handles: Vec<_> = group
             .into_iter()
             .zip(devices)
             .map(|(c, d)| {
                 let task = make(c);
-                s.spawn(move || llmql_backends::run_autodiff_on(d, checkpointing, task).map_err(anyhow::Error::from).and_then(|r| r))
+                let guard = AbortUnlessDone(Some(abort.clone()));
+                s.spawn(move || {
+                    let r = llmql_backends::run_autodiff_on(d, checkpointing, task).map_err(anyhow::Error::from).and_then(|r| r);
+                    if r.is_ok() {
+                        guard.disarm();
+                    }
+                    r
+                })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a training thread panicked")))).collect()
-    });
+        handles.into_iter().map(|h| h.join().map_err(|_| PeerPanicked)).collect::<Vec<_>>()
+    })
+    .into_iter()
+    .map(|r| r.map_err(anyhow::Error::from).and_then(|r| r))
+    .collect();
+    // The failing peer's own error first (the others only report that a peer failed).
+    if let Some(e) = results.iter().position(|r| r.as_ref().is_err_and(|e| e.downcast_ref::<PeerPanicked>().is_none())) {
+        return results.into_iter().nth(e).unwrap();
+    }
     results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
 }
+
+/// A training thread panicked (its message is on stderr).
+#[derive(Debug)]
+struct PeerPanicked;
+impl std::fmt::Display for PeerPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a training thread panicked")
+    }
+}
+impl std::error::Error for PeerPanicked {}
 
 /// `--devices a,b,...` (or `--device`) as device specs.
 pub fn device_list(device: &str, devices: Option<&str>) -> Result<Vec<llmql_backends::DeviceSpec>> {
