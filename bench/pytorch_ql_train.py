@@ -138,6 +138,7 @@ def main():
     ap.add_argument("--mask-probability", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--attn", default="eager", help="transformers attn_implementation (eager, sdpa)")
+    ap.add_argument("--gradient-checkpointing", action="store_true", help="transformers' per-layer checkpointing")
     ap.add_argument("--max-grad-norm", type=float, default=1.0, help="<= 0 disables clipping")
     ap.add_argument("--loss-on", choices=["all", "query"], default="all")
     args = ap.parse_args()
@@ -167,6 +168,8 @@ def main():
     print(f"built {len(examples)} examples in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
 
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=DT, attn_implementation=args.attn).to(DEV)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     model.config.use_cache = False
     params = [p for p in model.parameters() if p.requires_grad]
@@ -204,8 +207,15 @@ def main():
     sync()
     seconds = time.perf_counter() - t0
 
+    if DEV.type == "cuda":
+        peak_mib = torch.cuda.max_memory_allocated(DEV) / 2**20
+    else:
+        import resource
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
         "impl": "pytorch",
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "peak_mib": round(peak_mib, 1),
         "steps": args.steps,
         "tokens": tokens,
         "seconds": round(seconds, 4),

@@ -117,6 +117,7 @@ def main():
     ap.add_argument("--temperature", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--attn", default="eager", help="transformers attn_implementation (eager, sdpa)")
+    ap.add_argument("--gradient-checkpointing", action="store_true", help="transformers' per-layer checkpointing")
     args = ap.parse_args()
 
     import peft
@@ -150,6 +151,8 @@ def main():
 
     base = AutoModelForCausalLM.from_pretrained(str(folder), dtype=DT, attn_implementation=args.attn).to(DEV)
     base.config.use_cache = False
+    if args.gradient_checkpointing:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(base, LoraConfig(
         r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, target_modules=TARGETS,
         task_type="FEATURE_EXTRACTION"))
@@ -194,8 +197,15 @@ def main():
     sync()
     seconds = time.perf_counter() - t0
 
+    if DEV.type == "cuda":
+        peak_mib = torch.cuda.max_memory_allocated(DEV) / 2**20
+    else:
+        import resource
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
         "impl": "pytorch",
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "peak_mib": round(peak_mib, 1),
         "steps": args.steps,
         "tokens": tokens,
         "seconds": round(seconds, 4),

@@ -10,7 +10,9 @@
 #   5. measures training tokens/s of stage 1 (QL, full fine-tuning) and stage 2 (contrastive, LoRA r 32)
 #      in bf16 for llmql (`llmql bench ql-train|train --device cuda --dtype bf16`) and for the same
 #      work in PyTorch + transformers + peft (bench/pytorch_*.py --device cuda --dtype bf16 --attn sdpa);
-#   6. prints both, the ratio and the MFU against 989 TFLOPS (H100 SXM dense bf16), with
+#   6. runs stage 2 again with per-layer gradient checkpointing on both sides, sampling peak GPU memory
+#      (nvidia-smi) for all four stage-2 runs;
+#   7. prints both, the ratio and the MFU against 989 TFLOPS (H100 SXM dense bf16), with
 #      training FLOPs per token = 6 N (full fine-tuning) and 4 N (LoRA: no weight gradients of the base),
 #      N = parameters without the embedding table (lookups cost no FLOPs; tied lm_head counted once).
 # Needs: a CUDA driver, Rust, python3 with torch, transformers, peft, tokenizers (the device machine has them).
@@ -72,10 +74,22 @@ stamp "stage 1: llmql"
 "$L" bench ql-train --model "$W/model" --train-data "$W/train.jsonl" $S1 --device cuda --dtype bf16 | tail -1 > "$W/s1-llmql.json"
 stamp "stage 1: PyTorch"
 python3 bench/pytorch_ql_train.py --model "$W/model" --train-data "$W/train.jsonl" $S1 --device cuda --dtype bf16 --attn sdpa | tail -1 > "$W/s1-torch.json"
-stamp "stage 2: llmql"
-"$L" bench train --model "$W/model" --train-data "$W/train.jsonl" $S2 --lora-dropout 0 --device cuda --dtype bf16 | tail -1 > "$W/s2-llmql.json"
-stamp "stage 2: PyTorch"
-python3 bench/pytorch_train_contrastive.py --model "$W/model" --train-data "$W/train.jsonl" $S2 --lora-dropout 0 --device cuda --dtype bf16 --attn sdpa | tail -1 > "$W/s2-torch.json"
+# Peak GPU memory of a command (nvidia-smi samples every 100 ms), written to $1.
+sampled() {
+  local out="$1"; shift
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$out.samples" &
+  local sampler=$!
+  "$@"
+  kill "$sampler" 2>/dev/null || true
+  sort -n "$out.samples" | tail -1 > "$out"
+}
+for ck in "" "--gradient-checkpointing"; do
+  tag="${ck:+-ckpt}"
+  stamp "stage 2${ck:+ with $ck}: llmql"
+  sampled "$W/s2-llmql$tag.mem" sh -c "\"$L\" bench train --model \"$W/model\" --train-data \"$W/train.jsonl\" $S2 --lora-dropout 0 --device cuda --dtype bf16 $ck | tail -1 > \"$W/s2-llmql$tag.json\""
+  stamp "stage 2${ck:+ with $ck}: PyTorch"
+  sampled "$W/s2-torch$tag.mem" sh -c "python3 bench/pytorch_train_contrastive.py --model \"$W/model\" --train-data \"$W/train.jsonl\" $S2 --lora-dropout 0 --device cuda --dtype bf16 --attn sdpa $ck | tail -1 > \"$W/s2-torch$tag.json\""
+done
 
 python3 - "$W" <<'PY'
 import json, sys
@@ -93,5 +107,14 @@ for stage, mult in (("s1", 6), ("s2", 4)):
     a, b = ours.get("tokens_per_s"), ref.get("tokens_per_s")
     name = "stage 1 (QL, full FT)" if stage == "s1" else "stage 2 (contrastive, LoRA)"
     print(f"{name}: llmql {a:.0f} tok/s, MFU {a*mult*n/peak:.1%} | PyTorch {b:.0f} tok/s, MFU {b*mult*n/peak:.1%} | ratio {a/b:.2f}x")
+for tag, what in (("", "without"), ("-ckpt", "with")):
+    try:
+        ours, ref = json.load(open(f"{w}/s2-llmql{tag}.json")), json.load(open(f"{w}/s2-torch{tag}.json"))
+        mo, mr = open(f"{w}/s2-llmql{tag}.mem").read().strip(), open(f"{w}/s2-torch{tag}.mem").read().strip()
+    except (OSError, ValueError) as e:
+        print(f"stage 2 {what} gradient checkpointing: missing ({e})")
+        continue
+    print(f"stage 2 {what} gradient checkpointing: llmql {ours.get('tokens_per_s', 0):.0f} tok/s, peak GPU {mo} MiB | "
+          f"PyTorch {ref.get('tokens_per_s', 0):.0f} tok/s, peak GPU {mr} MiB (torch max allocated {ref.get('peak_mib')} MiB)")
 PY
 stamp "done"
