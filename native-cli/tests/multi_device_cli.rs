@@ -62,8 +62,8 @@ fn incomplete_multi_node_flags_are_named() {
     }
 }
 
-/// A peer that fails (here: a device that cannot be used) stops the others instead of leaving them
-/// waiting for it in an all-reduce, and its own error is the one reported.
+/// A peer that fails stops the others instead of leaving them waiting for it in an all-reduce, and
+/// its own error is the one reported.
 #[test]
 fn a_failing_peer_stops_the_group_with_its_own_error() {
     let tmp = tempfile::tempdir().unwrap();
@@ -72,29 +72,38 @@ fn a_failing_peer_stops_the_group_with_its_own_error() {
     let line = serde_json::json!({"query_id": "q", "query": "honey", "positive_passages": [p("a", "bees make honey")], "negative_passages": [p("b", "granite is a rock")]});
     std::fs::write(&data, format!("{line}\n{line}\n")).unwrap();
     let m = fixture("tiny-llama");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_llmql"))
-        .args(["train", "--model", m.to_str().unwrap(), "--train-data", data.to_str().unwrap(), "--output-dir"])
-        .arg(tmp.path().join("out"))
-        .args(["--lora", "--train-group-size", "2", "--per-device-train-batch-size", "1", "--max-steps", "2", "--devices", "flex,cuda:99"])
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
+    let train = |devices: &str, fail: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_llmql"));
+        c.args(["train", "--model", m.to_str().unwrap(), "--train-data", data.to_str().unwrap(), "--output-dir"])
+            .arg(tmp.path().join("out"))
+            .args(["--lora", "--train-group-size", "2", "--per-device-train-batch-size", "1", "--max-steps", "2", "--devices", devices])
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::piped());
+        if let Some(r) = fail {
+            c.env("LLMQL_TEST_FAIL_RANK", r);
         }
-        if start.elapsed().as_secs() > 120 {
-            let _ = child.kill();
-            panic!("the group hung after a peer failed");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut child = c.spawn().unwrap();
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed().as_secs() > 120 {
+                let _ = child.kill();
+                panic!("--devices {devices}: the group hung after a peer failed");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "--devices {devices}: expected a failure");
+        assert!(!tmp.path().join("out/adapter_model.safetensors").exists());
+        err
     };
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-    assert!(!status.success());
-    let last = err.lines().last().unwrap_or("");
-    assert!(last.contains("cuda:99"), "expected the failing device's own error last, got:\n{err}");
-    assert!(!tmp.path().join("out/adapter_model.safetensors").exists());
+    // Rank 1 fails after loading; rank 0 is then on its way into the first all-reduce.
+    let err = train("flex,flex", Some("1"));
+    assert!(err.lines().last().unwrap_or("").contains("peer 1 failed on purpose"), "expected rank 1's own error last, got:\n{err}");
+    // Devices of different backends cannot form one group: said up front.
+    let err = train("flex,cuda:99", None);
+    assert!(err.contains("devices of one backend"), "got:\n{err}");
 }

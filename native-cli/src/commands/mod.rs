@@ -52,6 +52,11 @@ where
     } else if devices.len() > 1 {
         tracing::info!("data parallel over {} devices", devices.len());
     }
+    // Burn's collective joins peers of one backend type.
+    if devices.iter().any(|d| std::mem::discriminant(d) != std::mem::discriminant(&devices[0])) {
+        let list = devices.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+        bail!("--devices {list}: data parallelism needs devices of one backend (all flex, all wgpu or all cuda)");
+    }
     let group = BurnCollective::group(devices.len(), multi_node);
     let abort = group[0].aborter();
     // A peer that fails or panics stops the others (instead of leaving them waiting in an all-reduce).

@@ -123,6 +123,10 @@ impl<C: Collective> AutodiffTask for Task<'_, C> {
         if let Some(lc) = &self.cfg.lora {
             model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
         }
+        // Test hook: one peer fails while the others go on to their first all-reduce.
+        if std::env::var("LLMQL_TEST_FAIL_RANK").ok().and_then(|v| v.parse::<usize>().ok()) == Some(rank) {
+            anyhow::bail!("peer {rank} failed on purpose (LLMQL_TEST_FAIL_RANK)");
+        }
         if rank != 0 {
             // Peers train in lockstep; rank 0 reports and saves.
             let mut quiet = llmql_core::train::ql_train::Quiet;
