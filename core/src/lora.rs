@@ -113,6 +113,16 @@ fn for_each_target<B: Backend>(model: &mut DecoderModel<B>, targets: &[String], 
     }
 }
 
+/// Whether any adapter of `model` applies dropout: the only randomness inside llmql's decoder layers.
+pub fn has_dropout<B: Backend>(model: &DecoderModel<B>) -> bool {
+    model.layers.iter().any(|l| {
+        let (a, m) = (&l.self_attn, &l.mlp);
+        [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj]
+            .iter()
+            .any(|lin| lin.lora.as_ref().is_some_and(|ad| ad.dropout.prob > 0.0))
+    })
+}
+
 /// Freezes every base weight and attaches fresh adapters to the target modules. `seed` makes the
 /// A initialisation reproducible.
 pub fn attach_lora<B: Backend>(model: DecoderModel<B>, cfg: &LoraConfig, seed: u64) -> Result<DecoderModel<B>> {

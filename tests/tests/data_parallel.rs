@@ -6,6 +6,7 @@
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{DType, Tensor};
 use llmql_core::encoder::embed;
 use llmql_core::infonce::infonce_loss;
@@ -22,22 +23,26 @@ use std::collections::BTreeMap;
 type A = Autodiff<Flex>;
 
 fn model(ck: &Checkpoint, lm_head: bool) -> DecoderModel<A> {
-    let m = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
+    model_on::<A>(ck, lm_head, &Default::default())
+}
+
+fn model_on<B: AutodiffBackend>(ck: &Checkpoint, lm_head: bool, device: &B::Device) -> DecoderModel<B> {
+    let m = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None }, device).unwrap();
     let m = attach_lora(m, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, ..Default::default() }, 7).unwrap();
     // Burn's RNG is one per backend, shared by the test threads: fixed adapter values instead.
     llmql_tests::fill_trainable(m)
 }
 
 /// Gradients by parameter id, on the host.
-struct Collect<'a>(&'a GradientsParams, BTreeMap<ParamId, Vec<f32>>);
-impl ModuleVisitor<A> for Collect<'_> {
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<A, D>>) {
-        if let Some(g) = self.0.get::<Flex, D>(p.id) {
-            self.1.insert(p.id, g.into_data().to_vec().unwrap());
+fn host<B: AutodiffBackend>(m: &DecoderModel<B>, g: &GradientsParams) -> BTreeMap<ParamId, Vec<f32>> {
+    struct Collect<'a>(&'a GradientsParams, BTreeMap<ParamId, Vec<f32>>);
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+            if let Some(g) = self.0.get::<B::InnerBackend, D>(p.id) {
+                self.1.insert(p.id, g.into_data().convert::<f32>().to_vec().unwrap());
+            }
         }
     }
-}
-fn host(m: &DecoderModel<A>, g: &GradientsParams) -> BTreeMap<ParamId, Vec<f32>> {
     let mut c = Collect(g, BTreeMap::new());
     m.visit(&mut c);
     c.1
@@ -170,4 +175,3 @@ fn all_gather_rows_concatenates_in_rank_order() {
         assert_eq!(r, vec![0.0, 1.0, 2.0, 3.0, 20.0, 21.0]);
     }
 }
-

@@ -15,7 +15,8 @@
 //! Every `DecoderModel::forward_layers*` call made on this thread while `ck` lives goes through it
 //! (a layer hook, if any, sees values without a graph). Randomness (LoRA dropout) is re-seeded
 //! before each layer, in the forward and in the recomputation alike, so both draw the same masks;
-//! the re-seeding holds a process-wide lock because Burn's RNG is global to a backend.
+//! the re-seeding holds a process-wide lock because Burn's RNG is global to a backend. Without
+//! dropout nothing is re-seeded.
 use crate::model::{AttentionMask, DecoderModel};
 use crate::train::common::mix;
 use burn::module::Module;
@@ -77,8 +78,14 @@ struct State<B: AutodiffBackend> {
 }
 
 impl<B: AutodiffBackend> State<B> {
-    /// Layer `layer` of call `call` under its own seed (forward and recomputation alike).
-    fn seeded<T>(&self, call: usize, layer: usize, device: &B::Device, f: impl FnOnce() -> T) -> T {
+    /// Layer `layer` of call `call` under its own seed (forward and recomputation alike) when the
+    /// layers draw random numbers (`random`: LoRA dropout); otherwise just `f()` — re-seeding is not
+    /// free (Burn's fusion backends flush their queue for it), and with two peers on one device
+    /// that flush has been seen to corrupt the other peer's gradients on wgpu.
+    fn seeded<T>(&self, call: usize, layer: usize, device: &B::Device, random: bool, f: impl FnOnce() -> T) -> T {
+        if !random {
+            return f();
+        }
         let _g = RNG.lock().unwrap_or_else(|e| e.into_inner());
         B::seed(device, mix(mix(self.seed, call as u64), layer as u64));
         f()
@@ -97,12 +104,13 @@ impl<B: AutodiffBackend> LayerRunner<B> for State<B> {
     ) -> Tensor<B, 3> {
         let call = self.tapes.borrow().len();
         let device = x.device();
+        let random = crate::lora::has_dropout(model);
         if !self.recompute {
             self.tapes.borrow_mut().push(Tape { input: x.clone(), saved: Vec::new(), cos: cos.clone(), sin: sin.clone(), mask: mask.clone(), output: x.clone() });
             let mut h = x;
             for (i, layer) in model.layers.iter().enumerate() {
                 h = hook(i, h);
-                h = self.seeded(call, i, &device, || layer.forward(h, cos, sin, mask));
+                h = self.seeded(call, i, &device, random, || layer.forward(h, cos, sin, mask));
             }
             return h;
         }
@@ -113,7 +121,7 @@ impl<B: AutodiffBackend> LayerRunner<B> for State<B> {
             h = hook(i, h);
             saved.push(h.clone().inner());
             let frozen = layer.clone().no_grad();
-            h = self.seeded(call, i, &device, || frozen.forward(h, cos, sin, mask));
+            h = self.seeded(call, i, &device, random, || frozen.forward(h, cos, sin, mask));
         }
         let output = Tensor::<B, 3>::from_inner(h.inner()).require_grad();
         self.tapes.borrow_mut().push(Tape {
@@ -175,9 +183,10 @@ impl<B: AutodiffBackend> LayerCheckpointing<B> {
             // An output the loss does not depend on has no gradient.
             let Some(mut g) = g else { continue };
             let device = g.device();
+            let random = crate::lora::has_dropout(model);
             for (i, layer) in model.layers.iter().enumerate().rev() {
                 let x = Tensor::<B, 3>::from_inner(tape.saved[i].clone()).require_grad();
-                let y = state.seeded(call, i, &device, || layer.forward(x.clone(), &tape.cos, &tape.sin, &tape.mask));
+                let y = state.seeded(call, i, &device, random, || layer.forward(x.clone(), &tape.cos, &tape.sin, &tape.mask));
                 let mut grads = (y * Tensor::<B, 3>::from_inner(g)).sum().backward();
                 g = x.grad_remove(&mut grads).expect("gradient of a layer's input");
                 acc.accumulate(model, GradientsParams::from_grads(grads, layer));
