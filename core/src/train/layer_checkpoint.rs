@@ -67,6 +67,8 @@ struct Tape<B: AutodiffBackend> {
     mask: AttentionMask<B>,
     /// The last layer's output as handed on: a leaf, whose gradient starts the layers' backward.
     output: Tensor<B, 3>,
+    /// Whether the layers drew random numbers (LoRA dropout), so the recomputation re-seeds too.
+    random: bool,
 }
 
 struct State<B: AutodiffBackend> {
@@ -74,6 +76,8 @@ struct State<B: AutodiffBackend> {
     /// `false`: the reference run ([`LayerCheckpointing::reference`]): the same per-layer seeding,
     /// one whole graph, no recomputation.
     recompute: bool,
+    /// `forward_layers` calls so far (each call's layers have their own seeds).
+    calls: std::cell::Cell<usize>,
     tapes: RefCell<Vec<Tape<B>>>,
 }
 
@@ -102,11 +106,11 @@ impl<B: AutodiffBackend> LayerRunner<B> for State<B> {
         mask: &AttentionMask<B>,
         hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
     ) -> Tensor<B, 3> {
-        let call = self.tapes.borrow().len();
+        let call = self.calls.get();
+        self.calls.set(call + 1);
         let device = x.device();
         let random = crate::lora::has_dropout(model);
         if !self.recompute {
-            self.tapes.borrow_mut().push(Tape { input: x.clone(), saved: Vec::new(), cos: cos.clone(), sin: sin.clone(), mask: mask.clone(), output: x.clone() });
             let mut h = x;
             for (i, layer) in model.layers.iter().enumerate() {
                 h = hook(i, h);
@@ -131,6 +135,7 @@ impl<B: AutodiffBackend> LayerRunner<B> for State<B> {
             sin: sin.clone(),
             mask: mask.clone(),
             output: output.clone(),
+            random,
         });
         output
     }
@@ -158,7 +163,7 @@ impl<B: AutodiffBackend> LayerCheckpointing<B> {
     }
 
     fn install(seed: u64, recompute: bool) -> Self {
-        let state = Rc::new(State { seed, recompute, tapes: RefCell::new(Vec::new()) });
+        let state = Rc::new(State { seed, recompute, calls: Default::default(), tapes: RefCell::new(Vec::new()) });
         let runner: Rc<dyn LayerRunner<B>> = state.clone();
         ACTIVE.with(|a| *a.borrow_mut() = Some(Rc::new(Installed(runner)) as Rc<dyn Any>));
         Self { state: Some(state) }
@@ -183,10 +188,9 @@ impl<B: AutodiffBackend> LayerCheckpointing<B> {
             // An output the loss does not depend on has no gradient.
             let Some(mut g) = g else { continue };
             let device = g.device();
-            let random = crate::lora::has_dropout(model);
             for (i, layer) in model.layers.iter().enumerate().rev() {
                 let x = Tensor::<B, 3>::from_inner(tape.saved[i].clone()).require_grad();
-                let y = state.seeded(call, i, &device, random, || layer.forward(x.clone(), &tape.cos, &tape.sin, &tape.mask));
+                let y = state.seeded(call, i, &device, tape.random, || layer.forward(x.clone(), &tape.cos, &tape.sin, &tape.mask));
                 let mut grads = (y * Tensor::<B, 3>::from_inner(g)).sum().backward();
                 g = x.grad_remove(&mut grads).expect("gradient of a layer's input");
                 acc.accumulate(model, GradientsParams::from_grads(grads, layer));
