@@ -41,6 +41,7 @@ function encoderOptions(settings, backend, hostEmbeddings) {
     if (settings.template) o.template = settings.template;
     if (settings.query_max_len) o.queryMaxLen = settings.query_max_len;
     if (settings.passage_max_len) o.passageMaxLen = settings.passage_max_len;
+    if (settings.truncation) o.truncation = settings.truncation;
     if (settings.pooling) o.pooling = settings.pooling;
     if (settings.normalize !== undefined) o.normalize = settings.normalize;
   }

@@ -5,6 +5,7 @@ use crate::model::{AttentionMask, DecoderModel, LoadOptions};
 use crate::pooling::{eos_pool, l2_normalize, mean_pool, Pooling};
 use crate::template::{Kind, Template};
 use crate::tokenizer::TextTokenizer;
+use crate::truncation::{Truncation, TruncationStats};
 use burn::tensor::{backend::Backend, DType, Int, Tensor, TensorData};
 
 #[derive(Debug, Clone, Copy)]
@@ -13,6 +14,8 @@ pub struct EncoderOptions {
     pub max_len: usize,
     pub normalize: bool,
     pub pooling: Pooling,
+    /// How inputs longer than `max_len` are cut (default: the content only, keeping the template).
+    pub truncation: Truncation,
 }
 
 impl Default for EncoderOptions {
@@ -22,6 +25,7 @@ impl Default for EncoderOptions {
             max_len: 512,
             normalize: true,
             pooling: Pooling::Eos,
+            truncation: Truncation::Content,
         }
     }
 }
@@ -32,6 +36,8 @@ pub struct Encoder<B: Backend> {
     pub options: EncoderOptions,
     /// The token embedding table kept on the host (see [`LoadOptions::host_embeddings`]).
     pub host_embeddings: Option<HostEmbeddings>,
+    /// What [`Self::tokenize`] has cut so far, per kind (queries, passages).
+    pub truncated: [TruncationStats; 2],
 }
 
 /// A token embedding table in host memory, `[vocab, hidden]` row-major: rows are gathered here and
@@ -167,6 +173,7 @@ impl<B: Backend> Encoder<B> {
             tokenizer,
             options,
             host_embeddings,
+            truncated: Default::default(),
         }
     }
 
@@ -174,10 +181,19 @@ impl<B: Backend> Encoder<B> {
         self.model.config.hidden_size
     }
 
-    /// Token ids for one input: template, special tokens, truncation to max_len-1, EOS.
+    /// Token ids for one input: template, special tokens, truncation to max_len-1 (as
+    /// `options.truncation` says; counted in [`Self::truncated`]), EOS.
     pub fn tokenize(&self, kind: Kind, title: Option<&str>, text: &str) -> Result<Vec<u32>> {
-        let s = self.options.template.apply(kind, title, text);
-        self.tokenizer.encode_with_eos(&s, self.options.max_len)
+        let parts = self.options.template.parts(kind, title, text);
+        let t = self.tokenizer.encode_input(&parts, self.options.max_len, self.options.truncation)?;
+        self.truncated[kind as usize].record(t.full_len(), t.cut_tokens);
+        Ok(t.ids)
+    }
+
+    /// Logs how many inputs of `kind` were cut so far (see [`TruncationStats::log`]).
+    pub fn log_truncation(&self, kind: Kind) {
+        let what = format!("{}s (max {} tokens, {} truncation)", kind.name(), self.options.max_len, self.options.truncation.name());
+        self.truncated[kind as usize].log(&what);
     }
 
     /// Embeds one batch of token sequences (any lengths, order kept): `[n, hidden]` on the device.

@@ -7,6 +7,7 @@
 //! - [`gguf`], [`hub`]: llama.cpp GGUF files and Hugging Face hub ids as model sources
 //! - [`model`]: the decoder (RoPE, RMSNorm, GQA attention, SwiGLU MLP), HF weight names kept
 //! - [`tokenizer`]: `tokenizer.json` and EOS resolution
+//! - [`truncation`]: cutting long inputs (content only, or the reference's whole-string cut) and counting cuts
 //! - [`template`]: the reference's query/passage instruction strings
 //! - [`pooling`]: eos / mean pooling and L2 normalisation
 //! - [`encoder`]: text -> normalised vector, batched with padding that never changes a result
@@ -15,6 +16,7 @@
 //! - [`search`]: exact inner-product top-K over encoded shards
 //! - [`trec`], [`metrics`]: qrels and runs; nDCG, RR, R, P, AP exactly as trec_eval / ir-measures
 //! - [`formats`]: BEIR, MS MARCO tsv, Tevatron jsonl
+//! - [`fusion`]: interpolating a first-stage run with a reranker's, the weight chosen on held-out queries
 //! - [`bm25`], [`dirichlet`], [`mining`]: BM25 (tantivy), Dirichlet-smoothed word QL, hard-negative mining
 //! - [`ql`]: LLM-QL stage 1 — Attention Stop mask, Input Corruption, example layouts, loss, QL ranking
 //! - [`train`]: training loops, schedule, clipping, checkpoints and resume
@@ -30,6 +32,7 @@ pub mod dirichlet;
 pub mod error;
 pub mod export;
 pub mod formats;
+pub mod fusion;
 pub mod gguf;
 #[cfg(feature = "hub")]
 pub mod hub;
@@ -47,6 +50,7 @@ pub mod template;
 pub mod tokenizer;
 pub mod train;
 pub mod trec;
+pub mod truncation;
 pub mod weights;
 
 pub use checkpoint::Checkpoint;

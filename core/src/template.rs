@@ -59,35 +59,61 @@ impl Template {
 
     /// The encoder text for a query.
     pub fn query(&self, q: &str) -> String {
-        match self {
-            Template::Llmql => format!("{QUERY_PREFIX} {}{QUERY_SUFFIX}", q.trim()).trim().to_string(),
-            Template::Repllama => format!("query: {}", q.trim()).trim().to_string(),
-            Template::Raw => q.to_string(),
-        }
+        self.parts(Kind::Query, None, q).joined()
     }
 
     /// The encoder text for a passage (`title` may be empty).
     pub fn passage(&self, title: &str, text: &str) -> String {
-        match self {
-            Template::Llmql => format!("{PASSAGE_PREFIX} {} {}{PASSAGE_SUFFIX}", title.trim(), text.trim())
-                .trim()
-                .to_string(),
-            Template::Repllama => format!("passage: {} {}", title.trim(), text.trim()).trim().to_string(),
-            Template::Raw => {
-                if title.is_empty() {
-                    text.to_string()
-                } else {
-                    format!("{title} {text}").trim().to_string()
-                }
-            }
-        }
+        self.parts(Kind::Passage, Some(title), text).joined()
     }
 
     pub fn apply(&self, kind: Kind, title: Option<&str>, text: &str) -> String {
-        match kind {
-            Kind::Query => self.query(text),
-            Kind::Passage => self.passage(title.unwrap_or(""), text),
+        self.parts(kind, title, text).joined()
+    }
+
+    /// The encoder text split into the instruction before the content, the content (the only
+    /// part [`crate::truncation::Truncation::Content`] may cut) and the instruction after it;
+    /// `prefix + content + suffix` is exactly the reference's string.
+    pub fn parts(&self, kind: Kind, title: Option<&str>, text: &str) -> TemplateParts {
+        let title = title.unwrap_or("");
+        let (prefix, content, suffix) = match (self, kind) {
+            // The reference's f-strings: `f'{prefix} {query.strip()}{post}'.strip()` and
+            // `f'{prefix} {title.strip()} {text.strip()}{post}'.strip()`.
+            (Template::Llmql, Kind::Query) => (format!("{QUERY_PREFIX} "), text.trim().to_string(), QUERY_SUFFIX.to_string()),
+            (Template::Llmql, Kind::Passage) => (
+                format!("{PASSAGE_PREFIX} "),
+                format!("{} {}", title.trim(), text.trim()),
+                PASSAGE_SUFFIX.to_string(),
+            ),
+            (Template::Repllama, Kind::Query) => ("query: ".to_string(), text.trim().to_string(), String::new()),
+            (Template::Repllama, Kind::Passage) => {
+                ("passage: ".to_string(), format!("{} {}", title.trim(), text.trim()).trim_end().to_string(), String::new())
+            }
+            (Template::Raw, Kind::Query) => (String::new(), text.to_string(), String::new()),
+            (Template::Raw, Kind::Passage) if title.is_empty() => (String::new(), text.to_string(), String::new()),
+            (Template::Raw, Kind::Passage) => (String::new(), format!("{title} {text}").trim().to_string(), String::new()),
+        };
+        let mut parts = TemplateParts { prefix, content, suffix };
+        // `.strip()` of the whole string: only an empty content can leave outer whitespace.
+        if parts.content.is_empty() && parts.suffix.is_empty() {
+            parts.prefix = parts.prefix.trim_end().to_string();
         }
+        parts
+    }
+}
+
+/// An encoder input as instruction prefix, content and instruction suffix (see [`Template::parts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateParts {
+    pub prefix: String,
+    pub content: String,
+    pub suffix: String,
+}
+
+impl TemplateParts {
+    /// The whole text.
+    pub fn joined(&self) -> String {
+        format!("{}{}{}", self.prefix, self.content, self.suffix)
     }
 }
 
@@ -123,5 +149,23 @@ mod tests {
         assert_eq!(Template::Repllama.passage("T", "x"), "passage: T x");
         assert_eq!(Template::Raw.passage("", "x"), "x");
         assert_eq!(Template::Raw.passage("T", "x"), "T x");
+        // Empty content: the whole string is stripped, as the reference's `.strip()` does.
+        assert_eq!(Template::Repllama.query("  "), "query:");
+        assert_eq!(Template::Repllama.passage("", ""), "passage:");
+        assert_eq!(Template::Repllama.passage("", "x"), "passage:  x");
+    }
+
+    #[test]
+    fn parts_join_to_the_text_and_isolate_the_content() {
+        for t in [Template::Llmql, Template::Repllama, Template::Raw] {
+            let p = t.parts(Kind::Passage, Some("T"), " body text ");
+            assert_eq!(p.joined(), t.passage("T", " body text "));
+            assert!(p.content.contains("body text"));
+            let q = t.parts(Kind::Query, None, "what is rust");
+            assert_eq!(q.joined(), t.query("what is rust"));
+            assert_eq!(q.content, "what is rust");
+        }
+        let q = Template::Llmql.parts(Kind::Query, None, "q");
+        assert!(q.prefix.starts_with("Instruct:") && q.suffix == QUERY_SUFFIX);
     }
 }

@@ -2,7 +2,7 @@
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::Tokenizer;
 
 #[derive(Clone)]
 pub struct TextTokenizer {
@@ -94,45 +94,30 @@ impl TextTokenizer {
         self.tokenizer.get_vocab_size(true)
     }
 
-    /// Token ids for an encoder input: the text with the tokenizer's special tokens, truncated to
-    /// `max_len - 1` (as transformers truncates, keeping post-processor tokens), then the EOS id.
+    /// Token ids for a text with the reference's truncation: the text with the tokenizer's special
+    /// tokens, cut to `max_len - 1` tokens (as transformers truncates, keeping post-processor
+    /// tokens), then the EOS id. Encoder inputs go through [`Self::encode_input`].
     pub fn encode_with_eos(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
-        let mut ids = self.encode_truncated(text, max_len.saturating_sub(1))?;
-        ids.push(self.eos_id);
-        Ok(ids)
+        let parts = crate::template::TemplateParts { prefix: String::new(), content: text.to_string(), suffix: String::new() };
+        Ok(self.encode_input(&parts, max_len, crate::truncation::Truncation::Reference)?.ids)
     }
 
-    /// The text with special tokens, truncated to at most `max_len` tokens.
-    pub fn encode_truncated(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
-        let enc = self.tokenizer.encode(text, true).map_err(|e| Error::Tokenizer {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        if enc.get_ids().len() <= max_len {
-            return Ok(enc.get_ids().to_vec());
-        }
-        let mut t = self.tokenizer.clone();
-        t.with_truncation(Some(TruncationParams {
-            max_length: max_len,
-            ..Default::default()
-        }))
-        .map_err(|e| Error::Tokenizer {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        let enc = t.encode(text, true).map_err(|e| Error::Tokenizer {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        Ok(enc.get_ids().to_vec())
+    /// The text with special tokens when `special`, untruncated.
+    pub(crate) fn encode_raw(&self, text: &str, special: bool) -> Result<tokenizers::Encoding> {
+        self.tokenizer.encode(text, special).map_err(|e| self.error(e.to_string()))
+    }
+
+    /// The text with special tokens, untruncated.
+    pub fn encode_full(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.encode_raw(text, true)?.get_ids().to_vec())
+    }
+
+    pub(crate) fn error(&self, message: String) -> Error {
+        Error::Tokenizer { path: self.path.clone(), message }
     }
 
     /// Token ids without special tokens (for pieces of a prompt assembled by hand).
     pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.tokenizer.encode(text, false).map_err(|e| Error::Tokenizer {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        Ok(enc.get_ids().to_vec())
+        Ok(self.encode_raw(text, false)?.get_ids().to_vec())
     }
 }

@@ -37,6 +37,8 @@ enum Command {
     ExportWeb(commands::export_web::ExportWebArgs),
     /// Rerank a run's top-K by LLM-QL query likelihood.
     Rerank(commands::rerank::RerankArgs),
+    /// Interpolate a first-stage run with a reranker's run (weight fixed, or chosen on held-out judged queries).
+    Fuse(commands::fuse::FuseArgs),
     /// Mine hard negatives from a run into Tevatron-format training data.
     MineNegatives(commands::mine_negatives::MineNegativesArgs),
     /// Describe a model folder: family, size, heads, dtype, vocabulary, BOS/EOS.
@@ -74,6 +76,7 @@ fn main() {
         Command::MineNegatives(a) => commands::mine_negatives::run(a),
         Command::QlTrain(a) => commands::ql_train::run(a),
         Command::Rerank(a) => commands::rerank::run(a),
+        Command::Fuse(a) => commands::fuse::run(a),
         Command::Train(a) => commands::train::run(a),
         Command::MergeLora(a) => commands::merge_lora::run(a),
         Command::ExportWeb(a) => commands::export_web::run(a),

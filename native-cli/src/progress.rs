@@ -39,9 +39,10 @@ impl llmql_core::train::ql_train::TrainObserver for TrainProgress {
         }
     }
     fn on_log(&mut self, e: &llmql_core::train::checkpoint::LogEntry) {
+        let cosine = e.embedding_cosine.map(|c| format!(" passage_cosine {c:.3}")).unwrap_or_default();
         self.pb.suspend(|| {
             tracing::info!(
-                "step {} epoch {:.2} loss {:.4} lr {:.3e} grad_norm {:.3} tokens/s {:.0}",
+                "step {} epoch {:.2} loss {:.4} lr {:.3e} grad_norm {:.3} tokens/s {:.0}{cosine}",
                 e.step, e.epoch, e.loss, e.learning_rate, e.grad_norm, e.tokens_per_s
             )
         });

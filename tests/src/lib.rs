@@ -65,7 +65,8 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-/// An encoder for a fixture model on `device` (f32 compute).
+/// An encoder for a fixture model on `device` (f32 compute), truncating as the reference does (the
+/// golden values come from transformers' whole-string truncation).
 pub fn encoder<B: Backend>(model: &str, template: Template, max_len: usize, normalize: bool, device: &B::Device) -> Encoder<B> {
     let ck = Checkpoint::open(&fixture(model)).unwrap();
     Encoder::load(
@@ -74,6 +75,7 @@ pub fn encoder<B: Backend>(model: &str, template: Template, max_len: usize, norm
             template,
             max_len,
             normalize,
+            truncation: llmql_core::truncation::Truncation::Reference,
             ..Default::default()
         },
         burn::tensor::DType::F32,

@@ -30,7 +30,12 @@ fn run_cuda() {
         let case = &g.cases[0];
         let enc = llmql_core::Encoder::<Cuda>::load(
             &ck,
-            llmql_core::EncoderOptions { template: case.template, max_len: case.max_len, ..Default::default() },
+            llmql_core::EncoderOptions {
+                template: case.template,
+                max_len: case.max_len,
+                truncation: llmql_core::truncation::Truncation::Reference,
+                ..Default::default()
+            },
             burn::tensor::DType::BF16,
             &cdev,
         )

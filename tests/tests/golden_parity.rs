@@ -73,6 +73,7 @@ fn half_precision_compute_stays_close() {
                 llmql_core::EncoderOptions {
                     template: case.template,
                     max_len: case.max_len,
+                    truncation: llmql_core::truncation::Truncation::Reference,
                     ..Default::default()
                 },
                 dtype,

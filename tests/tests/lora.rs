@@ -16,7 +16,7 @@ fn base(model: &str) -> (Checkpoint, DecoderModel<Flex>) {
 }
 
 fn embed(ck: &Checkpoint, m: DecoderModel<Flex>) -> Vec<Vec<f32>> {
-    let enc = Encoder { model: m, tokenizer: ck.tokenizer.clone(), options: EncoderOptions { template: Template::Raw, max_len: 32, ..Default::default() }, host_embeddings: None };
+    let enc = Encoder { model: m, tokenizer: ck.tokenizer.clone(), options: EncoderOptions { template: Template::Raw, max_len: 32, ..Default::default() }, host_embeddings: None, truncated: Default::default() };
     enc.encode_texts(Kind::Passage, &[(Some("Bees"), "Bees make honey."), (None, "Rivers run to the sea.")], 2).unwrap()
 }
 

@@ -100,7 +100,7 @@ fn scores_do_not_depend_on_padding_or_batching() {
         .filter(|e| e["direction"] == "d2q")
         .map(|e| (e["passage"].as_str().unwrap().to_string(), e["query"].as_str().unwrap().to_string()))
         .collect();
-    let opts = |bs| QlScoreOptions { p_max_len: 128, q_max_len: 32, batch_size: bs, attention_stop: true };
+    let opts = |bs| QlScoreOptions { p_max_len: 128, q_max_len: 32, batch_size: bs, ..Default::default() };
     let one = ql_scores(&m, &ck.tokenizer, &pairs, opts(1), |_| {}).unwrap();
     let all = ql_scores(&m, &ck.tokenizer, &pairs, opts(8), |_| {}).unwrap();
     for (a, b) in one.iter().zip(&all) {
@@ -190,7 +190,7 @@ fn cached_scores_equal_full_sequences_and_transformers() {
                 p_max_len: e["p_max_len"].as_u64().unwrap() as usize,
                 q_max_len: e["q_max_len"].as_u64().unwrap() as usize,
                 batch_size: 4,
-                attention_stop: true,
+                ..Default::default()
             };
             let got = ql_scores(&m, &ck.tokenizer, &[(passage, e["query"].as_str().unwrap().to_string())], opts, |_| {}).unwrap()[0];
             let want = s["score"].as_f64().unwrap();

@@ -86,7 +86,7 @@ fn our_adapter_and_merged_folder_round_trip_through_python() {
     use llmql_core::{Encoder, EncoderOptions, Kind};
     let g: Value = serde_json::from_slice(&std::fs::read(fixture("stage2/roundtrip.json")).unwrap()).unwrap();
     let device = Default::default();
-    let opts = |max_len| EncoderOptions { template: Template::Llmql, max_len, ..Default::default() };
+    let opts = |max_len| EncoderOptions { template: Template::Llmql, max_len, truncation: llmql_core::truncation::Truncation::Reference, ..Default::default() };
     for case in g["cases"].as_array().unwrap() {
         let max_len = case["max_len"].as_u64().unwrap() as usize;
         let kind: Kind = case["kind"].as_str().unwrap().parse().unwrap();

@@ -18,7 +18,14 @@ use llmql_core::lora::{load_adapter_bytes, merge_lora};
 use llmql_core::model::{embed_tokens_name, LoadOptions};
 use llmql_core::pooling::Pooling;
 use llmql_core::search::Embeddings;
+use llmql_core::truncation::{Truncation, TruncationStats};
 use llmql_core::{Checkpoint, Encoder, Kind, Template};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(s: &str);
+}
 use std::path::Path;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -83,8 +90,8 @@ impl ModelFiles {
     }
 }
 
-/// How to run the encoder. Defaults: backend `auto`, template `llmql`, 32/128 tokens, eos
-/// pooling, normalised, dtype `auto`.
+/// How to run the encoder. Defaults: backend `auto`, template `llmql`, 64/192 tokens, content
+/// truncation, eos pooling, normalised, dtype `auto`.
 #[wasm_bindgen(getter_with_clone)]
 #[derive(Clone, Debug)]
 pub struct EncoderOptions {
@@ -98,6 +105,9 @@ pub struct EncoderOptions {
     /// Maximum passage tokens including the appended EOS.
     #[wasm_bindgen(js_name = passageMaxLen)]
     pub passage_max_len: u32,
+    /// `content` (cut the text, keep the template's instructions) or `reference` (the reference's
+    /// whole-string cut), as `llmql encode --truncation`.
+    pub truncation: String,
     /// `eos` or `mean`.
     pub pooling: String,
     pub normalize: bool,
@@ -116,8 +126,9 @@ impl EncoderOptions {
         EncoderOptions {
             backend: "auto".into(),
             template: "llmql".into(),
-            query_max_len: 32,
-            passage_max_len: 128,
+            query_max_len: 64,
+            passage_max_len: 192,
+            truncation: "content".into(),
             pooling: "eos".into(),
             normalize: true,
             dtype: "auto".into(),
@@ -215,6 +226,9 @@ pub struct LlmqlEncoder {
     template: Template,
     query_max_len: usize,
     passage_max_len: usize,
+    truncation: Truncation,
+    /// What tokenizing has cut so far (queries, passages).
+    truncated: [TruncationStats; 2],
     dtype: DType,
     dim: usize,
     host_embeddings: bool,
@@ -258,6 +272,7 @@ impl LlmqlEncoder {
     /// Loads a model (and optional adapter) on WebGPU or the CPU, as `options.backend` asks.
     pub async fn load(files: ModelFiles, options: EncoderOptions) -> Result<LlmqlEncoder, JsError> {
         let template: Template = options.template.parse().map_err(js_err)?;
+        let truncation: Truncation = options.truncation.parse().map_err(js_err)?;
         let pooling: Pooling = options.pooling.parse().map_err(js_err)?;
         let gpu = match options.backend.as_str() {
             "cpu" => None,
@@ -290,6 +305,7 @@ impl LlmqlEncoder {
             max_len: options.query_max_len.max(options.passage_max_len) as usize,
             normalize: options.normalize,
             pooling,
+            truncation,
         };
         let dim = ckpt.config.hidden_size;
         let (engine, host) = match gpu {
@@ -326,6 +342,8 @@ impl LlmqlEncoder {
             template,
             query_max_len: options.query_max_len as usize,
             passage_max_len: options.passage_max_len as usize,
+            truncation,
+            truncated: Default::default(),
             dtype,
             dim,
             host_embeddings: host,
@@ -359,6 +377,12 @@ impl LlmqlEncoder {
         self.host_embeddings
     }
 
+    /// How many texts tokenizing has cut to the length limit so far (queries and passages).
+    #[wasm_bindgen(getter, js_name = truncatedTexts)]
+    pub fn truncated_texts(&self) -> usize {
+        self.truncated.iter().map(|s| s.counts().1).sum()
+    }
+
     /// The token ids the encoder reads for a query (template, special tokens, EOS).
     #[wasm_bindgen(js_name = tokenizeQuery)]
     pub fn tokenize_query(&self, text: &str) -> Result<Uint32Array, JsError> {
@@ -385,12 +409,23 @@ impl LlmqlEncoder {
             Kind::Query => self.query_max_len,
             Kind::Passage => self.passage_max_len,
         };
-        let s = self.template.apply(kind, title, text);
+        let parts = self.template.parts(kind, title, text);
         let tok = match &self.engine {
             Engine::Gpu(e) => &e.tokenizer,
             Engine::Cpu(e) => &e.tokenizer,
         };
-        tok.encode_with_eos(&s, max_len).map_err(js_err)
+        let t = tok.encode_input(&parts, max_len, self.truncation).map_err(js_err)?;
+        self.truncated[kind as usize].record(t.full_len(), t.cut_tokens);
+        if t.cut_tokens > 0 {
+            let (n, cut, most) = self.truncated[kind as usize].counts();
+            console_warn(&format!(
+                "llmql: a {} was cut by {} tokens to {max_len} ({} truncation); {cut} of {n} so far, by up to {most}",
+                kind.name(),
+                t.cut_tokens,
+                self.truncation.name()
+            ));
+        }
+        Ok(t.ids)
     }
 
     async fn encode(&self, kind: Kind, title: Option<&str>, text: &str) -> Result<Float32Array, JsError> {

@@ -8,7 +8,9 @@
 //! its closing EOS) at most `q_max_len` tokens — as in the reference, whose prompt is always padded
 //! to `p_max_len` whatever the direction.
 use crate::error::{Error, Result};
+use crate::template::TemplateParts;
 use crate::tokenizer::TextTokenizer;
+use crate::truncation::Truncation;
 
 pub const D2Q_PREFIX: &str = "Instruct: Given a retrieved passage, summarize the passage.\nPassage: ";
 /// Stage 1 keeps the trailing space after "Summarization:".
@@ -54,6 +56,9 @@ pub struct QlExample {
     /// Index of the separator (the prompt's length).
     pub sep_pos: usize,
     pub direction: Direction,
+    /// Tokens cut from the prompt's conditioning text and from the target (see [`QlLengths`]).
+    pub prompt_cut: usize,
+    pub target_cut: usize,
 }
 
 impl QlExample {
@@ -74,15 +79,34 @@ impl QlExample {
     }
 }
 
+/// Length limits of a stage-1 example and how its conditioning text is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QlLengths {
+    /// The prompt (with BOS) has at most this many tokens.
+    pub p_max_len: usize,
+    /// The target (with its closing EOS) has at most this many tokens.
+    pub q_max_len: usize,
+    /// `Content` drops trailing words of the conditioning text so the instruction suffix
+    /// survives; `Reference` keeps the first `p_max_len` tokens of the whole prompt string.
+    pub truncation: Truncation,
+}
+
+impl QlLengths {
+    pub fn new(p_max_len: usize, q_max_len: usize) -> Self {
+        Self { p_max_len, q_max_len, truncation: Truncation::Content }
+    }
+}
+
 /// Tokenizes `prefix + body + suffix` with special tokens, dropping trailing words of `body`
 /// until it fits in `max_len` tokens. Errors when even an empty body does not fit.
-fn fit_prompt(tok: &TextTokenizer, prefix: &str, body: &str, suffix: &str, max_len: usize) -> Result<Vec<u32>> {
+/// Returns the ids and how many tokens were cut.
+fn fit_prompt(tok: &TextTokenizer, prefix: &str, body: &str, suffix: &str, max_len: usize) -> Result<(Vec<u32>, usize)> {
     let words: Vec<&str> = body.split_whitespace().collect();
-    let ids_for = |n: usize| tok.encode_truncated(&format!("{prefix}{}{suffix}", words[..n].join(" ")), usize::MAX);
+    let ids_for = |n: usize| tok.encode_full(&format!("{prefix}{}{suffix}", words[..n].join(" ")));
     // Untruncated: the text exactly as given (as the reference tokenizes it).
-    let full = tok.encode_truncated(&format!("{prefix}{body}{suffix}"), usize::MAX)?;
+    let full = tok.encode_full(&format!("{prefix}{body}{suffix}"))?;
     if full.len() <= max_len {
-        return Ok(full);
+        return Ok((full, 0));
     }
     // Largest n with len(ids_for(n)) <= max_len (token count grows with n).
     let (mut lo, mut hi) = (0usize, words.len());
@@ -101,30 +125,53 @@ fn fit_prompt(tok: &TextTokenizer, prefix: &str, body: &str, suffix: &str, max_l
             hi = mid - 1;
         }
     }
-    ids_for(lo)
+    let ids = ids_for(lo)?;
+    let cut = full.len().saturating_sub(ids.len());
+    Ok((ids, cut))
 }
 
-fn target_ids(tok: &TextTokenizer, text: &str, max_len: usize) -> Result<Vec<u32>> {
+/// The prompt as the reference cuts it: the first `max_len` tokens of the whole string.
+fn cut_prompt(tok: &TextTokenizer, prefix: &str, body: &str, suffix: &str, max_len: usize) -> Result<(Vec<u32>, usize)> {
+    let parts = TemplateParts { prefix: String::new(), content: format!("{prefix}{body}{suffix}"), suffix: String::new() };
+    // `encode_input` appends EOS after `max_len` tokens: drop it (the separator is added by the caller).
+    let mut t = tok.encode_input(&parts, max_len + 1, Truncation::Reference)?;
+    t.ids.pop();
+    Ok((t.ids, t.cut_tokens))
+}
+
+fn target_ids(tok: &TextTokenizer, text: &str, max_len: usize) -> Result<(Vec<u32>, usize)> {
     let mut ids = tok.encode_plain(text)?;
-    ids.truncate(max_len.saturating_sub(1));
+    let keep = max_len.saturating_sub(1);
+    let cut = ids.len().saturating_sub(keep);
+    ids.truncate(keep);
     ids.push(tok.eos_id);
-    Ok(ids)
+    Ok((ids, cut))
+}
+
+/// A stage-1 example: `conditioning` (the passage for d2q, the query for q2d; already corrupted
+/// when training with Input Corruption) in its direction's prompt, the separator, then `target`.
+pub fn build_example(tok: &TextTokenizer, direction: Direction, conditioning: &str, target: &str, lengths: &QlLengths) -> Result<QlExample> {
+    let (prefix, suffix) = match direction {
+        Direction::D2q => (D2Q_PREFIX, D2Q_SUFFIX),
+        Direction::Q2d => (Q2D_PREFIX, Q2D_SUFFIX),
+    };
+    let (mut ids, prompt_cut) = match lengths.truncation {
+        Truncation::Content => fit_prompt(tok, prefix, conditioning, suffix, lengths.p_max_len)?,
+        Truncation::Reference => cut_prompt(tok, prefix, conditioning, suffix, lengths.p_max_len)?,
+    };
+    let sep_pos = ids.len();
+    ids.push(tok.eos_id);
+    let (target_ids, target_cut) = target_ids(tok, target, lengths.q_max_len)?;
+    ids.extend(target_ids);
+    Ok(QlExample { input_ids: ids, sep_pos, direction, prompt_cut, target_cut })
 }
 
 /// A d2q example; `passage` is already corrupted when training with Input Corruption.
 pub fn build_d2q(tok: &TextTokenizer, passage: &str, query: &str, p_max_len: usize, q_max_len: usize) -> Result<QlExample> {
-    let mut ids = fit_prompt(tok, D2Q_PREFIX, passage, D2Q_SUFFIX, p_max_len)?;
-    let sep_pos = ids.len();
-    ids.push(tok.eos_id);
-    ids.extend(target_ids(tok, query, q_max_len)?);
-    Ok(QlExample { input_ids: ids, sep_pos, direction: Direction::D2q })
+    build_example(tok, Direction::D2q, passage, query, &QlLengths::new(p_max_len, q_max_len))
 }
 
 /// The mirror image: the query prompt generates the passage.
 pub fn build_q2d(tok: &TextTokenizer, passage: &str, query: &str, p_max_len: usize, q_max_len: usize) -> Result<QlExample> {
-    let mut ids = fit_prompt(tok, Q2D_PREFIX, query, Q2D_SUFFIX, p_max_len)?;
-    let sep_pos = ids.len();
-    ids.push(tok.eos_id);
-    ids.extend(target_ids(tok, passage, q_max_len)?);
-    Ok(QlExample { input_ids: ids, sep_pos, direction: Direction::Q2d })
+    build_example(tok, Direction::Q2d, query, passage, &QlLengths::new(p_max_len, q_max_len))
 }

@@ -8,7 +8,8 @@
 //! one-position cache. This gives the same scores as the full masked sequence (tested) at a
 //! fraction of the cost: a document shared by many queries is read once, and a pair costs only
 //! its query's tokens.
-use super::example::{build_d2q, LossOn, QlExample};
+use super::example::{build_example, Direction, LossOn, QlExample, QlLengths};
+use crate::truncation::{Truncation, TruncationStats};
 use super::loss::{per_example_sums, target_log_probs, QlBatch};
 use crate::encoder::{length_sorted_batches, PaddedBatch};
 use crate::error::Result;
@@ -23,6 +24,8 @@ use std::collections::HashMap;
 pub struct QlScoreOptions {
     pub p_max_len: usize,
     pub q_max_len: usize,
+    /// How a document prompt longer than `p_max_len` is cut.
+    pub truncation: Truncation,
     pub batch_size: usize,
     /// `false` scores with plain causal attention (for ablations).
     pub attention_stop: bool,
@@ -33,6 +36,7 @@ impl Default for QlScoreOptions {
         Self {
             p_max_len: 200,
             q_max_len: 200,
+            truncation: Truncation::Content,
             batch_size: 16,
             attention_stop: true,
         }
@@ -47,10 +51,18 @@ pub fn ql_scores<B: Backend>(
     opts: QlScoreOptions,
     on_batch: impl FnMut(usize),
 ) -> Result<Vec<f64>> {
+    let lengths = QlLengths { p_max_len: opts.p_max_len, q_max_len: opts.q_max_len, truncation: opts.truncation };
     let examples = pairs
         .iter()
-        .map(|(p, q)| build_d2q(tok, p, q, opts.p_max_len, opts.q_max_len))
+        .map(|(p, q)| build_example(tok, Direction::D2q, p, q, &lengths))
         .collect::<Result<Vec<_>>>()?;
+    let (prompts, queries) = (TruncationStats::default(), TruncationStats::default());
+    for e in &examples {
+        prompts.record(e.sep_pos + e.prompt_cut, e.prompt_cut);
+        queries.record(e.len() - e.sep_pos - 1 + e.target_cut, e.target_cut);
+    }
+    prompts.log(&format!("document prompts (max {} tokens, {} truncation)", opts.p_max_len, opts.truncation.name()));
+    queries.log(&format!("scored queries (max {} tokens)", opts.q_max_len));
     if opts.attention_stop {
         return Ok(cached_scores(model, &examples, tok.eos_id, opts.batch_size, on_batch));
     }

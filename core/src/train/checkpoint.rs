@@ -13,6 +13,10 @@ pub struct LogEntry {
     pub learning_rate: f64,
     pub grad_norm: f64,
     pub tokens_per_s: f64,
+    /// Stage 2: mean pairwise cosine of the passage embeddings over the window (see
+    /// [`super::collapse`]); near 1 with the loss near ln(candidates) means a collapse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_cosine: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -35,6 +35,7 @@ impl LogWindow {
             learning_rate: lr,
             grad_norm,
             tokens_per_s: self.tokens as f64 / secs,
+            embedding_cosine: None,
         };
         *self = Self::default();
         e
@@ -71,10 +72,25 @@ pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
 }
 
 /// `(steps per epoch, total steps)` for `n` examples, micro-batches of `bs`, `accum` of them per step.
+/// As in the HF Trainer, `max_steps` overrides the epoch count (the data is cycled, each epoch in
+/// its own order).
 pub fn step_counts(n: usize, bs: usize, accum: usize, epochs: usize, max_steps: Option<usize>) -> (usize, usize) {
     let per_epoch = n.div_ceil(bs).div_ceil(accum);
-    let total = per_epoch * epochs.max(1);
-    (per_epoch, max_steps.map_or(total, |m| total.min(m)))
+    (per_epoch, max_steps.unwrap_or(per_epoch * epochs.max(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_counts;
+
+    #[test]
+    fn max_steps_overrides_epochs() {
+        // 10 examples, batch 4: 3 steps an epoch.
+        assert_eq!(step_counts(10, 4, 1, 2, None), (3, 6));
+        assert_eq!(step_counts(10, 4, 1, 1, Some(7)), (3, 7));
+        assert_eq!(step_counts(10, 4, 1, 5, Some(2)), (3, 2));
+        assert_eq!(step_counts(10, 2, 2, 1, None), (3, 3));
+    }
 }
 
 /// The optimizer both stages use: AdamW (betas 0.9/0.999, eps 1e-8, as torch/transformers).

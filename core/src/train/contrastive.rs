@@ -10,6 +10,7 @@ use super::layer_checkpoint::LayerCheckpointing;
 use super::data_parallel::{broadcast_trainable, infonce_data_parallel, share, sync_gradients, Collective, Single};
 use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
 use super::clip::clip_global_norm;
+use super::collapse::{mean_pairwise_cosine, CollapseMonitor};
 use super::negatives::sample_group;
 use super::ql_train::TrainObserver;
 use super::schedule::LinearSchedule;
@@ -19,7 +20,8 @@ use crate::formats::TevatronExample;
 use crate::infonce::infonce_loss;
 use crate::model::DecoderModel;
 use crate::pooling::Pooling;
-use crate::template::Template;
+use crate::template::{Kind, Template};
+use crate::truncation::{Truncation, TruncationStats};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::StoredDtype;
 use burn::optim::{GradientsAccumulator, Optimizer};
@@ -35,6 +37,8 @@ pub struct ContrastiveConfig {
     pub train_group_size: usize,
     pub query_max_len: usize,
     pub passage_max_len: usize,
+    /// How inputs longer than their limit are cut ([`Truncation`]).
+    pub truncation: Truncation,
     pub learning_rate: f64,
     pub num_train_epochs: usize,
     pub max_steps: Option<usize>,
@@ -61,8 +65,9 @@ impl Default for ContrastiveConfig {
             normalize: true,
             temperature: 0.01,
             train_group_size: 16,
-            query_max_len: 32,
-            passage_max_len: 156,
+            query_max_len: 64,
+            passage_max_len: 192,
+            truncation: Truncation::Content,
             learning_rate: 1e-4,
             num_train_epochs: 1,
             max_steps: None,
@@ -82,20 +87,27 @@ impl Default for ContrastiveConfig {
     }
 }
 
-/// Token ids of a micro-batch: queries, then each query's group (positive first).
+/// Token ids of a micro-batch: queries, then each query's group (positive first); what was cut
+/// is counted in `cut` (queries, passages).
 pub fn group_ids(
     tok: &TextTokenizer,
     examples: &[(usize, &TevatronExample)],
     cfg: &ContrastiveConfig,
     epoch: usize,
+    cut: &[TruncationStats; 2],
 ) -> Result<(Vec<Vec<u32>>, Vec<Vec<u32>>)> {
+    let input = |kind: Kind, title: Option<&str>, text: &str, max_len: usize| -> Result<Vec<u32>> {
+        let t = tok.encode_input(&cfg.template.parts(kind, title, text), max_len, cfg.truncation)?;
+        cut[kind as usize].record(t.full_len(), t.cut_tokens);
+        Ok(t.ids)
+    };
     let mut qs = Vec::new();
     let mut ps = Vec::new();
     for &(item, ex) in examples {
         if ex.positive_passages.is_empty() {
             return Err(Error::Other(format!("training example {item} (query {:?}) has no positive passage", ex.query)));
         }
-        qs.push(tok.encode_with_eos(&cfg.template.query(&ex.query), cfg.query_max_len)?);
+        qs.push(input(Kind::Query, None, &ex.query, cfg.query_max_len)?);
         let (pos, negs) = sample_group(item, epoch, cfg.seed, ex.positive_passages.len(), ex.negative_passages.len(), cfg.train_group_size);
         let mut group = vec![&ex.positive_passages[pos]];
         group.extend(negs.iter().map(|&i| &ex.negative_passages[i]));
@@ -104,7 +116,7 @@ pub fn group_ids(
             group.push(&ex.positive_passages[group.len() % ex.positive_passages.len()]);
         }
         for p in group {
-            ps.push(tok.encode_with_eos(&cfg.template.passage(&p.title, &p.text), cfg.passage_max_len)?);
+            ps.push(input(Kind::Passage, Some(&p.title), &p.text, cfg.passage_max_len)?);
         }
     }
     Ok((qs, ps))
@@ -157,6 +169,8 @@ pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
     let mut model = broadcast_trainable(c, model);
     observer.on_start(total_steps, state.global_step);
     let mut window = LogWindow::default();
+    let cut: [TruncationStats; 2] = Default::default();
+    let mut collapse = CollapseMonitor::default();
     while state.global_step < total_steps {
         let step = state.global_step;
         let epoch = step / steps_per_epoch;
@@ -183,13 +197,17 @@ pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
         let mut acc = GradientsAccumulator::<DecoderModel<B>>::new();
         let mut loss_sum = 0f64;
         let mut tokens = 0usize;
+        let mut cosine = 0f64;
+        let mut candidates = 0usize;
         for (k, mb) in micro.into_iter().enumerate() {
             let ck = LayerCheckpointing::<B>::start(cfg.gradient_checkpointing, mix(mix(cfg.seed, step as u64), k as u64));
             // This peer's share of the global micro-batch.
-            let (qs, ps) = group_ids(tok, &mb[share(c, mb.len())], cfg, epoch)?;
+            let (qs, ps) = group_ids(tok, &mb[share(c, mb.len())], cfg, epoch, &cut)?;
             tokens += qs.iter().chain(ps.iter()).map(Vec::len).sum::<usize>();
             let q = embed(&model, &qs, tok.eos_id, cfg.pooling, cfg.normalize);
             let p = embed(&model, &ps, tok.eos_id, cfg.pooling, cfg.normalize);
+            cosine += mean_pairwise_cosine(p.clone().inner()) / n_micro as f64;
+            candidates = ps.len() * world;
             let grads = if world == 1 {
                 let loss = infonce_loss(q, p, cfg.train_group_size, cfg.temperature) / n_micro as f64;
                 loss_sum += loss.clone().into_scalar().elem::<f64>();
@@ -214,8 +232,10 @@ pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
         }
         observer.on_step(state.global_step);
         window.add(loss_sum, tokens);
+        collapse.add(loss_sum, candidates, cosine);
         if state.global_step % cfg.logging_steps.max(1) == 0 || state.global_step == total_steps {
-            let entry = window.flush(&state, lr, grad_norm);
+            let mut entry = window.flush(&state, lr, grad_norm);
+            entry.embedding_cosine = collapse.flush(state.global_step);
             observer.on_log(&entry);
             state.log_history.push(entry);
         }
@@ -223,6 +243,11 @@ pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
             let dir = save_checkpoint(out, &model, &optim, &state, source, cfg.save_dtype, cfg.lora.as_ref(), cfg.save_total_limit)?;
             observer.on_save(&dir);
         }
+    }
+    if rank == 0 {
+        let mode = cfg.truncation.name();
+        cut[0].log(&format!("training queries (max {} tokens, {mode} truncation)", cfg.query_max_len));
+        cut[1].log(&format!("training passages (max {} tokens, {mode} truncation)", cfg.passage_max_len));
     }
     Ok(model)
 }

@@ -1,6 +1,7 @@
 //! Training loops and their pieces: schedule, global-norm clipping, checkpoints with resumable state.
 pub mod checkpoint;
 pub mod clip;
+pub mod collapse;
 pub mod common;
 pub mod contrastive;
 pub mod data_parallel;

@@ -14,7 +14,8 @@ use super::schedule::LinearSchedule;
 use crate::error::{Error, Result};
 use crate::model::DecoderModel;
 use crate::ql::corruption::{corrupt_words, example_rng};
-use crate::ql::example::{build_d2q, build_q2d, LossOn, QlExample};
+use crate::ql::example::{build_example, Direction, LossOn, QlExample, QlLengths};
+use crate::truncation::{Truncation, TruncationStats};
 use crate::ql::loss::{target_log_probs, QlBatch};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::StoredDtype;
@@ -37,6 +38,8 @@ pub struct QlTrainConfig {
     pub mask_probability: f64,
     pub p_max_len: usize,
     pub q_max_len: usize,
+    /// How a prompt longer than `p_max_len` is cut ([`QlLengths::truncation`]).
+    pub truncation: Truncation,
     pub loss_on: LossOn,
     /// `false` trains with plain causal attention (ablation).
     pub attention_stop: bool,
@@ -70,6 +73,7 @@ impl Default for QlTrainConfig {
             mask_probability: 0.6,
             p_max_len: 200,
             q_max_len: 200,
+            truncation: Truncation::Content,
             loss_on: LossOn::All,
             attention_stop: true,
             learning_rate: 1e-5,
@@ -107,11 +111,12 @@ impl TrainObserver for Quiet {}
 pub fn make_example(tok: &TextTokenizer, pair: &QlPair, cfg: &QlTrainConfig, epoch: usize, idx: usize) -> Result<QlExample> {
     let mut rng = example_rng(cfg.seed, epoch as u64, idx as u64);
     let q2d = cfg.q2d_ratio > 0.0 && rng.random::<f64>() < cfg.q2d_ratio;
+    let lengths = QlLengths { p_max_len: cfg.p_max_len, q_max_len: cfg.q_max_len, truncation: cfg.truncation };
     if q2d {
-        build_q2d(tok, &pair.passage, &pair.query, cfg.p_max_len, cfg.q_max_len)
+        build_example(tok, Direction::Q2d, &pair.query, &pair.passage, &lengths)
     } else {
         let passage = corrupt_words(&pair.passage, cfg.mask_probability, &mut rng);
-        build_d2q(tok, &passage, &pair.query, cfg.p_max_len, cfg.q_max_len)
+        build_example(tok, Direction::D2q, &passage, &pair.query, &lengths)
     }
 }
 
@@ -167,6 +172,7 @@ pub fn ql_train_parallel<B: AutodiffBackend, C: Collective>(
     let mut model = broadcast_trainable(c, model);
     observer.on_start(total_steps, state.global_step);
     let mut window = LogWindow::default();
+    let (prompts_cut, targets_cut) = (TruncationStats::default(), TruncationStats::default());
     while state.global_step < total_steps {
         let step = state.global_step;
         let epoch = step / steps_per_epoch;
@@ -180,6 +186,10 @@ pub fn ql_train_parallel<B: AutodiffBackend, C: Collective>(
             .iter()
             .map(|&i| make_example(tok, &pairs[i], cfg, epoch, i))
             .collect::<Result<Vec<_>>>()?;
+        for e in &examples {
+            prompts_cut.record(e.sep_pos + e.prompt_cut, e.prompt_cut);
+            targets_cut.record(e.len() - e.sep_pos - 1 + e.target_cut, e.target_cut);
+        }
         // Dropout and any other backend randomness: a function of (seed, step).
         B::seed(&device, mix(cfg.seed, step as u64));
         let batches: Vec<QlBatch<B>> = examples
@@ -230,6 +240,10 @@ pub fn ql_train_parallel<B: AutodiffBackend, C: Collective>(
             let dir = save_checkpoint(out, &model, &optim, &state, source, cfg.save_dtype, cfg.lora.as_ref(), cfg.save_total_limit)?;
             observer.on_save(&dir);
         }
+    }
+    if rank == 0 {
+        prompts_cut.log(&format!("stage-1 prompts (max {} tokens, {} truncation)", cfg.p_max_len, cfg.truncation.name()));
+        targets_cut.log(&format!("stage-1 targets (max {} tokens)", cfg.q_max_len));
     }
     Ok(model)
 }

@@ -33,6 +33,8 @@ pub struct EncodeArgs {
     /// Maximum tokens per input, including the appended EOS.
     #[arg(long, default_value_t = 512)]
     pub max_len: usize,
+    #[command(flatten)]
+    pub truncation: super::TruncationArgs,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// flex | cpu | wgpu | wgpu:N | cuda | cuda:N
@@ -141,6 +143,7 @@ impl BackendTask for EncodeTask {
             written += chunk.len();
         }
         pb.finish_and_clear();
+        encoder.log_truncation(self.kind);
         npy.finish()?;
         ids.flush()?;
         let meta = serde_json::json!({
@@ -150,6 +153,7 @@ impl BackendTask for EncodeTask {
             "template": self.options.template.name(),
             "kind": self.kind.name(),
             "max_len": self.options.max_len,
+            "truncation": self.options.truncation.name(),
             "dim": dim,
             "count": written,
             "normalized": self.options.normalize,
@@ -211,6 +215,7 @@ pub fn run(a: EncodeArgs) -> Result<()> {
         max_len: a.max_len,
         normalize: !a.no_normalize,
         pooling,
+        truncation: a.truncation.truncation,
     };
     let start = std::time::Instant::now();
     let out = a.output.clone();

@@ -48,11 +48,13 @@ pub struct ExportWebArgs {
     #[arg(long, default_value = "llmql")]
     pub template: String,
     /// Maximum query tokens (with EOS) the page uses.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     pub query_max_len: usize,
     /// Maximum passage tokens (with EOS) for encoding the corpus.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 192)]
     pub passage_max_len: usize,
+    #[command(flatten)]
+    pub truncation: super::TruncationArgs,
     /// Pooling: eos (LLM-QL) or mean.
     #[arg(long, default_value = "eos")]
     pub pooling: String,
@@ -190,6 +192,7 @@ fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) 
         output: corpus_dir.clone(),
         template: a.template.clone(),
         max_len: a.passage_max_len,
+        truncation: a.truncation,
         batch_size: a.batch_size,
         device: a.device.clone(),
         dtype: "f32".into(),
@@ -224,6 +227,7 @@ fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) 
             "template": a.template,
             "query_max_len": a.query_max_len,
             "passage_max_len": a.passage_max_len,
+            "truncation": a.truncation.truncation.name(),
             "pooling": a.pooling,
             "normalize": !a.no_normalize,
         },

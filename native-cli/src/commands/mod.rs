@@ -4,6 +4,7 @@ pub mod dirichlet;
 pub mod encode;
 pub mod eval;
 pub mod export_web;
+pub mod fuse;
 pub mod info;
 pub mod merge_lora;
 pub mod mine_negatives;
@@ -15,8 +16,25 @@ pub mod search;
 pub mod train;
 
 use anyhow::{bail, Result};
+use clap::Args;
+use llmql_core::truncation::Truncation;
 use burn::tensor::DType;
 use llmql_core::train::data_parallel::{BurnCollective, MultiNode};
+
+/// `--truncation`, shared by every command that cuts inputs to a length limit.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct TruncationArgs {
+    /// How an input longer than its length limit is cut: `content` keeps the template's
+    /// instruction prefix and suffix and cuts the query or passage text; `reference` keeps the
+    /// first tokens of the whole string, as the reference implementation does (for bit-exact
+    /// reproduction of released checkpoints). Texts that fit are identical either way.
+    #[arg(long, default_value = "content", value_parser = parse_truncation)]
+    pub truncation: Truncation,
+}
+
+fn parse_truncation(s: &str) -> std::result::Result<Truncation, String> {
+    s.parse()
+}
 
 /// Parses `--dtype`.
 pub fn parse_dtype(s: &str) -> Result<DType> {

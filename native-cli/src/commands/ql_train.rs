@@ -40,6 +40,8 @@ pub struct QlTrainArgs {
     pub p_max_len: usize,
     #[arg(long, default_value_t = 200)]
     pub q_max_len: usize,
+    #[command(flatten)]
+    pub truncation: super::TruncationArgs,
     /// all (the reference: prompt, separator and query) | query (query tokens + closing EOS).
     #[arg(long, default_value = "all")]
     pub loss_on: String,
@@ -197,6 +199,7 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
         mask_probability: a.mask_probability,
         p_max_len: a.p_max_len,
         q_max_len: a.q_max_len,
+        truncation: a.truncation.truncation,
         loss_on,
         attention_stop: !a.no_attention_stop,
         learning_rate: a.learning_rate,

@@ -7,11 +7,15 @@
 //! 4. `ql`          stage 1: QL training (Attention Stop, Input Corruption) on their positives
 //! 5. `contrastive` stage 2: contrastive LoRA training on the QL-trained model
 //! 6. `dense`       encode + search with the trained retriever
-//! 7. `rerank`      QL rerank of the dense top-k with the stage-1 model
+//! 7. `rerank`      QL ranking of the dense top-k with the stage-1 model
+//! 8. `fuse`        dense + QL score interpolation, the weight chosen on held-out training queries
 //!
 //! then one table (nDCG@10, RR@10, R@100 and each stage's time), also written to
 //! `results.json` / `results.md`. A finished stage leaves `stages/<name>.json`; a restarted
 //! quickstart skips finished stages and resumes training from its last checkpoint.
+//!
+//! `--dev-queries N` training queries (a seeded choice) are held out of both training stages: the
+//! fusion weight is chosen on them, never on the test queries.
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use llmql_core::metrics::{evaluate, parse_metrics};
@@ -58,8 +62,13 @@ pub struct QuickstartArgs {
     /// Stage 1 batch size.
     #[arg(long, default_value_t = 4)]
     pub ql_batch_size: usize,
-    #[arg(long, default_value_t = 3e-4)]
-    pub ql_learning_rate: f64,
+    /// Stage 1 learning rate. Default: 3e-4 with LoRA, 1e-5 (the reference's) for full
+    /// fine-tuning (--ql-lora-r 0).
+    #[arg(long)]
+    pub ql_learning_rate: Option<f64>,
+    /// Stage 1 loss: on the query tokens only (`query`), or on every token (`all`, the reference).
+    #[arg(long, default_value = "all", value_parser = ["query", "all"])]
+    pub ql_loss_on: String,
     /// Stage 1 LoRA rank (merged into the model after training); 0 = full fine-tuning as in the paper.
     #[arg(long, default_value_t = 16)]
     pub ql_lora_r: usize,
@@ -86,11 +95,18 @@ pub struct QuickstartArgs {
     pub train_learning_rate: f64,
     #[arg(long, default_value_t = 16)]
     pub lora_r: usize,
-    /// Passage length limit (tokens) for encoding, training and QL scoring.
-    #[arg(long, default_value_t = 128)]
+    /// Passage length limit (tokens, with EOS) for encoding, training and QL scoring.
+    #[arg(long, default_value_t = 192)]
     pub passage_max_len: usize,
-    #[arg(long, default_value_t = 32)]
+    /// Query length limit (tokens, with EOS; the llmql template alone takes ~29).
+    #[arg(long, default_value_t = 64)]
     pub query_max_len: usize,
+    #[command(flatten)]
+    pub truncation: super::TruncationArgs,
+    /// Training queries held out of both training stages, to choose the dense + QL fusion weight
+    /// on (0: no fusion).
+    #[arg(long, default_value_t = 30)]
+    pub dev_queries: usize,
     /// Depth of the dense run that the QL reranker rescores.
     #[arg(long, default_value_t = 100)]
     pub rerank_depth: usize,
@@ -124,6 +140,11 @@ struct Pipeline {
 impl Pipeline {
     fn path(&self, rel: &str) -> PathBuf {
         self.a.output.join(rel)
+    }
+
+    /// How many dev queries the collection copy holds.
+    fn dev_queries(&self) -> usize {
+        std::fs::read_to_string(self.path("collection/queries-dev.jsonl")).map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
     }
 
 
@@ -176,11 +197,17 @@ impl Pipeline {
         argv!["--device", self.a.device, "--dtype", self.a.dtype]
     }
 
-    fn encode_and_search(&self, model: &Path, adapter: Option<&Path>, name: &str) -> Result<()> {
+    fn truncation_flags(&self) -> Vec<String> {
+        argv!["--truncation", self.a.truncation.truncation.name()]
+    }
+
+    /// Encodes the corpus and `queries` (a file of the collection folder), searches, and writes
+    /// `runs/{name}.trec`.
+    fn encode_and_search(&self, model: &Path, adapter: Option<&Path>, name: &str, queries: &str) -> Result<()> {
         let col = self.path("collection");
         for (input, kind, max_len) in [
             (col.join("corpus.jsonl"), "passage", self.a.passage_max_len),
-            (col.join("queries-test.jsonl"), "query", self.a.query_max_len),
+            (col.join(queries), "query", self.a.query_max_len),
         ] {
             let mut args = argv![
                 "encode",
@@ -200,6 +227,7 @@ impl Pipeline {
             if let Some(ad) = adapter {
                 args.extend(argv!["--adapter", ad.display()]);
             }
+            args.extend(self.truncation_flags());
             args.extend(self.common_model_flags());
             self.llmql(&args)?;
         }
@@ -219,6 +247,25 @@ impl Pipeline {
             self.path(&format!("runs/{name}.trec")).display()
         ])
     }
+}
+
+/// Query ids of BEIR qrels text (header line skipped), in file order, without repeats.
+fn qrels_ids(qrels: &str) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    qrels
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("query-id") && !l.starts_with("query_id"))
+        .filter_map(|l| l.split('\t').next().map(str::to_string))
+        .filter(|q| seen.insert(q.clone()))
+        .collect()
+}
+
+/// The held-out dev queries: `n` of the training query ids, a seeded shuffle of their sorted list.
+fn dev_split(train_ids: &[String], n: usize, seed: u64) -> std::collections::HashSet<String> {
+    let mut ids = train_ids.to_vec();
+    ids.sort();
+    let order = llmql_core::train::common::epoch_order(seed ^ 0xDE5E_1D0E, 0, ids.len());
+    order.into_iter().take(n).map(|i| ids[i].clone()).collect()
 }
 
 /// Writes the collection (embedded or `--collection`) into `<out>/collection/`, with the test and
@@ -246,16 +293,15 @@ fn prepare_collection(a: &QuickstartArgs) -> Result<()> {
     write("queries.jsonl", &queries)?;
     write("qrels/train.tsv", &train)?;
     write("qrels/test.tsv", &test)?;
-    let ids = |qrels: &str| -> std::collections::HashSet<String> {
-        qrels
-            .lines()
-            .skip_while(|l| l.starts_with("query-id") || l.starts_with("query_id"))
-            .filter_map(|l| l.split('\t').next().map(str::to_string))
-            .collect()
-    };
-    let (train_ids, test_ids) = (ids(&train), ids(&test));
-    let mut tr = String::new();
-    let mut te = String::new();
+    let test_ids: std::collections::HashSet<String> = qrels_ids(&test).into_iter().collect();
+    let train_list = qrels_ids(&train);
+    let n_dev = a.dev_queries.min(train_list.len() / 2);
+    if n_dev < a.dev_queries {
+        eprintln!("quickstart: only {n_dev} of the {} training queries are held out as dev queries (at most half)", train_list.len());
+    }
+    let dev_ids = dev_split(&train_list, n_dev, a.seed);
+    let train_ids: std::collections::HashSet<String> = train_list.into_iter().filter(|q| !dev_ids.contains(q)).collect();
+    let (mut tr, mut te, mut dv) = (String::new(), String::new(), String::new());
     for (n, line) in queries.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -267,13 +313,11 @@ fn prepare_collection(a: &QuickstartArgs) -> Result<()> {
             .or_else(|| v.get("id"))
             .and_then(|x| x.as_str())
             .unwrap_or_default();
-        if test_ids.contains(id) {
-            te.push_str(line);
-            te.push('\n');
-        }
-        if train_ids.contains(id) {
-            tr.push_str(line);
-            tr.push('\n');
+        for (set, out) in [(&test_ids, &mut te), (&train_ids, &mut tr), (&dev_ids, &mut dv)] {
+            if set.contains(id) {
+                out.push_str(line);
+                out.push('\n');
+            }
         }
     }
     if te.is_empty() || tr.is_empty() {
@@ -282,8 +326,18 @@ fn prepare_collection(a: &QuickstartArgs) -> Result<()> {
             col.display()
         );
     }
+    // Judgments of the dev queries (taken from qrels/train.tsv, header kept).
+    let dev_qrels: String = train
+        .lines()
+        .filter(|l| l.starts_with("query-id") || l.split('\t').next().is_some_and(|q| dev_ids.contains(q)))
+        .map(|l| format!("{l}\n"))
+        .collect();
     write("queries-test.jsonl", &te)?;
     write("queries-train.jsonl", &tr)?;
+    write("queries-dev.jsonl", &dv)?;
+    // Test then dev queries: encoded, searched and reranked together.
+    write("queries-eval.jsonl", &format!("{te}{dv}"))?;
+    write("qrels/dev.tsv", &dev_qrels)?;
     Ok(())
 }
 
@@ -335,7 +389,7 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
             ])
         })?;
         p.stage("zero-shot", "zero-shot dense retrieval (untrained model)", |p| {
-            p.encode_and_search(&model, None, "zero-shot")
+            p.encode_and_search(&model, None, "zero-shot", "queries-test.jsonl")
         })?;
     }
 
@@ -387,7 +441,9 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
                 "--per-device-train-batch-size",
                 a.ql_batch_size,
                 "--learning-rate",
-                a.ql_learning_rate,
+                a.ql_learning_rate.unwrap_or(if a.ql_lora_r > 0 { 3e-4 } else { 1e-5 }),
+                "--loss-on",
+                a.ql_loss_on,
                 "--mask-probability",
                 a.mask_probability,
                 "--p-max-len",
@@ -407,6 +463,7 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
             if a.no_attention_stop {
                 args.extend(argv!["--no-attention-stop"]);
             }
+            args.extend(p.truncation_flags());
             if a.ql_lora_r > 0 {
                 args.extend(argv![
                     "--lora",
@@ -460,21 +517,22 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
             a.seed,
             "--resume"
         ];
+        args.extend(p.truncation_flags());
         args.extend(p.common_model_flags());
         p.llmql(&args)
     })?;
     let dense = p.path("dense");
     p.stage("dense", "LLM-QL dense retrieval (encode + search)", |p| {
-        p.encode_and_search(&ql_model, Some(&dense), "llmql")
+        p.encode_and_search(&ql_model, Some(&dense), "llmql", "queries-eval.jsonl")
     })?;
     if !a.no_rerank && !a.no_ql {
-        p.stage("rerank", "QL rerank of the dense top-k (stage-1 model)", |p| {
+        p.stage("rerank", "QL ranking of the dense top-k (stage-1 model)", |p| {
             let mut args = argv![
                 "rerank",
                 "--model",
                 ql_model.display(),
                 "--queries",
-                col.join("queries-test.jsonl").display(),
+                col.join("queries-eval.jsonl").display(),
                 "--corpus",
                 col.join("corpus.jsonl").display(),
                 "--run",
@@ -486,11 +544,29 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
                 "--q-max-len",
                 a.query_max_len,
                 "--output",
-                p.path("runs/llmql-rerank.trec").display()
+                p.path("runs/llmql-ql.trec").display()
             ];
+            args.extend(p.truncation_flags());
             args.extend(p.common_model_flags());
             p.llmql(&args)
         })?;
+        if p.dev_queries() > 0 {
+            p.stage("fuse", "dense + QL interpolation (weight chosen on the dev queries)", |p| {
+                p.llmql(&argv![
+                    "fuse",
+                    "--first",
+                    p.path("runs/llmql.trec").display(),
+                    "--second",
+                    p.path("runs/llmql-ql.trec").display(),
+                    "--tune-qrels",
+                    col.join("qrels/dev.tsv").display(),
+                    "--report",
+                    p.path("runs/llmql-fused.json").display(),
+                    "--output",
+                    p.path("runs/llmql-fused.trec").display()
+                ])
+            })?;
+        }
     }
     report(&p, &model, total.elapsed().as_secs_f64())
 }
@@ -505,6 +581,15 @@ fn report(p: &Pipeline, model: &Path, total: f64) -> Result<()> {
             .map(|(_, s, _)| s)
             .sum()
     };
+    let fusion: Option<serde_json::Value> =
+        std::fs::read(p.path("runs/llmql-fused.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let weight = fusion.as_ref().and_then(|f| f["weight"].as_f64());
+    let ql_label = format!("QL ranking of the dense top {} (stage-1 model)", p.a.rerank_depth);
+    let fused_label = format!(
+        "LLM-QL dense + QL (weight {} chosen on {} dev queries)",
+        weight.map_or("?".into(), |w| format!("{w:.2}")),
+        p.dev_queries()
+    );
     let rows: Vec<(&str, &str, Vec<&str>)> = vec![
         ("BM25", "bm25", vec!["bm25"]),
         ("zero-shot dense", "zero-shot", vec!["zero-shot"]),
@@ -517,7 +602,8 @@ fn report(p: &Pipeline, model: &Path, total: f64) -> Result<()> {
             "llmql",
             vec!["ql", "negatives", "contrastive", "dense"],
         ),
-        ("LLM-QL + QL rerank", "llmql-rerank", vec!["rerank"]),
+        (&ql_label, "llmql-ql", vec!["rerank"]),
+        (&fused_label, "llmql-fused", vec!["fuse"]),
     ];
     let mut table = String::new();
     table.push_str(&format!(
@@ -539,6 +625,18 @@ fn report(p: &Pipeline, model: &Path, total: f64) -> Result<()> {
         ));
         results.push(json!({"system": label, "run": path.display().to_string(), "nDCG@10": means[0], "RR@10": means[1], "R@100": means[2], "seconds": t}));
     }
+    // The held-out dev queries (what the fusion weight was chosen on), for the record.
+    let mut dev = Vec::new();
+    if let Ok(dev_qrels) = read_qrels(&p.path("collection/qrels/dev.tsv")) {
+        for name in ["llmql", "llmql-ql", "llmql-fused"] {
+            let path = p.path(&format!("runs/{name}.trec"));
+            if dev_qrels.is_empty() || !path.exists() {
+                continue;
+            }
+            let means = evaluate(&dev_qrels, &read_run(&path)?, &measures, true).means;
+            dev.push(json!({"run": name, "nDCG@10": means[0], "RR@10": means[1], "R@100": means[2]}));
+        }
+    }
     let stages: Vec<_> = p
         .stages
         .iter()
@@ -549,6 +647,8 @@ fn report(p: &Pipeline, model: &Path, total: f64) -> Result<()> {
         "queries": qrels.len(),
         "settings": format!("{:?}", p.a),
         "results": results,
+        "dev_results": dev,
+        "fusion": fusion,
         "stages": stages,
         "total_seconds": total,
     });

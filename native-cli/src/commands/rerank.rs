@@ -39,6 +39,8 @@ pub struct RerankArgs {
     pub p_max_len: usize,
     #[arg(long, default_value_t = 200)]
     pub q_max_len: usize,
+    #[command(flatten)]
+    pub truncation: super::TruncationArgs,
     /// Ablation: score with plain causal attention.
     #[arg(long)]
     pub no_attention_stop: bool,
@@ -67,6 +69,7 @@ impl BackendTask for Task {
         let opts = QlScoreOptions {
             p_max_len: self.a.p_max_len,
             q_max_len: self.a.q_max_len,
+            truncation: self.a.truncation.truncation,
             batch_size: self.a.batch_size,
             attention_stop: !self.a.no_attention_stop,
         };

@@ -45,10 +45,14 @@ pub struct TrainArgs {
     pub per_device_train_batch_size: usize,
     #[arg(long, default_value_t = 16)]
     pub train_group_size: usize,
-    #[arg(long, default_value_t = 32)]
+    /// Maximum query tokens including EOS (the llmql template alone takes ~29 SmolLM2 tokens).
+    #[arg(long, default_value_t = 64)]
     pub query_max_len: usize,
-    #[arg(long, default_value_t = 156)]
+    /// Maximum passage tokens including EOS.
+    #[arg(long, default_value_t = 192)]
     pub passage_max_len: usize,
+    #[command(flatten)]
+    pub truncation: super::TruncationArgs,
     #[arg(long, default_value_t = 1e-4)]
     pub learning_rate: f64,
     #[arg(long, default_value_t = 1)]
@@ -169,6 +173,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         train_group_size: a.train_group_size,
         query_max_len: a.query_max_len,
         passage_max_len: a.passage_max_len,
+        truncation: a.truncation.truncation,
         learning_rate: a.learning_rate,
         num_train_epochs: a.num_train_epochs,
         max_steps: a.max_steps,
