@@ -192,7 +192,15 @@ impl<B: Backend> Encoder<B> {
 
     /// Logs how many inputs of `kind` were cut so far (see [`TruncationStats::log`]).
     pub fn log_truncation(&self, kind: Kind) {
-        let what = format!("{}s (max {} tokens, {} truncation)", kind.name(), self.options.max_len, self.options.truncation.name());
+        let what = format!(
+            "{} (max {} tokens, {} truncation)",
+            match kind {
+                Kind::Query => "queries",
+                Kind::Passage => "passages",
+            },
+            self.options.max_len,
+            self.options.truncation.name()
+        );
         self.truncated[kind as usize].log(&what);
     }
 

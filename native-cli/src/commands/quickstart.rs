@@ -14,8 +14,10 @@
 //! `results.json` / `results.md`. A finished stage leaves `stages/<name>.json`; a restarted
 //! quickstart skips finished stages and resumes training from its last checkpoint.
 //!
-//! `--dev-queries N` training queries (a seeded choice) are held out of both training stages: the
-//! fusion weight is chosen on them, never on the test queries.
+//! The fusion weight is chosen on the collection's dev queries (`qrels/dev.tsv`; the embedded
+//! collection has 40, written like its test queries), never on the test queries; a collection
+//! without dev queries gives `--dev-queries N` of its training queries (a seeded choice), held out
+//! of both training stages.
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use llmql_core::metrics::{evaluate, parse_metrics};
@@ -34,6 +36,7 @@ const CORPUS: &str = include_str!("../../assets/quickstart/corpus.jsonl");
 const QUERIES: &str = include_str!("../../assets/quickstart/queries.jsonl");
 const QRELS_TRAIN: &str = include_str!("../../assets/quickstart/qrels/train.tsv");
 const QRELS_TEST: &str = include_str!("../../assets/quickstart/qrels/test.tsv");
+const QRELS_DEV: &str = include_str!("../../assets/quickstart/qrels/dev.tsv");
 
 /// The default model's file name in the model cache (see `scripts/setup.sh`).
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -103,8 +106,8 @@ pub struct QuickstartArgs {
     pub query_max_len: usize,
     #[command(flatten)]
     pub truncation: super::TruncationArgs,
-    /// Training queries held out of both training stages, to choose the dense + QL fusion weight
-    /// on (0: no fusion).
+    /// For a collection without qrels/dev.tsv: training queries held out of both training stages,
+    /// to choose the dense + QL fusion weight on (0: no fusion).
     #[arg(long, default_value_t = 30)]
     pub dev_queries: usize,
     /// Depth of the dense run that the QL reranker rescores.
@@ -283,6 +286,12 @@ fn prepare_collection(a: &QuickstartArgs) -> Result<()> {
     let queries = read("queries.jsonl", QUERIES)?;
     let train = read("qrels/train.tsv", QRELS_TRAIN)?;
     let test = read("qrels/test.tsv", QRELS_TEST)?;
+    // Dev judgments: the collection's own if it has them.
+    let given_dev = match &a.collection {
+        Some(dir) => std::fs::read_to_string(dir.join("qrels/dev.tsv")).ok(),
+        None => Some(QRELS_DEV.to_string()),
+    }
+    .filter(|d| !qrels_ids(d).is_empty());
     let write = |rel: &str, text: &str| -> Result<()> {
         let p = col.join(rel);
         let tmp = col.join(format!(".{}.partial", rel.replace('/', "_")));
@@ -295,11 +304,19 @@ fn prepare_collection(a: &QuickstartArgs) -> Result<()> {
     write("qrels/test.tsv", &test)?;
     let test_ids: std::collections::HashSet<String> = qrels_ids(&test).into_iter().collect();
     let train_list = qrels_ids(&train);
-    let n_dev = a.dev_queries.min(train_list.len() / 2);
-    if n_dev < a.dev_queries {
-        eprintln!("quickstart: only {n_dev} of the {} training queries are held out as dev queries (at most half)", train_list.len());
+    let dev_ids: std::collections::HashSet<String> = match &given_dev {
+        Some(d) => qrels_ids(d).into_iter().collect(),
+        None => {
+            let n_dev = a.dev_queries.min(train_list.len() / 2);
+            if n_dev < a.dev_queries {
+                eprintln!("quickstart: only {n_dev} of the {} training queries are held out as dev queries (at most half)", train_list.len());
+            }
+            dev_split(&train_list, n_dev, a.seed)
+        }
+    };
+    if dev_ids.iter().any(|q| test_ids.contains(q)) {
+        bail!("{}: qrels/dev.tsv and qrels/test.tsv share queries", col.display());
     }
-    let dev_ids = dev_split(&train_list, n_dev, a.seed);
     let train_ids: std::collections::HashSet<String> = train_list.into_iter().filter(|q| !dev_ids.contains(q)).collect();
     let (mut tr, mut te, mut dv) = (String::new(), String::new(), String::new());
     for (n, line) in queries.lines().enumerate() {
@@ -326,12 +343,15 @@ fn prepare_collection(a: &QuickstartArgs) -> Result<()> {
             col.display()
         );
     }
-    // Judgments of the dev queries (taken from qrels/train.tsv, header kept).
-    let dev_qrels: String = train
-        .lines()
-        .filter(|l| l.starts_with("query-id") || l.split('\t').next().is_some_and(|q| dev_ids.contains(q)))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    // Judgments of the dev queries: the collection's, or those of the held-out training queries.
+    let dev_qrels: String = match &given_dev {
+        Some(d) => d.clone(),
+        None => train
+            .lines()
+            .filter(|l| l.starts_with("query-id") || l.split('\t').next().is_some_and(|q| dev_ids.contains(q)))
+            .map(|l| format!("{l}\n"))
+            .collect(),
+    };
     write("queries-test.jsonl", &te)?;
     write("queries-train.jsonl", &tr)?;
     write("queries-dev.jsonl", &dv)?;
