@@ -47,7 +47,7 @@ impl Truncation {
 }
 
 /// Token ids of one input and how many of its tokens were cut (a lower bound when only a prefix
-/// of a very long text was read).
+/// of a very long text was read: at least a few thousand bytes beyond what is kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tokenized {
     pub ids: Vec<u32>,

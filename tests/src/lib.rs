@@ -12,6 +12,25 @@ pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
 
+/// The quickstart's model (SmolLM2-135M-Instruct Q4_1 GGUF) where `scripts/setup.sh` caches it
+/// (`LLMQL_SMOLLM2_GGUF` overrides). `None` (the test skips) when it is absent, unless
+/// `LLMQL_REQUIRE_SMOLLM2` is set (CI fetches the model first and sets it, so there it cannot skip).
+pub fn smollm2_gguf() -> Option<PathBuf> {
+    let path = match std::env::var_os("LLMQL_SMOLLM2_GGUF") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("LLMQL_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/llmql"))
+            .join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    };
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(std::env::var_os("LLMQL_REQUIRE_SMOLLM2").is_none(), "{} is missing", path.display());
+    println!("skipped: {} not present (run scripts/setup.sh)", path.display());
+    None
+}
+
 #[derive(Debug, Clone)]
 pub struct GoldenCase {
     pub name: String,

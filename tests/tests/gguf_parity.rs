@@ -77,26 +77,9 @@ fn tiny_sentencepiece_gguf_matches_transformers() {
     check(&fixture("gguf/tiny-spm.gguf"), &golden()["tiny-spm.gguf"], 1e-4, 1e-3);
 }
 
-/// Where `scripts/setup.sh` caches the quickstart model.
-fn smollm2_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("LLMQL_SMOLLM2_GGUF") {
-        return p.into();
-    }
-    let home = std::env::var_os("LLMQL_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/llmql"));
-    home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-}
-
 #[test]
 fn smollm2_q4_1_gguf_matches_transformers() {
-    let path = smollm2_path();
-    if !path.exists() {
-        // CI fetches the model first and sets LLMQL_REQUIRE_SMOLLM2=1, so there this cannot skip.
-        assert!(std::env::var_os("LLMQL_REQUIRE_SMOLLM2").is_none(), "{} is missing", path.display());
-        println!("skipped: {} not present (run scripts/setup.sh)", path.display());
-        return;
-    }
+    let Some(path) = llmql_tests::smollm2_gguf() else { return };
     let g: Value = serde_json::from_slice(&std::fs::read(fixture("gguf/smollm2.json")).unwrap()).unwrap();
     // 30 layers of f32 arithmetic in a different order: a little looser than the 2-layer files.
     check(&path, &g, 2e-4, 2e-3);

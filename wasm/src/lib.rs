@@ -126,8 +126,8 @@ impl EncoderOptions {
         EncoderOptions {
             backend: "auto".into(),
             template: "llmql".into(),
-            query_max_len: 64,
-            passage_max_len: 192,
+            query_max_len: llmql_core::template::DEFAULT_QUERY_MAX_LEN as u32,
+            passage_max_len: llmql_core::template::DEFAULT_PASSAGE_MAX_LEN as u32,
             truncation: "content".into(),
             pooling: "eos".into(),
             normalize: true,

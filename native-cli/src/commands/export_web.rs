@@ -48,10 +48,10 @@ pub struct ExportWebArgs {
     #[arg(long, default_value = "llmql")]
     pub template: String,
     /// Maximum query tokens (with EOS) the page uses.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = llmql_core::template::DEFAULT_QUERY_MAX_LEN)]
     pub query_max_len: usize,
     /// Maximum passage tokens (with EOS) for encoding the corpus.
-    #[arg(long, default_value_t = 192)]
+    #[arg(long, default_value_t = llmql_core::template::DEFAULT_PASSAGE_MAX_LEN)]
     pub passage_max_len: usize,
     #[command(flatten)]
     pub truncation: super::TruncationArgs,

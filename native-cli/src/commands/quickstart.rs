@@ -99,10 +99,10 @@ pub struct QuickstartArgs {
     #[arg(long, default_value_t = 16)]
     pub lora_r: usize,
     /// Passage length limit (tokens, with EOS) for encoding, training and QL scoring.
-    #[arg(long, default_value_t = 192)]
+    #[arg(long, default_value_t = llmql_core::template::DEFAULT_PASSAGE_MAX_LEN)]
     pub passage_max_len: usize,
     /// Query length limit (tokens, with EOS; the llmql template alone takes ~29).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = llmql_core::template::DEFAULT_QUERY_MAX_LEN)]
     pub query_max_len: usize,
     #[command(flatten)]
     pub truncation: super::TruncationArgs,

@@ -46,10 +46,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 16)]
     pub train_group_size: usize,
     /// Maximum query tokens including EOS (the llmql template alone takes ~29 SmolLM2 tokens).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = llmql_core::template::DEFAULT_QUERY_MAX_LEN)]
     pub query_max_len: usize,
     /// Maximum passage tokens including EOS.
-    #[arg(long, default_value_t = 192)]
+    #[arg(long, default_value_t = llmql_core::template::DEFAULT_PASSAGE_MAX_LEN)]
     pub passage_max_len: usize,
     #[command(flatten)]
     pub truncation: super::TruncationArgs,
