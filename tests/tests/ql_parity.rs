@@ -170,15 +170,19 @@ fn cached_scores_equal_full_sequences_and_transformers() {
                 exs.push(build_d2q(&ck.tokenizer, d, q, 128, 32).unwrap());
             }
         }
-        let full = llmql_core::ql::full_sequence_scores(&m, &exs, ck.tokenizer.eos_id, 5, true, |_| {}).unwrap();
-        let mut counted = 0;
-        let fast = llmql_core::ql::cached_scores(&m, &exs, ck.tokenizer.eos_id, 2, |n| counted += n);
-        assert_eq!(counted, exs.len());
-        for (i, (a, b)) in full.iter().zip(&fast).enumerate() {
-            assert!((a - b).abs() <= 1e-3, "{model} pair {i}: full {a} vs cached {b}");
+        // Attention Stop (the separator cached) and plain causal attention (the whole prompt cached).
+        for stop in [true, false] {
+            let full = llmql_core::ql::full_sequence_scores(&m, &exs, ck.tokenizer.eos_id, 5, stop, |_| {}).unwrap();
+            let mut counted = 0;
+            let fast = llmql_core::ql::cached_scores(&m, &exs, ck.tokenizer.eos_id, 2, stop, |n| counted += n);
+            assert_eq!(counted, exs.len());
+            for (i, (a, b)) in full.iter().zip(&fast).enumerate() {
+                assert!((a - b).abs() <= 1e-3, "{model} pair {i} (attention stop {stop}): full {a} vs cached {b}");
+            }
         }
-        // And through the public entry point against transformers' golden AS scores.
-        for s in g["ql_scores"].as_array().unwrap() {
+        // And through the public entry point against transformers' golden scores, with and without AS.
+        for (key, stop) in [("ql_scores", true), ("ql_scores_no_mask", false)] {
+        for s in g[key].as_array().unwrap() {
             let name = s["name"].as_str().unwrap();
             let e = g["examples"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap();
             if e["direction"] != "d2q" {
@@ -190,11 +194,13 @@ fn cached_scores_equal_full_sequences_and_transformers() {
                 p_max_len: e["p_max_len"].as_u64().unwrap() as usize,
                 q_max_len: e["q_max_len"].as_u64().unwrap() as usize,
                 batch_size: 4,
+                attention_stop: stop,
                 ..Default::default()
             };
             let got = ql_scores(&m, &ck.tokenizer, &[(passage, e["query"].as_str().unwrap().to_string())], opts, |_| {}).unwrap()[0];
             let want = s["score"].as_f64().unwrap();
-            assert!((got - want).abs() <= 1e-3, "{model}/{name}: cached {got} vs transformers {want}");
+            assert!((got - want).abs() <= 1e-3, "{model}/{name} ({key}): cached {got} vs transformers {want}");
+        }
         }
     }
 }
