@@ -49,7 +49,8 @@ names = {"a": "(a) contrastive only", "b": "(b) LLM-QL (QL, then contrastive)",
 rows, table = {}, []
 for f in sorted(out.glob("*-seed*/results.json")):
     v, seed = f.parent.name.split("-seed")
-    r = json.loads(f.read_text())["results"][-1]
+    # The dense retriever's row (the runs skip baselines and reranking).
+    r = next(x for x in json.loads(f.read_text())["results"] if x["run"].endswith("/runs/llmql.trec"))
     rows.setdefault(v, []).append((int(seed), r))
 table.append("| variant | seeds | nDCG@10 mean ± sd | RR@10 mean ± sd | R@100 mean ± sd | nDCG@10 per seed |")
 table.append("|---|---:|---:|---:|---:|---|")

@@ -1,6 +1,7 @@
 //! `llmql quickstart` end to end with the tiny fixture model and a tiny budget: every stage runs,
-//! the results table has the four systems, the numbers equal `llmql eval` on the written runs, and
-//! a run interrupted inside a training stage picks up from the finished stages when restarted.
+//! the results table has the five systems, the numbers equal `llmql eval` on the written runs, the
+//! fusion weight is chosen on the dev queries and keeps the dense run's recall, and a run
+//! interrupted inside a training stage picks up from the finished stages when restarted.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -51,12 +52,18 @@ fn quickstart_runs_every_stage_and_resumes_by_stage() {
     assert!(stderr.contains("BM25 baseline: done before"), "{stderr}");
     assert!(stderr.contains("zero-shot dense retrieval (untrained model): done before"), "{stderr}");
     let stdout = String::from_utf8_lossy(&o.stdout);
-    for row in ["| BM25 |", "| zero-shot dense |", "| LLM-QL dense |", "| LLM-QL + QL rerank |"] {
+    for row in ["| BM25 |", "| zero-shot dense |", "| LLM-QL dense |", "| QL ranking of the dense top 10 (stage-1 model) |", "| LLM-QL dense + QL (weight "] {
         assert!(stdout.contains(row), "missing {row}:\n{stdout}");
     }
+    assert!(stdout.contains("chosen on 40 dev queries)"), "{stdout}");
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     let rows = results["results"].as_array().unwrap();
-    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.len(), 5);
+    // Fusion reorders only the reranked depth: recall at 100 is the dense run's.
+    assert_eq!(rows[2]["R@100"], rows[4]["R@100"], "{rows:?}");
+    let fusion = &results["fusion"];
+    assert_eq!(fusion["tuned_on"]["queries"], 40, "{fusion}");
+    assert_eq!(fusion["grid"].as_array().unwrap().len(), 21);
     // The table's numbers are `llmql eval`'s on the same run and qrels.
     for r in rows {
         let run = r["run"].as_str().unwrap();
@@ -75,7 +82,7 @@ fn quickstart_runs_every_stage_and_resumes_by_stage() {
     assert!(rows[0]["R@100"].as_f64().unwrap() > 0.8, "{}", rows[0]);
     // Reranking keeps the dense run's top-10 candidates: same R@100 is not required, but the
     // reranked run holds exactly rerank-depth documents per query.
-    let rerank = std::fs::read_to_string(out.join("runs/llmql-rerank.trec")).unwrap();
+    let rerank = std::fs::read_to_string(out.join("runs/llmql-ql.trec")).unwrap();
     let q0 = rerank.lines().next().unwrap().split_whitespace().next().unwrap().to_string();
     assert_eq!(rerank.lines().filter(|l| l.starts_with(&format!("{q0} "))).count(), 10);
 
@@ -83,5 +90,5 @@ fn quickstart_runs_every_stage_and_resumes_by_stage() {
     let o = quickstart(&out, None);
     assert!(o.status.success());
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(stderr.matches("done before").count(), 7, "{stderr}");
+    assert_eq!(stderr.matches("done before").count(), 8, "{stderr}");
 }

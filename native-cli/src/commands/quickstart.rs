@@ -65,12 +65,13 @@ pub struct QuickstartArgs {
     /// Stage 1 batch size.
     #[arg(long, default_value_t = 4)]
     pub ql_batch_size: usize,
-    /// Stage 1 learning rate. Default: 3e-4 with LoRA, 1e-5 (the reference's) for full
+    /// Stage 1 learning rate. Default: 1e-3 with LoRA, 1e-5 (the reference's) for full
     /// fine-tuning (--ql-lora-r 0).
     #[arg(long)]
     pub ql_learning_rate: Option<f64>,
-    /// Stage 1 loss: on the query tokens only (`query`), or on every token (`all`, the reference).
-    #[arg(long, default_value = "all", value_parser = ["query", "all"])]
+    /// Stage 1 loss: on the query tokens only (`query`: every gradient goes to the Attention Stop
+    /// bottleneck; README "The recipe"), or on every token (`all`, the reference).
+    #[arg(long, default_value = "query", value_parser = ["query", "all"])]
     pub ql_loss_on: String,
     /// Stage 1 LoRA rank (merged into the model after training); 0 = full fine-tuning as in the paper.
     #[arg(long, default_value_t = 16)]
@@ -96,6 +97,9 @@ pub struct QuickstartArgs {
     pub train_group_size: usize,
     #[arg(long, default_value_t = 3e-4)]
     pub train_learning_rate: f64,
+    /// Stage 2 InfoNCE temperature (the reference's 0.01).
+    #[arg(long, default_value_t = 0.01)]
+    pub temperature: f64,
     #[arg(long, default_value_t = 16)]
     pub lora_r: usize,
     /// Passage length limit (tokens, with EOS) for encoding, training and QL scoring.
@@ -124,6 +128,19 @@ pub struct QuickstartArgs {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
 }
+
+impl QuickstartArgs {
+    /// Stage 1's learning rate: the user's, else the default of the chosen kind of training
+    /// (LoRA or full fine-tuning: the two need learning rates two orders of magnitude apart).
+    pub fn ql_learning_rate(&self) -> f64 {
+        self.ql_learning_rate.unwrap_or(if self.ql_lora_r > 0 { QL_LORA_LEARNING_RATE } else { QL_FULL_LEARNING_RATE })
+    }
+}
+
+/// Stage 1 defaults (README "The recipe"): LoRA at a high learning rate learns the Attention Stop
+/// bottleneck within a CPU budget; full fine-tuning uses the reference's rate.
+pub const QL_LORA_LEARNING_RATE: f64 = 1e-3;
+pub const QL_FULL_LEARNING_RATE: f64 = 1e-5;
 
 /// Where setup puts models: `$LLMQL_HOME/models`, default `~/.cache/llmql/models`.
 pub fn model_cache() -> PathBuf {
@@ -461,7 +478,7 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
                 "--per-device-train-batch-size",
                 a.ql_batch_size,
                 "--learning-rate",
-                a.ql_learning_rate.unwrap_or(if a.ql_lora_r > 0 { 3e-4 } else { 1e-5 }),
+                a.ql_learning_rate(),
                 "--loss-on",
                 a.ql_loss_on,
                 "--mask-probability",
@@ -523,6 +540,8 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
             a.train_group_size,
             "--learning-rate",
             a.train_learning_rate,
+            "--temperature",
+            a.temperature,
             "--query-max-len",
             a.query_max_len,
             "--passage-max-len",
@@ -697,3 +716,24 @@ fn report(p: &Pipeline, model: &Path, total: f64) -> Result<()> {
     Ok(())
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        a: QuickstartArgs,
+    }
+
+    #[test]
+    fn stage_one_learning_rate_follows_lora_or_full_fine_tuning() {
+        let parse = |args: &[&str]| Cli::parse_from(std::iter::once("quickstart").chain(args.iter().copied())).a;
+        assert_eq!(parse(&[]).ql_learning_rate(), QL_LORA_LEARNING_RATE);
+        assert_eq!(parse(&["--ql-lora-r", "0"]).ql_learning_rate(), QL_FULL_LEARNING_RATE);
+        assert_eq!(parse(&["--ql-lora-r", "0", "--ql-learning-rate", "5e-5"]).ql_learning_rate(), 5e-5);
+        assert_eq!(parse(&["--ql-learning-rate", "1e-4"]).ql_learning_rate(), 1e-4);
+    }
+}
