@@ -108,3 +108,32 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
     assert!(vals.iter().all(|v| v.is_finite()));
     assert!(!dir.path().join("checkpoint-3").exists());
 }
+
+/// As in the HF Trainer, `max_steps` overrides the epoch count: with more steps than one epoch
+/// has, the data is cycled and exactly `max_steps` optimizer steps run (it used to stop at the
+/// epochs' end).
+#[test]
+fn max_steps_beyond_the_epochs_trains_exactly_max_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
+    let pairs = fixture_pairs();
+    let mut c = cfg();
+    c.num_train_epochs = 1;
+    c.per_device_train_batch_size = pairs.len().div_ceil(2); // 2 steps an epoch
+    c.max_steps = Some(5);
+    c.save_steps = 0;
+    struct Count(usize);
+    impl llmql_core::train::ql_train::TrainObserver for Count {
+        fn on_step(&mut self, _step: usize) {
+            self.0 += 1;
+        }
+    }
+    let mut steps = Count(0);
+    ql_train(model, &ck.tokenizer, &pairs, &c, &ck.source_files(), dir.path(), false, &mut steps).unwrap();
+    assert_eq!(steps.0, 5);
+    let (_, last) = llmql_core::train::checkpoint::list_checkpoints(dir.path()).pop().unwrap();
+    let state = llmql_core::train::checkpoint::read_state(&last).unwrap();
+    assert_eq!(state.global_step, 5);
+    assert!((state.epoch - 2.5).abs() < 1e-9, "{}", state.epoch);
+}

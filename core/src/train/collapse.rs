@@ -55,8 +55,10 @@ impl CollapseMonitor {
         if is_collapsed(loss, uniform, cosine) {
             tracing::warn!(
                 "stage 2 looks collapsed at step {step}: loss {loss:.3} is near ln({}) = {uniform:.3} (a uniform guess) and \
-                 passage embeddings have mean cosine {cosine:.3}. Retrieval is likely at chance. Lower the learning rate \
-                 or lengthen warmup, use more in-batch negatives (batch size, group size) or a higher temperature{}",
+                 passage embeddings have mean cosine {cosine:.3}. Retrieval is likely at chance. If the base model's \
+                 vectors start this alike, train stage 1 first (QL training shapes the EOS state); otherwise lower the \
+                 learning rate or lengthen warmup, use more in-batch negatives (batch size, group size) or a higher \
+                 temperature{}",
                 self.candidates,
                 if self.warned { "" } else { "; see README \"The recipe\"" }
             );
