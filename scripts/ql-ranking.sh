@@ -3,7 +3,7 @@
 #   - Dirichlet-smoothed word QL           (llmql rerank-dirichlet)
 #   - LLM-QL: the stage-1 model's QL score under Attention Stop (llmql rerank)
 #   - the same model scored with plain causal attention (llmql rerank --no-attention-stop)
-#   - the untrained base model, both ways (what stage 1 adds)
+#   - with ALL=1, the untrained base model both ways too (what stage 1 adds)
 # and print one table (nDCG@10, RR@10) from `llmql eval`.
 #
 #   scripts/ql-ranking.sh [QUICKSTART_OUT]          # default quickstart-out (run the quickstart first)
@@ -36,14 +36,17 @@ rank() { # name model [flags]
 }
 rank llmql-ql "$QS/ql"
 rank llmql-ql-causal "$QS/ql" --no-attention-stop
-rank base-ql "$BASE_MODEL"
-rank base-ql-causal "$BASE_MODEL" --no-attention-stop
+if [ "${ALL:-0}" = 1 ]; then
+    rank base-ql "$BASE_MODEL"
+    rank base-ql-causal "$BASE_MODEL" --no-attention-stop
+fi
 {
     echo "| ranking of BM25's top $K (test queries) | nDCG@10 | RR@10 |"
     echo "|---|---:|---:|"
     for r in "bm25:BM25 (the candidates' own order)" "dirichlet:Dirichlet QL (mu 1000)" "llmql-ql:LLM-QL: stage-1 model, Attention Stop" \
              "llmql-ql-causal:stage-1 model, causal attention" "base-ql:untrained model, Attention Stop" "base-ql-causal:untrained model, causal attention"; do
         f=${r%%:*}; label=${r#*:}
+        [ -f "$out/$f.trec" ] || continue
         vals=$("$LLMQL" eval --qrels "$col/qrels/test.tsv" --run "$out/$f.trec" --metrics nDCG@10,RR@10 --json 2>/dev/null \
             | python3 -c 'import json,sys; d=json.load(sys.stdin); print("| %.4f | %.4f |" % (d["nDCG@10"], d["RR@10"]))')
         echo "| $label $vals"
