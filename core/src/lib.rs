@@ -57,6 +57,9 @@ pub mod trec;
 pub mod truncation;
 pub mod weights;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use checkpoint::Checkpoint;
 pub use config::{Family, ModelConfig};
 pub use encoder::{Encoder, EncoderOptions};

@@ -253,7 +253,7 @@ pub fn parse_adapter_config(text: &str, p: &Path) -> Result<LoraConfig> {
 fn check_rank(w: &WeightFiles, cfg: &LoraConfig, origin: &Path) -> Result<()> {
     for name in w.names() {
         if name.ends_with(".lora_A.weight") {
-            let (shape, _) = w.info(&name).unwrap_or_default();
+            let shape = w.info(&name).map(|(s, _)| s).unwrap_or_default();
             if shape.len() != 2 || shape[0] != cfg.r {
                 return Err(Error::config(
                     origin,

@@ -76,7 +76,7 @@ pub fn parse_f32_matrix(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, u
         2 | 3 => return Err(bad("truncated header")),
         _ => return Err(bad("unknown version")),
     };
-    let data_start = start.checked_add(hlen).filter(|&e| e <= bytes.len()).ok_or_else(|| bad("truncated header"))?;
+    let data_start = (start as usize).checked_add(hlen).filter(|&e| e <= bytes.len()).ok_or_else(|| bad("truncated header"))?;
     let dict = std::str::from_utf8(&bytes[start..data_start]).map_err(|_| bad("header"))?;
     if !dict.contains("'<f4'") || dict.contains("'fortran_order': True") {
         return Err(bad("need descr '<f4' in C order"));
