@@ -242,6 +242,19 @@ fn encode_keeps_the_previous_output_until_the_new_one_is_complete() {
         before == after,
         "a failed re-run changed the previous output"
     );
+    // The next run that writes into the folder removes the dead run's temporary.
+    let (ok, text) = run(&[
+        "encode",
+        "--model",
+        s(&model),
+        "--input",
+        s(&good),
+        "--kind",
+        "passage",
+        "--output",
+        s(&out),
+    ]);
+    assert!(ok, "{text}");
     assert_eq!(
         listing(&out),
         [
