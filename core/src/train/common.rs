@@ -47,7 +47,9 @@ pub fn ensure_finite(loss: f64, step: usize, out: &Path, run_id: Option<&str>) -
     if loss.is_finite() {
         return Ok(());
     }
-    let last = run_checkpoints(out, run_id).pop().map(|(_, p)| p.display().to_string());
+    let last = run_checkpoints(out, run_id).pop().map(|(_, p)| p.display().to_string()).or_else(|| {
+        list_checkpoints(out).pop().map(|(_, p)| format!("none of this run; the newest in the folder is {} (an earlier run)", p.display()))
+    });
     Err(Error::Other(format!(
         "loss is {loss} at step {}: stopping (last good checkpoint: {})",
         step + 1,
