@@ -70,13 +70,13 @@ pub fn parse_f32_matrix(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, u
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad("bad magic"));
     }
-    let (hlen, start) = match bytes[6] {
+    let (hlen, start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         2 | 3 => return Err(bad("truncated header")),
         _ => return Err(bad("unknown version")),
     };
-    let data_start = (start as usize).checked_add(hlen).filter(|&e| e <= bytes.len()).ok_or_else(|| bad("truncated header"))?;
+    let data_start = start.checked_add(hlen).filter(|&e| e <= bytes.len()).ok_or_else(|| bad("truncated header"))?;
     let dict = std::str::from_utf8(&bytes[start..data_start]).map_err(|_| bad("header"))?;
     if !dict.contains("'<f4'") || dict.contains("'fortran_order': True") {
         return Err(bad("need descr '<f4' in C order"));
