@@ -26,6 +26,13 @@ fi
 bash scripts/setup.sh
 export LLMQL_REQUIRE_SMOLLM2=1
 
+# The demo's static server against hostile requests (plain node, no packages).
+if command -v node >/dev/null 2>&1; then
+  node web-demo/tests/serve-test.mjs
+else
+  echo "skipped: web-demo/tests/serve-test.mjs (no node; scripts/web-test.sh installs it)"
+fi
+
 # One build for the whole workspace with the wgpu backend enabled (flex is always on).
 cargo test --workspace --exclude llmql-wasm --features llmql-tests/wgpu -- --test-threads=2
 

@@ -12,6 +12,8 @@ QUICKSTART="${QUICKSTART:-quickstart-out}"
 bash scripts/build-wasm.sh
 cargo build --release -p llmql-cli
 LLMQL="$CARGO_TARGET_DIR/release/llmql"
+# An export of an llmql older than its output marker: this script's own folder, replaced here.
+if [ -d web-demo/dist/default ] && [ ! -e web-demo/dist/default/.llmql-output ]; then rm -rf web-demo/dist/default; fi
 if [ -d "$QUICKSTART/ql" ] && [ -d "$QUICKSTART/dense" ]; then
   "$LLMQL" export-web --quickstart "$QUICKSTART" --output web-demo/dist/default ${EXPORT_ARGS:-}
 else

@@ -34,6 +34,8 @@ fi
 DIST=web-demo/dist/test-tiny
 OUT=web-demo/test-out
 rm -rf "$OUT"; mkdir -p "$OUT"
+# An export of an llmql older than its output marker: this script's own folder, replaced here.
+if [ -d "$DIST" ] && [ ! -e "$DIST/.llmql-output" ]; then rm -rf "$DIST"; fi
 "$LLMQL" export-web --model tests/fixtures/tiny-llama --adapter tests/fixtures/stage2/adapter \
   --corpus tests/fixtures/collection --output "$DIST"
 "$LLMQL" encode --model "$DIST/model" --adapter "$DIST/adapter" --input tests/fixtures/collection/queries.jsonl \

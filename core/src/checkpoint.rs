@@ -79,13 +79,12 @@ impl Checkpoint {
     }
 
     fn open_folder(dir: &Path) -> Result<Self> {
-        let config = ModelConfig::from_file(&dir.join("config.json"))?;
+        let config = ModelConfig::from_file(&crate::paths::model_file(dir, "config.json")?)?;
         let tokenizer = TextTokenizer::from_dir(dir, &config)?;
         let weights = WeightFiles::open_dir(dir)?;
         let mut tokenizer_files = Vec::new();
         for f in TOKENIZER_FILES {
-            let p = dir.join(f);
-            if p.exists() {
+            if let Some(p) = crate::paths::model_file_opt(dir, f)? {
                 tokenizer_files.push((f.to_string(), std::fs::read(&p).map_err(|e| Error::io(&p, e))?));
             }
         }

@@ -133,9 +133,21 @@ impl ModelConfig {
                 ))
             }
         };
-        let hidden_size = need(raw.hidden_size, "hidden_size")?;
-        let num_attention_heads = need(raw.num_attention_heads, "num_attention_heads")?;
-        let num_key_value_heads = raw.num_key_value_heads.unwrap_or(num_attention_heads);
+        // Every size is checked before any arithmetic on it (a 0 would divide by zero below; an
+        // absurd one would ask for more memory than exists).
+        let size = |v: Option<usize>, name: &str, max: usize| -> Result<usize> {
+            let v = need(v, name)?;
+            if v == 0 || v > max {
+                return Err(Error::config(path, format!("field `{name}`: {v} is out of range (1 to {max})")));
+            }
+            Ok(v)
+        };
+        let hidden_size = size(raw.hidden_size, "hidden_size", MAX_DIM)?;
+        let num_attention_heads = size(raw.num_attention_heads, "num_attention_heads", MAX_DIM)?;
+        let num_key_value_heads = match raw.num_key_value_heads {
+            Some(_) => size(raw.num_key_value_heads, "num_key_value_heads", MAX_DIM)?,
+            None => num_attention_heads,
+        };
         if num_key_value_heads == 0 || num_attention_heads % num_key_value_heads != 0 {
             return Err(Error::config(
                 path,
@@ -145,7 +157,7 @@ impl ModelConfig {
             ));
         }
         let head_dim = match raw.head_dim {
-            Some(d) => d,
+            Some(_) => size(raw.head_dim, "head_dim", MAX_DIM)?,
             None => {
                 if hidden_size % num_attention_heads != 0 {
                     return Err(Error::config(
@@ -182,19 +194,28 @@ impl ModelConfig {
             None => None,
             Some(s) => parse_rope_scaling(s, path)?,
         };
+        if head_dim % 2 != 0 {
+            return Err(Error::config(path, format!("field `head_dim`: {head_dim} is odd (rotary embeddings need an even head size)")));
+        }
+        positive_finite(path, "rope_theta", rope_theta)?;
+        let rms_norm_eps = raw.rms_norm_eps.unwrap_or(1e-6);
+        positive_finite(path, "rms_norm_eps", rms_norm_eps)?;
+        let intermediate_size = size(raw.intermediate_size, "intermediate_size", MAX_DIM)?;
+        let num_hidden_layers = size(raw.num_hidden_layers, "num_hidden_layers", MAX_LAYERS)?;
+        let vocab_size = size(raw.vocab_size, "vocab_size", MAX_VOCAB)?;
         Ok(ModelConfig {
             family,
             hidden_size,
-            intermediate_size: need(raw.intermediate_size, "intermediate_size")?,
-            num_hidden_layers: need(raw.num_hidden_layers, "num_hidden_layers")?,
+            intermediate_size,
+            num_hidden_layers,
             num_attention_heads,
             num_key_value_heads,
             head_dim,
-            rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-6),
+            rms_norm_eps,
             rope_theta,
             rope_scaling,
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
-            vocab_size: need(raw.vocab_size, "vocab_size")?,
+            vocab_size,
             qkv_bias: match family {
                 Family::Qwen2 => true,
                 _ => raw.attention_bias.unwrap_or(false),
@@ -211,18 +232,36 @@ impl ModelConfig {
         })
     }
 
-    /// Number of parameters the network holds (embeddings counted once when tied).
+    /// Number of parameters the network holds (embeddings counted once when tied); computed in
+    /// u128 so that no accepted config overflows, saturated to `usize`.
     pub fn parameter_count(&self) -> usize {
-        let h = self.hidden_size;
-        let q = self.num_attention_heads * self.head_dim;
-        let kv = self.num_key_value_heads * self.head_dim;
+        let h = self.hidden_size as u128;
+        let q = self.num_attention_heads as u128 * self.head_dim as u128;
+        let kv = self.num_key_value_heads as u128 * self.head_dim as u128;
         let bias = if self.qkv_bias { q + 2 * kv } else { 0 } + if self.o_bias { h } else { 0 };
         let attn = h * q + 2 * h * kv + q * h + bias;
-        let mlp = 3 * h * self.intermediate_size;
+        let mlp = 3 * h * self.intermediate_size as u128;
         let layer = attn + mlp + 2 * h;
-        let emb = self.vocab_size * h;
+        let emb = self.vocab_size as u128 * h;
         let head = if self.tie_word_embeddings { 0 } else { emb };
-        emb + head + self.num_hidden_layers * layer + h
+        usize::try_from(emb + head + self.num_hidden_layers as u128 * layer + h).unwrap_or(usize::MAX)
+    }
+}
+
+/// Largest width llmql accepts for a hidden, head or MLP size or a head count (2^20; 7B models
+/// use 4,096 / 14,336).
+pub const MAX_DIM: usize = 1 << 20;
+/// Largest vocabulary (2^24; today's largest are ~256k).
+pub const MAX_VOCAB: usize = 1 << 24;
+/// Most decoder layers (models have tens to ~130).
+pub const MAX_LAYERS: usize = 4096;
+
+/// A float field that must be finite and above zero.
+fn positive_finite(path: &Path, name: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::config(path, format!("field `{name}`: {v} must be a finite number above 0")))
     }
 }
 
@@ -240,11 +279,23 @@ fn parse_rope_scaling(s: &serde_json::Value, path: &Path) -> Result<Option<RopeS
                     Error::config(path, format!("field `rope_scaling.{name}` missing for rope_type llama3"))
                 })
             };
+            let (factor, low, high) = (f("factor")?, f("low_freq_factor")?, f("high_freq_factor")?);
+            let original = f("original_max_position_embeddings")?;
+            positive_finite(path, "rope_scaling.factor", factor)?;
+            positive_finite(path, "rope_scaling.low_freq_factor", low)?;
+            positive_finite(path, "rope_scaling.high_freq_factor", high)?;
+            positive_finite(path, "rope_scaling.original_max_position_embeddings", original)?;
+            if high <= low {
+                return Err(Error::config(
+                    path,
+                    format!("field `rope_scaling.high_freq_factor`: {high} must be above low_freq_factor {low}"),
+                ));
+            }
             Ok(Some(RopeScaling::Llama3 {
-                factor: f("factor")?,
-                low_freq_factor: f("low_freq_factor")?,
-                high_freq_factor: f("high_freq_factor")?,
-                original_max_position_embeddings: f("original_max_position_embeddings")? as usize,
+                factor,
+                low_freq_factor: low,
+                high_freq_factor: high,
+                original_max_position_embeddings: original as usize,
             }))
         }
         other => Err(Error::config(
@@ -290,6 +341,36 @@ mod tests {
         assert!(e.to_string().contains("\"yarn\" is not supported"), "{e}");
         let e = parse(r#"{"model_type":"llama"}"#).unwrap_err();
         assert!(e.to_string().contains("hidden_size"), "{e}");
+    }
+
+    #[test]
+    fn sizes_and_factors_out_of_range_are_errors() {
+        let with = |extra: &str| parse(&format!(r#"{{"model_type":"llama", "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "vocab_size": 100, {extra}}}"#));
+        let e = with(r#""num_attention_heads": 0"#).unwrap_err().to_string();
+        assert!(e.contains("field `num_attention_heads`: 0 is out of range"), "{e}");
+        let e = with(r#""num_attention_heads": 4, "num_key_value_heads": 0"#).unwrap_err().to_string();
+        assert!(e.contains("field `num_key_value_heads`: 0"), "{e}");
+        let e = with(r#""num_attention_heads": 4, "head_dim": 0"#).unwrap_err().to_string();
+        assert!(e.contains("field `head_dim`"), "{e}");
+        let e = with(r#""num_attention_heads": 4, "head_dim": 7"#).unwrap_err().to_string();
+        assert!(e.contains("is odd"), "{e}");
+        let e = with(r#""num_attention_heads": 4, "rope_theta": 0"#).unwrap_err().to_string();
+        assert!(e.contains("field `rope_theta`"), "{e}");
+        let e = with(r#""num_attention_heads": 4, "rms_norm_eps": -1"#).unwrap_err().to_string();
+        assert!(e.contains("field `rms_norm_eps`"), "{e}");
+        let e = parse(r#"{"model_type":"llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "vocab_size": 1000000000000}"#).unwrap_err().to_string();
+        assert!(e.contains("field `vocab_size`"), "{e}");
+        let llama3 = |factor: &str, low: &str, high: &str| {
+            with(&format!(r#""num_attention_heads": 4, "rope_scaling": {{"rope_type": "llama3", "factor": {factor},
+                "low_freq_factor": {low}, "high_freq_factor": {high}, "original_max_position_embeddings": 8192}}"#))
+        };
+        assert!(llama3("8.0", "1.0", "4.0").is_ok());
+        let e = llama3("0", "1.0", "4.0").unwrap_err().to_string();
+        assert!(e.contains("field `rope_scaling.factor`: 0"), "{e}");
+        let e = llama3("8.0", "4.0", "4.0").unwrap_err().to_string();
+        assert!(e.contains("high_freq_factor"), "{e}");
     }
 
     #[test]

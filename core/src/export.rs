@@ -85,8 +85,10 @@ pub fn hf_tensors<B: Backend>(model: &DecoderModel<B>, dt: StoredDtype) -> Vec<(
     out
 }
 
-/// Saves a complete HF folder at `dest` atomically: everything is written into `dest.tmp-*` and
-/// renamed at the end. `extra` writes more files into the (temporary) folder (e.g. training state).
+/// Saves a complete HF folder at `dest` atomically: everything is written into a temporary folder
+/// beside it and put in place by [`crate::output::replace_dir`] (an existing `dest` is replaced
+/// only when llmql wrote it, and only once the new folder is complete). `extra` writes more files
+/// into the (temporary) folder (e.g. training state).
 pub fn save_hf_folder<B: Backend>(
     model: &DecoderModel<B>,
     source: &crate::checkpoint::SourceFiles,
@@ -94,15 +96,12 @@ pub fn save_hf_folder<B: Backend>(
     dtype: StoredDtype,
     extra: &mut dyn FnMut(&Path) -> Result<()>,
 ) -> Result<()> {
-    let parent = dest.parent().unwrap_or(Path::new("."));
+    crate::output::check_replaceable(dest)?;
+    let parent = crate::output::parent_of(dest);
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = parent.join(format!(
-        ".{}.tmp-{}",
-        dest.file_name().and_then(|s| s.to_str()).unwrap_or("checkpoint"),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    crate::output::clean_stale_temps(parent);
+    let tmp = crate::output::temp_sibling(dest);
+    std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let result = (|| -> Result<()> {
         let mut config = model.config.raw.clone();
         if let Some(o) = config.as_object_mut() {
@@ -133,8 +132,5 @@ pub fn save_hf_folder<B: Backend>(
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    if dest.exists() {
-        std::fs::remove_dir_all(dest).map_err(|e| Error::io(dest, e))?;
-    }
-    std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))
+    crate::output::replace_dir(&tmp, dest, "hf-model")
 }

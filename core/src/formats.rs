@@ -32,6 +32,7 @@ pub fn parse_tsv_record(s: &str, path: &Path, line: usize) -> Result<TextRecord>
     if id.is_empty() {
         return Err(Error::input(path, line, "field 1 (id) is empty"));
     }
+    crate::records::check_id(id).map_err(|m| Error::input(path, line, format!("field 1 (id): {m}")))?;
     Ok(TextRecord {
         id: id.to_string(),
         title: None,
@@ -42,7 +43,7 @@ pub fn parse_tsv_record(s: &str, path: &Path, line: usize) -> Result<TextRecord>
 impl LineReader<TextRecord> {
     /// Opens an `id\ttext` file (MS MARCO collection or queries).
     pub fn open_tsv(path: &Path) -> Result<Self> {
-        Self::new(path, parse_tsv_record)
+        Ok(Self::new(path, parse_tsv_record)?.unique_ids(|r| &r.id))
     }
 }
 
@@ -275,29 +276,7 @@ pub fn write_tevatron(path: &Path, examples: &[TevatronExample]) -> Result<()> {
     })
 }
 
-/// Writes `path` through a temporary file in the same folder that is renamed into place only
-/// when `fill` succeeded, so a failed or interrupted write never leaves a complete-looking file.
-pub fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".llmql-partial-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        fill(&mut w).map_err(|e| Error::io(path, e))?;
-        w.flush().map_err(|e| Error::io(path, e))?;
-    }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
-}
+pub use crate::output::write_atomic;
 
 #[cfg(test)]
 mod tests {

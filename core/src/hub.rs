@@ -31,22 +31,33 @@ pub fn offline() -> bool {
         .unwrap_or(false)
 }
 
-/// `org/name` or `org/name@revision`: two non-empty path-safe parts, not a local path.
+/// One path-safe name: non-empty, not starting with `.`, ASCII letters, digits, `-`, `_`, `.`.
+fn safe_part(p: &str) -> bool {
+    !p.is_empty() && !p.starts_with('.') && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// `org/name` or `org/name@revision`: two non-empty path-safe parts, not a local path. The
+/// revision (a branch, tag or commit; `refs/pr/N`) is held to the same rules, part by part: it
+/// becomes a path in the cache (`refs/REVISION`), so `..` or an absolute path is refused.
 pub fn looks_like_repo_id(s: &str) -> bool {
-    let id = s.split_once('@').map(|(a, _)| a).unwrap_or(s);
+    let (id, revision) = match s.split_once('@') {
+        Some((id, rev)) => (id, Some(rev)),
+        None => (s, None),
+    };
     let parts: Vec<&str> = id.split('/').collect();
-    parts.len() == 2
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && !p.starts_with('.')
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        })
+    parts.len() == 2 && parts.iter().all(|p| safe_part(p)) && revision.is_none_or(|r| r.split('/').all(safe_part))
 }
 
 const OPTIONAL: [&str; 4] = ["tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
 
 /// Resolves a hub id to the snapshot folder holding its config, tokenizer and safetensors files.
 pub fn resolve(spec: &str) -> Result<PathBuf> {
+    if !looks_like_repo_id(spec) {
+        return Err(Error::config(
+            Path::new(spec),
+            "not a hub id: expected org/name or org/name@revision (letters, digits, `-`, `_`, `.`; no `..`)",
+        ));
+    }
     let (id, revision) = match spec.split_once('@') {
         Some((id, rev)) => (id, rev.to_string()),
         None => (spec, "main".to_string()),
@@ -96,19 +107,40 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
                 Error::config(Path::new(spec), format!("{}: no weights: {single}; {m}", where_()))
             })?;
             let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-            let v: serde_json::Value =
-                serde_json::from_str(&text).map_err(|source| Error::Json { path: index.clone(), source })?;
-            let mut files: Vec<String> = v
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .map(|m| m.values().filter_map(|f| f.as_str().map(str::to_string)).collect())
-                .unwrap_or_default();
-            files.sort();
-            files.dedup();
-            for f in files {
+            // Names are checked (relative, inside the snapshot) before any is fetched or opened.
+            for f in crate::weights::index_shards(&text, &index)? {
                 need(&f)?;
             }
         }
     }
-    Ok(config.parent().expect("a file in a snapshot folder").to_path_buf())
+    // The snapshot folder must be `<cache>/models--org--name/snapshots/<one name>`, whatever the
+    // cache's refs file said.
+    let snapshot = config.parent().map(Path::to_path_buf).unwrap_or_default();
+    let repo_dir = cache_root.join(format!("models--{}", id.replace('/', "--")));
+    let inside = snapshot.parent() == Some(repo_dir.join("snapshots").as_path())
+        && snapshot.file_name().and_then(|n| n.to_str()).is_some_and(safe_part);
+    if !inside {
+        return Err(Error::config(
+            Path::new(spec),
+            format!("{}: resolved to {}, which is not a snapshot folder of this model", where_(), snapshot.display()),
+        ));
+    }
+    Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_revisions_are_path_safe() {
+        for ok in ["org/name", "org/name@main", "org/name@refs/pr/1", "o-1/n_2.x@v1.0"] {
+            assert!(looks_like_repo_id(ok), "{ok}");
+        }
+        for bad in ["org/name@../../etc", "org/name@/etc/passwd", "org/name@", "org/name@a//b", "../x", "org/.name", "a/b/c", "org/name@.hidden"] {
+            assert!(!looks_like_repo_id(bad), "{bad}");
+        }
+        let e = resolve("org/name@../../../etc").unwrap_err().to_string();
+        assert!(e.contains("not a hub id"), "{e}");
+    }
 }

@@ -13,6 +13,7 @@
 //! - [`encoder`]: text -> normalised vector, batched with padding that never changes a result
 //! - [`records`]: BEIR-style JSON lines input
 //! - [`npy`]: `.npy` float32 matrices
+//! - [`paths`]: files a model folder names are regular files inside it
 //! - [`search`]: exact inner-product top-K over encoded shards
 //! - [`trec`], [`metrics`]: qrels and runs; nDCG, RR, R, P, AP exactly as trec_eval / ir-measures
 //! - [`formats`]: BEIR, MS MARCO tsv, Tevatron jsonl
@@ -21,6 +22,7 @@
 //! - [`ql`]: LLM-QL stage 1 — Attention Stop mask, Input Corruption, example layouts, loss, QL ranking
 //! - [`train`]: training loops, schedule, clipping, checkpoints and resume
 //! - [`export`]: writing HF folders
+//! - [`output`]: outputs that never destroy the user's files or the previous output (markers, atomic replace)
 //! - [`lora`]: factored LoRA, merging, PEFT adapter files
 #[cfg(feature = "bm25")]
 pub mod bm25;
@@ -42,6 +44,8 @@ pub mod metrics;
 pub mod mining;
 pub mod model;
 pub mod npy;
+pub mod output;
+pub mod paths;
 pub mod pooling;
 pub mod ql;
 pub mod records;
@@ -52,6 +56,9 @@ pub mod train;
 pub mod trec;
 pub mod truncation;
 pub mod weights;
+
+#[cfg(test)]
+mod fuzz_tests;
 
 pub use checkpoint::Checkpoint;
 pub use config::{Family, ModelConfig};

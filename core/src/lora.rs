@@ -33,9 +33,39 @@ impl Default for LoraConfig {
     }
 }
 
+/// Largest LoRA rank accepted (PEFT's ranks are 8 to 256; a rank is at most a layer's width).
+pub const MAX_LORA_R: usize = 1 << 16;
+
 impl LoraConfig {
     pub fn scale(&self) -> f64 {
         self.lora_alpha / self.r as f64
+    }
+
+    /// Checks every value before any tensor is built from it: `r` in 1..=[`MAX_LORA_R`], a finite
+    /// `lora_alpha`, `lora_dropout` in [0, 1), known target modules. `origin` (the
+    /// `adapter_config.json`, or the flags) names it in the error.
+    pub fn validate(&self, origin: &Path) -> Result<()> {
+        if self.r == 0 || self.r > MAX_LORA_R {
+            return Err(Error::config(origin, format!("field `r`: {} is out of range (1 to {MAX_LORA_R})", self.r)));
+        }
+        if !self.lora_alpha.is_finite() {
+            return Err(Error::config(origin, format!("field `lora_alpha`: {} is not a finite number", self.lora_alpha)));
+        }
+        if !(0.0..1.0).contains(&self.lora_dropout) {
+            return Err(Error::config(origin, format!("field `lora_dropout`: {} is not in [0, 1)", self.lora_dropout)));
+        }
+        if self.target_modules.is_empty() {
+            return Err(Error::config(origin, "field `target_modules`: no module named"));
+        }
+        for t in &self.target_modules {
+            if !DEFAULT_TARGETS.contains(&t.as_str()) {
+                return Err(Error::config(
+                    origin,
+                    format!("field `target_modules`: {t:?} is not a linear of this model (expected some of {})", DEFAULT_TARGETS.join(",")),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -126,14 +156,7 @@ pub fn has_dropout<B: Backend>(model: &DecoderModel<B>) -> bool {
 /// Freezes every base weight and attaches fresh adapters to the target modules. `seed` makes the
 /// A initialisation reproducible.
 pub fn attach_lora<B: Backend>(model: DecoderModel<B>, cfg: &LoraConfig, seed: u64) -> Result<DecoderModel<B>> {
-    for t in &cfg.target_modules {
-        if !DEFAULT_TARGETS.contains(&t.as_str()) {
-            return Err(Error::Other(format!(
-                "LoRA target module {t:?} is not a linear of this model (expected some of {})",
-                DEFAULT_TARGETS.join(",")
-            )));
-        }
-    }
+    cfg.validate(Path::new("LoRA settings"))?;
     let device = model.device();
     let dtype = model.dtype();
     let mut model = model.no_grad();
@@ -211,24 +234,49 @@ pub fn parse_adapter_config(text: &str, p: &Path) -> Result<LoraConfig> {
         Some(serde_json::Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).collect(),
         _ => return Err(Error::config(&p, "missing field `target_modules`")),
     };
-    Ok(LoraConfig {
-        r: v.get("r").and_then(|x| x.as_u64()).ok_or_else(|| Error::config(&p, "missing field `r`"))? as usize,
+    let r = v.get("r").and_then(|x| x.as_u64()).ok_or_else(|| Error::config(&p, "missing field `r` (a positive integer)"))?;
+    let cfg = LoraConfig {
+        r: usize::try_from(r).unwrap_or(usize::MAX),
         lora_alpha: v.get("lora_alpha").and_then(|x| x.as_f64()).ok_or_else(|| Error::config(&p, "missing field `lora_alpha`"))?,
-        lora_dropout: v.get("lora_dropout").and_then(|x| x.as_f64()).unwrap_or(0.0),
+        lora_dropout: match v.get("lora_dropout") {
+            None | Some(serde_json::Value::Null) => 0.0,
+            Some(x) => x.as_f64().ok_or_else(|| Error::config(&p, "field `lora_dropout`: expected a number"))?,
+        },
         target_modules: targets,
-    })
+    };
+    cfg.validate(&p)?;
+    Ok(cfg)
+}
+
+/// Checks that the adapter's tensors have the rank its config names before any adapter is built
+/// (a config claiming a huge `r` must not allocate for it).
+fn check_rank(w: &WeightFiles, cfg: &LoraConfig, origin: &Path) -> Result<()> {
+    for name in w.names() {
+        if name.ends_with(".lora_A.weight") {
+            let shape = w.info(&name).map(|(s, _)| s).unwrap_or_default();
+            if shape.len() != 2 || shape[0] != cfg.r {
+                return Err(Error::config(
+                    origin,
+                    format!("field `r`: {} does not match tensor `{name}` of shape {shape:?}", cfg.r),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Attaches the adapter stored in `dir` (PEFT format, ours or Python PEFT's) to `model`.
 pub fn load_adapter<B: Backend>(model: DecoderModel<B>, dir: &Path) -> Result<DecoderModel<B>> {
     let cfg = read_adapter_config(dir)?;
+    let w = WeightFiles::open_files(dir, &[crate::paths::model_file(dir, "adapter_model.safetensors")?])?;
+    check_rank(&w, &cfg, &dir.join("adapter_config.json"))?;
     let model = attach_lora(model, &cfg, 0)?;
-    fill_adapter(model, dir, &cfg)
+    fill_adapter_from(model, &w, &cfg)
 }
 
 /// Overwrites the A/B weights of `model`'s attached adapters with those stored in `dir`.
 pub fn fill_adapter<B: Backend>(model: DecoderModel<B>, dir: &Path, cfg: &LoraConfig) -> Result<DecoderModel<B>> {
-    let w = WeightFiles::open_files(dir, &[dir.join("adapter_model.safetensors")])?;
+    let w = WeightFiles::open_files(dir, &[crate::paths::model_file(dir, "adapter_model.safetensors")?])?;
     fill_adapter_from(model, &w, cfg)
 }
 
@@ -237,8 +285,9 @@ pub fn fill_adapter<B: Backend>(model: DecoderModel<B>, dir: &Path, cfg: &LoraCo
 pub fn load_adapter_bytes<B: Backend>(model: DecoderModel<B>, config_json: &str, weights: Vec<u8>) -> Result<DecoderModel<B>> {
     let origin = Path::new("adapter");
     let cfg = parse_adapter_config(config_json, &origin.join("adapter_config.json"))?;
-    let model = attach_lora(model, &cfg, 0)?;
     let w = WeightFiles::from_bytes(origin, vec![("adapter_model.safetensors".to_string(), weights)])?;
+    check_rank(&w, &cfg, &origin.join("adapter_config.json"))?;
+    let model = attach_lora(model, &cfg, 0)?;
     fill_adapter_from(model, &w, &cfg)
 }
 
@@ -259,4 +308,31 @@ pub fn fill_adapter_from<B: Backend>(mut model: DecoderModel<B>, w: &WeightFiles
     });
     w.finish()?;
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<LoraConfig> {
+        parse_adapter_config(text, Path::new("adapter_config.json"))
+    }
+
+    #[test]
+    fn adapter_config_values_are_validated() {
+        let ok = r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["q_proj"]}"#;
+        assert_eq!(parse(ok).unwrap().r, 8);
+        for (text, want) in [
+            (r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 2.0, "target_modules": ["q_proj"]}"#, "field `lora_dropout`: 2"),
+            (r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": -0.5, "target_modules": ["q_proj"]}"#, "field `lora_dropout`"),
+            (r#"{"peft_type": "LORA", "r": 1000000000000, "lora_alpha": 16, "target_modules": ["q_proj"]}"#, "field `r`: 1000000000000 is out of range"),
+            (r#"{"peft_type": "LORA", "r": 0, "lora_alpha": 16, "target_modules": ["q_proj"]}"#, "field `r`: 0"),
+            (r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": []}"#, "field `target_modules`"),
+            (r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["lm_head"]}"#, "\"lm_head\""),
+            (r#"{"peft_type": "LORA", "r": -3, "lora_alpha": 16, "target_modules": ["q_proj"]}"#, "missing field `r`"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.starts_with("adapter_config.json: ") && e.contains(want), "{text}: {e}");
+        }
+    }
 }

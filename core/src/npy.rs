@@ -70,15 +70,14 @@ pub fn parse_f32_matrix(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, u
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad("bad magic"));
     }
-    let (hlen, start) = match bytes[6] {
+    let (hlen, start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 => return Err(bad("truncated header")),
         _ => return Err(bad("unknown version")),
     };
-    if bytes.len() < start + hlen {
-        return Err(bad("truncated header"));
-    }
-    let dict = std::str::from_utf8(&bytes[start..start + hlen]).map_err(|_| bad("header"))?;
+    let data_start = start.checked_add(hlen).filter(|&e| e <= bytes.len()).ok_or_else(|| bad("truncated header"))?;
+    let dict = std::str::from_utf8(&bytes[start..data_start]).map_err(|_| bad("header"))?;
     if !dict.contains("'<f4'") || dict.contains("'fortran_order': True") {
         return Err(bad("need descr '<f4' in C order"));
     }
@@ -98,9 +97,14 @@ pub fn parse_f32_matrix(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, u
     if dims.len() != 2 {
         return Err(bad("expected 2 dimensions"));
     }
-    let data = &bytes[start + hlen..];
-    if data.len() != dims[0] * dims[1] * 4 {
-        return Err(bad("data length does not match shape"));
+    let data = &bytes[data_start..];
+    // Checked: a shape whose byte size overflows is refused here, not trusted by later code.
+    let want = dims[0].checked_mul(dims[1]).and_then(|n| n.checked_mul(4));
+    if want != Some(data.len()) {
+        return Err(bad(&format!("data length {} does not match shape ({}, {})", data.len(), dims[0], dims[1])));
+    }
+    if dims[1] == 0 && dims[0] > 0 {
+        return Err(bad("rows of 0 columns"));
     }
     let values = data
         .chunks_exact(4)
@@ -112,6 +116,26 @@ pub fn parse_f32_matrix(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malformed_headers_are_errors() {
+        let p = Path::new("e.npy");
+        // Version 2 header in a 10-byte file.
+        let e = parse_f32_matrix(b"\x93NUMPY\x02\x00\x10\x00", p).unwrap_err().to_string();
+        assert!(e.contains("truncated header"), "{e}");
+        // A shape whose byte size overflows usize (and whose data is empty).
+        let mut h = header(1, 1);
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4611686018427387904), }";
+        h.truncate(10);
+        h[8..10].copy_from_slice(&(dict.len() as u16).to_le_bytes());
+        h.extend_from_slice(dict.as_bytes());
+        let e = parse_f32_matrix(&h, p).unwrap_err().to_string();
+        assert!(e.contains("does not match shape"), "{e}");
+        // Header length pointing past the end.
+        let mut h = header(0, 3);
+        h[8..10].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert!(parse_f32_matrix(&h, p).unwrap_err().to_string().contains("truncated header"));
+    }
 
     #[test]
     fn round_trip() {

@@ -11,6 +11,19 @@ pub struct TextRecord {
     pub text: String,
 }
 
+/// Checks a record id where it is read: ids are written one a line to `ids.txt` and as
+/// whitespace-separated fields of TREC runs, so an empty id, or one with whitespace or control
+/// characters (a newline, a tab), would produce files that llmql itself later refuses.
+pub fn check_id(id: &str) -> std::result::Result<(), String> {
+    if id.is_empty() {
+        return Err("the id is empty".into());
+    }
+    if let Some(c) = id.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("the id {id:?} contains {c:?} (ids may not contain whitespace or control characters)"));
+    }
+    Ok(())
+}
+
 /// Parses one JSON line; `line` is 1-based, for messages.
 pub fn parse_record(s: &str, path: &Path, line: usize) -> Result<TextRecord> {
     let v: serde_json::Value = serde_json::from_str(s)
@@ -24,6 +37,7 @@ pub fn parse_record(s: &str, path: &Path, line: usize) -> Result<TextRecord> {
         Some(_) => return Err(Error::input(path, line, "field `_id`: expected a string or number")),
         None => return Err(Error::input(path, line, "missing field `_id` (or `id`)")),
     };
+    check_id(&id).map_err(|m| Error::input(path, line, format!("field `_id`: {m}")))?;
     let text = match obj.get("text") {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(_) => return Err(Error::input(path, line, "field `text`: expected a string")),
@@ -40,13 +54,43 @@ pub fn parse_record(s: &str, path: &Path, line: usize) -> Result<TextRecord> {
 /// Parses one line (1-based `line`, for messages) of `path`.
 pub type LineParser<T> = fn(&str, &Path, usize) -> Result<T>;
 
+/// The id of an item, for readers that refuse a repeated id.
+pub type IdOf<T> = fn(&T) -> &str;
+
 /// A streaming reader of one-item-per-line files (JSON lines, tsv). Blank lines are skipped;
-/// every error names the file and line.
+/// every error names the file and line. Readers of records refuse a repeated id (naming both
+/// lines); they keep 24 bytes per id, not the ids themselves.
 pub struct LineReader<T> {
     path: PathBuf,
     lines: std::io::Lines<BufReader<std::fs::File>>,
     line: usize,
     parse: LineParser<T>,
+    unique: Option<(IdOf<T>, IdSet)>,
+}
+
+/// Ids seen so far, as 128-bit keyed hashes (random keys: no input can be crafted to collide) with
+/// the line of each.
+struct IdSet {
+    keys: (std::collections::hash_map::RandomState, std::collections::hash_map::RandomState),
+    seen: std::collections::HashMap<u128, usize>,
+}
+
+impl IdSet {
+    fn new() -> Self {
+        Self { keys: Default::default(), seen: Default::default() }
+    }
+    /// Records `id` at `line`; the line of its first occurrence when it was seen before.
+    fn insert(&mut self, id: &str, line: usize) -> Option<usize> {
+        use std::hash::BuildHasher;
+        let h = ((self.keys.0.hash_one(id) as u128) << 64) | self.keys.1.hash_one(id) as u128;
+        match self.seen.entry(h) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(line);
+                None
+            }
+        }
+    }
 }
 
 impl<T> LineReader<T> {
@@ -57,7 +101,14 @@ impl<T> LineReader<T> {
             lines: BufReader::new(f).lines(),
             line: 0,
             parse,
+            unique: None,
         })
+    }
+
+    /// Refuses an item whose id (`id_of`) was already read from this file.
+    pub fn unique_ids(mut self, id_of: IdOf<T>) -> Self {
+        self.unique = Some((id_of, IdSet::new()));
+        self
     }
 }
 
@@ -74,9 +125,24 @@ impl<T> Iterator for LineReader<T> {
             if l.trim().is_empty() {
                 continue;
             }
-            return Some((self.parse)(&l, &self.path, self.line));
+            let item = (self.parse)(&l, &self.path, self.line);
+            if let (Ok(it), Some((id_of, seen))) = (&item, &mut self.unique) {
+                let id = id_of(it);
+                if let Some(first) = seen.insert(id, self.line) {
+                    return Some(Err(Error::input(
+                        &self.path,
+                        self.line,
+                        format!("duplicate id {id:?} (first on line {first}): ids must be unique"),
+                    )));
+                }
+            }
+            return Some(item);
         }
     }
+}
+
+fn record_id(r: &TextRecord) -> &str {
+    &r.id
 }
 
 /// A streaming reader of JSON-lines text records.
@@ -85,7 +151,7 @@ pub type RecordReader = LineReader<TextRecord>;
 impl LineReader<TextRecord> {
     /// Opens a JSON-lines file of text records.
     pub fn open(path: &Path) -> Result<Self> {
-        Self::new(path, parse_record)
+        Ok(Self::new(path, parse_record)?.unique_ids(record_id))
     }
 }
 
@@ -114,5 +180,18 @@ mod tests {
         assert_eq!(e, "c.jsonl, line 3: missing field `text`");
         let e = parse_record(r#"{"_id": "a", "text": "#, p, 4).unwrap_err().to_string();
         assert!(e.starts_with("c.jsonl, line 4: malformed JSON"), "{e}");
+        for (bad, what) in [(r#""""#, "empty"), (r#""a\nb""#, "'\\n'"), (r#""a b""#, "' '"), (r#""a\tb""#, "'\\t'")] {
+            let e = parse_record(&format!(r#"{{"_id": {bad}, "text": "x"}}"#), p, 5).unwrap_err().to_string();
+            assert!(e.starts_with("c.jsonl, line 5: field `_id`: ") && e.contains(what), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_name_both_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.jsonl");
+        std::fs::write(&p, "{\"_id\": \"a\", \"text\": \"x\"}\n\n{\"_id\": \"b\", \"text\": \"y\"}\n{\"_id\": \"a\", \"text\": \"z\"}\n").unwrap();
+        let e = read_records(&p).unwrap_err().to_string();
+        assert!(e.ends_with("c.jsonl, line 4: duplicate id \"a\" (first on line 1): ids must be unique"), "{e}");
     }
 }

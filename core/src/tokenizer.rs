@@ -25,10 +25,9 @@ fn token_field(v: &serde_json::Value, key: &str) -> Option<String> {
 impl TextTokenizer {
     /// Loads `tokenizer.json` (and `tokenizer_config.json` when present) from a model folder.
     pub fn from_dir(dir: &Path, config: &ModelConfig) -> Result<Self> {
-        let path = dir.join("tokenizer.json");
+        let path = crate::paths::model_file(dir, "tokenizer.json")?;
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let cfg_path = dir.join("tokenizer_config.json");
-        let tok_cfg = if cfg_path.exists() {
+        let tok_cfg = if let Some(cfg_path) = crate::paths::model_file_opt(dir, "tokenizer_config.json")? {
             let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
             Some(serde_json::from_str::<serde_json::Value>(&text).map_err(|source| Error::Json {
                 path: cfg_path.clone(),
@@ -71,11 +70,29 @@ impl TextTokenizer {
                 (id, tok)
             }
         };
+        // Every id the tokenizer can produce must have a row in the embedding table (whose size,
+        // `vocab_size`, the weights are checked against): an id past it would make the embedding
+        // lookup read out of bounds. Checked once here, for every path that pairs a tokenizer with
+        // a model (folders, GGUF files, hub ids and the browser's bytes).
+        let max_id = tokenizer.get_vocab(true).into_values().chain([eos_id]).max().unwrap_or(0);
+        if max_id as usize >= config.vocab_size {
+            return Err(terr(format!(
+                "the tokenizer produces token id {max_id}, but the model's embedding table has only {} rows \
+                 (config.json `vocab_size`): the tokenizer does not belong to this model",
+                config.vocab_size
+            )));
+        }
         // BOS: only what the post-processor adds. Probe it on a plain text.
         let probe = tokenizer
             .encode("a", true)
             .map_err(|e| terr(e.to_string()))?;
         let plain = tokenizer.encode("a", false).map_err(|e| terr(e.to_string()))?;
+        if let Some(&id) = probe.get_ids().iter().find(|&&i| i as usize >= config.vocab_size) {
+            return Err(terr(format!(
+                "the tokenizer's post-processor adds token id {id}, past the model's {} embedding rows (config.json `vocab_size`)",
+                config.vocab_size
+            )));
+        }
         let bos_id = if probe.get_ids().len() > plain.get_ids().len() {
             probe.get_ids().first().copied().filter(|&id| Some(&id) != plain.get_ids().first())
         } else {

@@ -112,7 +112,7 @@ impl TruncationStats {
 }
 
 /// The first bytes of `s` (at a char boundary), at most `n`.
-fn prefix_bytes(s: &str, n: usize) -> &str {
+pub(crate) fn prefix_bytes(s: &str, n: usize) -> &str {
     if n >= s.len() {
         return s;
     }
@@ -124,13 +124,13 @@ fn prefix_bytes(s: &str, n: usize) -> &str {
 }
 
 /// Bytes of content read first for a limit of `max_len` tokens; doubled while too few.
-fn first_budget(max_len: usize) -> usize {
+pub(crate) fn first_budget(max_len: usize) -> usize {
     max_len.saturating_mul(16).max(1024)
 }
 
 /// Tokens that must stay beyond the kept ones when only a prefix of the text was read, so that the
 /// kept tokens are those the whole text would give.
-const MARGIN: usize = 8;
+pub(crate) const MARGIN: usize = 8;
 
 impl TextTokenizer {
     /// An encoder input: `parts` with the tokenizer's special tokens, cut to `max_len - 1` tokens
@@ -223,6 +223,23 @@ impl TextTokenizer {
         let mut out = ids[..head + kept].to_vec();
         out.extend_from_slice(&ids[tail..]);
         Ok(Some(Tokenized { ids: out, cut_tokens: content_tokens - kept }))
+    }
+
+    /// The first `keep` tokens of `text` without special tokens, and how many were cut (a lower
+    /// bound for a very long text), tokenizing only a prefix of the text that surely holds them.
+    pub fn leading_plain_tokens(&self, text: &str, keep: usize) -> Result<Tokenized> {
+        let mut budget = first_budget(keep);
+        while text.len() > budget {
+            let ids = self.encode_raw(prefix_bytes(text, budget), false)?.get_ids().to_vec();
+            if ids.len() >= keep + MARGIN {
+                return Ok(Tokenized { ids: ids[..keep].to_vec(), cut_tokens: ids.len() - keep });
+            }
+            budget = budget.saturating_mul(4);
+        }
+        let mut ids = self.encode_raw(text, false)?.get_ids().to_vec();
+        let cut = ids.len().saturating_sub(keep);
+        ids.truncate(keep);
+        Ok(Tokenized { ids, cut_tokens: cut })
     }
 
     /// How many special tokens the post-processor adds to a single sequence (BOS, ...).

@@ -55,25 +55,14 @@ pub enum StoredDtype {
 impl WeightFiles {
     /// Opens `model.safetensors`, or every shard named by `model.safetensors.index.json`, in `dir`.
     pub fn open_dir(dir: &Path) -> Result<Self> {
-        let single = dir.join("model.safetensors");
-        let index = dir.join("model.safetensors.index.json");
-        if single.exists() {
+        if let Some(single) = crate::paths::model_file_opt(dir, "model.safetensors")? {
             Self::open_files(dir, &[single])
-        } else if index.exists() {
+        } else if let Some(index) = crate::paths::model_file_opt(dir, "model.safetensors.index.json")? {
             let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-            let v: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Json {
-                path: index.clone(),
-                source,
-            })?;
-            let map = v
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .ok_or_else(|| Error::config(&index, "missing object field `weight_map`"))?;
-            let files: BTreeSet<String> = map
-                .values()
-                .filter_map(|f| f.as_str().map(str::to_string))
-                .collect();
-            let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+            let paths = index_shards(&text, &index)?
+                .iter()
+                .map(|f| crate::paths::model_file(dir, f))
+                .collect::<Result<Vec<_>>>()?;
             Self::open_files(dir, &paths)
         } else {
             Err(Error::Weights {
@@ -236,8 +225,9 @@ impl WeightFiles {
     }
 
     /// Takes tensor `name`, checking it has `shape`; returns it on `device` in `dtype`.
-    /// A missing or mis-shaped tensor is recorded (see [`WeightFiles::finish`]) and a zero tensor
-    /// returned, so that one load reports every problem at once.
+    /// A missing or mis-shaped tensor is recorded (see [`WeightFiles::finish`]) and a one-element
+    /// placeholder returned (never a tensor of the expected size: a hostile config could make that
+    /// terabytes), so that one load reports every problem at once; `finish` then fails.
     pub fn take<B: Backend, const D: usize>(
         &self,
         name: &str,
@@ -249,7 +239,7 @@ impl WeightFiles {
         match self.info(name) {
             None if !self.index.contains_key(name) => {
                 self.problem(format!("missing: `{name}` (expected shape {shape:?})"));
-                Tensor::zeros(shape, (device, dtype))
+                Tensor::zeros([1; D], (device, dtype))
             }
             _ => match self.read_f32(name) {
                 Ok((values, found)) if found.as_slice() == shape.as_slice() => {
@@ -259,11 +249,11 @@ impl WeightFiles {
                     self.problem(format!(
                         "wrong shape: `{name}` expected {shape:?}, found {found:?}"
                     ));
-                    Tensor::zeros(shape, (device, dtype))
+                    Tensor::zeros([1; D], (device, dtype))
                 }
                 Err(e) => {
                     self.problem(format!("unreadable: `{name}`: {e}"));
-                    Tensor::zeros(shape, (device, dtype))
+                    Tensor::zeros([1; D], (device, dtype))
                 }
             },
         }
@@ -299,6 +289,30 @@ impl WeightFiles {
             })
         }
     }
+}
+
+/// The shard file names a `model.safetensors.index.json` text lists (`weight_map` values), sorted
+/// and deduplicated; each must be a plain relative name ([`crate::paths::check_relative_name`]).
+/// `index` names the file in messages.
+pub fn index_shards(text: &str, index: &Path) -> Result<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|source| Error::Json { path: index.into(), source })?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| Error::config(index, "missing object field `weight_map`"))?;
+    let mut files = BTreeSet::new();
+    for (tensor, f) in map {
+        let f = f
+            .as_str()
+            .ok_or_else(|| Error::config(index, format!("field `weight_map.{tensor}`: expected a file name")))?;
+        crate::paths::check_relative_name(f, &format!("field `weight_map.{tensor}`:"))
+            .map_err(|m| Error::config(index, m))?;
+        files.insert(f.to_string());
+    }
+    if files.is_empty() {
+        return Err(Error::config(index, "field `weight_map` names no file"));
+    }
+    Ok(files.into_iter().collect())
 }
 
 /// A parameter id derived from the HF weight name (FNV-1a), so that the same checkpoint loaded

@@ -1,5 +1,8 @@
-//! Output folders that never look complete unless they are: files are written under temporary
-//! names and renamed at the end; on failure the temporaries (and a folder we created) are removed.
+//! Output folders that never look complete unless they are, and never lose the previous output:
+//! files are written under unique temporary names (`.NAME.llmql-tmp-PID-N`, so two runs into one
+//! folder never share one), synced, and renamed over the final names only at commit, so a run that
+//! fails or is killed leaves the previous output as it was. Temporaries of killed runs are removed
+//! by the next run into the folder (see `llmql_core::output`).
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -14,6 +17,7 @@ impl OutputDir {
     pub fn create(dir: &Path) -> Result<Self> {
         let created = !dir.exists();
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create output folder", dir.display()))?;
+        llmql_core::output::clean_stale_temps(dir);
         Ok(Self {
             dir: dir.into(),
             created,
@@ -22,19 +26,27 @@ impl OutputDir {
         })
     }
 
-    /// A temporary path for final file `name`; it becomes `name` on [`OutputDir::commit`].
+    /// A temporary path for final file `name`; it becomes `name` on [`OutputDir::commit`]. The
+    /// final file (an earlier run's output) is left in place until then.
     pub fn temp_path(&mut self, name: &str) -> PathBuf {
-        let tmp = self.dir.join(format!(".{name}.partial"));
-        let _ = std::fs::remove_file(self.dir.join(name));
-        self.pending.push((tmp.clone(), self.dir.join(name)));
+        let fin = self.dir.join(name);
+        let tmp = llmql_core::output::temp_sibling(&fin);
+        self.pending.push((tmp.clone(), fin));
         tmp
     }
 
-    /// Renames every temporary to its final name, in the order they were asked for.
+    /// Syncs every temporary, then renames each to its final name in the order they were asked for
+    /// (so the last one, e.g. `meta.json`, appears last), then syncs the folder.
     pub fn commit(mut self) -> Result<()> {
+        for (tmp, _) in &self.pending {
+            std::fs::File::open(tmp)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("{}: cannot sync", tmp.display()))?;
+        }
         for (tmp, fin) in &self.pending {
             std::fs::rename(tmp, fin).with_context(|| format!("{}: cannot rename into place", fin.display()))?;
         }
+        llmql_core::output::sync_dir(&self.dir);
         self.committed = true;
         Ok(())
     }
@@ -62,7 +74,8 @@ pub fn save_final_model<B: burn::tensor::backend::Backend>(
     out: &Path,
     dtype: llmql_core::weights::StoredDtype,
 ) -> Result<()> {
-    let tmp = out.join(".final-model");
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create output folder", out.display()))?;
+    let tmp = llmql_core::output::temp_sibling(&out.join("final-model"));
     llmql_core::export::save_hf_folder(model, source, &tmp, dtype, &mut |_| Ok(()))?;
     let mut names: Vec<String> = std::fs::read_dir(&tmp)?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))

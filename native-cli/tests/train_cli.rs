@@ -216,7 +216,7 @@ fn two_nodes_train_like_one_device() {
     let port = |_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let [po, p0, p1]: [u16; 3] = [0, 1, 2].map(port);
     let spawn = |a: Vec<String>| Command::new(env!("CARGO_BIN_EXE_llmql")).args(a).env("RUST_LOG", "warn").spawn().unwrap();
-    let mut orch = spawn(vec!["orchestrator".into(), "--port".into(), po.to_string()]);
+    let mut orch = spawn(vec!["orchestrator".into(), "--host".into(), "0.0.0.0".into(), "--port".into(), po.to_string()]);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let node = |rank: usize, port: u16| {
         let mut a = args(&dir.path().join(format!("node{rank}")), "2");

@@ -186,9 +186,9 @@ pub fn read_tensor(g: &GgufFile, t: &GgufTensor) -> Result<(Vec<f32>, Vec<usize>
 /// llama.cpp stores q/k rows of each head interleaved (row i*2 + j holds HF row j*half + i);
 /// this puts them back.
 fn unpermute(values: &[f32], shape: &[usize], heads: usize) -> Option<Vec<f32>> {
-    let rows = shape[0];
-    let cols: usize = shape[1..].iter().product::<usize>().max(1);
-    if heads == 0 || rows % (heads * 2) != 0 {
+    let rows = *shape.first()?;
+    let cols = shape[1..].iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    if heads == 0 || rows % heads.checked_mul(2)? != 0 || Some(values.len()) != rows.checked_mul(cols) {
         return None;
     }
     let hd = rows / heads;

@@ -46,12 +46,13 @@ fn bytes_to_unicode() -> Vec<char> {
 fn strings(g: &GgufFile, key: &str) -> Result<Vec<String>> {
     g.need(key)?
         .as_array()
-        .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+        .and_then(|a| a.as_strings())
+        .map(<[String]>::to_vec)
         .ok_or_else(|| Error::config(&g.path, format!("GGUF metadata `{key}` is not an array of strings")))
 }
 
 fn numbers(g: &GgufFile, key: &str) -> Option<Vec<f64>> {
-    g.get(key)?.as_array()?.iter().map(Value::as_f64).collect()
+    g.get(key)?.as_array()?.to_f64s()
 }
 
 fn added(id: usize, content: &str, special: bool) -> Json {
@@ -222,12 +223,20 @@ pub fn tokenizer_files(g: &GgufFile) -> Result<GgufTokenizerFiles> {
     })
 }
 
+/// Longest token (in bytes) whose splits are considered by [`merges_from_scores`].
+const MAX_MERGED_TOKEN_BYTES: usize = 1024;
+
 /// Merges implied by a sentencepiece vocabulary: every split of a token into two vocabulary
 /// tokens, ordered by the merged token's score (best first), then by the pieces' lengths -- as
 /// transformers' `generate_merges` orders them (a stable sort, so ties keep vocabulary order).
 fn merges_from_scores(tokens: &[String], scores: &[f64], index: &HashMap<&str, usize>) -> Vec<String> {
     let mut merges: Vec<(String, String, f64, usize, usize)> = Vec::new();
     for (t, &score) in tokens.iter().zip(scores) {
+        // Sentencepiece pieces are short (16 characters by default); a huge "token" in a hostile
+        // file would cost its length squared here, and has no merge a real vocabulary uses.
+        if t.len() > MAX_MERGED_TOKEN_BYTES {
+            continue;
+        }
         let chars: Vec<(usize, char)> = t.char_indices().collect();
         let mut local = Vec::new();
         for k in 1..chars.len() {

@@ -1,5 +1,5 @@
 //! Pieces both training loops share: the logging window and the non-finite-loss stop.
-use super::checkpoint::{list_checkpoints, LogEntry, TrainerState};
+use super::checkpoint::{list_checkpoints, run_checkpoints, LogEntry, TrainerState};
 use crate::error::{Error, Result};
 use std::path::Path;
 use std::time::Instant;
@@ -42,12 +42,14 @@ impl LogWindow {
     }
 }
 
-/// Stops training on a NaN/inf loss, naming the last good checkpoint.
-pub fn ensure_finite(loss: f64, step: usize, out: &Path) -> Result<()> {
+/// Stops training on a NaN/inf loss, naming the last good checkpoint of this run.
+pub fn ensure_finite(loss: f64, step: usize, out: &Path, run_id: Option<&str>) -> Result<()> {
     if loss.is_finite() {
         return Ok(());
     }
-    let last = list_checkpoints(out).pop().map(|(_, p)| p.display().to_string());
+    let last = run_checkpoints(out, run_id).pop().map(|(_, p)| p.display().to_string()).or_else(|| {
+        list_checkpoints(out).pop().map(|(_, p)| format!("none of this run; the newest in the folder is {} (an earlier run)", p.display()))
+    });
     Err(Error::Other(format!(
         "loss is {loss} at step {}: stopping (last good checkpoint: {})",
         step + 1,
@@ -96,12 +98,15 @@ mod tests {
 /// The optimizer both stages use: AdamW (betas 0.9/0.999, eps 1e-8, as torch/transformers).
 pub type TrainOptimizer<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, crate::model::DecoderModel<B>, B>;
 
-/// Creates the optimizer and the output folder, and with `resume` restores the newest checkpoint
-/// of `out` (weights or LoRA adapter, optimizer, step, log) into them and into `state`.
+/// Creates the optimizer and the output folder, gives the run its id (a new one, written by rank
+/// 0, unless `resume` continues the run recorded in `out`; see
+/// [`super::checkpoint::RUN_FILE`]), and with `resume` restores the newest checkpoint of this
+/// run (weights or LoRA adapter, optimizer, step, log) into them and into `state`.
 pub fn start_run<B: burn::tensor::backend::AutodiffBackend>(
     model: crate::model::DecoderModel<B>,
     out: &Path,
     resume: bool,
+    rank: usize,
     lora: Option<&crate::lora::LoraConfig>,
     weight_decay: f64,
     state: &mut TrainerState,
@@ -113,7 +118,24 @@ pub fn start_run<B: burn::tensor::backend::AutodiffBackend>(
         .with_weight_decay(weight_decay as f32)
         .init::<B, crate::model::DecoderModel<B>>();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let recorded = if resume { super::checkpoint::read_run_id(out)? } else { None };
+    // A fresh run, or a resume with nothing to resume, starts a new run id; a resume of an older
+    // llmql's output (checkpoints without ids) keeps none and compares settings only.
+    state.run_id = match recorded {
+        Some(id) => Some(id),
+        None if !resume || list_checkpoints(out).is_empty() => Some(super::checkpoint::new_run_id(out, rank == 0)?),
+        None => None,
+    };
     if !resume {
+        let older = list_checkpoints(out);
+        if rank == 0 && !older.is_empty() {
+            tracing::warn!(
+                "{} holds {} checkpoint(s) of an earlier run (newest {}); this run ignores them (and --resume of it will too)",
+                out.display(),
+                older.len(),
+                older.last().map(|(_, p)| p.display().to_string()).unwrap_or_default()
+            );
+        }
         return Ok((model, optim));
     }
     let (model, optim, saved) = super::checkpoint::resume_newest(out, model, optim, lora, state)?;

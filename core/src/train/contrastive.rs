@@ -5,7 +5,7 @@
 //! Gradient accumulation follows Tevatron: each micro-batch's loss uses the passages of that
 //! micro-batch only (its queries' groups are the candidates), and the step's gradient is the mean
 //! of the micro-batch gradients — exactly the gradient of the mean of the per-micro-batch losses.
-use super::checkpoint::{save_checkpoint, TrainerState};
+use super::checkpoint::{save_checkpoint, Fingerprint, TrainerState};
 use super::layer_checkpoint::LayerCheckpointing;
 use super::data_parallel::{broadcast_trainable, infonce_data_parallel, share, sync_gradients, Collective, Single};
 use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
@@ -164,8 +164,16 @@ pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
     let accum = cfg.gradient_accumulation_steps.max(1);
     let (steps_per_epoch, total_steps) = step_counts(examples.len(), bs * world, accum, cfg.num_train_epochs, cfg.max_steps);
     let schedule = LinearSchedule { base_lr: cfg.learning_rate, warmup_steps: cfg.warmup_steps, total_steps };
-    let mut state = TrainerState::new(total_steps, cfg.seed, examples.len(), bs, accum);
-    let (model, mut optim) = start_run(model, out, resume, cfg.lora.as_ref(), cfg.weight_decay, &mut state)?;
+    let mut fp = Fingerprint::default();
+    for ex in examples {
+        fp.add(ex.query_id.as_deref().unwrap_or("")).add(&ex.query);
+        for p in ex.positive_passages.iter().chain(&ex.negative_passages) {
+            fp.add(&p.docid).add(&p.title).add(&p.text);
+        }
+        fp.add(&ex.positive_passages.len().to_string());
+    }
+    let mut state = TrainerState::new(total_steps, cfg.seed, examples.len(), bs, accum).with_run(world, cfg.learning_rate, schedule.warmup_steps, fp.hex());
+    let (model, mut optim) = start_run(model, out, resume, rank, cfg.lora.as_ref(), cfg.weight_decay, &mut state)?;
     let mut model = broadcast_trainable(c, model);
     observer.on_start(total_steps, state.global_step);
     let mut window = LogWindow::default();
@@ -220,7 +228,7 @@ pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
             };
             acc.accumulate(&model, grads);
         }
-        ensure_finite(loss_sum, step, out)?;
+        ensure_finite(loss_sum, step, out, state.run_id.as_deref())?;
         let mut grads = acc.grads();
         let grad_norm = clip_global_norm(&model, &mut grads, cfg.max_grad_norm);
         let lr = schedule.lr_at(step);

@@ -5,7 +5,7 @@
 //! order, the corruption and the direction of every example are functions of (seed, epoch,
 //! index), and the optimizer state is saved, so a run killed and resumed ends with the same
 //! weights as an uninterrupted one.
-use super::checkpoint::{save_checkpoint, LogEntry, TrainerState};
+use super::checkpoint::{save_checkpoint, Fingerprint, LogEntry, TrainerState};
 use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
 use super::clip::clip_global_norm;
 use super::layer_checkpoint::LayerCheckpointing;
@@ -167,8 +167,12 @@ pub fn ql_train_parallel<B: AutodiffBackend, C: Collective>(
         warmup_steps: LinearSchedule::warmup_from_ratio(cfg.warmup_ratio, total_steps),
         total_steps,
     };
-    let mut state = TrainerState::new(total_steps, cfg.seed, pairs.len(), bs, accum);
-    let (model, mut optim) = start_run(model, out, resume, cfg.lora.as_ref(), cfg.weight_decay, &mut state)?;
+    let mut fp = Fingerprint::default();
+    for p in pairs {
+        fp.add(&p.passage).add(&p.query);
+    }
+    let mut state = TrainerState::new(total_steps, cfg.seed, pairs.len(), bs, accum).with_run(world, cfg.learning_rate, schedule.warmup_steps, fp.hex());
+    let (model, mut optim) = start_run(model, out, resume, rank, cfg.lora.as_ref(), cfg.weight_decay, &mut state)?;
     let mut model = broadcast_trainable(c, model);
     observer.on_start(total_steps, state.global_step);
     let mut window = LogWindow::default();
@@ -219,7 +223,7 @@ pub fn ql_train_parallel<B: AutodiffBackend, C: Collective>(
             let v = all_reduce_values::<B::InnerBackend, C>(c, vec![loss_sum as f32, tokens as f32], &device);
             (loss_sum, tokens) = (v[0] as f64, v[1] as usize);
         }
-        ensure_finite(loss_sum, step, out)?;
+        ensure_finite(loss_sum, step, out, state.run_id.as_deref())?;
         let grad_norm = clip_global_norm(&model, &mut grads, cfg.max_grad_norm);
         let lr = schedule.lr_at(step);
         model = optim.step(lr, model, grads);

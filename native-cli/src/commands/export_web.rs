@@ -11,7 +11,9 @@
 //! OUTPUT/corpus/passages.jsonl     the passage texts (BEIR lines), for showing results
 //! ```
 //!
-//! The folder is written under a temporary name and renamed into place at the end.
+//! The folder is written under a temporary name and put in place at the end by
+//! `llmql_core::output::replace_dir` (an existing folder only when llmql wrote it). The manifest
+//! names no local path: only the files' names inside the folder and the base names of the sources.
 use super::encode::EncodeArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -35,7 +37,8 @@ pub struct ExportWebArgs {
     /// An `llmql quickstart` output folder: takes its trained model, adapter and collection.
     #[arg(long)]
     pub quickstart: Option<PathBuf>,
-    /// Output folder (e.g. web-demo/dist/quickstart); replaced if it exists.
+    /// Output folder (e.g. web-demo/dist/quickstart); an existing one is replaced (atomically) only
+    /// when llmql wrote it.
     #[arg(long)]
     pub output: PathBuf,
     /// Stored weight dtype of the exported model: f16 (half the download) or f32.
@@ -138,21 +141,18 @@ pub fn run(a: ExportWebArgs) -> Result<()> {
         _ => StoredDtype::F16,
     };
     let out = a.output.clone();
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // Refused before any work: an existing --output is replaced only when llmql wrote it.
+    llmql_core::output::check_replaceable(&out)?;
+    let parent = llmql_core::output::parent_of(&out);
     std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create folder", parent.display()))?;
-    let name = out.file_name().and_then(|s| s.to_str()).unwrap_or("web");
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    let result = export_into(&a, &r, dtype, &tmp);
-    if let Err(e) = result {
+    llmql_core::output::clean_stale_temps(parent);
+    let tmp = llmql_core::output::temp_sibling(&out);
+    std::fs::create_dir(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    if let Err(e) = export_into(&a, &r, dtype, &tmp) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    if out.exists() {
-        std::fs::remove_dir_all(&out).with_context(|| format!("{}: cannot replace", out.display()))?;
-    }
-    std::fs::rename(&tmp, &out).with_context(|| format!("{}: cannot rename into place", out.display()))?;
+    llmql_core::output::replace_dir(&tmp, &out, "export-web")?;
     eprintln!("wrote {} (serve web-demo/ and open index.html?data=<this folder, relative to web-demo/>)", out.display());
     Ok(())
 }
@@ -205,23 +205,31 @@ fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) 
     .context("encoding the corpus")?;
     std::fs::copy(&r.corpus, corpus_dir.join("passages.jsonl"))
         .with_context(|| format!("copying {}", r.corpus.display()))?;
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(corpus_dir.join("meta.json"))?)?;
+    let meta_path = corpus_dir.join("meta.json");
+    let mut meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_path)?)?;
+    // encode recorded where it read the model from (this temporary folder): publish the paths
+    // relative to corpus/ instead.
+    meta["model"] = "../model".into();
+    if adapter_dir.is_some() {
+        meta["adapter"] = "../adapter".into();
+    }
+    std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta)?)?;
     let present = |p: &str| model_dir.join(p).is_file();
     let manifest = serde_json::json!({
         "format": "llmql-web/1",
         "model": {
-            "name": r.model.display().to_string(),
+            "name": display_name(&r.model),
             "config": "model/config.json",
             "tokenizer": "model/tokenizer.json",
             "tokenizer_config": if present("tokenizer_config.json") { Some("model/tokenizer_config.json") } else { None },
             "weights": ["model/model.safetensors"],
             "weights_dtype": a.weights_dtype,
             "adapter": adapter_dir.as_ref().map(|_| serde_json::json!({
-                "name": r.adapter.as_ref().map(|p| p.display().to_string()),
+                "name": r.adapter.as_deref().map(display_name),
                 "config": "adapter/adapter_config.json",
                 "weights": "adapter/adapter_model.safetensors",
             })),
-            "adapter_merged": if merged { r.adapter.as_ref().map(|p| p.display().to_string()) } else { None },
+            "adapter_merged": if merged { r.adapter.as_deref().map(display_name) } else { None },
         },
         "encoder": {
             "template": a.template,
@@ -232,7 +240,7 @@ fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) 
             "normalize": !a.no_normalize,
         },
         "corpus": {
-            "source": r.corpus.display().to_string(),
+            "source": display_name(&r.corpus),
             "embeddings": "corpus/embeddings.npy",
             "ids": "corpus/ids.txt",
             "passages": "corpus/passages.jsonl",
@@ -243,4 +251,14 @@ fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) 
     });
     std::fs::write(tmp.join("llmql-web.json"), serde_json::to_vec_pretty(&manifest)?)?;
     Ok(())
+}
+
+/// What the published manifest says about a local source: its last path component (a hub id
+/// `org/name` as it is), never the local path it was read from.
+fn display_name(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    if !p.exists() && llmql_core::hub::looks_like_repo_id(&s) {
+        return s.to_string();
+    }
+    p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model".into())
 }

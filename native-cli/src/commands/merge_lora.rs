@@ -14,6 +14,7 @@ pub struct MergeLoraArgs {
     /// PEFT adapter folder (adapter_config.json + adapter_model.safetensors), ours or Python PEFT's.
     #[arg(long)]
     pub adapter: PathBuf,
+    /// Output folder (an HF model folder); an existing one is replaced only when llmql wrote it.
     #[arg(long)]
     pub output: PathBuf,
     #[arg(long, default_value = "flex")]
@@ -41,6 +42,8 @@ impl llmql_backends::BackendTask for Merge {
 
 pub fn run(a: MergeLoraArgs) -> Result<()> {
     let device: llmql_backends::DeviceSpec = a.device.parse()?;
+    // Refused before any work: an existing --output is replaced only when llmql wrote it.
+    llmql_core::output::check_replaceable(&a.output)?;
     let ck = Checkpoint::open(&a.model).context("loading the base model")?;
     let out = a.output.clone();
     llmql_backends::run_on(&device, Merge { a, ck })??;
