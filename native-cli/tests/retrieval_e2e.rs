@@ -41,7 +41,8 @@ fn encode_search_eval_matches_independent_pipeline() {
     let coll = fixture("collection");
     let corpus = coll.join("corpus.jsonl");
     let queries = coll.join("queries.jsonl");
-    let common = ["--model", model, "--max-len", "64", "--batch-size", "7"];
+    // The independent pipeline truncates as transformers does: the reference's whole-string cut.
+    let common = ["--model", model, "--max-len", "64", "--batch-size", "7", "--truncation", "reference"];
     for shard in ["0/2", "1/2"] {
         let mut a = vec!["encode", "--input", corpus.to_str().unwrap(), "--kind", "passage", "--output"];
         let out = d("corpus");
