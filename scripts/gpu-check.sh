@@ -55,7 +55,7 @@ if [ "${SKIP_DP:-0}" != 1 ]; then
   # Two peers share cuda:0 (one GPU here); with several GPUs use cuda:0,cuda:1.
   stamp "data parallel on CUDA: 2 peers (batch 2 each) == 1 device (batch 4), 3 LoRA steps"
   head -n 32 "$W/train.jsonl" > "$W/dp.jsonl"
-  DP="train --model tests/fixtures/tiny-llama --train-data $W/dp.jsonl --lora --lora-r 8 --lora-alpha 16 --lora-dropout 0 --train-group-size 3 --query-max-len 32 --passage-max-len 64 --learning-rate 3e-3 --warmup-steps 0 --seed 5 --max-steps 3 --save-steps 0"
+  DP="train --model tests/fixtures/tiny-llama --train-data $W/dp.jsonl --lora --lora-r 8 --lora-alpha 16 --lora-dropout 0 --train-group-size 3 --query-max-len 64 --passage-max-len 128 --learning-rate 3e-3 --warmup-steps 0 --seed 5 --max-steps 3 --save-steps 0"
   "$L" $DP --output-dir "$W/dp1" --per-device-train-batch-size 4 --device cuda:0
   "$L" $DP --output-dir "$W/dp2" --per-device-train-batch-size 2 --devices cuda:0,cuda:0 --gradient-checkpointing
   python3 - "$W" <<'PY'

@@ -39,7 +39,7 @@ if [ -d "$DIST" ] && [ ! -e "$DIST/.llmql-output" ]; then rm -rf "$DIST"; fi
 "$LLMQL" export-web --model tests/fixtures/tiny-llama --adapter tests/fixtures/stage2/adapter \
   --corpus tests/fixtures/collection --output "$DIST"
 "$LLMQL" encode --model "$DIST/model" --adapter "$DIST/adapter" --input tests/fixtures/collection/queries.jsonl \
-  --kind query --max-len 32 --output "$OUT/queries"
+  --kind query --max-len 64 --output "$OUT/queries"
 "$LLMQL" search --queries "$OUT/queries" --corpus "$DIST/corpus" --depth 10 --output "$OUT/native.trec"
 (cd web-demo && node tests/browser-test.mjs --data dist/test-tiny --queries ../tests/fixtures/collection/queries.jsonl \
   --native-queries test-out/queries --native-run test-out/native.trec --backends webgpu,cpu,webgpu-host,cpu-picked)
