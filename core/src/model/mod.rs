@@ -6,7 +6,7 @@ pub mod mlp;
 pub mod rms_norm;
 pub mod rope;
 
-pub use attention::{AttentionMask, SelfAttention};
+pub use attention::{AttentionMask, LayerContext, SelfAttention};
 pub use decoder::{embed_tokens_name, DecoderLayer, DecoderModel, LayerKv, LoadOptions};
 pub use linear::Linear;
 pub use mlp::Mlp;

@@ -151,7 +151,7 @@ pub fn cached_scores<B: Backend>(
     scores
 }
 
-/// The cached keys/values of a chunk of documents: per layer `[docs, kv_heads, width, head_dim]`,
+/// The cached keys/values of a chunk of documents: per layer `[docs, width, kv_heads, head_dim]`,
 /// right-padded to the chunk's widest prefix.
 struct DocCache<B: Backend> {
     layers: Vec<LayerKv<B>>,
@@ -202,15 +202,14 @@ impl<B: Backend> DocCache<B> {
                 }
             }
             for (l, (k, v)) in kvs.into_iter().enumerate() {
-                let [_, kvh, _, hd] = k.dims();
+                let [_, _, kvh, hd] = k.dims();
                 let keep = |t: Tensor<B, 4>| -> Tensor<B, 4> {
                     if attention_stop {
-                        // [b, kvh, s, hd] -> each row's separator position -> [b, kvh, 1, hd]
-                        let flat = t.swap_dims(1, 2).reshape([b * s, kvh * hd]);
-                        flat.select(0, sep_index.clone()).reshape([b, 1, kvh, hd]).swap_dims(1, 2)
+                        // [b, s, kvh, hd] -> each row's separator position -> [b, 1, kvh, hd]
+                        t.reshape([b * s, kvh * hd]).select(0, sep_index.clone()).reshape([b, 1, kvh, hd])
                     } else if s < width {
-                        let pad = Tensor::zeros([b, kvh, width - s, hd], (&device, t.dtype()));
-                        Tensor::cat(vec![t, pad], 2)
+                        let pad = Tensor::zeros([b, width - s, kvh, hd], (&device, t.dtype()));
+                        Tensor::cat(vec![t, pad], 1)
                     } else {
                         t
                     }
