@@ -232,12 +232,10 @@ impl<B: Backend> Encoder<B> {
         v.chunks(dim).map(|c| c.to_vec()).collect()
     }
 
-    /// Embeds texts of one kind; `title` is ignored for queries.
-    pub fn encode_texts(&self, kind: Kind, items: &[(Option<&str>, &str)], batch_size: usize) -> Result<Vec<Vec<f32>>> {
-        let seqs = items
-            .iter()
-            .map(|(t, x)| self.tokenize(kind, *t, x))
-            .collect::<Result<Vec<_>>>()?;
+    /// Embeds token sequences in batches of `batch_size` sorted by length (longest first, so
+    /// batches carry little padding), rows back in input order: what `llmql encode` runs.
+    /// `on_batch(n)` after each batch of `n` sequences.
+    pub fn embed_all(&self, seqs: &[Vec<u32>], batch_size: usize, mut on_batch: impl FnMut(usize)) -> Vec<Vec<f32>> {
         let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
         let mut out = vec![Vec::new(); seqs.len()];
         for batch in length_sorted_batches(&lengths, batch_size) {
@@ -245,7 +243,17 @@ impl<B: Backend> Encoder<B> {
             for (row, &i) in self.embed_ids_to_vec(&b).into_iter().zip(&batch) {
                 out[i] = row;
             }
+            on_batch(batch.len());
         }
-        Ok(out)
+        out
+    }
+
+    /// Embeds texts of one kind; `title` is ignored for queries.
+    pub fn encode_texts(&self, kind: Kind, items: &[(Option<&str>, &str)], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let seqs = items
+            .iter()
+            .map(|(t, x)| self.tokenize(kind, *t, x))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.embed_all(&seqs, batch_size, |_| {}))
     }
 }
