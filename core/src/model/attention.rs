@@ -74,7 +74,7 @@ impl<B: Backend> LayerContext<B> {
         let (h, kvh) = (config.num_attention_heads, config.num_key_value_heads);
         let scale = 1.0 / (config.head_dim as f64).sqrt();
         let (rope_q, rope_k) = rope.tables_qk(positions, (h, kvh), (scale, 1.0), dtype);
-        let fused = !B::ad_enabled(&device) && !B::name(&device).starts_with("flex");
+        let fused = !B::ad_enabled(&device) && !super::cpu_backend::<B>(&device);
         let neg = mask_value(dtype);
         let bias = if fused {
             None

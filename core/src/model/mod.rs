@@ -12,3 +12,9 @@ pub use linear::Linear;
 pub use mlp::Mlp;
 pub use rms_norm::RmsNorm;
 pub use rope::RotaryEmbedding;
+
+/// Whether `B` computes on the host CPU (Burn's flex, also under autodiff): selects the CPU-friendly
+/// forms of a few operations (attention, dropout masks) that other backends do differently.
+pub fn cpu_backend<B: burn::tensor::backend::Backend>(device: &B::Device) -> bool {
+    B::name(device).contains("flex")
+}
