@@ -130,7 +130,6 @@ impl<B: Backend> LoraAdapter<B> {
 /// same mask, so re-seeding the backend reproduces it (as layer checkpointing's recomputation needs).
 pub fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, layer: &Dropout) -> Tensor<B, D> {
     use burn::tensor::{Distribution, TensorData};
-    use rayon::prelude::*;
     let device = x.device();
     let p = layer.prob;
     if p == 0.0 || !B::ad_enabled(&device) || !crate::model::cpu_backend::<B>(&device) {
@@ -143,22 +142,8 @@ pub fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, layer: &Dropout) -> 
         .expect("f32");
     let seed = ((draws[0] * 16_777_216.0) as u64) << 24 | (draws[1] * 16_777_216.0) as u64;
     let keep = 1.0 - p;
-    let threshold = (keep * 4_294_967_296.0) as u64;
-    let scale = (1.0 / keep) as f32;
     let shape = x.shape();
-    let mut mask = vec![0f32; shape.num_elements()];
-    const CHUNK: usize = 1 << 14;
-    mask.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
-        let base = (c * CHUNK) as u64;
-        for (i, m) in chunk.iter_mut().enumerate() {
-            // splitmix64 of the element's index
-            let mut z = seed.wrapping_add((base + i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            *m = if (z >> 32) < threshold { scale } else { 0.0 };
-        }
-    });
+    let mask = crate::model::cpu_kernels::dropout_mask(seed, keep, (1.0 / keep) as f32, shape.num_elements());
     let mask = Tensor::<B, D>::from_data(TensorData::new(mask, shape), (&device, DType::F32));
     let mask = if x.dtype() == DType::F32 { mask } else { mask.cast(x.dtype()) };
     x * mask

@@ -15,7 +15,7 @@ use crate::config::ModelConfig;
 use crate::weights::WeightFiles;
 use burn::module::Module;
 use burn::tensor::{
-    activation::softmax, backend::Backend, module::attention, ops::AttentionModuleOptions, Bool, DType, Int, Tensor,
+    backend::Backend, module::attention, ops::AttentionModuleOptions, Bool, DType, Int, Tensor,
     TensorData,
 };
 
@@ -187,7 +187,7 @@ impl<B: Backend> SelfAttention<B> {
             Some(bias) => scores + bias.clone(),
             None => scores,
         };
-        let p = softmax(scores.reshape([b * h * s, sk]), 1).reshape([b, kvh, r, s, sk]);
+        let p = super::cpu_kernels::softmax_rows(scores.reshape([b * h * s, sk])).reshape([b, kvh, r, s, sk]);
         // [b, kvh, r, s, d] -> [b, s, kvh, r, d] -> rows
         p.matmul(v).permute([0, 3, 1, 2, 4]).reshape([b * s, h * d])
     }

@@ -2,7 +2,7 @@
 use super::linear::Linear;
 use crate::weights::WeightFiles;
 use burn::module::Module;
-use burn::tensor::{activation::silu, backend::Backend, DType, Tensor};
+use burn::tensor::{backend::Backend, DType, Tensor};
 
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
@@ -21,7 +21,7 @@ impl<B: Backend> Mlp<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let h = super::cpu_kernels::swiglu(self.gate_proj.forward(x.clone()), self.up_proj.forward(x));
+        self.down_proj.forward(h)
     }
 }

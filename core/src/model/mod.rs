@@ -1,5 +1,6 @@
 //! The decoder LLM (Llama / Mistral / Qwen2), one small struct per piece, HF weight names kept.
 pub mod attention;
+pub mod cpu_kernels;
 pub mod decoder;
 pub mod linear;
 pub mod mlp;
