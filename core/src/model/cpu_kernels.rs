@@ -9,7 +9,9 @@
 //!
 //! - [`swiglu`]: `silu(gate) * up` (the MLP's activation), inference and training;
 //! - [`softmax_rows`]: softmax over the last dimension of a `[rows, n]` tensor, training (flex's own
-//!   softmax, already parallel and vectorised, serves inference).
+//!   softmax, already parallel and vectorised, serves inference);
+//! - [`rms_norm`]: `x / sqrt(mean(x^2) + eps) * w` over the last dimension, inference and training;
+//! - [`dropout_mask`]: LoRA's dropout masks.
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
 use burn::backend::autodiff::grads::Gradients;
@@ -350,4 +352,130 @@ fn mask_rows(m: &mut [f32], seed: u64, base: u64, threshold: u64, scale: f32) {
             *m = if (z >> 32) < threshold { scale } else { 0.0 };
         }
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// RMSNorm
+
+/// `x * 1/sqrt(mean(x^2, last dim) + eps) * w` (`w` over the last dimension), f32 throughout; `None`
+/// where the fused kernel does not apply (then the caller computes it with Burn's operations).
+pub fn rms_norm<B: Backend, const D: usize>(x: &Tensor<B, D>, w: &Tensor<B, 1>, eps: f64) -> Option<Tensor<B, D>> {
+    if let (Ok(xf), Ok(wf)) = (cast::<B, Flex, D>(x.clone()), cast::<B, Flex, 1>(w.clone())) {
+        let (xp, wp) = (float(xf), float(wf));
+        let (y, _) = rms_forward(&xp, &wp, eps)?;
+        return cast::<Flex, B, D>(Tensor::from_primitive(TensorPrimitive::Float(y))).ok();
+    }
+    if let Some(y) = rms_norm_ad::<B, NoCheckpointing, D>(x, w, eps) {
+        return Some(y);
+    }
+    rms_norm_ad::<B, BalancedCheckpointing, D>(x, w, eps)
+}
+
+/// The output and each row's `1/rms`.
+fn rms_forward(x: &FlexTensor, w: &FlexTensor, eps: f64) -> Option<(FlexTensor, Vec<f32>)> {
+    let (xs, ws) = (f32_slice(x)?, f32_slice(w)?);
+    let cols = *x.layout().shape().as_slice().last()?;
+    if ws.len() != cols || cols == 0 {
+        return None;
+    }
+    let rows = xs.len() / cols;
+    let mut out = vec![0f32; xs.len()];
+    let mut inv = vec![0f32; rows];
+    let step = chunk_rows(cols);
+    out.par_chunks_mut(step * cols).zip(inv.par_chunks_mut(step)).zip(xs.par_chunks(step * cols)).for_each(|((o, r), x)| {
+        rms_fwd_rows(o, r, x, ws, eps as f32)
+    });
+    Some((flex_from(out, x), inv))
+}
+
+fn rms_fwd_rows(o: &mut [f32], inv: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    dispatch!(rms_fwd_rows(o: &mut [f32], inv: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+        let cols = w.len();
+        for ((o, x), r) in o.chunks_mut(cols).zip(x.chunks(cols)).zip(inv.iter_mut()) {
+            *r = 1.0 / (row_dot(x, x) / cols as f32 + eps).sqrt();
+            for ((o, &x), &w) in o.iter_mut().zip(x).zip(w) {
+                *o = x * *r * w;
+            }
+        }
+    });
+}
+
+fn rms_bwd_rows(dx: &mut [f32], dw: &mut [f32], x: &[f32], inv: &[f32], w: &[f32], dy: &[f32]) {
+    dispatch!(rms_bwd_rows(dx: &mut [f32], dw: &mut [f32], x: &[f32], inv: &[f32], w: &[f32], dy: &[f32]) {
+        let cols = w.len();
+        for (((dx, x), dy), &r) in dx.chunks_mut(cols).zip(x.chunks(cols)).zip(dy.chunks(cols)).zip(inv) {
+            // g = dy * w; dx = r * (g - x * r^2 * mean(g * x)); dw += dy * x * r
+            let mut acc = [0f32; LANES];
+            let (mut cx, mut cy, mut cw) = (x.chunks_exact(LANES), dy.chunks_exact(LANES), w.chunks_exact(LANES));
+            for ((x, dy), w) in (&mut cx).zip(&mut cy).zip(&mut cw) {
+                for i in 0..LANES {
+                    acc[i] += dy[i] * w[i] * x[i];
+                }
+            }
+            let tail: f32 = cx.remainder().iter().zip(cy.remainder()).zip(cw.remainder()).map(|((x, dy), w)| dy * w * x).sum();
+            let mean = (acc.iter().sum::<f32>() + tail) / cols as f32;
+            let k = r * r * mean;
+            for i in 0..cols {
+                dx[i] = r * (dy[i] * w[i] - x[i] * k);
+            }
+            if !dw.is_empty() {
+                for i in 0..cols {
+                    dw[i] += dy[i] * x[i] * r;
+                }
+            }
+        }
+    });
+}
+
+#[derive(Debug)]
+struct RmsNormBackward;
+
+impl Backward<Flex, 2> for RmsNormBackward {
+    /// The input, the weight and each row's `1/rms`.
+    type State = (FlexTensor, FlexTensor, std::sync::Arc<Vec<f32>>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, w, inv) = ops.state;
+        let [px, pw] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (xs, ws, dy) = (f32_slice(&x).expect("f32"), f32_slice(&w).expect("f32"), f32_slice(&grad).expect("f32"));
+        let cols = ws.len();
+        let step = chunk_rows(cols);
+        let want_w = pw.is_some();
+        let mut dx = vec![0f32; xs.len()];
+        // Each task sums its rows' weight gradient; the partial sums are added at the end.
+        let dws: Vec<Vec<f32>> = dx
+            .par_chunks_mut(step * cols)
+            .zip(xs.par_chunks(step * cols).zip(dy.par_chunks(step * cols)))
+            .zip(inv.par_chunks(step))
+            .map(|((dx, (x, dy)), inv)| {
+                let mut dw = vec![0f32; if want_w { cols } else { 0 }];
+                rms_bwd_rows(dx, &mut dw, x, inv, ws, dy);
+                dw
+            })
+            .collect();
+        if let Some(node) = px {
+            grads.register::<Flex>(node.id, flex_from(dx, &x));
+        }
+        if let Some(node) = pw {
+            let mut dw = vec![0f32; cols];
+            for part in &dws {
+                for (a, b) in dw.iter_mut().zip(part) {
+                    *a += b;
+                }
+            }
+            grads.register::<Flex>(node.id, flex_from(dw, &w));
+        }
+    }
+}
+
+fn rms_norm_ad<B: Backend, C: CheckpointStrategy, const D: usize>(x: &Tensor<B, D>, w: &Tensor<B, 1>, eps: f64) -> Option<Tensor<B, D>> {
+    let xp = float(cast::<B, Autodiff<Flex, C>, D>(x.clone()).ok()?);
+    let wp = float(cast::<B, Autodiff<Flex, C>, 1>(w.clone()).ok()?);
+    let (y, inv) = rms_forward(&xp.primitive, &wp.primitive, eps)?;
+    let y = match RmsNormBackward.prepare::<C>([xp.node.clone(), wp.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((xp.primitive, wp.primitive, std::sync::Arc::new(inv)), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    cast::<Autodiff<Flex, C>, B, D>(Tensor::from_primitive(TensorPrimitive::Float(y))).ok()
 }
