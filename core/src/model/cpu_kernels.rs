@@ -13,7 +13,9 @@
 //! - [`rms_norm`]: `x / sqrt(mean(x^2) + eps) * w` over the last dimension, inference and training;
 //! - [`dropout_mask`]: LoRA's dropout masks.
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
+use burn::backend::autodiff::checkpoint::strategy::{
+    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Flex};
@@ -26,7 +28,9 @@ use std::any::{Any, TypeId};
 use burn::backend::flex::FlexTensor;
 
 /// `tensor` as a `Tensor<T, D>` when `B` is `T`.
-fn cast<B: Backend, T: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<Tensor<T, D>, Tensor<B, D>> {
+fn cast<B: Backend, T: Backend, const D: usize>(
+    tensor: Tensor<B, D>,
+) -> Result<Tensor<T, D>, Tensor<B, D>> {
     if TypeId::of::<B>() != TypeId::of::<T>() {
         return Err(tensor);
     }
@@ -48,7 +52,7 @@ fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     let scaled = y * f32::from_bits(((n as i32 + 127) << 23) as u32);
     if x < -87.0 {
@@ -70,7 +74,10 @@ fn row_max(x: &[f32]) -> f32 {
             *a = a.max(v);
         }
     }
-    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     acc.iter().fold(tail, |m, &v| m.max(v))
 }
 
@@ -95,7 +102,12 @@ fn row_dot(a: &[f32], b: &[f32]) -> f32 {
             acc[i] += x[i] * y[i];
         }
     }
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     acc.iter().sum::<f32>() + tail
 }
 
@@ -198,9 +210,13 @@ fn float<B: Backend, const D: usize>(t: Tensor<B, D>) -> B::FloatTensorPrimitive
 
 /// `silu(gate) * up` (same shapes).
 pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) -> Tensor<B, D> {
-    if let (Ok(g), Ok(u)) = (cast::<B, Flex, D>(gate.clone()), cast::<B, Flex, D>(up.clone())) {
+    if let (Ok(g), Ok(u)) = (
+        cast::<B, Flex, D>(gate.clone()),
+        cast::<B, Flex, D>(up.clone()),
+    ) {
         if let Some(out) = swiglu_flex(float(g), float(u)) {
-            return cast::<Flex, B, D>(Tensor::from_primitive(TensorPrimitive::Float(out))).expect("B is Flex");
+            return cast::<Flex, B, D>(Tensor::from_primitive(TensorPrimitive::Float(out)))
+                .expect("B is Flex");
         }
     }
     if let Some(out) = swiglu_ad::<B, NoCheckpointing, D>(&gate, &up) {
@@ -215,7 +231,9 @@ pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) 
 fn swiglu_forward(g: &[f32], u: &[f32], cols: usize) -> Vec<f32> {
     let mut out = vec![0f32; g.len()];
     let step = chunk_rows(cols) * cols;
-    out.par_chunks_mut(step).zip(g.par_chunks(step).zip(u.par_chunks(step))).for_each(|(o, (g, u))| swiglu_fwd_rows(o, g, u));
+    out.par_chunks_mut(step)
+        .zip(g.par_chunks(step).zip(u.par_chunks(step)))
+        .for_each(|(o, (g, u))| swiglu_fwd_rows(o, g, u));
     out
 }
 
@@ -239,15 +257,22 @@ impl Backward<Flex, 2> for SwigluBackward {
         let (g, u) = ops.state;
         let [pg, pu] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let (gs, us, dy) = (f32_slice(&g).expect("f32"), f32_slice(&u).expect("f32"), f32_slice(&grad).expect("f32"));
+        let (gs, us, dy) = (
+            f32_slice(&g).expect("f32"),
+            f32_slice(&u).expect("f32"),
+            f32_slice(&grad).expect("f32"),
+        );
         let cols = *g.layout().shape().as_slice().last().expect("rank >= 1");
         let step = chunk_rows(cols) * cols;
         let mut dg = vec![0f32; gs.len()];
         let mut du = vec![0f32; gs.len()];
-        dg.par_chunks_mut(step).zip(du.par_chunks_mut(step)).enumerate().for_each(|(c, (dgc, duc))| {
-            let range = c * step..c * step + dgc.len();
-            swiglu_bwd_rows(dgc, duc, &gs[range.clone()], &us[range.clone()], &dy[range]);
-        });
+        dg.par_chunks_mut(step)
+            .zip(du.par_chunks_mut(step))
+            .enumerate()
+            .for_each(|(c, (dgc, duc))| {
+                let range = c * step..c * step + dgc.len();
+                swiglu_bwd_rows(dgc, duc, &gs[range.clone()], &us[range.clone()], &dy[range]);
+            });
         if let Some(node) = pg {
             grads.register::<Flex>(node.id, flex_from(dg, &g));
         }
@@ -258,11 +283,18 @@ impl Backward<Flex, 2> for SwigluBackward {
 }
 
 /// The autodiff form, when `B` is `Autodiff<Flex, C>` (and the inputs f32, contiguous).
-fn swiglu_ad<B: Backend, C: CheckpointStrategy, const D: usize>(gate: &Tensor<B, D>, up: &Tensor<B, D>) -> Option<Tensor<B, D>> {
+fn swiglu_ad<B: Backend, C: CheckpointStrategy, const D: usize>(
+    gate: &Tensor<B, D>,
+    up: &Tensor<B, D>,
+) -> Option<Tensor<B, D>> {
     let g = float(cast::<B, Autodiff<Flex, C>, D>(gate.clone()).ok()?);
     let u = float(cast::<B, Autodiff<Flex, C>, D>(up.clone()).ok()?);
     let out = swiglu_flex(g.primitive.clone(), u.primitive.clone())?;
-    let out = match SwigluBackward.prepare::<C>([g.node.clone(), u.node.clone()]).compute_bound().stateful() {
+    let out = match SwigluBackward
+        .prepare::<C>([g.node.clone(), u.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
         OpsKind::Tracked(prep) => prep.finish((g.primitive, u.primitive), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
@@ -288,7 +320,9 @@ pub fn softmax_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
 fn softmax_forward(x: &[f32], cols: usize) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
     let step = chunk_rows(cols) * cols;
-    out.par_chunks_mut(step).zip(x.par_chunks(step)).for_each(|(o, x)| softmax_fwd_rows(o, x, cols));
+    out.par_chunks_mut(step)
+        .zip(x.par_chunks(step))
+        .for_each(|(o, x)| softmax_fwd_rows(o, x, cols));
     out
 }
 
@@ -308,12 +342,16 @@ impl Backward<Flex, 1> for SoftmaxBackward {
         let cols = *p.layout().shape().as_slice().last().expect("rank 2");
         let step = chunk_rows(cols) * cols;
         let mut dx = vec![0f32; ps.len()];
-        dx.par_chunks_mut(step).zip(ps.par_chunks(step).zip(dy.par_chunks(step))).for_each(|(dx, (p, dy))| softmax_bwd_rows(dx, p, dy, cols));
+        dx.par_chunks_mut(step)
+            .zip(ps.par_chunks(step).zip(dy.par_chunks(step)))
+            .for_each(|(dx, (p, dy))| softmax_bwd_rows(dx, p, dy, cols));
         grads.register::<Flex>(node.id, flex_from(dx, &p));
     }
 }
 
-fn softmax_ad<B: Backend, C: CheckpointStrategy>(x: Tensor<B, 2>) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
+fn softmax_ad<B: Backend, C: CheckpointStrategy>(
+    x: Tensor<B, 2>,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
     let x = cast::<B, Autodiff<Flex, C>, 2>(x)?;
     let xp = float(x.clone());
     let cols = x.dims()[1];
@@ -321,11 +359,18 @@ fn softmax_ad<B: Backend, C: CheckpointStrategy>(x: Tensor<B, 2>) -> Result<Tens
         return Err(cast::<Autodiff<Flex, C>, B, 2>(x).expect("B"));
     };
     let out = flex_from(softmax_forward(values, cols), &xp.primitive);
-    let out = match SoftmaxBackward.prepare::<C>([xp.node.clone()]).compute_bound().stateful() {
+    let out = match SoftmaxBackward
+        .prepare::<C>([xp.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
         OpsKind::Tracked(prep) => prep.finish(out.clone(), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
-    Ok(cast::<Autodiff<Flex, C>, B, 2>(Tensor::from_primitive(TensorPrimitive::Float(out))).expect("B"))
+    Ok(
+        cast::<Autodiff<Flex, C>, B, 2>(Tensor::from_primitive(TensorPrimitive::Float(out)))
+            .expect("B"),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,7 +383,9 @@ pub fn dropout_mask(seed: u64, keep: f64, scale: f32, n: usize) -> Vec<f32> {
     let threshold = (keep * 4_294_967_296.0) as u64;
     let mut mask = vec![0f32; n];
     const CHUNK: usize = 1 << 14;
-    mask.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| mask_rows(chunk, seed, (c * CHUNK) as u64, threshold, scale));
+    mask.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, chunk)| mask_rows(chunk, seed, (c * CHUNK) as u64, threshold, scale));
     mask
 }
 
@@ -359,7 +406,11 @@ fn mask_rows(m: &mut [f32], seed: u64, base: u64, threshold: u64, scale: f32) {
 
 /// `x * 1/sqrt(mean(x^2, last dim) + eps) * w` (`w` over the last dimension), f32 throughout; `None`
 /// where the fused kernel does not apply (then the caller computes it with Burn's operations).
-pub fn rms_norm<B: Backend, const D: usize>(x: &Tensor<B, D>, w: &Tensor<B, 1>, eps: f64) -> Option<Tensor<B, D>> {
+pub fn rms_norm<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    w: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<Tensor<B, D>> {
     if let (Ok(xf), Ok(wf)) = (cast::<B, Flex, D>(x.clone()), cast::<B, Flex, 1>(w.clone())) {
         let (xp, wp) = (float(xf), float(wf));
         let (y, _) = rms_forward(&xp, &wp, eps)?;
@@ -382,9 +433,10 @@ fn rms_forward(x: &FlexTensor, w: &FlexTensor, eps: f64) -> Option<(FlexTensor, 
     let mut out = vec![0f32; xs.len()];
     let mut inv = vec![0f32; rows];
     let step = chunk_rows(cols);
-    out.par_chunks_mut(step * cols).zip(inv.par_chunks_mut(step)).zip(xs.par_chunks(step * cols)).for_each(|((o, r), x)| {
-        rms_fwd_rows(o, r, x, ws, eps as f32)
-    });
+    out.par_chunks_mut(step * cols)
+        .zip(inv.par_chunks_mut(step))
+        .zip(xs.par_chunks(step * cols))
+        .for_each(|((o, r), x)| rms_fwd_rows(o, r, x, ws, eps as f32));
     Some((flex_from(out, x), inv))
 }
 
@@ -438,7 +490,11 @@ impl Backward<Flex, 2> for RmsNormBackward {
         let (x, w, inv) = ops.state;
         let [px, pw] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let (xs, ws, dy) = (f32_slice(&x).expect("f32"), f32_slice(&w).expect("f32"), f32_slice(&grad).expect("f32"));
+        let (xs, ws, dy) = (
+            f32_slice(&x).expect("f32"),
+            f32_slice(&w).expect("f32"),
+            f32_slice(&grad).expect("f32"),
+        );
         let cols = ws.len();
         let step = chunk_rows(cols);
         let want_w = pw.is_some();
@@ -469,12 +525,22 @@ impl Backward<Flex, 2> for RmsNormBackward {
     }
 }
 
-fn rms_norm_ad<B: Backend, C: CheckpointStrategy, const D: usize>(x: &Tensor<B, D>, w: &Tensor<B, 1>, eps: f64) -> Option<Tensor<B, D>> {
+fn rms_norm_ad<B: Backend, C: CheckpointStrategy, const D: usize>(
+    x: &Tensor<B, D>,
+    w: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<Tensor<B, D>> {
     let xp = float(cast::<B, Autodiff<Flex, C>, D>(x.clone()).ok()?);
     let wp = float(cast::<B, Autodiff<Flex, C>, 1>(w.clone()).ok()?);
     let (y, inv) = rms_forward(&xp.primitive, &wp.primitive, eps)?;
-    let y = match RmsNormBackward.prepare::<C>([xp.node.clone(), wp.node.clone()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish((xp.primitive, wp.primitive, std::sync::Arc::new(inv)), y),
+    let y = match RmsNormBackward
+        .prepare::<C>([xp.node.clone(), wp.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            prep.finish((xp.primitive, wp.primitive, std::sync::Arc::new(inv)), y)
+        }
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     cast::<Autodiff<Flex, C>, B, D>(Tensor::from_primitive(TensorPrimitive::Float(y))).ok()

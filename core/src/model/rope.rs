@@ -37,7 +37,8 @@ impl RotaryEmbedding {
                     } else if wavelen < high_wavelen {
                         f
                     } else {
-                        let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        let smooth = (old / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
                         (1.0 - smooth) * f / factor + smooth * f
                     }
                 })
@@ -67,7 +68,10 @@ impl RotaryEmbedding {
     }
 
     /// `cos` and `sin` of every position's frequencies, `[batch * seq, head_dim / 2]`, f32.
-    fn half_tables<B: Backend>(&self, positions: Tensor<B, 2, Int>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    fn half_tables<B: Backend>(
+        &self,
+        positions: Tensor<B, 2, Int>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let device = positions.device();
         let [b, s] = positions.dims();
         let half = self.inv_freq.len();
@@ -110,15 +114,32 @@ impl RotaryEmbedding {
         (q, k)
     }
 
-    fn spread<B: Backend>(&self, cos: Tensor<B, 2>, sin: Tensor<B, 2>, heads: usize, scale: f64, dtype: DType) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    fn spread<B: Backend>(
+        &self,
+        cos: Tensor<B, 2>,
+        sin: Tensor<B, 2>,
+        heads: usize,
+        scale: f64,
+        dtype: DType,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let [n, half] = cos.dims();
         let d = 2 * half;
-        let (cos, sin) = if scale == 1.0 { (cos, sin) } else { (cos * scale, sin * scale) };
+        let (cos, sin) = if scale == 1.0 {
+            (cos, sin)
+        } else {
+            (cos * scale, sin * scale)
+        };
         let cos = Tensor::cat(vec![cos.clone(), cos], 1);
         let sin = Tensor::cat(vec![sin.clone().neg(), sin], 1);
         // [n, d] -> [n, heads, d] -> [n * heads, d] (materialised: the rows of the activations).
         let rows = |t: Tensor<B, 2>| -> Tensor<B, 2> {
-            let t = if heads == 1 { t } else { t.unsqueeze_dim::<3>(1).expand([n, heads, d]).reshape([n * heads, d]) };
+            let t = if heads == 1 {
+                t
+            } else {
+                t.unsqueeze_dim::<3>(1)
+                    .expand([n, heads, d])
+                    .reshape([n * heads, d])
+            };
             if dtype == DType::F32 {
                 t
             } else {
@@ -131,7 +152,11 @@ impl RotaryEmbedding {
     /// Applies the rotation to `x` `[rows, head_dim]` (one row per token and head, contiguous) with
     /// tables from [`Self::tables`]: `x * cos + cat(x2, x1) * sin` — rotate-half with its sign in
     /// `sin`, so only one copy (the half swap) and three element-wise passes on contiguous data.
-    pub fn apply_rows<B: Backend>(x: Tensor<B, 2>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn apply_rows<B: Backend>(
+        x: Tensor<B, 2>,
+        cos: &Tensor<B, 2>,
+        sin: &Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let [n, d] = x.dims();
         let x1 = x.clone().slice([0..n, 0..d / 2]);
         let x2 = x.clone().slice([0..n, d / 2..d]);
@@ -140,7 +165,11 @@ impl RotaryEmbedding {
     }
 
     /// Applies the rotation to `x` `[batch, heads, seq, head_dim]` with tables from [`Self::cos_sin`].
-    pub fn apply<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
+    pub fn apply<B: Backend>(
+        x: Tensor<B, 4>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
         let [b, h, s, d] = x.dims();
         let x1 = x.clone().slice([0..b, 0..h, 0..s, 0..d / 2]);
         let x2 = x.clone().slice([0..b, 0..h, 0..s, d / 2..d]);

@@ -73,16 +73,31 @@ struct Task {
 
 impl llmql_backends::AutodiffTask for Task {
     type Output = Result<serde_json::Value>;
-    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<serde_json::Value> {
+    fn run<B: burn::tensor::backend::AutodiffBackend>(
+        self,
+        device: B::Device,
+    ) -> Result<serde_json::Value> {
         let a = &self.a;
         let dtype = crate::commands::parse_dtype(&a.dtype)?;
-        let model = self.ckpt.load_model::<B>(crate::commands::training_load(dtype, true, false), &device)?;
+        let model = self
+            .ckpt
+            .load_model::<B>(crate::commands::training_load(dtype, true, false), &device)?;
         let lc = self.cfg.lora.as_ref().expect("LoRA");
         let model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
         let scratch = ScratchDir::new("train")?;
         let mut clock = StepClock::new(a.steps + 1, a.dump_batches.is_some());
         let src = self.ckpt.source_files();
-        contrastive_train_parallel(model, &self.ckpt.tokenizer, &self.examples, &self.cfg, &src, &scratch.0, false, &mut clock, &Single)?;
+        contrastive_train_parallel(
+            model,
+            &self.ckpt.tokenizer,
+            &self.examples,
+            &self.cfg,
+            &src,
+            &scratch.0,
+            false,
+            &mut clock,
+            &Single,
+        )?;
         let s = clock.summary();
         if let (Some(path), Some(dump)) = (&a.dump_batches, &clock.dump) {
             write_jsonl(path, dump)?;
@@ -110,7 +125,11 @@ pub fn run(a: BenchTrainArgs) -> Result<serde_json::Value> {
     let device: DeviceSpec = a.device.parse()?;
     let ckpt = Checkpoint::open(&a.model)?;
     let examples = read_tevatron(&a.train_data)?;
-    anyhow::ensure!(!examples.is_empty(), "{}: no training examples", a.train_data.display());
+    anyhow::ensure!(
+        !examples.is_empty(),
+        "{}: no training examples",
+        a.train_data.display()
+    );
     let cfg = ContrastiveConfig {
         temperature: a.temperature,
         train_group_size: a.train_group_size,
@@ -126,10 +145,24 @@ pub fn run(a: BenchTrainArgs) -> Result<serde_json::Value> {
         logging_steps: 1,
         save_steps: 0,
         save_dtype: StoredDtype::F32,
-        lora: Some(LoraConfig { r: a.lora_r, lora_alpha: a.lora_alpha, lora_dropout: a.lora_dropout, ..LoraConfig::default() }),
+        lora: Some(LoraConfig {
+            r: a.lora_r,
+            lora_alpha: a.lora_alpha,
+            lora_dropout: a.lora_dropout,
+            ..LoraConfig::default()
+        }),
         gradient_checkpointing: a.gradient_checkpointing,
         ..ContrastiveConfig::default()
     };
     let ckp = a.op_checkpointing;
-    Ok(llmql_backends::run_autodiff_on(&device, ckp, Task { a, ckpt, examples, cfg })??)
+    llmql_backends::run_autodiff_on(
+        &device,
+        ckp,
+        Task {
+            a,
+            ckpt,
+            examples,
+            cfg,
+        },
+    )?
 }
