@@ -1,5 +1,9 @@
 //! The decoder LLM (Llama / Mistral / Qwen2), one small struct per piece, HF weight names kept.
 pub mod attention;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cpu_kernels;
+#[cfg(target_arch = "wasm32")]
+#[path = "cpu_kernels_generic.rs"]
 pub mod cpu_kernels;
 pub mod decoder;
 pub mod linear;
