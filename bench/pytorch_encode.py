@@ -61,6 +61,14 @@ def tokenize(tokenizer, texts, max_len, eos_id):
     return [ids + [eos_id] for ids in enc["input_ids"]]
 
 
+def peak_mib(torch, device):
+    """Peak resident memory of the process (CPU) or peak allocated GPU memory, MiB."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def encode_batch(model, torch, ids_list, pad_id, device):
     bsz = len(ids_list)
     lens = [len(x) for x in ids_list]
@@ -179,6 +187,7 @@ def main():
                 "max_len": args.max_len,
                 "device": args.device,
                 "dtype": args.dtype,
+                "peak_mib": round(peak_mib(torch, args.device), 1),
                 "torch": torch.__version__,
             }
         ),

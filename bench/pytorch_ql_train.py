@@ -4,6 +4,12 @@
     python3 bench/pytorch_ql_train.py --model DIR --train-data FILE.jsonl \
         [--steps 10] [--batch-size 8] [--p-max-len 200] [--q-max-len 200] [--threads 2] \
         [--lr 1e-5] [--mask-probability 0.0] [--seed 42] [--max-grad-norm 1.0] [--loss-on all|query]
+        [--batches BATCHES.jsonl]
+
+With --batches (what `llmql bench ql-train --dump-batches` writes: one line per micro-batch, {"step", "examples":
+[{"ids", "sep"}]}), the steps train on exactly llmql's batches (its shuffle and Input Corruption included) with
+llmql's schedule (linear decay from --lr to 0 over the file's steps, no warm-up); the first step is the warm-up
+and --steps, --train-data's texts, --batch-size and --mask-probability are then not used. Without it:
 
 Does the work one llmql stage-1 training step does, full fine-tuning in float32 on CPU:
   1. Tevatron jsonl ({"query", "positive_passages": [{"title", "text"}, ...]}); one d2q example per line
@@ -141,6 +147,7 @@ def main():
     ap.add_argument("--gradient-checkpointing", action="store_true", help="transformers' per-layer checkpointing")
     ap.add_argument("--max-grad-norm", type=float, default=1.0, help="<= 0 disables clipping")
     ap.add_argument("--loss-on", choices=["all", "query"], default="all")
+    ap.add_argument("--batches", help="train on the batches `llmql bench ql-train --dump-batches` wrote")
     args = ap.parse_args()
 
     import torch
@@ -160,9 +167,22 @@ def main():
     eos_id = resolve_eos_id(folder, tok)
 
     t0 = time.perf_counter()
-    with open(args.train_data, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    examples = build_examples(rows, tok, eos_id, args.p_max_len, args.q_max_len, args.mask_probability, args.seed)
+    steps_from_file = None
+    if args.batches:
+        steps_from_file = {}
+        with open(args.batches, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    b = json.loads(line)
+                    steps_from_file.setdefault(b["step"], []).extend((e["ids"], e["sep"]) for e in b["examples"])
+        steps_from_file = [steps_from_file[k] for k in sorted(steps_from_file)]
+        args.steps = len(steps_from_file) - 1
+        args.batch_size = len(steps_from_file[0])
+        examples = [e for st in steps_from_file for e in st]
+    else:
+        with open(args.train_data, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        examples = build_examples(rows, tok, eos_id, args.p_max_len, args.q_max_len, args.mask_probability, args.seed)
     if not examples:
         sys.exit("no usable training examples")
     print(f"built {len(examples)} examples in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
@@ -174,8 +194,14 @@ def main():
     model.config.use_cache = False
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    sched = None
+    if steps_from_file is not None:
+        total = len(steps_from_file)  # llmql's LinearSchedule without warm-up
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: max(0.0, (total - k) / total))
 
     def batch_at(k):
+        if steps_from_file is not None:
+            return steps_from_file[k]
         return [examples[(k * args.batch_size + r) % len(examples)] for r in range(args.batch_size)]
 
     def step(k):
@@ -190,6 +216,8 @@ def main():
         if args.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
         opt.step()
+        if sched is not None:
+            sched.step()
         opt.zero_grad(set_to_none=True)
         return float(loss.detach()), ntok
 
@@ -216,6 +244,7 @@ def main():
         "impl": "pytorch",
         "gradient_checkpointing": args.gradient_checkpointing,
         "peak_mib": round(peak_mib, 1),
+        "step_seconds": round(seconds / args.steps, 4) if args.steps else None,
         "steps": args.steps,
         "tokens": tokens,
         "seconds": round(seconds, 4),

@@ -25,6 +25,13 @@ Does the work one llmql stage-2 training step does, LoRA in float32 on CPU:
      cross-entropy, backward, torch.optim.AdamW step over the LoRA parameters only (weight_decay 0, constant
      lr, no clipping), zero_grad.
 
+With --batches (what `llmql bench train --dump-batches` writes: one line per micro-batch, {"step", "queries":
+[[ids]], "passages": [[ids]]}), the steps train on exactly llmql's batches (its group sampling, templates and
+truncation) with llmql's schedule (linear decay from --lr to 0 over the file's steps, no warm-up) and clipping
+(--max-grad-norm, default 1.0 as `llmql train`); the first step is the warm-up and --steps, --batch-size and
+the texts of --train-data are then not used. LoRA's A is initialised by PEFT (torch's RNG), so after the first
+update the losses differ slightly from llmql's (the warm-up step's loss, B = 0, is the same).
+
 Timing: examples are built and tokenised first (not timed); one warm-up step (not timed); then the wall clock
 of N steps (padding, forwards, loss, backward, optimiser). "tokens" counts real (non-pad) query + passage
 tokens of the timed batches. Prints one JSON line on stdout; diagnostics go to stderr.
@@ -118,6 +125,8 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--attn", default="eager", help="transformers attn_implementation (eager, sdpa)")
     ap.add_argument("--gradient-checkpointing", action="store_true", help="transformers' per-layer checkpointing")
+    ap.add_argument("--max-grad-norm", type=float, default=1.0, help="<= 0 disables clipping")
+    ap.add_argument("--batches", help="train on the batches `llmql bench train --dump-batches` wrote")
     args = ap.parse_args()
 
     import peft
@@ -142,9 +151,24 @@ def main():
         pad_id = eos_id  # right padding under a 0/1 mask: the pad id never affects real positions
 
     t0 = time.perf_counter()
-    with open(args.train_data, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    examples = build_examples(rows, tok, eos_id, args.train_group_size, args.query_max_len, args.passage_max_len)
+    steps_from_file = None
+    if args.batches:
+        steps_from_file = {}
+        with open(args.batches, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    b = json.loads(line)
+                    steps_from_file.setdefault(b["step"], []).append((b["queries"], b["passages"]))
+        steps_from_file = [steps_from_file[k] for k in sorted(steps_from_file)]
+        args.steps = len(steps_from_file) - 1
+        qs0, ps0 = steps_from_file[0][0]
+        args.batch_size = len(qs0)
+        args.train_group_size = len(ps0) // len(qs0)
+        examples = [None]
+    else:
+        with open(args.train_data, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        examples = build_examples(rows, tok, eos_id, args.train_group_size, args.query_max_len, args.passage_max_len)
     if not examples:
         sys.exit("no usable training examples (each needs a positive and at least one negative)")
     print(f"built {len(examples)} examples in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
@@ -162,6 +186,10 @@ def main():
     n_lora = sum(p.numel() for p in params)
     print(f"LoRA parameters: {n_lora} in {len(params)} tensors", file=sys.stderr)
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    sched = None
+    if steps_from_file is not None:
+        total = len(steps_from_file)  # llmql's LinearSchedule without warm-up
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: max(0.0, (total - k) / total))
     group = args.train_group_size
 
     def encode(seqs):
@@ -171,17 +199,31 @@ def main():
         reps = hidden[torch.arange(len(seqs), device=DEV), mask.sum(1) - 1].float()
         return torch.nn.functional.normalize(reps, p=2, dim=-1), ntok
 
-    def step(k):
+    def micro_batches(k):
+        if steps_from_file is not None:
+            return steps_from_file[k]
         batch = [examples[(k * args.batch_size + r) % len(examples)] for r in range(args.batch_size)]
-        q_reps, q_tok = encode([q for q, _ in batch])
-        p_reps, p_tok = encode([p for _, ps in batch for p in ps])
-        scores = q_reps @ p_reps.T / args.temperature
-        target = torch.arange(len(batch), device=DEV) * group
-        loss = torch.nn.functional.cross_entropy(scores, target)
-        loss.backward()
+        return [([q for q, _ in batch], [p for _, ps in batch for p in ps])]
+
+    def step(k):
+        micro = micro_batches(k)
+        total_loss, ntok = 0.0, 0
+        for queries, passages in micro:
+            q_reps, q_tok = encode(queries)
+            p_reps, p_tok = encode(passages)
+            scores = q_reps @ p_reps.T / args.temperature
+            target = torch.arange(len(queries), device=DEV) * (len(passages) // len(queries))
+            loss = torch.nn.functional.cross_entropy(scores, target) / len(micro)
+            loss.backward()
+            total_loss += float(loss.detach())
+            ntok += q_tok + p_tok
+        if args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
         opt.step()
+        if sched is not None:
+            sched.step()
         opt.zero_grad(set_to_none=True)
-        return float(loss.detach()), q_tok + p_tok
+        return total_loss, ntok
 
     loss_warmup, _ = step(0)
     losses, tokens = [], 0

@@ -232,20 +232,36 @@ impl<B: Backend> Encoder<B> {
         v.chunks(dim).map(|c| c.to_vec()).collect()
     }
 
+    /// Embeds token sequences in batches of `batch_size` sorted by length (longest first, so
+    /// batches carry little padding), rows back in input order: what `llmql encode` runs.
+    /// `on_batch(n)` after each batch of `n` sequences.
+    /// On the CPU backend several batches run at once, one per worker thread
+    /// ([`crate::model::for_each_batch`]).
+    pub fn embed_all(&self, seqs: &[Vec<u32>], batch_size: usize, mut on_batch: impl FnMut(usize)) -> Vec<Vec<f32>> {
+        let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+        let batches = length_sorted_batches(&lengths, batch_size);
+        let (host, pad, pooling, normalize) = (self.host_embeddings.as_ref(), self.tokenizer.eos_id, self.options.pooling, self.options.normalize);
+        let dim = self.dim();
+        let mut out = vec![Vec::new(); seqs.len()];
+        let embed = |model: &DecoderModel<B>, batch: &Vec<usize>| -> Vec<f32> {
+            let b: Vec<Vec<u32>> = batch.iter().map(|&i| seqs[i].clone()).collect();
+            embed_with(model, host, &b, pad, pooling, normalize).into_data().convert::<f32>().to_vec().expect("f32 data")
+        };
+        crate::model::for_each_batch(&self.model, &batches, embed, |batch, rows| {
+            for (row, &i) in rows.chunks(dim).zip(batch) {
+                out[i] = row.to_vec();
+            }
+            on_batch(batch.len());
+        });
+        out
+    }
+
     /// Embeds texts of one kind; `title` is ignored for queries.
     pub fn encode_texts(&self, kind: Kind, items: &[(Option<&str>, &str)], batch_size: usize) -> Result<Vec<Vec<f32>>> {
         let seqs = items
             .iter()
             .map(|(t, x)| self.tokenize(kind, *t, x))
             .collect::<Result<Vec<_>>>()?;
-        let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
-        let mut out = vec![Vec::new(); seqs.len()];
-        for batch in length_sorted_batches(&lengths, batch_size) {
-            let b: Vec<Vec<u32>> = batch.iter().map(|&i| seqs[i].clone()).collect();
-            for (row, &i) in self.embed_ids_to_vec(&b).into_iter().zip(&batch) {
-                out[i] = row;
-            }
-        }
-        Ok(out)
+        Ok(self.embed_all(&seqs, batch_size, |_| {}))
     }
 }

@@ -108,7 +108,7 @@ impl<B: Backend> LoraAdapter<B> {
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let dt = x.dtype();
         let x = if dt == DType::F32 { x } else { x.cast(DType::F32) };
-        let y = self.dropout.forward(x).matmul(self.lora_a.val()).matmul(self.lora_b.val()) * self.scale;
+        let y = dropout(x, &self.dropout).matmul(self.lora_a.val()).matmul(self.lora_b.val()) * self.scale;
         if dt == DType::F32 {
             y
         } else {
@@ -120,6 +120,33 @@ impl<B: Backend> LoraAdapter<B> {
     pub fn delta(&self) -> Tensor<B, 2> {
         self.lora_a.val().matmul(self.lora_b.val()) * self.scale
     }
+}
+
+/// `dropout(x)` exactly as Burn's [`Dropout::forward`] computes it (each element kept with
+/// probability `1 - p` and scaled by `1 / (1 - p)`, only while training, i.e. on autodiff), with the
+/// mask drawn differently on the CPU backend: Burn's flex samples a Bernoulli mask one element at a
+/// time through a generic sampler (16% of a LoRA step's time). There the mask comes from a
+/// counter-based hash of one seed drawn from the backend's RNG, in parallel: the same seed gives the
+/// same mask, so re-seeding the backend reproduces it (as layer checkpointing's recomputation needs).
+pub fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, layer: &Dropout) -> Tensor<B, D> {
+    use burn::tensor::{Distribution, TensorData};
+    let device = x.device();
+    let p = layer.prob;
+    if p == 0.0 || !B::ad_enabled(&device) || !crate::model::cpu_backend::<B>(&device) {
+        return layer.forward(x);
+    }
+    let draws: Vec<f32> = Tensor::<B, 1>::random([2], Distribution::Uniform(0.0, 1.0), &device)
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .expect("f32");
+    let seed = ((draws[0] * 16_777_216.0) as u64) << 24 | (draws[1] * 16_777_216.0) as u64;
+    let keep = 1.0 - p;
+    let shape = x.shape();
+    let mask = crate::model::cpu_kernels::dropout_mask(seed, keep, (1.0 / keep) as f32, shape.num_elements());
+    let mask = Tensor::<B, D>::from_data(TensorData::new(mask, shape), (&device, DType::F32));
+    let mask = if x.dtype() == DType::F32 { mask } else { mask.cast(x.dtype()) };
+    x * mask
 }
 
 /// The HF module names (`model.layers.N.self_attn.q_proj`, ...) of the targeted linears, with a

@@ -1,12 +1,22 @@
 //! Grouped-query self-attention with rotary positions. The mask is the caller's: plain causal for
 //! encoding, or an explicit boolean mask (e.g. LLM-QL's Attention Stop, see `crate::mask`).
+//!
+//! Layout: activations stay as the projections write them, one row per token (`[b*s, heads*d]`,
+//! i.e. `[b, s, heads, d]`), from the projections through RoPE to the attention. The attention is
+//! two batched matmuls over strided views (no copies of q, k or v): queries grouped per KV head
+//! (`[b, kv_heads, group, s, d]`) against keys and values broadcast over the group (GQA without
+//! the `repeat_kv` copy), the mask as an additive bias built once per forward pass, and one
+//! softmax. Backends with a fused attention kernel (GPUs, inference) use Burn's
+//! `module::attention` instead; training on any backend uses the matmul form (Burn's autodiff
+//! decomposes `module::attention` into the same operations).
 use super::linear::Linear;
 use super::rope::RotaryEmbedding;
 use crate::config::ModelConfig;
 use crate::weights::WeightFiles;
 use burn::module::Module;
 use burn::tensor::{
-    backend::Backend, module::attention, ops::AttentionModuleOptions, Bool, DType, Tensor,
+    backend::Backend, module::attention, ops::AttentionModuleOptions, Bool, DType, Int, Tensor,
+    TensorData,
 };
 
 /// Which keys each query position may attend to.
@@ -16,6 +26,89 @@ pub enum AttentionMask<B: Backend> {
     Causal,
     /// `[batch, 1, seq, seq]`, `true` = masked (may not attend).
     Explicit(Tensor<B, 4, Bool>),
+}
+
+/// What every layer of one forward pass shares, built once per pass ([`LayerContext::new`]): the
+/// RoPE tables in the activations' layout and the mask as an additive bias.
+#[derive(Debug, Clone)]
+pub struct LayerContext<B: Backend> {
+    pub batch: usize,
+    pub seq: usize,
+    /// Keys attended to: `prefix + seq`.
+    pub keys: usize,
+    /// Queries' RoPE tables `[b*s*heads, d]` (with the softmax scale folded in).
+    pub rope_q: (Tensor<B, 2>, Tensor<B, 2>),
+    /// Keys' RoPE tables `[b*s*kv_heads, d]`.
+    pub rope_k: (Tensor<B, 2>, Tensor<B, 2>),
+    pub mask: AttentionMask<B>,
+    /// Additive bias over the scores (`0` attend, a large negative value masked): `[1, 1, s*keys]`
+    /// (causal, shared by every row) or `[b, heads, s*keys]` (explicit). `None` with the fused kernel.
+    pub bias: Option<Tensor<B, 3>>,
+    /// Use Burn's fused `module::attention` (inference on GPU backends).
+    pub fused: bool,
+}
+
+/// The masked positions' bias: large and negative but finite in the compute dtype, so a
+/// fully-masked row would give a uniform average instead of NaN (no row is fully masked here).
+fn mask_value(dtype: DType) -> f32 {
+    match dtype {
+        DType::F16 => -30000.0,
+        _ => -1.0e30,
+    }
+}
+
+impl<B: Backend> LayerContext<B> {
+    /// Builds the shared tensors of one forward pass over `positions` `[b, s]` with `mask`, after a
+    /// KV prefix of `prefix` positions (then the mask must be explicit, `[b, 1, s, prefix + s]`).
+    pub fn new(
+        config: &ModelConfig,
+        rope: &RotaryEmbedding,
+        positions: Tensor<B, 2, Int>,
+        mask: &AttentionMask<B>,
+        prefix: usize,
+        dtype: DType,
+    ) -> Self {
+        let device = positions.device();
+        let [b, s] = positions.dims();
+        let keys = prefix + s;
+        let (h, kvh) = (config.num_attention_heads, config.num_key_value_heads);
+        let scale = 1.0 / (config.head_dim as f64).sqrt();
+        let (rope_q, rope_k) = rope.tables_qk(positions, (h, kvh), (scale, 1.0), dtype);
+        let fused = !B::ad_enabled(&device) && !super::cpu_backend::<B>(&device);
+        let neg = mask_value(dtype);
+        let bias = if fused {
+            None
+        } else {
+            Some(match mask {
+                AttentionMask::Causal => {
+                    assert_eq!(prefix, 0, "a KV prefix needs an explicit mask");
+                    let v: Vec<f32> = (0..s * s)
+                        .map(|i| if i % s > i / s { neg } else { 0.0 })
+                        .collect();
+                    Tensor::<B, 3>::from_data(TensorData::new(v, [1, 1, s * s]), (&device, dtype))
+                }
+                AttentionMask::Explicit(m) => {
+                    assert_eq!(m.dims(), [b, 1, s, keys], "explicit mask shape");
+                    let zeros = Tensor::<B, 4>::zeros([b, 1, s, keys], (&device, dtype));
+                    // Materialised per head once here, so each layer's add is contiguous.
+                    zeros
+                        .mask_fill(m.clone(), neg)
+                        .reshape([b, 1, s * keys])
+                        .repeat_dim(1, h)
+                }
+            })
+        };
+        Self {
+            batch: b,
+            seq: s,
+            keys,
+            rope_q,
+            rope_k,
+            mask: mask.clone(),
+            bias,
+            fused,
+        }
+    }
 }
 
 #[derive(Module, Debug)]
@@ -30,30 +123,62 @@ pub struct SelfAttention<B: Backend> {
 }
 
 impl<B: Backend> SelfAttention<B> {
-    pub fn load(w: &WeightFiles, prefix: &str, c: &ModelConfig, device: &B::Device, dtype: DType) -> Self {
+    pub fn load(
+        w: &WeightFiles,
+        prefix: &str,
+        c: &ModelConfig,
+        device: &B::Device,
+        dtype: DType,
+    ) -> Self {
         let (h, q, kv) = (
             c.hidden_size,
             c.num_attention_heads * c.head_dim,
             c.num_key_value_heads * c.head_dim,
         );
         Self {
-            q_proj: Linear::load(w, &format!("{prefix}.q_proj"), h, q, c.qkv_bias, device, dtype),
-            k_proj: Linear::load(w, &format!("{prefix}.k_proj"), h, kv, c.qkv_bias, device, dtype),
-            v_proj: Linear::load(w, &format!("{prefix}.v_proj"), h, kv, c.qkv_bias, device, dtype),
-            o_proj: Linear::load(w, &format!("{prefix}.o_proj"), q, h, c.o_bias, device, dtype),
+            q_proj: Linear::load(
+                w,
+                &format!("{prefix}.q_proj"),
+                h,
+                q,
+                c.qkv_bias,
+                device,
+                dtype,
+            ),
+            k_proj: Linear::load(
+                w,
+                &format!("{prefix}.k_proj"),
+                h,
+                kv,
+                c.qkv_bias,
+                device,
+                dtype,
+            ),
+            v_proj: Linear::load(
+                w,
+                &format!("{prefix}.v_proj"),
+                h,
+                kv,
+                c.qkv_bias,
+                device,
+                dtype,
+            ),
+            o_proj: Linear::load(
+                w,
+                &format!("{prefix}.o_proj"),
+                q,
+                h,
+                c.o_bias,
+                device,
+                dtype,
+            ),
             num_heads: c.num_attention_heads,
             num_kv_heads: c.num_key_value_heads,
             head_dim: c.head_dim,
         }
     }
 
-    /// `[b, s, heads*head_dim]` -> `[b, heads, s, head_dim]`.
-    fn split_heads(x: Tensor<B, 3>, heads: usize, head_dim: usize) -> Tensor<B, 4> {
-        let [b, s, _] = x.dims();
-        x.reshape([b, s, heads, head_dim]).swap_dims(1, 2)
-    }
-
-    /// Repeats each K/V head for its group of query heads (HF `repeat_kv`).
+    /// Repeats each K/V head for its group of query heads (HF `repeat_kv`); `[b, kvh, s, d]`.
     fn repeat_kv(x: Tensor<B, 4>, n_rep: usize) -> Tensor<B, 4> {
         if n_rep == 1 {
             return x;
@@ -64,63 +189,102 @@ impl<B: Backend> SelfAttention<B> {
             .reshape([b, kvh * n_rep, s, d])
     }
 
-    pub fn forward(
-        &self,
-        x: Tensor<B, 3>,
-        cos: &Tensor<B, 4>,
-        sin: &Tensor<B, 4>,
-        mask: &AttentionMask<B>,
-    ) -> Tensor<B, 3> {
-        self.forward_kv(x, cos, sin, mask, None).0
+    pub fn forward(&self, x: Tensor<B, 3>, ctx: &LayerContext<B>) -> Tensor<B, 3> {
+        self.forward_kv(x, ctx, None).0
     }
 
     /// [`Self::forward`] that also returns this call's rotated keys and values
-    /// (`[b, kv_heads, s, head_dim]`, before GQA expansion) and may attend to `prefix` keys/values
-    /// placed before the sequence (a KV cache). With a prefix of length p the mask must be
-    /// `Explicit` with shape `[b, 1, s, p + s]` (column j < p is prefix position j).
+    /// (`[b, s, kv_heads, head_dim]`) and may attend to `prefix` keys/values (same layout) placed
+    /// before the sequence (a KV cache); `ctx` must have been built for that prefix length.
     pub fn forward_kv(
         &self,
         x: Tensor<B, 3>,
-        cos: &Tensor<B, 4>,
-        sin: &Tensor<B, 4>,
-        mask: &AttentionMask<B>,
+        ctx: &LayerContext<B>,
         prefix: Option<(Tensor<B, 4>, Tensor<B, 4>)>,
     ) -> (Tensor<B, 3>, Tensor<B, 4>, Tensor<B, 4>) {
-        let [b, s, _] = x.dims();
-        let q = Self::split_heads(self.q_proj.forward(x.clone()), self.num_heads, self.head_dim);
-        let k = Self::split_heads(self.k_proj.forward(x.clone()), self.num_kv_heads, self.head_dim);
-        let v = Self::split_heads(self.v_proj.forward(x), self.num_kv_heads, self.head_dim);
-        let q = RotaryEmbedding::apply(q, cos, sin);
-        let k_new = RotaryEmbedding::apply(k, cos, sin);
-        let v_new = v;
+        let [b, s, hidden] = x.dims();
+        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let x2 = x.reshape([b * s, hidden]);
+        // One row per token and head, rotated (q pre-scaled by 1/sqrt(d)).
+        let q = self.q_proj.forward(x2.clone()).reshape([b * s * h, d]);
+        let q = RotaryEmbedding::apply_rows(q, &ctx.rope_q.0, &ctx.rope_q.1);
+        let k = self.k_proj.forward(x2.clone()).reshape([b * s * kvh, d]);
+        let k_new =
+            RotaryEmbedding::apply_rows(k, &ctx.rope_k.0, &ctx.rope_k.1).reshape([b, s, kvh, d]);
+        let v_new = self.v_proj.forward(x2).reshape([b, s, kvh, d]);
         let (k, v) = match prefix {
-            Some((pk, pv)) => (Tensor::cat(vec![pk, k_new.clone()], 2), Tensor::cat(vec![pv, v_new.clone()], 2)),
+            Some((pk, pv)) => (
+                Tensor::cat(vec![pk, k_new.clone()], 1),
+                Tensor::cat(vec![pv, v_new.clone()], 1),
+            ),
             None => (k_new.clone(), v_new.clone()),
         };
-        let sk = k.dims()[2];
-        let n_rep = self.num_heads / self.num_kv_heads;
-        let k = Self::repeat_kv(k, n_rep);
-        let v = Self::repeat_kv(v, n_rep);
-        let (mask, is_causal) = match mask {
-            AttentionMask::Causal => {
-                assert_eq!(sk, s, "a KV prefix needs an explicit mask");
-                (None, true)
-            }
-            AttentionMask::Explicit(m) => (Some(m.clone().expand([b, self.num_heads, s, sk])), false),
+        let sk = k.dims()[1];
+        assert_eq!(sk, ctx.keys, "layer context built for another KV prefix");
+        let out = if ctx.fused {
+            self.fused(q, k, v, ctx)
+        } else {
+            self.grouped(q, k, v, ctx)
         };
-        let out = attention(
-            q,
-            k,
-            v,
-            mask,
-            None,
-            AttentionModuleOptions {
-                scale: None,
-                softcap: None,
-                is_causal,
-            },
-        );
-        let out = out.swap_dims(1, 2).reshape([b, s, self.num_heads * self.head_dim]);
-        (self.o_proj.forward(out), k_new, v_new)
+        (
+            self.o_proj.forward(out).reshape([b, s, hidden]),
+            k_new,
+            v_new,
+        )
+    }
+
+    /// Scores, bias, softmax and values as two batched matmuls, queries grouped by KV head.
+    /// `q` `[b*s*h, d]`, `k`/`v` `[b, sk, kvh, d]` -> `[b*s, h*d]`.
+    fn grouped(
+        &self,
+        q: Tensor<B, 2>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        ctx: &LayerContext<B>,
+    ) -> Tensor<B, 2> {
+        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let (b, s, sk) = (ctx.batch, ctx.seq, ctx.keys);
+        let r = h / kvh;
+        // [b, s, kvh, r, d] -> [b, kvh, r, s, d] (a view)
+        let q = q.reshape([b, s, kvh, r, d]).permute([0, 2, 3, 1, 4]);
+        // [b, sk, kvh, d] -> [b, kvh, 1, d, sk] and [b, kvh, 1, sk, d] (views, broadcast over r)
+        let kt = k.permute([0, 2, 3, 1]).unsqueeze_dim::<5>(2);
+        let v = v.permute([0, 2, 1, 3]).unsqueeze_dim::<5>(2);
+        let scores = q.matmul(kt).reshape([b, h, s * sk]);
+        let scores = match &ctx.bias {
+            Some(bias) => scores + bias.clone(),
+            None => scores,
+        };
+        let p = super::cpu_kernels::softmax_rows(scores.reshape([b * h * s, sk]))
+            .reshape([b, kvh, r, s, sk]);
+        // [b, kvh, r, s, d] -> [b, s, kvh, r, d] -> rows
+        p.matmul(v).permute([0, 3, 1, 2, 4]).reshape([b * s, h * d])
+    }
+
+    /// Burn's fused attention kernel (GPU inference).
+    fn fused(
+        &self,
+        q: Tensor<B, 2>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        ctx: &LayerContext<B>,
+    ) -> Tensor<B, 2> {
+        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let (b, s, sk) = (ctx.batch, ctx.seq, ctx.keys);
+        let q = q.reshape([b, s, h, d]).swap_dims(1, 2);
+        let k = Self::repeat_kv(k.swap_dims(1, 2), h / kvh);
+        let v = Self::repeat_kv(v.swap_dims(1, 2), h / kvh);
+        let (mask, is_causal) = match &ctx.mask {
+            AttentionMask::Causal => (None, true),
+            AttentionMask::Explicit(m) => (Some(m.clone().expand([b, h, s, sk])), false),
+        };
+        // The scale is already in q's RoPE tables.
+        let options = AttentionModuleOptions {
+            scale: Some(1.0),
+            softcap: None,
+            is_causal,
+        };
+        let out = attention(q, k, v, mask, None, options);
+        out.swap_dims(1, 2).reshape([b * s, h * d])
     }
 }

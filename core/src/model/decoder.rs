@@ -1,5 +1,5 @@
 //! The decoder stack: `model.embed_tokens`, `model.layers.N.*`, `model.norm`, optional `lm_head`.
-use super::attention::{AttentionMask, SelfAttention};
+use super::attention::{AttentionMask, LayerContext, SelfAttention};
 use super::linear::Linear;
 use super::mlp::Mlp;
 use super::rms_norm::RmsNorm;
@@ -36,27 +36,20 @@ impl<B: Backend> DecoderLayer<B> {
         }
     }
 
-    pub fn forward(&self, x: Tensor<B, 3>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>, mask: &AttentionMask<B>) -> Tensor<B, 3> {
-        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), cos, sin, mask);
-        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    pub fn forward(&self, x: Tensor<B, 3>, ctx: &LayerContext<B>) -> Tensor<B, 3> {
+        let h = self.self_attn.forward(self.input_layernorm.forward(x.clone()), ctx) + x;
+        self.mlp.forward(self.post_attention_layernorm.forward(h.clone())) + h
     }
 
     /// [`Self::forward`] with a KV prefix; also returns this call's keys and values.
-    pub fn forward_kv(
-        &self,
-        x: Tensor<B, 3>,
-        cos: &Tensor<B, 4>,
-        sin: &Tensor<B, 4>,
-        mask: &AttentionMask<B>,
-        prefix: Option<LayerKv<B>>,
-    ) -> (Tensor<B, 3>, LayerKv<B>) {
-        let (a, k, v) = self.self_attn.forward_kv(self.input_layernorm.forward(x.clone()), cos, sin, mask, prefix);
-        let h = x + a;
-        (h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h)), (k, v))
+    pub fn forward_kv(&self, x: Tensor<B, 3>, ctx: &LayerContext<B>, prefix: Option<LayerKv<B>>) -> (Tensor<B, 3>, LayerKv<B>) {
+        let (a, k, v) = self.self_attn.forward_kv(self.input_layernorm.forward(x.clone()), ctx, prefix);
+        let h = a + x;
+        (self.mlp.forward(self.post_attention_layernorm.forward(h.clone())) + h, (k, v))
     }
 }
 
-/// One layer's rotated keys and values, `[b, kv_heads, s, head_dim]` (a KV cache entry).
+/// One layer's rotated keys and values, `[b, s, kv_heads, head_dim]` (a KV cache entry).
 pub type LayerKv<B> = (Tensor<B, 4>, Tensor<B, 4>);
 
 /// What to load besides the decoder stack.
@@ -206,16 +199,22 @@ impl<B: Backend> DecoderModel<B> {
         mask: &AttentionMask<B>,
         hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
     ) -> Tensor<B, 3> {
-        let (cos, sin) = self.rope.cos_sin(positions, self.compute_dtype());
+        let ctx = self.layer_context(positions, mask, 0);
         // Gradient checkpointing per layer, when a training step has installed it on this thread.
         if let Some(runner) = crate::train::layer_checkpoint::active::<B>() {
-            return runner.run(self, x, &cos, &sin, mask, hook);
+            return runner.run(self, x, &ctx, hook);
         }
         for (i, layer) in self.layers.iter().enumerate() {
             x = hook(i, x);
-            x = layer.forward(x, &cos, &sin, mask);
+            x = layer.forward(x, &ctx);
         }
         x
+    }
+
+    /// The tensors every layer of one forward pass shares (RoPE tables, attention bias) for
+    /// `positions` `[b, s]` after a KV prefix of `prefix` positions.
+    pub fn layer_context(&self, positions: Tensor<B, 2, Int>, mask: &AttentionMask<B>, prefix: usize) -> LayerContext<B> {
+        LayerContext::new(&self.config, &self.rope, positions, mask, prefix, self.compute_dtype())
     }
 
     /// Hidden states after the final norm, attending also to a per-layer KV `prefix` (one entry per
@@ -228,13 +227,14 @@ impl<B: Backend> DecoderModel<B> {
         mask: &AttentionMask<B>,
         prefix: Option<Vec<LayerKv<B>>>,
     ) -> (Tensor<B, 3>, Vec<LayerKv<B>>) {
-        let (cos, sin) = self.rope.cos_sin(positions, self.compute_dtype());
+        let plen = prefix.as_ref().and_then(|p| p.first()).map_or(0, |(k, _)| k.dims()[1]);
+        let ctx = self.layer_context(positions, mask, plen);
         let mut x = self.embed(input_ids);
         let mut prefix = prefix.map(|p| p.into_iter());
         let mut kvs = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             let p = prefix.as_mut().map(|it| it.next().expect("one prefix entry per layer"));
-            let (y, kv) = layer.forward_kv(x, &cos, &sin, mask, p);
+            let (y, kv) = layer.forward_kv(x, &ctx, p);
             x = y;
             kvs.push(kv);
         }

@@ -151,7 +151,7 @@ pub fn cached_scores<B: Backend>(
     scores
 }
 
-/// The cached keys/values of a chunk of documents: per layer `[docs, kv_heads, width, head_dim]`,
+/// The cached keys/values of a chunk of documents: per layer `[docs, width, kv_heads, head_dim]`,
 /// right-padded to the chunk's widest prefix.
 struct DocCache<B: Backend> {
     layers: Vec<LayerKv<B>>,
@@ -177,13 +177,14 @@ impl<B: Backend> DocCache<B> {
         examples: &[QlExample],
         scores: &mut [f64],
     ) -> Self {
-        let device = model.device();
         let width = if attention_stop { 1 } else { chunk.iter().map(|&d| docs[d].len()).max().unwrap_or(1) };
         let n_layers = model.layers.len();
         let mut parts: Vec<Vec<LayerKv<B>>> = vec![Vec::new(); n_layers];
         let mut row = HashMap::new();
         let mut len = Vec::new();
-        for idx in chunk.chunks(batch_size.max(1)) {
+        let batches: Vec<&[usize]> = chunk.chunks(batch_size.max(1)).collect();
+        let read = |model: &DecoderModel<B>, idx: &&[usize]| -> (Vec<f32>, Vec<LayerKv<B>>) {
+            let device = model.device();
             let seqs: Vec<Vec<u32>> = idx.iter().map(|&d| docs[d].clone()).collect();
             let batch = PaddedBatch::<B>::new(&seqs, pad_id, &device);
             let (hidden, kvs) = model.forward_kv(batch.input_ids, batch.positions, &AttentionMask::Causal, None);
@@ -192,7 +193,29 @@ impl<B: Backend> DocCache<B> {
             let sep_index = Tensor::<B, 1, Int>::from_data(TensorData::new(sep_rows, [b]), &device);
             let sep_hidden = hidden.reshape([b * s, h]).select(0, sep_index.clone());
             let logp = host_f32(log_softmax(model.logits(sep_hidden).cast(DType::F32), 1));
-            let vocab = logp.len() / b;
+            let kept = kvs
+                .into_iter()
+                .map(|(k, v)| {
+                    let [_, _, kvh, hd] = k.dims();
+                    let keep = |t: Tensor<B, 4>| -> Tensor<B, 4> {
+                        if attention_stop {
+                            // [b, s, kvh, hd] -> each row's separator position -> [b, 1, kvh, hd]
+                            t.reshape([b * s, kvh * hd]).select(0, sep_index.clone()).reshape([b, 1, kvh, hd])
+                        } else if s < width {
+                            let pad = Tensor::zeros([b, width - s, kvh, hd], (&device, t.dtype()));
+                            Tensor::cat(vec![t, pad], 1)
+                        } else {
+                            t
+                        }
+                    };
+                    (keep(k), keep(v))
+                })
+                .collect();
+            (logp, kept)
+        };
+        // Several batches at once on the CPU backend (see `for_each_batch`).
+        crate::model::for_each_batch(model, &batches, read, |idx, (logp, kept)| {
+            let vocab = logp.len() / idx.len();
             for (r, &d) in idx.iter().enumerate() {
                 row.insert(d, len.len());
                 len.push(if attention_stop { 1 } else { docs[d].len() });
@@ -201,23 +224,10 @@ impl<B: Backend> DocCache<B> {
                     scores[i] = logp[r * vocab + e.input_ids[e.sep_pos + 1] as usize] as f64;
                 }
             }
-            for (l, (k, v)) in kvs.into_iter().enumerate() {
-                let [_, kvh, _, hd] = k.dims();
-                let keep = |t: Tensor<B, 4>| -> Tensor<B, 4> {
-                    if attention_stop {
-                        // [b, kvh, s, hd] -> each row's separator position -> [b, kvh, 1, hd]
-                        let flat = t.swap_dims(1, 2).reshape([b * s, kvh * hd]);
-                        flat.select(0, sep_index.clone()).reshape([b, 1, kvh, hd]).swap_dims(1, 2)
-                    } else if s < width {
-                        let pad = Tensor::zeros([b, kvh, width - s, hd], (&device, t.dtype()));
-                        Tensor::cat(vec![t, pad], 2)
-                    } else {
-                        t
-                    }
-                };
-                parts[l].push((keep(k), keep(v)));
+            for (l, kv) in kept.into_iter().enumerate() {
+                parts[l].push(kv);
             }
-        }
+        });
         let layers = parts
             .into_iter()
             .map(|p| {
@@ -243,7 +253,6 @@ fn score_queries<B: Backend>(
     scores: &mut [f64],
     on_batch: &mut impl FnMut(usize),
 ) {
-    let device = model.device();
     let inputs_len = |i: usize| examples[i].len() - examples[i].sep_pos - 2;
     let (short, long): (Vec<usize>, Vec<usize>) = pairs.iter().partition(|&&i| inputs_len(i) == 0);
     on_batch(short.len());
@@ -251,7 +260,8 @@ fn score_queries<B: Backend>(
     // Under Attention Stop a query row is short; with a whole prompt cached, fewer rows fit.
     let rows = if cache.width == 1 { batch_size * 4 } else { batch_size };
     let p = cache.width;
-    for batch_idx in length_sorted_batches(&lens, rows) {
+    let read = |model: &DecoderModel<B>, batch_idx: &Vec<usize>| -> (Vec<usize>, Vec<usize>, Vec<f32>) {
+        let device = model.device();
         let idx: Vec<usize> = batch_idx.iter().map(|&k| long[k]).collect();
         let b = idx.len();
         let s = idx.iter().map(|&i| inputs_len(i)).max().unwrap();
@@ -294,10 +304,13 @@ fn score_queries<B: Backend>(
         let sel = Tensor::<B, 1, Int>::from_data(TensorData::new(rows_sel, [n]), &device);
         let logp = log_softmax(model.logits(hidden.reshape([b * s, h]).select(0, sel)).cast(DType::F32), 1);
         let tgt = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
-        let lp = host_f32(logp.gather(1, tgt));
+        (idx, owners, host_f32(logp.gather(1, tgt)))
+    };
+    // Several batches at once on the CPU backend (see `for_each_batch`).
+    crate::model::for_each_batch(model, &length_sorted_batches(&lens, rows), read, |_, (idx, owners, lp)| {
         for (k, &r) in owners.iter().enumerate() {
             scores[idx[r]] += lp[k] as f64;
         }
-        on_batch(b);
-    }
+        on_batch(idx.len());
+    });
 }

@@ -211,6 +211,7 @@ pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
             let ck = LayerCheckpointing::<B>::start(cfg.gradient_checkpointing, mix(mix(cfg.seed, step as u64), k as u64));
             // This peer's share of the global micro-batch.
             let (qs, ps) = group_ids(tok, &mb[share(c, mb.len())], cfg, epoch, &cut)?;
+            observer.on_batch(step + 1, super::ql_train::BatchInputs::Contrastive { queries: &qs, passages: &ps });
             tokens += qs.iter().chain(ps.iter()).map(Vec::len).sum::<usize>();
             let q = embed(&model, &qs, tok.eos_id, cfg.pooling, cfg.normalize);
             let p = embed(&model, &ps, tok.eos_id, cfg.pooling, cfg.normalize);

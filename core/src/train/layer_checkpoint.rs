@@ -17,7 +17,7 @@
 //! before each layer, in the forward and in the recomputation alike, so both draw the same masks;
 //! the re-seeding holds a process-wide lock because Burn's RNG is global to a backend. Without
 //! dropout nothing is re-seeded.
-use crate::model::{AttentionMask, DecoderModel};
+use crate::model::{DecoderModel, LayerContext};
 use crate::train::common::mix;
 use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
@@ -34,9 +34,7 @@ pub(crate) trait LayerRunner<B: Backend> {
         &self,
         model: &DecoderModel<B>,
         x: Tensor<B, 3>,
-        cos: &Tensor<B, 4>,
-        sin: &Tensor<B, 4>,
-        mask: &AttentionMask<B>,
+        ctx: &LayerContext<B>,
         hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
     ) -> Tensor<B, 3>;
 }
@@ -62,9 +60,8 @@ struct Tape<B: AutodiffBackend> {
     input: Tensor<B, 3>,
     /// Each layer's input, values only.
     saved: Vec<Tensor<B::InnerBackend, 3>>,
-    cos: Tensor<B, 4>,
-    sin: Tensor<B, 4>,
-    mask: AttentionMask<B>,
+    /// The layers' shared inputs (RoPE tables, attention bias).
+    ctx: LayerContext<B>,
     /// The last layer's output as handed on: a leaf, whose gradient starts the layers' backward.
     output: Tensor<B, 3>,
     /// Whether the layers drew random numbers (LoRA dropout), so the recomputation re-seeds too.
@@ -101,9 +98,7 @@ impl<B: AutodiffBackend> LayerRunner<B> for State<B> {
         &self,
         model: &DecoderModel<B>,
         x: Tensor<B, 3>,
-        cos: &Tensor<B, 4>,
-        sin: &Tensor<B, 4>,
-        mask: &AttentionMask<B>,
+        ctx: &LayerContext<B>,
         hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
     ) -> Tensor<B, 3> {
         let call = self.calls.get();
@@ -114,7 +109,7 @@ impl<B: AutodiffBackend> LayerRunner<B> for State<B> {
             let mut h = x;
             for (i, layer) in model.layers.iter().enumerate() {
                 h = hook(i, h);
-                h = self.seeded(call, i, &device, random, || layer.forward(h, cos, sin, mask));
+                h = self.seeded(call, i, &device, random, || layer.forward(h, ctx));
             }
             return h;
         }
@@ -125,15 +120,13 @@ impl<B: AutodiffBackend> LayerRunner<B> for State<B> {
             h = hook(i, h);
             saved.push(h.clone().inner());
             let frozen = layer.clone().no_grad();
-            h = self.seeded(call, i, &device, random, || frozen.forward(h, cos, sin, mask));
+            h = self.seeded(call, i, &device, random, || frozen.forward(h, ctx));
         }
         let output = Tensor::<B, 3>::from_inner(h.inner()).require_grad();
         self.tapes.borrow_mut().push(Tape {
             input: x,
             saved,
-            cos: cos.clone(),
-            sin: sin.clone(),
-            mask: mask.clone(),
+            ctx: ctx.clone(),
             output: output.clone(),
             random,
         });
@@ -190,7 +183,7 @@ impl<B: AutodiffBackend> LayerCheckpointing<B> {
             let device = g.device();
             for (i, layer) in model.layers.iter().enumerate().rev() {
                 let x = Tensor::<B, 3>::from_inner(tape.saved[i].clone()).require_grad();
-                let y = state.seeded(call, i, &device, tape.random, || layer.forward(x.clone(), &tape.cos, &tape.sin, &tape.mask));
+                let y = state.seeded(call, i, &device, tape.random, || layer.forward(x.clone(), &tape.ctx));
                 let mut grads = (y * Tensor::<B, 3>::from_inner(g)).sum().backward();
                 g = x.grad_remove(&mut grads).expect("gradient of a layer's input");
                 acc.accumulate(model, GradientsParams::from_grads(grads, layer));

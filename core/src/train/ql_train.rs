@@ -98,9 +98,22 @@ impl Default for QlTrainConfig {
 /// Progress callbacks (the CLI draws a bar and logs).
 pub trait TrainObserver {
     fn on_start(&mut self, _total_steps: usize, _start_step: usize) {}
+    /// A micro-batch of step `step` (numbered as [`Self::on_step`] numbers it), as this peer is about
+    /// to train on it (benchmarks count and record its tokens).
+    fn on_batch(&mut self, _step: usize, _batch: BatchInputs<'_>) {}
+    /// Step `step` (from 1) is done: its optimizer update applied, before any checkpoint is written.
     fn on_step(&mut self, _step: usize) {}
     fn on_log(&mut self, _entry: &LogEntry) {}
     fn on_save(&mut self, _dir: &Path) {}
+}
+
+/// The token ids of one micro-batch (see [`TrainObserver::on_batch`]).
+#[derive(Debug, Clone, Copy)]
+pub enum BatchInputs<'a> {
+    /// Stage 1: the examples (layout, separator, targets).
+    Ql(&'a [QlExample]),
+    /// Stage 2: the queries, then each query's group of passages.
+    Contrastive { queries: &'a [Vec<u32>], passages: &'a [Vec<u32>] },
 }
 
 /// An observer that does nothing.
@@ -200,6 +213,9 @@ pub fn ql_train_parallel<B: AutodiffBackend, C: Collective>(
             .chunks(bs)
             .map(|c| QlBatch::new(c, cfg.loss_on, tok.eos_id, cfg.attention_stop, &device))
             .collect();
+        for chunk in examples.chunks(bs) {
+            observer.on_batch(step + 1, BatchInputs::Ql(chunk));
+        }
         let local_targets: usize = batches.iter().map(|b| b.num_targets()).sum();
         let total_targets: usize = if world == 1 {
             local_targets

@@ -5,7 +5,6 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
 use clap::Args;
 use llmql_backends::{run_on, BackendTask, DeviceSpec};
-use llmql_core::encoder::length_sorted_batches;
 use llmql_core::npy::NpyWriter;
 use llmql_core::pooling::Pooling;
 use llmql_core::records::{RecordReader, TextRecord};
@@ -124,15 +123,7 @@ impl BackendTask for EncodeTask {
                 .iter()
                 .map(|r| encoder.tokenize(self.kind, r.title.as_deref(), &r.text))
                 .collect::<llmql_core::Result<Vec<_>>>()?;
-            let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
-            let mut rows = vec![Vec::new(); seqs.len()];
-            for batch in length_sorted_batches(&lengths, a.batch_size) {
-                let b: Vec<Vec<u32>> = batch.iter().map(|&i| seqs[i].clone()).collect();
-                for (row, &i) in encoder.embed_ids_to_vec(&b).into_iter().zip(&batch) {
-                    rows[i] = row;
-                }
-                pb.inc(batch.len() as u64);
-            }
+            let rows = encoder.embed_all(&seqs, a.batch_size, |n| pb.inc(n as u64));
             for (r, row) in chunk.iter().zip(&rows) {
                 if !row.iter().all(|v| v.is_finite()) {
                     bail!("{}: record {:?} produced a non-finite embedding (try --dtype f32)", a.input.display(), r.id);

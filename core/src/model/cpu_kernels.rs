@@ -1,0 +1,547 @@
+//! Fused kernels for Burn's CPU backend (flex), forward and backward, behind backend-generic
+//! functions: on `Flex` and `Autodiff<Flex>` (f32, contiguous inputs) they run one multi-threaded
+//! pass with a vectorisable `exp`; on every other backend, dtype or layout they are exactly the
+//! generic Burn expressions they stand for.
+//!
+//! Why: flex runs element-wise operations on one thread with a scalar `expf`, and Burn's autodiff
+//! decomposes softmax and SiLU into several such operations, each with its own backward: in a
+//! training step those passes, not the matmuls, were most of the wall time on 2 cores.
+//!
+//! - [`swiglu`]: `silu(gate) * up` (the MLP's activation), inference and training;
+//! - [`softmax_rows`]: softmax over the last dimension of a `[rows, n]` tensor, training (flex's own
+//!   softmax, already parallel and vectorised, serves inference);
+//! - [`rms_norm`]: `x / sqrt(mean(x^2) + eps) * w` over the last dimension, inference and training;
+//! - [`dropout_mask`]: LoRA's dropout masks.
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::{
+    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+use rayon::prelude::*;
+use std::any::{Any, TypeId};
+
+use burn::backend::flex::FlexTensor;
+
+/// `tensor` as a `Tensor<T, D>` when `B` is `T`.
+fn cast<B: Backend, T: Backend, const D: usize>(
+    tensor: Tensor<B, D>,
+) -> Result<Tensor<T, D>, Tensor<B, D>> {
+    if TypeId::of::<B>() != TypeId::of::<T>() {
+        return Err(tensor);
+    }
+    let boxed: Box<dyn Any> = Box::new(tensor);
+    Ok(*boxed.downcast::<Tensor<T, D>>().expect("same type"))
+}
+
+/// `exp(x)` for f32 (Cephes' range reduction and polynomial, ~1 ulp), written so the compiler
+/// vectorises it (no libm call: rounding by the 1.5 * 2^23 trick); 0 below -87.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
+    let xc = x.clamp(-87.0, 88.0);
+    let n = (xc * LOG2E + ROUND) - ROUND;
+    let r = xc - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    let scaled = y * f32::from_bits(((n as i32 + 127) << 23) as u32);
+    if x < -87.0 {
+        0.0
+    } else {
+        scaled
+    }
+}
+
+/// Lanes of the explicit partial sums/maxima below (one AVX-512 register of f32).
+const LANES: usize = 16;
+
+#[inline(always)]
+fn row_max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = a.max(v);
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    acc.iter().fold(tail, |m, &v| m.max(v))
+}
+
+#[inline(always)]
+fn row_sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+#[inline(always)]
+fn row_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `f(args)` compiled for the best instruction set the CPU has (AVX-512, AVX2 + FMA, baseline):
+/// the crate is built for baseline x86-64, where these loops would run 4 lanes wide.
+macro_rules! dispatch {
+    ($name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        #[inline(always)]
+        fn body($($arg: $ty),*) $body
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512($($arg: $ty),*) { body($($arg),*) }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2($($arg: $ty),*) { body($($arg),*) }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has the features the function is compiled for.
+                return unsafe { avx512($($arg),*) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: as above.
+                return unsafe { avx2($($arg),*) };
+            }
+        }
+        body($($arg),*)
+    };
+}
+
+fn swiglu_fwd_rows(o: &mut [f32], g: &[f32], u: &[f32]) {
+    dispatch!(swiglu_fwd_rows(o: &mut [f32], g: &[f32], u: &[f32]) {
+        for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+            *o = g / (1.0 + exp(-g)) * u;
+        }
+    });
+}
+
+fn swiglu_bwd_rows(dg: &mut [f32], du: &mut [f32], g: &[f32], u: &[f32], dy: &[f32]) {
+    dispatch!(swiglu_bwd_rows(dg: &mut [f32], du: &mut [f32], g: &[f32], u: &[f32], dy: &[f32]) {
+        for i in 0..dg.len() {
+            let s = 1.0 / (1.0 + exp(-g[i]));
+            dg[i] = dy[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
+            du[i] = dy[i] * g[i] * s;
+        }
+    });
+}
+
+fn softmax_fwd_rows(o: &mut [f32], x: &[f32], cols: usize) {
+    dispatch!(softmax_fwd_rows(o: &mut [f32], x: &[f32], cols: usize) {
+        for (o, x) in o.chunks_mut(cols).zip(x.chunks(cols)) {
+            let max = row_max(x);
+            for (o, &v) in o.iter_mut().zip(x) {
+                *o = exp(v - max);
+            }
+            let inv = 1.0 / row_sum(o);
+            for o in o.iter_mut() {
+                *o *= inv;
+            }
+        }
+    });
+}
+
+fn softmax_bwd_rows(dx: &mut [f32], p: &[f32], dy: &[f32], cols: usize) {
+    dispatch!(softmax_bwd_rows(dx: &mut [f32], p: &[f32], dy: &[f32], cols: usize) {
+        for ((dx, p), dy) in dx.chunks_mut(cols).zip(p.chunks(cols)).zip(dy.chunks(cols)) {
+            let dot = row_dot(p, dy);
+            for ((d, &p), &g) in dx.iter_mut().zip(p).zip(dy) {
+                *d = p * (g - dot);
+            }
+        }
+    });
+}
+
+/// Rows per parallel task.
+fn chunk_rows(n: usize) -> usize {
+    (16_384 / n.max(1)).max(1)
+}
+
+/// The f32 values of a contiguous flex tensor, or `None` (another dtype or layout).
+fn f32_slice(t: &FlexTensor) -> Option<&[f32]> {
+    if t.dtype() != DType::F32 || !t.is_contiguous() || t.layout().start_offset() != 0 {
+        return None;
+    }
+    let n = t.layout().shape().num_elements();
+    t.storage::<f32>().get(..n)
+}
+
+fn flex_from(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
+    let shape = like.layout().shape().clone();
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+fn float<B: Backend, const D: usize>(t: Tensor<B, D>) -> B::FloatTensorPrimitive {
+    t.into_primitive().tensor()
+}
+
+// ---------------------------------------------------------------------------------------------
+// SwiGLU
+
+/// `silu(gate) * up` (same shapes).
+pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) -> Tensor<B, D> {
+    if let (Ok(g), Ok(u)) = (
+        cast::<B, Flex, D>(gate.clone()),
+        cast::<B, Flex, D>(up.clone()),
+    ) {
+        if let Some(out) = swiglu_flex(float(g), float(u)) {
+            return cast::<Flex, B, D>(Tensor::from_primitive(TensorPrimitive::Float(out)))
+                .expect("B is Flex");
+        }
+    }
+    if let Some(out) = swiglu_ad::<B, NoCheckpointing, D>(&gate, &up) {
+        return out;
+    }
+    if let Some(out) = swiglu_ad::<B, BalancedCheckpointing, D>(&gate, &up) {
+        return out;
+    }
+    silu(gate) * up
+}
+
+fn swiglu_forward(g: &[f32], u: &[f32], cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; g.len()];
+    let step = chunk_rows(cols) * cols;
+    out.par_chunks_mut(step)
+        .zip(g.par_chunks(step).zip(u.par_chunks(step)))
+        .for_each(|(o, (g, u))| swiglu_fwd_rows(o, g, u));
+    out
+}
+
+fn swiglu_flex(g: FlexTensor, u: FlexTensor) -> Option<FlexTensor> {
+    let (gs, us) = (f32_slice(&g)?, f32_slice(&u)?);
+    if g.layout().shape() != u.layout().shape() {
+        return None;
+    }
+    let cols = *g.layout().shape().as_slice().last()?;
+    Some(flex_from(swiglu_forward(gs, us, cols), &g))
+}
+
+#[derive(Debug)]
+struct SwigluBackward;
+
+impl Backward<Flex, 2> for SwigluBackward {
+    /// The inputs' values.
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (g, u) = ops.state;
+        let [pg, pu] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (gs, us, dy) = (
+            f32_slice(&g).expect("f32"),
+            f32_slice(&u).expect("f32"),
+            f32_slice(&grad).expect("f32"),
+        );
+        let cols = *g.layout().shape().as_slice().last().expect("rank >= 1");
+        let step = chunk_rows(cols) * cols;
+        let mut dg = vec![0f32; gs.len()];
+        let mut du = vec![0f32; gs.len()];
+        dg.par_chunks_mut(step)
+            .zip(du.par_chunks_mut(step))
+            .enumerate()
+            .for_each(|(c, (dgc, duc))| {
+                let range = c * step..c * step + dgc.len();
+                swiglu_bwd_rows(dgc, duc, &gs[range.clone()], &us[range.clone()], &dy[range]);
+            });
+        if let Some(node) = pg {
+            grads.register::<Flex>(node.id, flex_from(dg, &g));
+        }
+        if let Some(node) = pu {
+            grads.register::<Flex>(node.id, flex_from(du, &g));
+        }
+    }
+}
+
+/// The autodiff form, when `B` is `Autodiff<Flex, C>` (and the inputs f32, contiguous).
+fn swiglu_ad<B: Backend, C: CheckpointStrategy, const D: usize>(
+    gate: &Tensor<B, D>,
+    up: &Tensor<B, D>,
+) -> Option<Tensor<B, D>> {
+    let g = float(cast::<B, Autodiff<Flex, C>, D>(gate.clone()).ok()?);
+    let u = float(cast::<B, Autodiff<Flex, C>, D>(up.clone()).ok()?);
+    let out = swiglu_flex(g.primitive.clone(), u.primitive.clone())?;
+    let out = match SwigluBackward
+        .prepare::<C>([g.node.clone(), u.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((g.primitive, u.primitive), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    cast::<Autodiff<Flex, C>, B, D>(Tensor::from_primitive(TensorPrimitive::Float(out))).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax over rows
+
+/// Softmax over the last dimension of `x` `[rows, n]`.
+pub fn softmax_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let x = match softmax_ad::<B, NoCheckpointing>(x) {
+        Ok(out) => return out,
+        Err(x) => x,
+    };
+    let x = match softmax_ad::<B, BalancedCheckpointing>(x) {
+        Ok(out) => return out,
+        Err(x) => x,
+    };
+    softmax(x, 1)
+}
+
+fn softmax_forward(x: &[f32], cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    let step = chunk_rows(cols) * cols;
+    out.par_chunks_mut(step)
+        .zip(x.par_chunks(step))
+        .for_each(|(o, x)| softmax_fwd_rows(o, x, cols));
+    out
+}
+
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl Backward<Flex, 1> for SoftmaxBackward {
+    /// The output (the probabilities).
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let p = ops.state;
+        let [parent] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let Some(node) = parent else { return };
+        let (ps, dy) = (f32_slice(&p).expect("f32"), f32_slice(&grad).expect("f32"));
+        let cols = *p.layout().shape().as_slice().last().expect("rank 2");
+        let step = chunk_rows(cols) * cols;
+        let mut dx = vec![0f32; ps.len()];
+        dx.par_chunks_mut(step)
+            .zip(ps.par_chunks(step).zip(dy.par_chunks(step)))
+            .for_each(|(dx, (p, dy))| softmax_bwd_rows(dx, p, dy, cols));
+        grads.register::<Flex>(node.id, flex_from(dx, &p));
+    }
+}
+
+fn softmax_ad<B: Backend, C: CheckpointStrategy>(
+    x: Tensor<B, 2>,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
+    let x = cast::<B, Autodiff<Flex, C>, 2>(x)?;
+    let xp = float(x.clone());
+    let cols = x.dims()[1];
+    let Some(values) = f32_slice(&xp.primitive) else {
+        return Err(cast::<Autodiff<Flex, C>, B, 2>(x).expect("B"));
+    };
+    let out = flex_from(softmax_forward(values, cols), &xp.primitive);
+    let out = match SoftmaxBackward
+        .prepare::<C>([xp.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(out.clone(), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Ok(
+        cast::<Autodiff<Flex, C>, B, 2>(Tensor::from_primitive(TensorPrimitive::Float(out)))
+            .expect("B"),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dropout masks
+
+/// A dropout mask of `n` values (`scale` where kept, with probability `keep`, else 0), drawn from a
+/// counter-based hash (splitmix64) of `seed` and the element's index: the same for the same seed,
+/// whatever the threads. Used by [`crate::lora::dropout`].
+pub fn dropout_mask(seed: u64, keep: f64, scale: f32, n: usize) -> Vec<f32> {
+    let threshold = (keep * 4_294_967_296.0) as u64;
+    let mut mask = vec![0f32; n];
+    const CHUNK: usize = 1 << 14;
+    mask.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, chunk)| mask_rows(chunk, seed, (c * CHUNK) as u64, threshold, scale));
+    mask
+}
+
+fn mask_rows(m: &mut [f32], seed: u64, base: u64, threshold: u64, scale: f32) {
+    dispatch!(mask_rows(m: &mut [f32], seed: u64, base: u64, threshold: u64, scale: f32) {
+        for (i, m) in m.iter_mut().enumerate() {
+            let mut z = seed.wrapping_add((base + i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            *m = if (z >> 32) < threshold { scale } else { 0.0 };
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// RMSNorm
+
+/// `x * 1/sqrt(mean(x^2, last dim) + eps) * w` (`w` over the last dimension), f32 throughout; `None`
+/// where the fused kernel does not apply (then the caller computes it with Burn's operations).
+pub fn rms_norm<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    w: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<Tensor<B, D>> {
+    if let (Ok(xf), Ok(wf)) = (cast::<B, Flex, D>(x.clone()), cast::<B, Flex, 1>(w.clone())) {
+        let (xp, wp) = (float(xf), float(wf));
+        let (y, _) = rms_forward(&xp, &wp, eps)?;
+        return cast::<Flex, B, D>(Tensor::from_primitive(TensorPrimitive::Float(y))).ok();
+    }
+    if let Some(y) = rms_norm_ad::<B, NoCheckpointing, D>(x, w, eps) {
+        return Some(y);
+    }
+    rms_norm_ad::<B, BalancedCheckpointing, D>(x, w, eps)
+}
+
+/// The output and each row's `1/rms`.
+fn rms_forward(x: &FlexTensor, w: &FlexTensor, eps: f64) -> Option<(FlexTensor, Vec<f32>)> {
+    let (xs, ws) = (f32_slice(x)?, f32_slice(w)?);
+    let cols = *x.layout().shape().as_slice().last()?;
+    if ws.len() != cols || cols == 0 {
+        return None;
+    }
+    let rows = xs.len() / cols;
+    let mut out = vec![0f32; xs.len()];
+    let mut inv = vec![0f32; rows];
+    let step = chunk_rows(cols);
+    out.par_chunks_mut(step * cols)
+        .zip(inv.par_chunks_mut(step))
+        .zip(xs.par_chunks(step * cols))
+        .for_each(|((o, r), x)| rms_fwd_rows(o, r, x, ws, eps as f32));
+    Some((flex_from(out, x), inv))
+}
+
+fn rms_fwd_rows(o: &mut [f32], inv: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    dispatch!(rms_fwd_rows(o: &mut [f32], inv: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+        let cols = w.len();
+        for ((o, x), r) in o.chunks_mut(cols).zip(x.chunks(cols)).zip(inv.iter_mut()) {
+            *r = 1.0 / (row_dot(x, x) / cols as f32 + eps).sqrt();
+            for ((o, &x), &w) in o.iter_mut().zip(x).zip(w) {
+                *o = x * *r * w;
+            }
+        }
+    });
+}
+
+fn rms_bwd_rows(dx: &mut [f32], dw: &mut [f32], x: &[f32], inv: &[f32], w: &[f32], dy: &[f32]) {
+    dispatch!(rms_bwd_rows(dx: &mut [f32], dw: &mut [f32], x: &[f32], inv: &[f32], w: &[f32], dy: &[f32]) {
+        let cols = w.len();
+        for (((dx, x), dy), &r) in dx.chunks_mut(cols).zip(x.chunks(cols)).zip(dy.chunks(cols)).zip(inv) {
+            // g = dy * w; dx = r * (g - x * r^2 * mean(g * x)); dw += dy * x * r
+            let mut acc = [0f32; LANES];
+            let (mut cx, mut cy, mut cw) = (x.chunks_exact(LANES), dy.chunks_exact(LANES), w.chunks_exact(LANES));
+            for ((x, dy), w) in (&mut cx).zip(&mut cy).zip(&mut cw) {
+                for i in 0..LANES {
+                    acc[i] += dy[i] * w[i] * x[i];
+                }
+            }
+            let tail: f32 = cx.remainder().iter().zip(cy.remainder()).zip(cw.remainder()).map(|((x, dy), w)| dy * w * x).sum();
+            let mean = (acc.iter().sum::<f32>() + tail) / cols as f32;
+            let k = r * r * mean;
+            for i in 0..cols {
+                dx[i] = r * (dy[i] * w[i] - x[i] * k);
+            }
+            if !dw.is_empty() {
+                for i in 0..cols {
+                    dw[i] += dy[i] * x[i] * r;
+                }
+            }
+        }
+    });
+}
+
+#[derive(Debug)]
+struct RmsNormBackward;
+
+impl Backward<Flex, 2> for RmsNormBackward {
+    /// The input, the weight and each row's `1/rms`.
+    type State = (FlexTensor, FlexTensor, std::sync::Arc<Vec<f32>>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, w, inv) = ops.state;
+        let [px, pw] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (xs, ws, dy) = (
+            f32_slice(&x).expect("f32"),
+            f32_slice(&w).expect("f32"),
+            f32_slice(&grad).expect("f32"),
+        );
+        let cols = ws.len();
+        let step = chunk_rows(cols);
+        let want_w = pw.is_some();
+        let mut dx = vec![0f32; xs.len()];
+        // Each task sums its rows' weight gradient; the partial sums are added at the end.
+        let dws: Vec<Vec<f32>> = dx
+            .par_chunks_mut(step * cols)
+            .zip(xs.par_chunks(step * cols).zip(dy.par_chunks(step * cols)))
+            .zip(inv.par_chunks(step))
+            .map(|((dx, (x, dy)), inv)| {
+                let mut dw = vec![0f32; if want_w { cols } else { 0 }];
+                rms_bwd_rows(dx, &mut dw, x, inv, ws, dy);
+                dw
+            })
+            .collect();
+        if let Some(node) = px {
+            grads.register::<Flex>(node.id, flex_from(dx, &x));
+        }
+        if let Some(node) = pw {
+            let mut dw = vec![0f32; cols];
+            for part in &dws {
+                for (a, b) in dw.iter_mut().zip(part) {
+                    *a += b;
+                }
+            }
+            grads.register::<Flex>(node.id, flex_from(dw, &w));
+        }
+    }
+}
+
+fn rms_norm_ad<B: Backend, C: CheckpointStrategy, const D: usize>(
+    x: &Tensor<B, D>,
+    w: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<Tensor<B, D>> {
+    let xp = float(cast::<B, Autodiff<Flex, C>, D>(x.clone()).ok()?);
+    let wp = float(cast::<B, Autodiff<Flex, C>, 1>(w.clone()).ok()?);
+    let (y, inv) = rms_forward(&xp.primitive, &wp.primitive, eps)?;
+    let y = match RmsNormBackward
+        .prepare::<C>([xp.node.clone(), wp.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            prep.finish((xp.primitive, wp.primitive, std::sync::Arc::new(inv)), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    cast::<Autodiff<Flex, C>, B, D>(Tensor::from_primitive(TensorPrimitive::Float(y))).ok()
+}

@@ -1,0 +1,194 @@
+//! `llmql bench ...`: benchmarks of the code paths the commands run, each printing one JSON line
+//! with the same keys as its reference script in `bench/` (PyTorch, numpy), so the two can be
+//! compared side by side (`scripts/bench-cpu.sh` runs them all and prints one table).
+//!
+//! - `encode`: [`llmql_core::Encoder::embed_all`], as `llmql encode` runs it;
+//! - `ql-train` / `train`: the real training loops (`ql_train_parallel`, `contrastive_train_parallel`)
+//!   with intermediate saves off; the timer reads the loop's own step callbacks, so the warm-up step
+//!   and the final save are not timed; `--dump-batches` writes the token ids of every step for the
+//!   PyTorch side to train on the same batches;
+//! - `rerank`: [`llmql_core::ql::ql_scores`], as `llmql rerank` runs it (`--dump-pairs` likewise);
+//! - `search`, `query-latency`: exact search and one-query encode latency;
+//! - `gemm`: the GEMM peak of the backend (large square f32 matmul), the yardstick for the others.
+mod encode;
+mod gemm;
+mod ql_train;
+mod query_latency;
+mod rerank;
+mod search;
+mod train;
+
+use anyhow::Result;
+use clap::Subcommand;
+use llmql_core::train::checkpoint::LogEntry;
+use llmql_core::train::ql_train::{BatchInputs, TrainObserver};
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Passage-encoding throughput (passages/s, tokens/s), as `llmql encode` runs.
+    Encode(encode::BenchEncodeArgs),
+    /// Exact top-K search throughput (queries/s) on seeded random unit vectors.
+    Search(search::BenchSearchArgs),
+    /// Per-query encode latency, one query at a time (median over N): the native side of the
+    /// browser benchmark (web-demo/tests/browser-test.mjs --bench).
+    QueryLatency(query_latency::BenchQueryLatencyArgs),
+    /// Stage-1 (QL) training throughput: `llmql ql-train`'s loop (compare bench/pytorch_ql_train.py).
+    QlTrain(ql_train::BenchQlTrainArgs),
+    /// Stage-2 (contrastive, LoRA) step time: `llmql train`'s loop (compare bench/pytorch_train_contrastive.py).
+    Train(train::BenchTrainArgs),
+    /// QL rerank throughput (pairs/s): `llmql rerank`'s scorer (compare bench/pytorch_rerank.py).
+    Rerank(rerank::BenchRerankArgs),
+    /// GEMM peak: large square f32 matmuls on the backend (GFLOP/s); compare bench/torch_gemm.py.
+    Gemm(gemm::BenchGemmArgs),
+}
+
+pub fn run(c: BenchCommand) -> Result<()> {
+    let v = match c {
+        BenchCommand::Encode(a) => encode::run(a)?,
+        BenchCommand::Search(a) => search::run(a)?,
+        BenchCommand::QueryLatency(a) => query_latency::run(a)?,
+        BenchCommand::QlTrain(a) => ql_train::run(a)?,
+        BenchCommand::Train(a) => train::run(a)?,
+        BenchCommand::Rerank(a) => rerank::run(a)?,
+        BenchCommand::Gemm(a) => gemm::run(a)?,
+    };
+    println!("{v}");
+    Ok(())
+}
+
+/// The process's peak resident set (Linux `VmHWM`), in MiB; `None` elsewhere. On the CPU backend
+/// this is where activations live, so it compares checkpointing choices.
+pub(crate) fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// A scratch output folder for a training loop's final save (removed on drop).
+pub(crate) struct ScratchDir(pub std::path::PathBuf);
+
+impl ScratchDir {
+    pub fn new(what: &str) -> Result<Self> {
+        let p = std::env::temp_dir().join(format!("llmql-bench-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p)?;
+        Ok(Self(p))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Times a real training loop from its own callbacks: step 1 is the warm-up; steps 2..=N+1 are
+/// timed (from the end of step 1 to the end of the last step, before the loop's final save), with
+/// their real (non-padding) tokens, losses and the peak RSS at the end of the last step. With
+/// `dump`, every micro-batch's token ids are kept (one JSON value per micro-batch).
+pub(crate) struct StepClock {
+    last: usize,
+    ends: Vec<(usize, Instant)>,
+    tokens: Vec<(usize, usize)>,
+    losses: Vec<(usize, f64)>,
+    peak: Option<f64>,
+    pub dump: Option<Vec<serde_json::Value>>,
+}
+
+/// What [`StepClock::summary`] measured.
+pub(crate) struct StepSummary {
+    pub steps: usize,
+    pub seconds: f64,
+    pub tokens: usize,
+    pub loss_first: Option<f64>,
+    pub loss_last: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+}
+
+impl StepClock {
+    /// For a loop of `last` steps in all (the warm-up step included).
+    pub fn new(last: usize, dump: bool) -> Self {
+        Self {
+            last,
+            ends: Vec::new(),
+            tokens: Vec::new(),
+            losses: Vec::new(),
+            peak: None,
+            dump: dump.then(Vec::new),
+        }
+    }
+
+    pub fn summary(&self) -> StepSummary {
+        let end = |s: usize| self.ends.iter().find(|(k, _)| *k == s).map(|(_, t)| *t);
+        let seconds = match (end(1), end(self.last)) {
+            (Some(a), Some(b)) => (b - a).as_secs_f64(),
+            _ => f64::NAN,
+        };
+        let timed = |s: usize| s >= 2 && s <= self.last;
+        let losses: Vec<f64> = self
+            .losses
+            .iter()
+            .filter(|(s, _)| timed(*s))
+            .map(|(_, l)| *l)
+            .collect();
+        StepSummary {
+            steps: self.last.saturating_sub(1),
+            seconds,
+            tokens: self
+                .tokens
+                .iter()
+                .filter(|(s, _)| timed(*s))
+                .map(|(_, n)| n)
+                .sum(),
+            loss_first: losses.first().copied(),
+            loss_last: losses.last().copied(),
+            peak_rss_mib: self.peak,
+        }
+    }
+}
+
+impl TrainObserver for StepClock {
+    fn on_batch(&mut self, step: usize, batch: BatchInputs<'_>) {
+        let (n, v) = match batch {
+            BatchInputs::Ql(examples) => (
+                examples.iter().map(|e| e.len()).sum(),
+                serde_json::json!({
+                    "step": step,
+                    "examples": examples.iter().map(|e| serde_json::json!({"ids": e.input_ids, "sep": e.sep_pos})).collect::<Vec<_>>(),
+                }),
+            ),
+            BatchInputs::Contrastive { queries, passages } => (
+                queries.iter().chain(passages).map(Vec::len).sum(),
+                serde_json::json!({"step": step, "queries": queries, "passages": passages}),
+            ),
+        };
+        self.tokens.push((step, n));
+        if let Some(d) = &mut self.dump {
+            d.push(v);
+        }
+    }
+
+    fn on_step(&mut self, step: usize) {
+        self.ends.push((step, Instant::now()));
+        if step == self.last {
+            self.peak = peak_rss_mib();
+        }
+    }
+
+    fn on_log(&mut self, entry: &LogEntry) {
+        self.losses.push((entry.step, entry.loss));
+    }
+}
+
+/// Writes `dump` as JSON lines to `path`.
+pub(crate) fn write_jsonl(path: &std::path::Path, dump: &[serde_json::Value]) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for v in dump {
+        writeln!(f, "{v}")?;
+    }
+    f.flush()?;
+    Ok(())
+}
