@@ -1,5 +1,6 @@
 //! `llmql`: a thin command-line front end over `llmql-core` and `llmql-backends`.
 mod commands;
+mod logging;
 mod output;
 mod progress;
 
@@ -11,6 +12,10 @@ struct Cli {
     /// Number of CPU threads for the flex backend (default: all cores).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Log format on stderr: `text` (coloured only on a terminal without NO_COLOR) or `json` (one
+    /// object per line).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,14 +77,8 @@ fn tune_allocator() {
 
 fn main() {
     tune_allocator();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
     let cli = Cli::parse();
+    logging::init(cli.log_format);
     if let Some(n) = cli.threads {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
     }
