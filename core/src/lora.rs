@@ -1,8 +1,14 @@
 //! LoRA, factored: `y = x W + s · dropout(x) A B` with `s = alpha / r`, A `[in, r]`, B `[r, out]`.
 //! W + s·A·B is never materialised during training; base weights are frozen (no gradients, never
 //! copied per step). Saved and loaded in PEFT's format: `adapter_config.json` and
-//! `adapter_model.safetensors` with keys `base_model.model.<module>.lora_A.weight` (`[r, in]`) and
-//! `lora_B.weight` (`[out, r]`).
+//! `adapter_model.safetensors` with `lora_A` (`[r, in]`) and `lora_B` (`[out, r]`) per module.
+//!
+//! PEFT names the tensors after the model class it wrapped ([`AdapterLayout`]):
+//! `base_model.model.layers.N.<module>.lora_A.weight` on `AutoModel` (Tevatron, RepLLaMA, the LLM-QL
+//! reference's stage 2) and `base_model.model.model.layers.N...` on `AutoModelForCausalLM`; and a
+//! state dict saved by hand keeps the adapter name (`lora_A.default.weight`). PEFT applies a file
+//! only on the class it was made on (elsewhere it warns and applies nothing), so llmql reads every
+//! one of these, decided from the keys ([`StoredLayout::detect`]), and writes the layout asked for.
 use crate::error::{Error, Result};
 use crate::model::{DecoderModel, Linear};
 use crate::weights::{named_param, WeightFiles};
@@ -20,6 +26,12 @@ pub struct LoraConfig {
     pub lora_alpha: f64,
     pub lora_dropout: f64,
     pub target_modules: Vec<String>,
+    /// rsLoRA: scale `alpha / sqrt(r)` instead of `alpha / r` (PEFT's `use_rslora`).
+    #[serde(default)]
+    pub use_rslora: bool,
+    /// How the adapter is written ([`save_adapter`]); reading decides from the file's keys.
+    #[serde(default)]
+    pub layout: AdapterLayout,
 }
 
 impl Default for LoraConfig {
@@ -29,6 +41,146 @@ impl Default for LoraConfig {
             lora_alpha: 64.0,
             lora_dropout: 0.1,
             target_modules: DEFAULT_TARGETS.iter().map(|s| s.to_string()).collect(),
+            use_rslora: false,
+            layout: AdapterLayout::default(),
+        }
+    }
+}
+
+/// Which model class PEFT wrapped, as an adapter file's tensor names show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdapterLayout {
+    /// PEFT on `AutoModel` (a bare `LlamaModel`/`Qwen2Model`/...), task type FEATURE_EXTRACTION:
+    /// `base_model.model.layers.N.<module>.lora_A.weight`. What Tevatron, RepLLaMA and the LLM-QL
+    /// reference's stage 2 write and what their users load; llmql's default for `train`.
+    #[default]
+    AutoModel,
+    /// PEFT on `AutoModelForCausalLM` (with `lm_head`), task type CAUSAL_LM:
+    /// `base_model.model.model.layers.N.<module>.lora_A.weight`. llmql's default for `ql-train`,
+    /// whose product is a causal LM (query likelihood needs the LM head).
+    CausalLm,
+}
+
+impl AdapterLayout {
+    /// Key prefix in front of `layers.N...`.
+    fn prefix(self) -> &'static str {
+        match self {
+            AdapterLayout::AutoModel => "base_model.model.",
+            AdapterLayout::CausalLm => "base_model.model.model.",
+        }
+    }
+
+    /// PEFT's `task_type` written with this layout.
+    pub fn task_type(self) -> &'static str {
+        match self {
+            AdapterLayout::AutoModel => "FEATURE_EXTRACTION",
+            AdapterLayout::CausalLm => "CAUSAL_LM",
+        }
+    }
+
+    /// The Python class PEFT must wrap to load this layout.
+    pub fn python_class(self) -> &'static str {
+        match self {
+            AdapterLayout::AutoModel => "AutoModel",
+            AdapterLayout::CausalLm => "AutoModelForCausalLM",
+        }
+    }
+}
+
+/// The key layout of a stored adapter: [`AdapterLayout`] and the adapter name PEFT's own state
+/// dict keeps in the keys (`lora_A.default.weight`), if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLayout {
+    pub layout: AdapterLayout,
+    pub adapter_name: Option<String>,
+}
+
+/// One adapter tensor name split into its parts.
+struct AdapterKey<'a> {
+    layout: AdapterLayout,
+    /// `lora_A` or `lora_B`.
+    factor: &'a str,
+    adapter_name: Option<&'a str>,
+}
+
+impl<'a> AdapterKey<'a> {
+    /// `base_model.model.[model.]layers.N.<module>.lora_{A,B}[.<adapter name>].weight`, else `None`.
+    fn parse(key: &'a str) -> Option<Self> {
+        let rest = key.strip_suffix(".weight")?;
+        let (layout, rest) = if let Some(r) = rest.strip_prefix("base_model.model.model.") {
+            (AdapterLayout::CausalLm, r)
+        } else {
+            (AdapterLayout::AutoModel, rest.strip_prefix("base_model.model.")?)
+        };
+        if !rest.starts_with("layers.") {
+            return None;
+        }
+        let (head, last) = rest.rsplit_once('.')?;
+        let (factor, adapter_name) = if last == "lora_A" || last == "lora_B" {
+            (last, None)
+        } else {
+            let (_module, factor) = head.rsplit_once('.')?;
+            let name_ok = !last.is_empty() && last.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !(factor == "lora_A" || factor == "lora_B") || !name_ok {
+                return None;
+            }
+            (factor, Some(last))
+        };
+        Some(Self { layout, factor, adapter_name })
+    }
+}
+
+impl StoredLayout {
+    /// Decides the layout from an adapter file's tensor names: every name must be a LoRA factor
+    /// of `layers.N.<module>` in one layout with one adapter name (or none). `origin` names the
+    /// file in the error, which lists the names that fit no layout.
+    pub fn detect(names: &[String], origin: &Path) -> Result<Self> {
+        let expected = "expected PEFT LoRA keys `base_model.model.layers.N.<module>.lora_A[.<adapter>].weight` \
+            (AutoModel, as Tevatron writes them) or `base_model.model.model.layers.N.<module>.lora_A[.<adapter>].weight` \
+            (AutoModelForCausalLM)";
+        let list = |v: &[&String]| {
+            let shown: Vec<String> = v.iter().take(5).map(|k| format!("`{k}`")).collect();
+            let more = if v.len() > 5 { format!(" and {} more", v.len() - 5) } else { String::new() };
+            format!("{}{more}", shown.join(", "))
+        };
+        let parsed: Vec<(&String, Option<AdapterKey>)> = names.iter().map(|n| (n, AdapterKey::parse(n))).collect();
+        let misfits: Vec<&String> = parsed.iter().filter(|(_, k)| k.is_none()).map(|(n, _)| *n).collect();
+        if names.is_empty() {
+            return Err(Error::Weights { path: origin.into(), message: format!("no tensors ({expected})") });
+        }
+        if !misfits.is_empty() {
+            return Err(Error::Weights {
+                path: origin.into(),
+                message: format!("tensor names fit no adapter layout: {}; {expected}", list(&misfits)),
+            });
+        }
+        let keys: Vec<(&String, AdapterKey)> = parsed.into_iter().map(|(n, k)| (n, k.expect("checked"))).collect();
+        let first = &keys[0].1;
+        let stored = StoredLayout { layout: first.layout, adapter_name: first.adapter_name.map(str::to_string) };
+        let other: Vec<&String> = keys
+            .iter()
+            .filter(|(_, k)| k.layout != stored.layout || k.adapter_name != stored.adapter_name.as_deref())
+            .map(|(n, _)| *n)
+            .collect();
+        if !other.is_empty() {
+            return Err(Error::Weights {
+                path: origin.into(),
+                message: format!(
+                    "tensor names mix adapter layouts or adapter names: `{}` but also {}; {expected}",
+                    keys[0].0,
+                    list(&other)
+                ),
+            });
+        }
+        Ok(stored)
+    }
+
+    /// The stored name of factor `factor` (`lora_A`/`lora_B`) of `module` (`layers.N.self_attn.q_proj`).
+    fn key(&self, module: &str, factor: &str) -> String {
+        match &self.adapter_name {
+            Some(a) => format!("{}{module}.{factor}.{a}.weight", self.layout.prefix()),
+            None => format!("{}{module}.{factor}.weight", self.layout.prefix()),
         }
     }
 }
@@ -38,7 +190,11 @@ pub const MAX_LORA_R: usize = 1 << 16;
 
 impl LoraConfig {
     pub fn scale(&self) -> f64 {
-        self.lora_alpha / self.r as f64
+        if self.use_rslora {
+            self.lora_alpha / (self.r as f64).sqrt()
+        } else {
+            self.lora_alpha / self.r as f64
+        }
     }
 
     /// Checks every value before any tensor is built from it: `r` in 1..=[`MAX_LORA_R`], a finite
@@ -149,12 +305,12 @@ pub fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, layer: &Dropout) -> 
     x * mask
 }
 
-/// The HF module names (`model.layers.N.self_attn.q_proj`, ...) of the targeted linears, with a
-/// mutable handle on each.
+/// The module names in the bare model (`layers.N.self_attn.q_proj`, ...) of the targeted
+/// linears, with a mutable handle on each.
 fn for_each_target<B: Backend>(model: &mut DecoderModel<B>, targets: &[String], mut f: impl FnMut(&str, &mut Linear<B>)) {
     let want = |n: &str| targets.iter().any(|t| t == n);
     for (i, l) in model.layers.iter_mut().enumerate() {
-        let p = format!("model.layers.{i}");
+        let p = format!("layers.{i}");
         let a = &mut l.self_attn;
         for (n, lin) in [("q_proj", &mut a.q_proj), ("k_proj", &mut a.k_proj), ("v_proj", &mut a.v_proj), ("o_proj", &mut a.o_proj)] {
             if want(n) {
@@ -180,6 +336,12 @@ pub fn has_dropout<B: Backend>(model: &DecoderModel<B>) -> bool {
     })
 }
 
+/// The name of an adapter factor's parameter inside llmql (its id and the seed of its
+/// initialisation; independent of the layout a file is written in).
+fn param_name(module: &str, factor: &str) -> String {
+    format!("base_model.model.model.{module}.{factor}.weight")
+}
+
 /// Freezes every base weight and attaches fresh adapters to the target modules. `seed` makes the
 /// A initialisation reproducible.
 pub fn attach_lora<B: Backend>(model: DecoderModel<B>, cfg: &LoraConfig, seed: u64) -> Result<DecoderModel<B>> {
@@ -188,7 +350,7 @@ pub fn attach_lora<B: Backend>(model: DecoderModel<B>, cfg: &LoraConfig, seed: u
     let dtype = model.dtype();
     let mut model = model.no_grad();
     for_each_target(&mut model, &cfg.target_modules, |name, lin| {
-        lin.lora = Some(LoraAdapter::new(&format!("base_model.model.{name}"), lin.d_in(), lin.d_out(), cfg, seed, &device, dtype));
+        lin.lora = Some(LoraAdapter::new(&format!("base_model.model.model.{name}"), lin.d_in(), lin.d_out(), cfg, seed, &device, dtype));
     });
     Ok(model)
 }
@@ -206,22 +368,24 @@ pub fn merge_lora<B: Backend>(mut model: DecoderModel<B>) -> DecoderModel<B> {
     model
 }
 
-/// Writes a PEFT adapter folder (`adapter_config.json`, `adapter_model.safetensors`).
+/// Writes a PEFT adapter folder (`adapter_config.json`, `adapter_model.safetensors`) in
+/// `cfg.layout`: keys and `task_type` as PEFT writes them on that model class.
 pub fn save_adapter<B: Backend>(model: &DecoderModel<B>, cfg: &LoraConfig, base_model: &str, dir: &Path) -> Result<()> {
     use crate::export::to_host;
     use crate::weights::StoredDtype;
     let mut tensors = Vec::new();
     let mut m = model.clone();
+    let out = StoredLayout { layout: cfg.layout, adapter_name: None };
     for_each_target(&mut m, &cfg.target_modules, |name, lin| {
         if let Some(ad) = &lin.lora {
-            tensors.push((format!("base_model.model.{name}.lora_A.weight"), to_host(ad.lora_a.val().transpose(), StoredDtype::F32)));
-            tensors.push((format!("base_model.model.{name}.lora_B.weight"), to_host(ad.lora_b.val().transpose(), StoredDtype::F32)));
+            tensors.push((out.key(name, "lora_A"), to_host(ad.lora_a.val().transpose(), StoredDtype::F32)));
+            tensors.push((out.key(name, "lora_B"), to_host(ad.lora_b.val().transpose(), StoredDtype::F32)));
         }
     });
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let config = serde_json::json!({
         "peft_type": "LORA",
-        "task_type": "FEATURE_EXTRACTION",
+        "task_type": cfg.layout.task_type(),
         "r": cfg.r,
         "lora_alpha": cfg.lora_alpha,
         "lora_dropout": cfg.lora_dropout,
@@ -232,7 +396,7 @@ pub fn save_adapter<B: Backend>(model: &DecoderModel<B>, cfg: &LoraConfig, base_
         "inference_mode": true,
         "init_lora_weights": true,
         "modules_to_save": null,
-        "use_rslora": false,
+        "use_rslora": cfg.use_rslora,
         "use_dora": false,
     });
     let cp = dir.join("adapter_config.json");
@@ -262,6 +426,21 @@ pub fn parse_adapter_config(text: &str, p: &Path) -> Result<LoraConfig> {
         _ => return Err(Error::config(&p, "missing field `target_modules`")),
     };
     let r = v.get("r").and_then(|x| x.as_u64()).ok_or_else(|| Error::config(&p, "missing field `r` (a positive integer)"))?;
+    // PEFT options that change what the weights mean: refused rather than silently ignored.
+    let flag = |k: &str| v.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
+    for k in ["use_dora", "fan_in_fan_out"] {
+        if flag(k) {
+            return Err(Error::config(&p, format!("field `{k}`: true is not supported (plain LoRA only)")));
+        }
+    }
+    for k in ["rank_pattern", "alpha_pattern"] {
+        if v.get(k).and_then(|x| x.as_object()).is_some_and(|o| !o.is_empty()) {
+            return Err(Error::config(&p, format!("field `{k}`: per-module ranks or alphas are not supported")));
+        }
+    }
+    if let Some(b) = v.get("bias").and_then(|x| x.as_str()).filter(|b| *b != "none") {
+        return Err(Error::config(&p, format!("field `bias`: {b:?} is not supported (only \"none\")")));
+    }
     let cfg = LoraConfig {
         r: usize::try_from(r).unwrap_or(usize::MAX),
         lora_alpha: v.get("lora_alpha").and_then(|x| x.as_f64()).ok_or_else(|| Error::config(&p, "missing field `lora_alpha`"))?,
@@ -270,6 +449,8 @@ pub fn parse_adapter_config(text: &str, p: &Path) -> Result<LoraConfig> {
             Some(x) => x.as_f64().ok_or_else(|| Error::config(&p, "field `lora_dropout`: expected a number"))?,
         },
         target_modules: targets,
+        use_rslora: flag("use_rslora"),
+        layout: AdapterLayout::default(),
     };
     cfg.validate(&p)?;
     Ok(cfg)
@@ -279,7 +460,7 @@ pub fn parse_adapter_config(text: &str, p: &Path) -> Result<LoraConfig> {
 /// (a config claiming a huge `r` must not allocate for it).
 fn check_rank(w: &WeightFiles, cfg: &LoraConfig, origin: &Path) -> Result<()> {
     for name in w.names() {
-        if name.ends_with(".lora_A.weight") {
+        if AdapterKey::parse(&name).is_some_and(|k| k.factor == "lora_A") {
             let shape = w.info(&name).map(|(s, _)| s).unwrap_or_default();
             if shape.len() != 2 || shape[0] != cfg.r {
                 return Err(Error::config(
@@ -292,8 +473,28 @@ fn check_rank(w: &WeightFiles, cfg: &LoraConfig, origin: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Attaches the adapter stored in `dir` (PEFT format, ours or Python PEFT's) to `model`.
-pub fn load_adapter<B: Backend>(model: DecoderModel<B>, dir: &Path) -> Result<DecoderModel<B>> {
+/// The folder of an adapter source: a folder as it is, else a hub id `org/name[@revision]`
+/// resolved through the hub cache as models are ([`crate::hub::resolve_adapter`]).
+pub fn resolve_adapter_dir(spec: &Path) -> Result<std::path::PathBuf> {
+    if spec.is_dir() {
+        return Ok(spec.to_path_buf());
+    }
+    if spec.exists() {
+        return Err(Error::config(spec, "a file, but an adapter is a folder (adapter_config.json, adapter_model.safetensors) or a hub id org/name"));
+    }
+    #[cfg(feature = "hub")]
+    if let Some(s) = spec.to_str() {
+        if crate::hub::looks_like_repo_id(s) {
+            return crate::hub::resolve_adapter(s);
+        }
+    }
+    Err(Error::config(spec, "adapter not found: not a folder and not a hub id of the form org/name"))
+}
+
+/// Attaches the adapter of `spec` (a folder or a hub id, see [`resolve_adapter_dir`]; PEFT format
+/// in either layout, ours or Python PEFT's) to `model`.
+pub fn load_adapter<B: Backend>(model: DecoderModel<B>, spec: &Path) -> Result<DecoderModel<B>> {
+    let dir = &resolve_adapter_dir(spec)?;
     let cfg = read_adapter_config(dir)?;
     let w = WeightFiles::open_files(dir, &[crate::paths::model_file(dir, "adapter_model.safetensors")?])?;
     check_rank(&w, &cfg, &dir.join("adapter_config.json"))?;
@@ -318,19 +519,20 @@ pub fn load_adapter_bytes<B: Backend>(model: DecoderModel<B>, config_json: &str,
     fill_adapter_from(model, &w, &cfg)
 }
 
-/// Overwrites the A/B weights of `model`'s attached adapters with the tensors in `w`.
+/// Overwrites the A/B weights of `model`'s attached adapters with the tensors in `w`, in
+/// whichever layout `w` stores them ([`StoredLayout::detect`]); every tensor of `w` must be used.
 pub fn fill_adapter_from<B: Backend>(mut model: DecoderModel<B>, w: &WeightFiles, cfg: &LoraConfig) -> Result<DecoderModel<B>> {
+    let stored = StoredLayout::detect(&w.names(), &w.origin)?;
+    tracing::debug!("adapter {}: {:?} layout, adapter name {:?}", w.origin.display(), stored.layout, stored.adapter_name);
     let device = model.device();
     let dtype = DType::F32; // adapters are f32 (see LoraAdapter::new)
     for_each_target(&mut model, &cfg.target_modules, |name, lin| {
         let (din, dout) = (lin.d_in(), lin.d_out());
         if let Some(ad) = lin.lora.as_mut() {
-            let an = format!("base_model.model.{name}.lora_A.weight");
-            let bn = format!("base_model.model.{name}.lora_B.weight");
-            let a: Tensor<B, 2> = w.take(&an, [cfg.r, din], &device, dtype);
-            let b: Tensor<B, 2> = w.take(&bn, [dout, cfg.r], &device, dtype);
-            ad.lora_a = named_param(&an, a.transpose());
-            ad.lora_b = named_param(&bn, b.transpose());
+            let a: Tensor<B, 2> = w.take(&stored.key(name, "lora_A"), [cfg.r, din], &device, dtype);
+            let b: Tensor<B, 2> = w.take(&stored.key(name, "lora_B"), [dout, cfg.r], &device, dtype);
+            ad.lora_a = named_param(&param_name(name, "lora_A"), a.transpose());
+            ad.lora_b = named_param(&param_name(name, "lora_B"), b.transpose());
         }
     });
     w.finish()?;

@@ -48,7 +48,8 @@ pub struct EncodeArgs {
     /// Keep raw pooled vectors (skip L2 normalisation).
     #[arg(long)]
     pub no_normalize: bool,
-    /// A PEFT LoRA adapter folder applied on top of --model.
+    /// A PEFT LoRA adapter applied on top of --model: a folder or a hub id org/name, in either PEFT
+    /// layout (AutoModel/Tevatron or causal LM; decided from its tensor names).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
     /// Encode only slice I of N contiguous slices of the input (I counts from 0), writing

@@ -27,7 +27,8 @@ pub struct ExportWebArgs {
     /// Model: HF folder, .gguf file or hub id (default with --quickstart: DIR/ql).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// PEFT LoRA adapter on top of --model (default with --quickstart: DIR/dense).
+    /// PEFT LoRA adapter on top of --model: a folder or a hub id org/name, in either PEFT layout
+    /// (AutoModel/Tevatron or causal LM); shipped as it is (default with --quickstart: DIR/dense).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
     /// Corpus: a BEIR folder with corpus.jsonl, or a JSON lines file (`_id`, `text`, optional
@@ -85,7 +86,7 @@ fn resolve(a: &ExportWebArgs) -> Result<Resolved> {
         (None, None) => bail!("--model is required (or --quickstart DIR for a quickstart's trained model)"),
     };
     let adapter = match (&a.adapter, q) {
-        (Some(x), _) => Some(x.clone()),
+        (Some(x), _) => Some(llmql_core::lora::resolve_adapter_dir(x)?),
         (None, Some(q)) if q.join("dense/adapter_config.json").exists() => Some(q.join("dense")),
         _ => None,
     };
@@ -225,11 +226,11 @@ fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) 
             "weights": ["model/model.safetensors"],
             "weights_dtype": a.weights_dtype,
             "adapter": adapter_dir.as_ref().map(|_| serde_json::json!({
-                "name": r.adapter.as_deref().map(display_name),
+                "name": a.adapter.as_deref().or(r.adapter.as_deref()).map(display_name),
                 "config": "adapter/adapter_config.json",
                 "weights": "adapter/adapter_model.safetensors",
             })),
-            "adapter_merged": if merged { r.adapter.as_deref().map(display_name) } else { None },
+            "adapter_merged": if merged { a.adapter.as_deref().or(r.adapter.as_deref()).map(display_name) } else { None },
         },
         "encoder": {
             "template": a.template,

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 pub struct MergeLoraArgs {
     #[arg(long)]
     pub model: PathBuf,
-    /// PEFT adapter folder (adapter_config.json + adapter_model.safetensors), ours or Python PEFT's.
+    /// PEFT adapter (adapter_config.json + adapter_model.safetensors), ours or Python PEFT's, in
+    /// either layout (AutoModel/Tevatron or causal LM): a folder or a hub id org/name.
     #[arg(long)]
     pub adapter: PathBuf,
     /// Output folder (an HF model folder); an existing one is replaced only when llmql wrote it.

@@ -7,6 +7,7 @@ pub mod export_web;
 pub mod fuse;
 pub mod info;
 pub mod merge_lora;
+pub mod adapter_layout;
 pub mod mine_negatives;
 pub mod orchestrator;
 pub mod ql_train;

@@ -108,6 +108,8 @@ pub struct QlTrainArgs {
     pub lora_dropout: f64,
     #[arg(long, default_value = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")]
     pub lora_target_modules: String,
+    #[command(flatten)]
+    pub adapter_layout: super::adapter_layout::AdapterLayoutArgs,
 }
 
 struct Task<'a, C: Collective> {
@@ -174,6 +176,7 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
     if a.bf16 {
         a.dtype = "bf16".into();
     }
+    a.adapter_layout.check(a.lora)?;
     let devices = super::device_list(&a.device, a.devices.as_deref())?;
     let loss_on: LossOn = a.loss_on.parse().map_err(anyhow::Error::msg)?;
     if !a.learning_rate.is_finite() || a.learning_rate < 0.0 {
@@ -221,6 +224,8 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
             lora_alpha: a.lora_alpha,
             lora_dropout: a.lora_dropout,
             target_modules: a.lora_target_modules.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            layout: a.adapter_layout.layout(llmql_core::lora::AdapterLayout::CausalLm),
+            ..Default::default()
         }),
     };
     if a.lora && (a.lora_r == 0 || !(0.0..1.0).contains(&a.lora_dropout)) {

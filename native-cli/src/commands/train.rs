@@ -31,6 +31,8 @@ pub struct TrainArgs {
     pub lora_dropout: f64,
     #[arg(long, default_value = "q_proj,k_proj,v_proj,o_proj,down_proj,up_proj,gate_proj")]
     pub lora_target_modules: String,
+    #[command(flatten)]
+    pub adapter_layout: super::adapter_layout::AdapterLayoutArgs,
     /// eos (LLM-QL / RepLLaMA) or mean.
     #[arg(long, default_value = "eos")]
     pub pooling: String,
@@ -156,6 +158,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if a.bf16 {
         a.dtype = "bf16".into();
     }
+    a.adapter_layout.check(a.lora)?;
     let devices = super::device_list(&a.device, a.devices.as_deref())?;
     if a.train_group_size == 0 || a.temperature <= 0.0 || !a.learning_rate.is_finite() {
         bail!("--train-group-size must be >= 1, --temperature > 0 and --learning-rate finite");
@@ -193,6 +196,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
             lora_alpha: a.lora_alpha,
             lora_dropout: a.lora_dropout,
             target_modules: a.lora_target_modules.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            layout: a.adapter_layout.layout(llmql_core::lora::AdapterLayout::AutoModel),
+            ..Default::default()
         }),
     };
     let checkpointing = a.op_checkpointing;
