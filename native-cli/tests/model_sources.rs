@@ -73,6 +73,47 @@ fn hub_id_resolves_offline_through_the_hf_cache() {
 }
 
 #[test]
+fn adapter_hub_id_resolves_offline_through_the_hf_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("hub");
+    hub_cache(&cache, "llmql-test", "tiny-lora", &fixture("peft-layouts/tevatron"));
+    let env = [("HF_HUB_CACHE", cache.as_path()), ("HF_HUB_OFFLINE", Path::new("1"))];
+    let model = fixture("tiny-llama");
+    let model = model.to_str().unwrap();
+    let input = dir.path().join("q.jsonl");
+    std::fs::write(&input, "{\"_id\": \"a\", \"text\": \"where do rivers go\"}\n").unwrap();
+    let inp = input.to_str().unwrap();
+    let folder = fixture("peft-layouts/tevatron");
+    let mut npys = Vec::new();
+    for (tag, adapter) in [("hub", "llmql-test/tiny-lora"), ("folder", folder.to_str().unwrap()), ("none", "")] {
+        let out = dir.path().join(tag);
+        let mut args = vec!["encode", "--model", model, "--input", inp, "--kind", "query", "--output", out.to_str().unwrap()];
+        if !adapter.is_empty() {
+            args.extend(["--adapter", adapter]);
+        }
+        ok(&llmql(&args, &env));
+        npys.push(std::fs::read(out.join("embeddings.npy")).unwrap());
+    }
+    assert_eq!(npys[0], npys[1], "hub id and folder give the same embeddings");
+    assert_ne!(npys[0], npys[2], "the adapter must change the embeddings");
+    // merge-lora takes the hub id too.
+    let merged = dir.path().join("merged");
+    ok(&llmql(&["merge-lora", "--model", model, "--adapter", "llmql-test/tiny-lora", "--output", merged.to_str().unwrap()], &env));
+    assert!(merged.join("model.safetensors").is_file());
+
+    // Not cached and offline: a clear error naming the id, exit 1.
+    let o = llmql(&["merge-lora", "--model", model, "--adapter", "llmql-test/no-lora", "--output", dir.path().join("m2").to_str().unwrap()], &env);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("hub adapter `llmql-test/no-lora`") && err.contains("adapter_config.json") && err.contains("not in the cache"), "{err}");
+    // A local path that is neither: named.
+    let o = llmql(&["encode", "--model", model, "--input", inp, "--kind", "query", "--output", dir.path().join("x").to_str().unwrap(), "--adapter", "./no/such/dir"], &env);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("./no/such/dir") && err.contains("adapter not found"), "{err}");
+}
+
+#[test]
 fn gguf_models_load_train_and_save_as_hf_folders() {
     let dir = tempfile::tempdir().unwrap();
     let gguf = fixture("gguf/tiny-llama-q.gguf");
@@ -96,6 +137,9 @@ fn gguf_models_load_train_and_save_as_hf_folders() {
     }
     let out = ok(&llmql(&["info", "--model", model_out.to_str().unwrap()], &[]));
     assert!(out.contains("heads       4 query / 2 key-value") && out.contains("(2)"), "{out}");
+    // Stage 1's product is a causal LM: its adapter is in the causal-LM layout by default.
+    let conf = std::fs::read_to_string(model_out.join("adapter_config.json")).unwrap();
+    assert!(conf.contains("\"CAUSAL_LM\""), "{conf}");
 
     // A truncated file: named, exit 1.
     let bytes = std::fs::read(&gguf).unwrap();

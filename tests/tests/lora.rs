@@ -63,9 +63,10 @@ fn merge_equals_factored_and_peft_files_round_trip() {
     let conf: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("adapter_config.json")).unwrap()).unwrap();
     assert_eq!(conf["peft_type"], "LORA");
     assert_eq!(conf["r"], 4);
+    assert_eq!(conf["task_type"], "FEATURE_EXTRACTION"); // the Tevatron (AutoModel) layout by default
     let w = llmql_core::weights::WeightFiles::open_files(dir.path(), &[dir.path().join("adapter_model.safetensors")]).unwrap();
-    let (shape_a, _) = w.info("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").unwrap();
-    let (shape_b, _) = w.info("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight").unwrap();
+    let (shape_a, _) = w.info("base_model.model.layers.0.self_attn.q_proj.lora_A.weight").unwrap();
+    let (shape_b, _) = w.info("base_model.model.layers.0.self_attn.q_proj.lora_B.weight").unwrap();
     assert_eq!(shape_a, vec![4, 64]); // [r, in]
     assert_eq!(shape_b, vec![128, 4]); // [out, r]: q_proj has 4 heads x head_dim 32
     assert_eq!(w.names().len(), 2 * 7 * 2);
