@@ -3,11 +3,16 @@
 //! kept exact) with llama.cpp's q/k row permutation undone.
 //!
 //! - [`reader`]: the container
-//! - [`dequant`]: Q8_0 / Q4_0 / Q4_1 blocks
+//! - [`dequant`]: the block formats (Q4_0 ... Q8_0, the K-quants Q2_K ... Q8_K, IQ4_NL, IQ4_XS)
+//! - [`rope`]: `rope_freqs` (Llama 3.x rope scaling) back to `rope_scaling`
 //! - [`vocab`]: the tokenizer
 pub mod dequant;
 pub mod reader;
+pub mod rope;
 pub mod vocab;
+
+/// llama.cpp's per-frequency rope factors (Llama 3.x rope scaling), read by [`rope`].
+pub const ROPE_FREQS: &str = "rope_freqs.weight";
 
 use crate::error::{Error, Result};
 pub use reader::{GgmlType, GgufFile, TensorInfo, Value};
@@ -39,29 +44,41 @@ fn family(g: &GgufFile) -> Result<&'static str> {
 /// The `config.json` this file's metadata describes.
 pub fn config_json(g: &GgufFile) -> Result<serde_json::Value> {
     let fam = family(g)?;
-    let arch = g.need("general.architecture")?.as_str().unwrap().to_string();
+    let arch = g
+        .need("general.architecture")?
+        .as_str()
+        .unwrap()
+        .to_string();
     let key = |k: &str| format!("{arch}.{k}");
     let u = |k: &str| g.need_u64(&key(k)).map(|v| v as usize);
-    if g.get(&key("expert_count")).and_then(Value::as_u64).unwrap_or(0) > 0 {
-        return Err(Error::config(&g.path, "mixture-of-experts GGUF files are not supported"));
+    if g.get(&key("expert_count"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        > 0
+    {
+        return Err(Error::config(
+            &g.path,
+            "mixture-of-experts GGUF files are not supported",
+        ));
     }
     if let Some(kind) = g.get(&key("rope.scaling.type")).and_then(Value::as_str) {
         if kind != "none" {
             return Err(Error::config(
                 &g.path,
-                format!("GGUF `{}` = {kind:?}: rope scaling from GGUF is not supported", key("rope.scaling.type")),
+                format!(
+                    "GGUF `{}` = {kind:?}: rope scaling from GGUF is not supported",
+                    key("rope.scaling.type")
+                ),
             ));
         }
     }
-    if g.tensors.contains_key("rope_freqs.weight") {
-        return Err(Error::config(
-            &g.path,
-            "this GGUF carries `rope_freqs.weight` (Llama 3.1-style rope scaling), which llmql cannot read from GGUF; use the HF folder",
-        ));
-    }
     let hidden = u("embedding_length")?;
     let heads = u("attention.head_count")?;
-    let kv_heads = g.get(&key("attention.head_count_kv")).and_then(Value::as_u64).map(|v| v as usize).unwrap_or(heads);
+    let kv_heads = g
+        .get(&key("attention.head_count_kv"))
+        .and_then(Value::as_u64)
+        .map(|v| v as usize)
+        .unwrap_or(heads);
     let head_dim = g
         .get(&key("attention.key_length"))
         .and_then(Value::as_u64)
@@ -78,13 +95,24 @@ pub fn config_json(g: &GgufFile) -> Result<serde_json::Value> {
     let eps = g
         .get(&key("attention.layer_norm_rms_epsilon"))
         .and_then(Value::as_f64)
-        .ok_or_else(|| Error::config(&g.path, format!("missing GGUF metadata `{}`", key("attention.layer_norm_rms_epsilon"))))?;
+        .ok_or_else(|| {
+            Error::config(
+                &g.path,
+                format!(
+                    "missing GGUF metadata `{}`",
+                    key("attention.layer_norm_rms_epsilon")
+                ),
+            )
+        })?;
     // f32 in the file: print it the way it was written (9.999999747e-06 -> 1e-05).
     let eps = format!("{}", eps as f32).parse::<f64>().unwrap_or(eps);
-    let theta = g.get(&key("rope.freq_base")).and_then(Value::as_f64).unwrap_or(match fam {
-        "qwen2" => 1_000_000.0,
-        _ => 10_000.0,
-    });
+    let theta = g
+        .get(&key("rope.freq_base"))
+        .and_then(Value::as_f64)
+        .unwrap_or(match fam {
+            "qwen2" => 1_000_000.0,
+            _ => 10_000.0,
+        });
     let theta = format!("{}", theta as f32).parse::<f64>().unwrap_or(theta);
     let mut c = json!({
         "architectures": [if fam == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" }],
@@ -105,7 +133,10 @@ pub fn config_json(g: &GgufFile) -> Result<serde_json::Value> {
     if let Some(n) = g.get(&key("context_length")).and_then(Value::as_u64) {
         o.insert("max_position_embeddings".into(), json!(n));
     }
-    for (name, k) in [("bos_token_id", "tokenizer.ggml.bos_token_id"), ("eos_token_id", "tokenizer.ggml.eos_token_id")] {
+    for (name, k) in [
+        ("bos_token_id", "tokenizer.ggml.bos_token_id"),
+        ("eos_token_id", "tokenizer.ggml.eos_token_id"),
+    ] {
         if let Some(id) = g.get(k).and_then(Value::as_u64) {
             o.insert(name.into(), json!(id));
         }
@@ -113,13 +144,22 @@ pub fn config_json(g: &GgufFile) -> Result<serde_json::Value> {
     if fam == "llama" && g.tensors.contains_key("blk.0.attn_q.bias") {
         o.insert("attention_bias".into(), json!(true));
     }
+    if g.tensors.contains_key(ROPE_FREQS) {
+        if let Some(scaling) = rope::llama3_from_rope_freqs(g, theta, head_dim)? {
+            o.insert("rope_scaling".into(), scaling);
+        }
+    }
     Ok(c)
 }
 
 /// HF tensor name -> where it is in the file.
 pub fn tensor_map(g: &GgufFile) -> Result<HashMap<String, GgufTensor>> {
     let fam = family(g)?;
-    let arch = g.need("general.architecture")?.as_str().unwrap().to_string();
+    let arch = g
+        .need("general.architecture")?
+        .as_str()
+        .unwrap()
+        .to_string();
     let heads = g.need_u64(&format!("{arch}.attention.head_count"))? as usize;
     let kv_heads = g
         .get(&format!("{arch}.attention.head_count_kv"))
@@ -127,7 +167,8 @@ pub fn tensor_map(g: &GgufFile) -> Result<HashMap<String, GgufTensor>> {
         .map(|v| v as usize)
         .unwrap_or(heads);
     let mut map = HashMap::new();
-    for name in g.tensors.keys() {
+    // Read into config.json's `rope_scaling` (see [`config_json`]), not a weight.
+    for name in g.tensors.keys().filter(|n| n.as_str() != ROPE_FREQS) {
         let plain = |hf: String| (hf, None);
         let (hf, unpermute) = match name.as_str() {
             "token_embd.weight" => plain("model.embed_tokens.weight".into()),
@@ -150,7 +191,13 @@ pub fn tensor_map(g: &GgufFile) -> Result<HashMap<String, GgufTensor>> {
                     "ffn_down" => "mlp.down_proj",
                     _ => {
                         // Reported as an unexpected tensor by the loader.
-                        map.insert(n.to_string(), GgufTensor { gguf_name: n.to_string(), unpermute_heads: None });
+                        map.insert(
+                            n.to_string(),
+                            GgufTensor {
+                                gguf_name: n.to_string(),
+                                unpermute_heads: None,
+                            },
+                        );
                         continue;
                     }
                 };
@@ -163,7 +210,13 @@ pub fn tensor_map(g: &GgufFile) -> Result<HashMap<String, GgufTensor>> {
             }
             other => plain(other.to_string()),
         };
-        map.insert(hf, GgufTensor { gguf_name: name.clone(), unpermute_heads: unpermute });
+        map.insert(
+            hf,
+            GgufTensor {
+                gguf_name: name.clone(),
+                unpermute_heads: unpermute,
+            },
+        );
     }
     Ok(map)
 }
@@ -176,7 +229,10 @@ pub fn read_tensor(g: &GgufFile, t: &GgufTensor) -> Result<(Vec<f32>, Vec<usize>
     let values = match t.unpermute_heads {
         Some(heads) => unpermute(&values, &shape, heads).ok_or_else(|| Error::Weights {
             path: g.path.clone(),
-            message: format!("tensor `{}` of shape {shape:?} cannot be split into {heads} rotary heads", t.gguf_name),
+            message: format!(
+                "tensor `{}` of shape {shape:?} cannot be split into {heads} rotary heads",
+                t.gguf_name
+            ),
         })?,
         None => values,
     };
@@ -187,8 +243,13 @@ pub fn read_tensor(g: &GgufFile, t: &GgufTensor) -> Result<(Vec<f32>, Vec<usize>
 /// this puts them back.
 fn unpermute(values: &[f32], shape: &[usize], heads: usize) -> Option<Vec<f32>> {
     let rows = *shape.first()?;
-    let cols = shape[1..].iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
-    if heads == 0 || rows % heads.checked_mul(2)? != 0 || Some(values.len()) != rows.checked_mul(cols) {
+    let cols = shape[1..]
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    if heads == 0
+        || rows % heads.checked_mul(2)? != 0
+        || Some(values.len()) != rows.checked_mul(cols)
+    {
         return None;
     }
     let hd = rows / heads;
@@ -199,7 +260,8 @@ fn unpermute(values: &[f32], shape: &[usize], heads: usize) -> Option<Vec<f32>> 
             for j in 0..2 {
                 let src = h * hd + i * 2 + j;
                 let dst = h * hd + j * half + i;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
+                out[dst * cols..(dst + 1) * cols]
+                    .copy_from_slice(&values[src * cols..(src + 1) * cols]);
             }
         }
     }
@@ -220,7 +282,8 @@ mod tests {
                 for i in 0..hd / 2 {
                     let src = h * hd + j * (hd / 2) + i; // [h, j, i]
                     let dst = h * hd + i * 2 + j; // [h, i, j]
-                    perm[dst * cols..(dst + 1) * cols].copy_from_slice(&orig[src * cols..(src + 1) * cols]);
+                    perm[dst * cols..(dst + 1) * cols]
+                        .copy_from_slice(&orig[src * cols..(src + 1) * cols]);
                 }
             }
         }

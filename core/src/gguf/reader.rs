@@ -143,7 +143,8 @@ impl Value {
     }
 }
 
-/// ggml tensor types this loader reads (the others are named in the error).
+/// ggml tensor types this loader reads (the others are named in the error), with ggml's names.
+#[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GgmlType {
     F32,
@@ -151,9 +152,22 @@ pub enum GgmlType {
     BF16,
     Q4_0,
     Q4_1,
+    Q5_0,
+    Q5_1,
     Q8_0,
+    Q2_K,
+    Q3_K,
+    Q4_K,
+    Q5_K,
+    Q6_K,
+    Q8_K,
+    IQ4_NL,
+    IQ4_XS,
     Other(u32),
 }
+
+/// Elements in a K-quant super-block (ggml's `QK_K`).
+pub const QK_K: usize = 256;
 
 impl GgmlType {
     fn from_u32(v: u32) -> Self {
@@ -162,20 +176,40 @@ impl GgmlType {
             1 => GgmlType::F16,
             2 => GgmlType::Q4_0,
             3 => GgmlType::Q4_1,
+            6 => GgmlType::Q5_0,
+            7 => GgmlType::Q5_1,
             8 => GgmlType::Q8_0,
+            10 => GgmlType::Q2_K,
+            11 => GgmlType::Q3_K,
+            12 => GgmlType::Q4_K,
+            13 => GgmlType::Q5_K,
+            14 => GgmlType::Q6_K,
+            15 => GgmlType::Q8_K,
+            20 => GgmlType::IQ4_NL,
+            23 => GgmlType::IQ4_XS,
             30 => GgmlType::BF16,
             other => GgmlType::Other(other),
         }
     }
 
-    /// (elements per block, bytes per block)
+    /// (elements per block, bytes per block), as ggml's `GGML_QUANT_SIZES`.
     pub fn block(&self) -> Option<(usize, usize)> {
         Some(match self {
             GgmlType::F32 => (1, 4),
             GgmlType::F16 | GgmlType::BF16 => (1, 2),
             GgmlType::Q4_0 => (32, 18),
             GgmlType::Q4_1 => (32, 20),
+            GgmlType::Q5_0 => (32, 22),
+            GgmlType::Q5_1 => (32, 24),
             GgmlType::Q8_0 => (32, 34),
+            GgmlType::Q2_K => (QK_K, 84),
+            GgmlType::Q3_K => (QK_K, 110),
+            GgmlType::Q4_K => (QK_K, 144),
+            GgmlType::Q5_K => (QK_K, 176),
+            GgmlType::Q6_K => (QK_K, 210),
+            GgmlType::Q8_K => (QK_K, 292),
+            GgmlType::IQ4_NL => (32, 18),
+            GgmlType::IQ4_XS => (QK_K, 136),
             GgmlType::Other(_) => return None,
         })
     }
@@ -458,11 +492,13 @@ impl GgufFile {
                     t.dims
                 )));
             };
-            if n % per != 0 {
+            // ggml quantises row by row: each row (the fastest dimension) is whole blocks.
+            let row = t.dims.first().copied().unwrap_or(1);
+            if n % per != 0 || row % per != 0 {
                 return Err(Error::Weights {
                     path: path.into(),
                     message: format!(
-                        "tensor `{name}`: {n} elements is not a whole number of {} blocks",
+                        "tensor `{name}`: rows of {row} elements ({n} in all) are not a whole number of {} blocks of {per}",
                         t.ggml_type.name()
                     ),
                 });
@@ -510,7 +546,7 @@ impl GgufFile {
         let (per, bytes) = t.ggml_type.block().ok_or_else(|| Error::Weights {
             path: self.path.clone(),
             message: format!(
-                "tensor `{name}` is stored as {}, which llmql cannot read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)",
+                "tensor `{name}` is stored as {}, which llmql cannot read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS)",
                 t.ggml_type.name()
             ),
         })?;
