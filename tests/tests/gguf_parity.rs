@@ -84,3 +84,42 @@ fn smollm2_q4_1_gguf_matches_transformers() {
     // 30 layers of f32 arithmetic in a different order: a little looser than the 2-layer files.
     check(&path, &g, 2e-4, 2e-3);
 }
+
+fn golden_kquant() -> Value {
+    serde_json::from_slice(&std::fs::read(fixture("gguf/golden_kquant.json")).unwrap()).unwrap()
+}
+
+/// Every matrix a K-quant or IQ4 type (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, Q5_0, Q5_1),
+/// against transformers' GGUF loader (make_kquant_fixtures.py).
+#[test]
+fn tiny_kquant_gguf_matches_transformers() {
+    check(&fixture("gguf/tiny-kquant.gguf"), &golden_kquant()["tiny-kquant.gguf"], 1e-4, 1e-3);
+}
+
+/// Llama 3 rope scaling stored as `rope_freqs` (as llama.cpp's converter writes it) is read back:
+/// the GGUF made from tests/fixtures/tiny-llama gives the HF folder's embeddings (transformers), and
+/// not the ones without scaling.
+#[test]
+fn rope_freqs_gguf_matches_the_hf_folder() {
+    let g = &golden_kquant()["tiny-llama-rope.gguf"];
+    let ck = Checkpoint::open(&fixture("gguf/tiny-llama-rope.gguf")).unwrap();
+    match &ck.config.rope_scaling {
+        Some(llmql_core::config::RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings }) => {
+            // tiny-llama's config.json: factor 8, low 1, high 4, original 16.
+            assert!((factor - 8.0).abs() < 1e-6 && (low_freq_factor - 1.0).abs() < 1e-9, "{:?}", ck.config.rope_scaling);
+            assert!((high_freq_factor - 4.0).abs() < 1e-3 && (*original_max_position_embeddings as f64 - 16.0).abs() < 1e-2, "{:?}", ck.config.rope_scaling);
+        }
+        other => panic!("rope_freqs not read: {other:?}"),
+    }
+    let enc = Encoder::<Flex>::load(&ck, EncoderOptions { template: Template::Llmql, max_len: 512, normalize: true, ..Default::default() }, DType::F32, &Default::default()).unwrap();
+    let (mut worst, mut unscaled) = (0f32, 0f32);
+    for e in g["embeddings"].as_array().unwrap() {
+        let v = enc.embed_ids_to_vec(&[ids(&e["input_ids"])]).remove(0);
+        let f = |k: &str| -> Vec<f32> { e[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect() };
+        worst = worst.max(max_abs_diff(&v, &f("embedding")));
+        unscaled = unscaled.max(max_abs_diff(&v, &f("embedding_without_scaling")));
+    }
+    println!("tiny-llama-rope.gguf: max |embedding diff| {worst:.2e} (vs unscaled rope {unscaled:.2e})");
+    assert!(worst <= 1e-4, "embeddings differ from the HF folder by {worst}");
+    assert!(unscaled > 1e-2, "rope scaling made no difference ({unscaled})");
+}

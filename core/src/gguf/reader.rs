@@ -170,7 +170,7 @@ pub enum GgmlType {
 pub const QK_K: usize = 256;
 
 impl GgmlType {
-    fn from_u32(v: u32) -> Self {
+    pub fn from_u32(v: u32) -> Self {
         match v {
             0 => GgmlType::F32,
             1 => GgmlType::F16,

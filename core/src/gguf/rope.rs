@@ -162,7 +162,10 @@ pub fn fit(factors: &[f64], inv: &[f64]) -> std::result::Result<Option<Llama3>, 
             (1.0 / x_high, 1.0 / x_low)
         }
     };
-    let (low, old) = (1.0, low_w);
+    // `original_max_position_embeddings` is an integer in config.json: round it and keep the two
+    // ratios (`low` moves off 1 only when the file's boundary is not at an integer).
+    let old = low_w.round().max(1.0);
+    let low = if (old / low_w - 1.0).abs() <= 1e-6 { 1.0 } else { old / low_w };
     let high = old / high_w;
     if !(high.is_finite() && old.is_finite() && high > low && old > 0.0) {
         return Err("the factors do not follow Llama 3 rope scaling".into());
