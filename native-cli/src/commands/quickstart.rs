@@ -114,8 +114,10 @@ pub struct QuickstartArgs {
     /// to choose the dense + QL fusion weight on (0: no fusion).
     #[arg(long, default_value_t = 30)]
     pub dev_queries: usize,
-    /// Depth of the dense run that the QL reranker rescores.
-    #[arg(long, default_value_t = 100)]
+    /// Depth of the dense run that the QL reranker rescores (the rest of the dense top 100 follows
+    /// unchanged). 30 keeps the rerank of the test and dev queries within the CPU budget; the dense
+    /// run's recall at 30 is close to its recall at 100 on the embedded collection.
+    #[arg(long, default_value_t = 30)]
     pub rerank_depth: usize,
     /// Skip the QL rerank stage.
     #[arg(long)]
