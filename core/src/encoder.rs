@@ -1,7 +1,7 @@
 //! Text -> vector: template, tokenize (+EOS), right-padded batch, decoder, pooling, L2 norm.
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
-use crate::model::{AttentionMask, DecoderModel, LoadOptions};
+use crate::model::{AttentionMask, DecoderModel, LayerRunner, LoadOptions};
 use crate::pooling::{eos_pool, l2_normalize, mean_pool, Pooling};
 use crate::template::{Kind, Template};
 use crate::tokenizer::TextTokenizer;
@@ -122,6 +122,22 @@ pub fn embed<B: Backend>(model: &DecoderModel<B>, seqs: &[Vec<u32>], pad_id: u32
     embed_with(model, None, seqs, pad_id, pooling, normalize)
 }
 
+/// [`embed`] with the decoder layers run by `layers` (a training step's gradient checkpointing;
+/// see [`crate::model::LayerRunner`]).
+pub fn embed_run<B: Backend>(
+    model: &DecoderModel<B>,
+    layers: &dyn LayerRunner<B>,
+    seqs: &[Vec<u32>],
+    pad_id: u32,
+    pooling: Pooling,
+    normalize: bool,
+) -> Tensor<B, 2> {
+    let batch = PaddedBatch::<B>::new(seqs, pad_id, &model.device());
+    let x = model.embed_ids(batch.input_ids);
+    let hidden = model.forward_layers_run(x, batch.positions, &AttentionMask::Causal, &mut |_, x| x, layers);
+    pool(model, hidden, &batch.lengths, pooling, normalize)
+}
+
 /// [`embed`], with token rows taken from a host table when one is given.
 pub fn embed_with<B: Backend>(
     model: &DecoderModel<B>,
@@ -140,10 +156,15 @@ pub fn embed_with<B: Backend>(
             model.forward_layers_from(x, batch.positions, &AttentionMask::Causal, &mut |_, x| x)
         }
     };
+    pool(model, hidden, &batch.lengths, pooling, normalize)
+}
+
+/// Pooling after the final norm, in f32, L2-normalised when `normalize`.
+fn pool<B: Backend>(model: &DecoderModel<B>, hidden: Tensor<B, 3>, lengths: &[usize], pooling: Pooling, normalize: bool) -> Tensor<B, 2> {
     let pooled = match pooling {
         // The final norm is per position, so norm only the pooled rows.
-        Pooling::Eos => model.norm.forward(eos_pool(hidden, &batch.lengths)),
-        Pooling::Mean => mean_pool(model.norm.forward(hidden), &batch.lengths),
+        Pooling::Eos => model.norm.forward(eos_pool(hidden, lengths)),
+        Pooling::Mean => mean_pool(model.norm.forward(hidden), lengths),
     };
     let pooled = if pooled.dtype() == DType::F32 { pooled } else { pooled.cast(DType::F32) };
     if normalize {

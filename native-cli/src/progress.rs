@@ -27,7 +27,7 @@ impl TrainProgress {
     }
 }
 
-impl llmql_core::train::ql_train::TrainObserver for TrainProgress {
+impl llmql_core::train::TrainObserver for TrainProgress {
     fn on_start(&mut self, total: usize, start: usize) {
         self.pb.set_length(total as u64);
         self.pb.set_position(start as u64);

@@ -17,9 +17,8 @@ use llmql_core::formats::{TevatronExample, TevatronPassage};
 use llmql_core::model::LoadOptions;
 use llmql_core::pooling::Pooling;
 use llmql_core::ql::{ql_scores, LossOn, QlScoreOptions};
-use llmql_core::train::contrastive::{contrastive_train, ContrastiveConfig};
-use llmql_core::train::ql_train::Quiet;
-use llmql_core::train::{ql_train, QlPair, QlTrainConfig};
+use llmql_core::train::{contrastive_train, ql_train, ContrastiveConfig, QlPair, QlTrainConfig, Quiet};
+use llmql_core::train::{TrainRun, TrainSettings, Warmup};
 use llmql_core::{Checkpoint, Template};
 use llmql_tests::fixture;
 
@@ -71,17 +70,21 @@ fn ql_training_learns_through_the_attention_stop_bottleneck() {
         q_max_len: 16,
         loss_on: LossOn::Query,
         mask_probability: 0.2,
-        learning_rate: 3e-3,
-        max_steps: Some(80),
-        per_device_train_batch_size: 8,
-        warmup_ratio: 0.05,
-        logging_steps: 1000,
-        save_steps: 0,
+        train: TrainSettings {
+            learning_rate: 3e-3,
+            max_steps: Some(80),
+            per_device_train_batch_size: 8,
+            warmup: Warmup::Ratio(0.05),
+            logging_steps: 1000,
+            save_steps: 0,
+            ..TrainSettings::stage1()
+        },
         ..Default::default()
     };
     let dir = tempfile::tempdir().unwrap();
     let start = std::time::Instant::now();
-    let model = ql_train(model, &ck.tokenizer, &pairs, &cfg, &ck.source_files(), dir.path(), false, &mut Quiet).unwrap();
+    let run = TrainRun { source: &ck.source_files(), out: dir.path(), resume: false };
+    let model = ql_train(model, &ck.tokenizer, &pairs, &cfg, &run, &mut Quiet).unwrap();
     let after = ql_accuracy(&model.valid(), &ck);
     println!("QL ranking top-1 accuracy: {before:.3} before, {after:.3} after ({:.1} s)", start.elapsed().as_secs_f64());
     assert!(before <= 0.5, "untrained, the bottleneck carries nothing: {before}");
@@ -126,18 +129,22 @@ fn contrastive_training_learns_dense_retrieval() {
         query_max_len: 96,
         passage_max_len: 96,
         temperature: 0.05,
-        learning_rate: 2e-3,
-        max_steps: Some(40),
-        per_device_train_batch_size: 4,
-        warmup_steps: 3,
-        logging_steps: 1000,
-        save_steps: 0,
+        train: TrainSettings {
+            learning_rate: 2e-3,
+            max_steps: Some(40),
+            per_device_train_batch_size: 4,
+            warmup: Warmup::Steps(3),
+            logging_steps: 1000,
+            save_steps: 0,
+            ..TrainSettings::stage2()
+        },
         ..Default::default()
     };
     let before = dense_accuracy(&model.valid(), &ck, &cfg);
     let dir = tempfile::tempdir().unwrap();
     let start = std::time::Instant::now();
-    let model = contrastive_train(model, &ck.tokenizer, &examples, &cfg, &ck.source_files(), dir.path(), false, &mut Quiet).unwrap();
+    let run = TrainRun { source: &ck.source_files(), out: dir.path(), resume: false };
+    let model = contrastive_train(model, &ck.tokenizer, &examples, &cfg, &run, &mut Quiet).unwrap();
     let after = dense_accuracy(&model.valid(), &ck, &cfg);
     println!("dense top-1 accuracy: {before:.3} before, {after:.3} after ({:.1} s)", start.elapsed().as_secs_f64());
     assert!(before <= 0.5, "untrained, queries and documents share no word: {before}");

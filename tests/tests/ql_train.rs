@@ -8,8 +8,7 @@ use burn::tensor::DType;
 use llmql_core::formats::read_tevatron;
 use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::passage_text;
-use llmql_core::train::ql_train::Quiet;
-use llmql_core::train::{ql_train, QlPair, QlTrainConfig};
+use llmql_core::train::{ql_train, QlPair, QlTrainConfig, Quiet, TrainRun, TrainSettings, Warmup};
 use llmql_core::Checkpoint;
 use llmql_tests::fixture;
 
@@ -46,12 +45,15 @@ fn cfg() -> QlTrainConfig {
     QlTrainConfig {
         p_max_len: 96,
         q_max_len: 24,
-        learning_rate: 3e-3,
-        num_train_epochs: 6,
-        per_device_train_batch_size: 4,
-        warmup_ratio: 0.1,
-        logging_steps: 1,
-        save_steps: 0,
+        train: TrainSettings {
+            learning_rate: 3e-3,
+            num_train_epochs: 6,
+            per_device_train_batch_size: 4,
+            warmup: Warmup::Ratio(0.1),
+            logging_steps: 1,
+            save_steps: 0,
+            ..TrainSettings::stage1()
+        },
         ..Default::default()
     }
 }
@@ -64,7 +66,7 @@ fn loss_goes_down() {
     let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &device).unwrap();
     let pairs = fixture_pairs();
     let c = cfg();
-    ql_train(model, &ck.tokenizer, &pairs, &c, &ck.source_files(), dir.path(), false, &mut Quiet).unwrap();
+    ql_train(model, &ck.tokenizer, &pairs, &c, &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false }, &mut Quiet).unwrap();
     // The final checkpoint holds the log; it loads as a plain HF folder.
     let (_, last) = llmql_core::train::checkpoint::list_checkpoints(dir.path()).pop().unwrap();
     let state = llmql_core::train::checkpoint::read_state(&last).unwrap();
@@ -85,9 +87,9 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
     let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &device).unwrap();
     let pairs = fixture_pairs();
     let mut c = cfg();
-    c.max_steps = Some(2);
-    c.save_steps = 1;
-    let model = ql_train(model, &ck.tokenizer, &pairs, &c, &ck.source_files(), dir.path(), false, &mut Quiet).unwrap();
+    c.train.max_steps = Some(2);
+    c.train.save_steps = 1;
+    let model = ql_train(model, &ck.tokenizer, &pairs, &c, &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false }, &mut Quiet).unwrap();
     // Poison the output head: the next loss is NaN.
     let mut model = model;
     let head = model.lm_head.as_mut().unwrap();
@@ -95,9 +97,9 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
     let dims = w.dims();
     head.weight = Param::from_tensor(w.slice_fill([0..dims[0], 0..1], f32::NAN).detach());
     let mut c2 = c.clone();
-    c2.save_steps = 1;
-    c2.max_steps = Some(4);
-    let err = ql_train(model, &ck.tokenizer, &pairs, &c2, &ck.source_files(), dir.path(), false, &mut Quiet)
+    c2.train.save_steps = 1;
+    c2.train.max_steps = Some(4);
+    let err = ql_train(model, &ck.tokenizer, &pairs, &c2, &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false }, &mut Quiet)
         .err()
         .expect("a NaN loss must stop training")
         .to_string();
@@ -119,18 +121,18 @@ fn max_steps_beyond_the_epochs_trains_exactly_max_steps() {
     let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     let pairs = fixture_pairs();
     let mut c = cfg();
-    c.num_train_epochs = 1;
-    c.per_device_train_batch_size = pairs.len().div_ceil(2); // 2 steps an epoch
-    c.max_steps = Some(5);
-    c.save_steps = 0;
+    c.train.num_train_epochs = 1;
+    c.train.per_device_train_batch_size = pairs.len().div_ceil(2); // 2 steps an epoch
+    c.train.max_steps = Some(5);
+    c.train.save_steps = 0;
     struct Count(usize);
-    impl llmql_core::train::ql_train::TrainObserver for Count {
+    impl llmql_core::train::TrainObserver for Count {
         fn on_step(&mut self, _step: usize) {
             self.0 += 1;
         }
     }
     let mut steps = Count(0);
-    ql_train(model, &ck.tokenizer, &pairs, &c, &ck.source_files(), dir.path(), false, &mut steps).unwrap();
+    ql_train(model, &ck.tokenizer, &pairs, &c, &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false }, &mut steps).unwrap();
     assert_eq!(steps.0, 5);
     let (_, last) = llmql_core::train::checkpoint::list_checkpoints(dir.path()).pop().unwrap();
     let state = llmql_core::train::checkpoint::read_state(&last).unwrap();

@@ -287,18 +287,16 @@ where
     Ok((model, optim, None))
 }
 
-/// Writes `out/checkpoint-{step}` atomically (HF folder with merged weights, the PEFT adapter
-/// when training LoRA, trainer state and optimizer state) and rotates old checkpoints.
-#[allow(clippy::too_many_arguments)]
+/// Writes `out/checkpoint-{step}` atomically (HF folder with merged weights in
+/// `settings.save_dtype`, the PEFT adapter when training LoRA, trainer state and optimizer state)
+/// and rotates old checkpoints (`settings.save_total_limit`).
 pub fn save_checkpoint<B, O>(
     out: &Path,
     model: &crate::model::DecoderModel<B>,
     optim: &O,
     state: &TrainerState,
     source: &crate::checkpoint::SourceFiles,
-    dtype: crate::weights::StoredDtype,
-    lora: Option<&crate::lora::LoraConfig>,
-    limit: Option<usize>,
+    settings: &super::settings::TrainSettings,
 ) -> Result<PathBuf>
 where
     B: burn::tensor::backend::AutodiffBackend,
@@ -309,9 +307,9 @@ where
     let dir = out.join(format!("checkpoint-{}", state.global_step));
     let mut rec = Some(optim.to_record());
     let valid = model.valid();
-    crate::export::save_hf_folder(&valid, source, &dir, dtype, &mut |tmp: &Path| {
+    crate::export::save_hf_folder(&valid, source, &dir, settings.save_dtype, &mut |tmp: &Path| {
         write_state(tmp, state)?;
-        if let Some(lc) = lora {
+        if let Some(lc) = &settings.lora {
             crate::lora::save_adapter(&valid, lc, &source.name, tmp)?;
         }
         BinFileRecorder::<FullPrecisionSettings>::new()
@@ -319,6 +317,6 @@ where
             .map_err(|e| Error::Other(format!("{}: cannot save optimizer state: {e}", tmp.display())))?;
         Ok(())
     })?;
-    rotate(out, limit, state.run_id.as_deref());
+    rotate(out, settings.save_total_limit, state.run_id.as_deref());
     Ok(dir)
 }

@@ -14,6 +14,7 @@ pub mod quickstart;
 pub mod rerank;
 pub mod search;
 pub mod train;
+pub mod training_args;
 
 use anyhow::{bail, Result};
 use clap::Args;

@@ -21,7 +21,7 @@ mod train;
 use anyhow::Result;
 use clap::Subcommand;
 use llmql_core::train::checkpoint::LogEntry;
-use llmql_core::train::ql_train::{BatchInputs, TrainObserver};
+use llmql_core::train::{BatchInputs, TrainObserver};
 use std::time::Instant;
 
 #[derive(Subcommand)]

@@ -11,8 +11,7 @@ use llmql_core::formats::read_tevatron;
 use llmql_core::ql::example::passage_text;
 use llmql_core::ql::LossOn;
 use llmql_core::train::data_parallel::Single;
-use llmql_core::train::ql_train::ql_train_parallel;
-use llmql_core::train::{QlPair, QlTrainConfig};
+use llmql_core::train::{ql_train_parallel, QlPair, QlTrainConfig, TrainRun, TrainSettings, Warmup};
 use llmql_core::weights::StoredDtype;
 use llmql_core::Checkpoint;
 use std::path::PathBuf;
@@ -81,17 +80,8 @@ impl llmql_backends::AutodiffTask for Task {
         let scratch = ScratchDir::new("ql-train")?;
         let mut clock = StepClock::new(a.steps + 1, a.dump_batches.is_some());
         let src = self.ckpt.source_files();
-        ql_train_parallel(
-            model,
-            &self.ckpt.tokenizer,
-            &self.pairs,
-            &self.cfg,
-            &src,
-            &scratch.0,
-            false,
-            &mut clock,
-            &Single,
-        )?;
+        let run = TrainRun { source: &src, out: &scratch.0, resume: false };
+        ql_train_parallel(model, &self.ckpt.tokenizer, &self.pairs, &self.cfg, &run, &mut clock, &Single)?;
         let s = clock.summary();
         if let (Some(path), Some(dump)) = (&a.dump_batches, &clock.dump) {
             write_jsonl(path, dump)?;
@@ -141,17 +131,20 @@ pub fn run(a: BenchQlTrainArgs) -> Result<serde_json::Value> {
         p_max_len: a.p_max_len,
         q_max_len: a.q_max_len,
         loss_on,
-        learning_rate: a.lr,
-        max_steps: Some(a.steps + 1),
-        per_device_train_batch_size: a.batch_size,
-        // The first update uses the full learning rate, as the PyTorch side's constant one.
-        warmup_ratio: 0.0,
-        max_grad_norm: (a.max_grad_norm > 0.0).then_some(a.max_grad_norm),
-        seed: a.seed,
-        logging_steps: 1,
-        save_steps: 0,
-        save_dtype: StoredDtype::F32,
-        gradient_checkpointing: a.gradient_checkpointing,
+        train: TrainSettings {
+            learning_rate: a.lr,
+            max_steps: Some(a.steps + 1),
+            per_device_train_batch_size: a.batch_size,
+            // The first update uses the full learning rate, as the PyTorch side's constant one.
+            warmup: Warmup::Ratio(0.0),
+            max_grad_norm: (a.max_grad_norm > 0.0).then_some(a.max_grad_norm),
+            seed: a.seed,
+            logging_steps: 1,
+            save_steps: 0,
+            save_dtype: StoredDtype::F32,
+            grad_checkpoint: a.gradient_checkpointing,
+            ..TrainSettings::stage1()
+        },
         ..QlTrainConfig::default()
     };
     let ckp = a.op_checkpointing;

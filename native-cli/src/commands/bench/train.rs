@@ -10,7 +10,7 @@ use clap::Args;
 use llmql_backends::DeviceSpec;
 use llmql_core::formats::{read_tevatron, TevatronExample};
 use llmql_core::lora::LoraConfig;
-use llmql_core::train::contrastive::{contrastive_train_parallel, ContrastiveConfig};
+use llmql_core::train::{contrastive_train_parallel, ContrastiveConfig, TrainRun, TrainSettings, Warmup};
 use llmql_core::train::data_parallel::Single;
 use llmql_core::weights::StoredDtype;
 use llmql_core::Checkpoint;
@@ -82,22 +82,13 @@ impl llmql_backends::AutodiffTask for Task {
         let model = self
             .ckpt
             .load_model::<B>(crate::commands::training_load(dtype, true, false), &device)?;
-        let lc = self.cfg.lora.as_ref().expect("LoRA");
-        let model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
+        let lc = self.cfg.train.lora.as_ref().expect("LoRA");
+        let model = llmql_core::lora::attach_lora(model, lc, self.cfg.train.seed)?;
         let scratch = ScratchDir::new("train")?;
         let mut clock = StepClock::new(a.steps + 1, a.dump_batches.is_some());
         let src = self.ckpt.source_files();
-        contrastive_train_parallel(
-            model,
-            &self.ckpt.tokenizer,
-            &self.examples,
-            &self.cfg,
-            &src,
-            &scratch.0,
-            false,
-            &mut clock,
-            &Single,
-        )?;
+        let run = TrainRun { source: &src, out: &scratch.0, resume: false };
+        contrastive_train_parallel(model, &self.ckpt.tokenizer, &self.examples, &self.cfg, &run, &mut clock, &Single)?;
         let s = clock.summary();
         if let (Some(path), Some(dump)) = (&a.dump_batches, &clock.dump) {
             write_jsonl(path, dump)?;
@@ -135,23 +126,26 @@ pub fn run(a: BenchTrainArgs) -> Result<serde_json::Value> {
         train_group_size: a.train_group_size,
         query_max_len: a.query_max_len,
         passage_max_len: a.passage_max_len,
-        learning_rate: a.lr,
-        max_steps: Some(a.steps + 1),
-        per_device_train_batch_size: a.batch_size,
-        // The first update uses the full learning rate, as the PyTorch side's constant one.
-        warmup_steps: 0,
-        max_grad_norm: (a.max_grad_norm > 0.0).then_some(a.max_grad_norm),
-        seed: a.seed,
-        logging_steps: 1,
-        save_steps: 0,
-        save_dtype: StoredDtype::F32,
-        lora: Some(LoraConfig {
-            r: a.lora_r,
-            lora_alpha: a.lora_alpha,
-            lora_dropout: a.lora_dropout,
-            ..LoraConfig::default()
-        }),
-        gradient_checkpointing: a.gradient_checkpointing,
+        train: TrainSettings {
+            learning_rate: a.lr,
+            max_steps: Some(a.steps + 1),
+            per_device_train_batch_size: a.batch_size,
+            // The first update uses the full learning rate, as the PyTorch side's constant one.
+            warmup: Warmup::Steps(0),
+            max_grad_norm: (a.max_grad_norm > 0.0).then_some(a.max_grad_norm),
+            seed: a.seed,
+            logging_steps: 1,
+            save_steps: 0,
+            save_dtype: StoredDtype::F32,
+            lora: Some(LoraConfig {
+                r: a.lora_r,
+                lora_alpha: a.lora_alpha,
+                lora_dropout: a.lora_dropout,
+                ..LoraConfig::default()
+            }),
+            grad_checkpoint: a.gradient_checkpointing,
+            ..TrainSettings::stage2()
+        },
         ..ContrastiveConfig::default()
     };
     let ckp = a.op_checkpointing;

@@ -7,13 +7,14 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{DType, Tensor};
-use llmql_core::encoder::embed;
+use llmql_core::encoder::embed_run;
 use llmql_core::infonce::infonce_loss;
 use llmql_core::lora::{attach_lora, LoraConfig};
 use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::pooling::Pooling;
+use llmql_core::ql::loss::target_log_probs_run;
 use llmql_core::ql::{build_d2q, ql_loss, LossOn, QlBatch};
-use llmql_core::train::layer_checkpoint::LayerCheckpointing;
+use llmql_core::train::grad_checkpoint::GradCheckpoint;
 use llmql_core::Checkpoint;
 use llmql_tests::fixture;
 use std::collections::BTreeMap;
@@ -61,8 +62,8 @@ fn ql_loss_gradients_with_and_without_checkpointing_are_equal() {
         let model = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: compute }, &device).unwrap();
         let batch = QlBatch::<A>::new(&ex, LossOn::All, eos, true, &device);
         let plain = host(&model, &GradientsParams::from_grads(ql_loss(&model, &batch).backward(), &model));
-        let c = LayerCheckpointing::<A>::start(true, 11);
-        let loss = ql_loss(&model, &batch);
+        let c = GradCheckpoint::<A>::start(true, 11);
+        let loss = target_log_probs_run(&model, &batch, c.layers()).mean().neg();
         let checkpointed = host(&model, &c.backward(loss, &model));
         assert_eq!(plain.len(), model.num_params_tensors(), "every weight is trainable here");
         assert_close(&plain, &checkpointed, tol, &format!("QL, compute {compute:?}"));
@@ -103,17 +104,17 @@ fn infonce_lora_dropout_gradients_equal_the_same_randomness_without_checkpointin
         tok("passage: The Nile flows north."),
         tok("passage: Honey never spoils, say archaeologists who found it in tombs."),
     ];
-    let run = |c: LayerCheckpointing<A>| {
-        let q = embed(&model, &qs, eos, Pooling::Eos, true);
-        let p = embed(&model, &ps, eos, Pooling::Eos, true);
+    let run = |c: GradCheckpoint<A>| {
+        let q = embed_run(&model, c.layers(), &qs, eos, Pooling::Eos, true);
+        let p = embed_run(&model, c.layers(), &ps, eos, Pooling::Eos, true);
         let loss = infonce_loss(q, p, 2, 0.05);
         host(&model, &c.backward(loss, &model))
     };
-    let reference = run(LayerCheckpointing::reference(21));
-    let checkpointed = run(LayerCheckpointing::start(true, 21));
+    let reference = run(GradCheckpoint::reference(21));
+    let checkpointed = run(GradCheckpoint::start(true, 21));
     assert_close(&reference, &checkpointed, 1e-5, "InfoNCE with LoRA dropout");
     // The masks matter (so the equality above is about the same masks being drawn again).
-    let other = run(LayerCheckpointing::reference(22));
+    let other = run(GradCheckpoint::reference(22));
     let (k, a) = reference.iter().next().unwrap();
     assert!(a.iter().zip(&other[k]).any(|(x, y)| (x - y).abs() > 1e-6), "dropout had no effect: the test proves nothing");
 }
