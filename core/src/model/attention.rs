@@ -1,5 +1,5 @@
 //! Grouped-query self-attention with rotary positions. The mask is the caller's: plain causal for
-//! encoding, or an explicit boolean mask (e.g. LLM-QL's Attention Stop, see `crate::mask`).
+//! encoding, or an explicit boolean mask (e.g. LLM-QL's Attention Stop, see `crate::ql::attention_stop`).
 //!
 //! Layout: activations stay as the projections write them, one row per token (`[b*s, heads*d]`,
 //! i.e. `[b, s, heads, d]`), from the projections through RoPE to the attention. The attention is

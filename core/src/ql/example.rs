@@ -1,4 +1,4 @@
-//! Stage-1 example layouts (METHOD.md "Stage 1"):
+//! Stage-1 example layouts (the method's "Stage 1"):
 //!
 //! d2q: `[BOS] D2Q_PREFIX + passage + D2Q_SUFFIX` `[EOS = separator]` `query tokens [EOS]`
 //! q2d: `[BOS] Q2D_PREFIX + query + Q2D_SUFFIX` `[EOS = separator]` `passage tokens [EOS]`

@@ -1,4 +1,4 @@
-//! QL ranking (METHOD.md "QL ranking"): score(q, d) = sum over the query tokens and the closing EOS
+//! QL ranking (the method's "QL ranking"): score(q, d) = sum over the query tokens and the closing EOS
 //! of log P(token | document prompt + separator, earlier query tokens), natural log, under the
 //! Attention Stop mask, with the uncorrupted llmql d2q prompt.
 //!

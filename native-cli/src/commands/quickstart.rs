@@ -76,7 +76,7 @@ pub struct QuickstartArgs {
     /// Stage 1 LoRA rank (merged into the model after training); 0 = full fine-tuning as in the paper.
     #[arg(long, default_value_t = 16)]
     pub ql_lora_r: usize,
-    /// Stage 1 Input Corruption probability (the seed's 0.6; 0 disables the corruption).
+    /// Stage 1 Input Corruption probability (the reference implementation's 0.6; 0 disables the corruption).
     #[arg(long, default_value_t = 0.6)]
     pub mask_probability: f64,
     /// Stage 1 without the Attention Stop mask (an ablation).
