@@ -1,5 +1,5 @@
 //! Text -> vector: template, tokenize (+EOS), right-padded batch, decoder, pooling, L2 norm.
-use crate::checkpoint::Checkpoint;
+use crate::model_source::ModelSource;
 use crate::error::Result;
 use crate::model::{AttentionMask, DecoderModel, LayerRunner, LoadOptions};
 use crate::pooling::{eos_pool, l2_normalize, mean_pool, Pooling};
@@ -50,7 +50,7 @@ pub struct HostEmbeddings {
 
 impl HostEmbeddings {
     /// Reads the checkpoint's embedding table.
-    pub fn read(ckpt: &Checkpoint) -> Result<Self> {
+    pub fn read(ckpt: &ModelSource) -> Result<Self> {
         let name = crate::model::embed_tokens_name(&ckpt.weights);
         let (table, shape) = ckpt.weights.read_f32(&name)?;
         let c = &ckpt.config;
@@ -176,12 +176,12 @@ fn pool<B: Backend>(model: &DecoderModel<B>, hidden: Tensor<B, 3>, lengths: &[us
 
 impl<B: Backend> Encoder<B> {
     /// Loads an encoder from a checkpoint (no lm_head).
-    pub fn load(ckpt: &Checkpoint, options: EncoderOptions, dtype: DType, device: &B::Device) -> Result<Self> {
+    pub fn load(ckpt: &ModelSource, options: EncoderOptions, dtype: DType, device: &B::Device) -> Result<Self> {
         Self::load_with(ckpt, options, LoadOptions { dtype, lm_head: false, host_embeddings: false, compute_dtype: None }, device)
     }
 
     /// [`Self::load`] with every load option; `host_embeddings` keeps the token table on the host.
-    pub fn load_with(ckpt: &Checkpoint, options: EncoderOptions, load: LoadOptions, device: &B::Device) -> Result<Self> {
+    pub fn load_with(ckpt: &ModelSource, options: EncoderOptions, load: LoadOptions, device: &B::Device) -> Result<Self> {
         let model = ckpt.load_model(LoadOptions { lm_head: false, ..load }, device)?;
         let host_embeddings = if load.host_embeddings { Some(HostEmbeddings::read(ckpt)?) } else { None };
         Ok(Self::from_model(model, ckpt.tokenizer.clone(), options, host_embeddings))

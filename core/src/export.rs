@@ -91,7 +91,7 @@ pub fn hf_tensors<B: Backend>(model: &DecoderModel<B>, dt: StoredDtype) -> Vec<(
 /// into the (temporary) folder (e.g. training state).
 pub fn save_hf_folder<B: Backend>(
     model: &DecoderModel<B>,
-    source: &crate::checkpoint::SourceFiles,
+    source: &crate::model_source::SourceFiles,
     dest: &Path,
     dtype: StoredDtype,
     extra: &mut dyn FnMut(&Path) -> Result<()>,

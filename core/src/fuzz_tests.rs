@@ -376,7 +376,7 @@ fn fuzz_gguf() {
     ];
     fuzz("gguf", 20000, &[gguf_seed()], dict, |bytes| {
         put(&path, bytes);
-        match crate::Checkpoint::open(&path) {
+        match crate::ModelSource::open(&path) {
             Ok(ck) => {
                 for name in ck.weights.names() {
                     let _ = ck.weights.info(&name);

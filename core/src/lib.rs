@@ -26,7 +26,7 @@
 //! - [`lora`]: factored LoRA, merging, PEFT adapter files
 #[cfg(feature = "bm25")]
 pub mod bm25;
-pub mod checkpoint;
+pub mod model_source;
 pub mod config;
 pub mod encoder;
 #[cfg(feature = "bm25")]
@@ -60,7 +60,10 @@ pub mod weights;
 #[cfg(test)]
 mod fuzz_tests;
 
-pub use checkpoint::Checkpoint;
+pub use model_source::ModelSource;
+/// The former name of [`ModelSource`] (an opened model, not a training checkpoint), kept only so
+/// that branches written against it still build; new code says `ModelSource`.
+pub type Checkpoint = ModelSource;
 pub use config::{Family, ModelConfig};
 pub use encoder::{Encoder, EncoderOptions};
 pub use error::{Error, Result};

@@ -70,7 +70,7 @@ impl Drop for OutputDir {
 /// files are written into a temporary folder and moved in, `model.safetensors` last.
 pub fn save_final_model<B: burn::tensor::backend::Backend>(
     model: &llmql_core::model::DecoderModel<B>,
-    source: &llmql_core::checkpoint::SourceFiles,
+    source: &llmql_core::model_source::SourceFiles,
     out: &Path,
     dtype: llmql_core::weights::StoredDtype,
 ) -> Result<()> {

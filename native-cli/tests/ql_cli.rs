@@ -144,8 +144,8 @@ fn lora_run_killed_and_resumed_equals_uninterrupted_run() {
     assert_eq!(conf["peft_type"], "LORA");
     assert_eq!(conf["r"], 4);
     // The merged weights differ from the base: the adapter learned something.
-    let base = llmql_core::Checkpoint::open(&fixture("tiny-llama")).unwrap();
-    let merged = llmql_core::Checkpoint::open(&a).unwrap();
+    let base = llmql_core::ModelSource::open(&fixture("tiny-llama")).unwrap();
+    let merged = llmql_core::ModelSource::open(&a).unwrap();
     let (w0, _) = base.weights.read_f32("model.layers.0.self_attn.q_proj.weight").unwrap();
     let (w1, _) = merged.weights.read_f32("model.layers.0.self_attn.q_proj.weight").unwrap();
     assert!(w0.iter().zip(&w1).any(|(x, y)| (x - y).abs() > 1e-6));
@@ -172,9 +172,9 @@ fn gradient_checkpointing_gives_the_same_weights() {
     let d = dir.path().join("both");
     let o = ql_train(&["--max-steps", "2", "--op-checkpointing", "--gradient-checkpointing"], &data, &d, None);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let wa = llmql_core::Checkpoint::open(&a).unwrap();
+    let wa = llmql_core::ModelSource::open(&a).unwrap();
     for other in [&b, &c, &d] {
-        let wb = llmql_core::Checkpoint::open(other).unwrap();
+        let wb = llmql_core::ModelSource::open(other).unwrap();
         for name in ["model.layers.1.mlp.down_proj.weight", "model.embed_tokens.weight", "lm_head.weight"] {
             let (x, _) = wa.weights.read_f32(name).unwrap();
             let (y, _) = wb.weights.read_f32(name).unwrap();

@@ -3,7 +3,7 @@
 //! Golden values come from `tests/fixtures/make_fixtures.py` (transformers, PyTorch); the tests
 //! never need Python.
 use burn::tensor::backend::Backend;
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{ModelSource, Encoder, EncoderOptions, Kind, Template};
 use std::path::PathBuf;
 
 pub const FAMILIES: [&str; 3] = ["tiny-llama", "tiny-mistral", "tiny-qwen2"];
@@ -87,7 +87,7 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 /// An encoder for a fixture model on `device` (f32 compute), truncating as the reference does (the
 /// golden values come from transformers' whole-string truncation).
 pub fn encoder<B: Backend>(model: &str, template: Template, max_len: usize, normalize: bool, device: &B::Device) -> Encoder<B> {
-    let ck = Checkpoint::open(&fixture(model)).unwrap();
+    let ck = ModelSource::open(&fixture(model)).unwrap();
     Encoder::load(
         &ck,
         EncoderOptions {

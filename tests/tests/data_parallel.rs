@@ -16,17 +16,17 @@ use llmql_core::pooling::Pooling;
 use llmql_core::train::data_parallel::{
     all_gather_counts, all_gather_rows, broadcast_trainable, infonce_data_parallel, sync_gradients, sync_gradients_in_buckets, token_weighted, BurnCollective, Collective,
 };
-use llmql_core::{Checkpoint, Template};
+use llmql_core::{ModelSource, Template};
 use llmql_tests::fixture;
 use std::collections::BTreeMap;
 
 type A = Autodiff<Flex>;
 
-fn model(ck: &Checkpoint, lm_head: bool) -> DecoderModel<A> {
+fn model(ck: &ModelSource, lm_head: bool) -> DecoderModel<A> {
     model_on::<A>(ck, lm_head, &Default::default())
 }
 
-fn model_on<B: AutodiffBackend>(ck: &Checkpoint, lm_head: bool, device: &B::Device) -> DecoderModel<B> {
+fn model_on<B: AutodiffBackend>(ck: &ModelSource, lm_head: bool, device: &B::Device) -> DecoderModel<B> {
     let m = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None }, device).unwrap();
     let m = attach_lora(m, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, ..Default::default() }, 7).unwrap();
     // Burn's RNG is one per backend, shared by the test threads: fixed adapter values instead.
@@ -72,7 +72,7 @@ fn compare(single: &BTreeMap<ParamId, Vec<f32>>, dp: &BTreeMap<ParamId, Vec<f32>
     assert!(bad.is_empty(), "{what}: {} of {} gradients differ:\n{}", bad.len(), single.len(), bad.join("\n"));
 }
 
-fn texts(ck: &Checkpoint) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+fn texts(ck: &ModelSource) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
     let tok = &ck.tokenizer;
     let qs = ["how do bees make honey", "where do rivers go", "what is a volcano", "why is the sky blue", "who builds dams"];
     let q: Vec<Vec<u32>> = qs.iter().map(|x| tok.encode_with_eos(&Template::Llmql.query(x), 32).unwrap()).collect();
@@ -84,7 +84,7 @@ fn texts(ck: &Checkpoint) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
 
 #[test]
 fn infonce_over_two_peers_equals_one_device() {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let eos = ck.tokenizer.eos_id;
     let (qs, ps) = texts(&ck);
     let group = 2;
@@ -127,7 +127,7 @@ fn infonce_over_two_peers_equals_one_device() {
 fn ql_loss_over_two_peers_equals_one_device() {
     use llmql_core::ql::example::{build_d2q, LossOn};
     use llmql_core::ql::loss::{ql_loss, QlBatch};
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let tok = &ck.tokenizer;
     let pairs = [
         ("Worker bees turn nectar into honey inside the hive.", "how do bees make honey"),

@@ -8,7 +8,7 @@ use burn::tensor::DType;
 use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::{build_d2q, passage_text, LossOn};
 use llmql_core::ql::loss::{target_log_probs, QlBatch};
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{ModelSource, Encoder, EncoderOptions, Kind, Template};
 use llmql_tests::{fixture, max_abs_diff};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ fn ids(v: &Value) -> Vec<u32> {
 
 fn check(path: &Path, g: &Value, emb_tol: f32, score_tol: f64) {
     let name = path.file_name().unwrap().to_string_lossy().to_string();
-    let ck = Checkpoint::open(path).unwrap();
+    let ck = ModelSource::open(path).unwrap();
     assert_eq!(ck.tokenizer.eos_id as u64, g["eos_id"].as_u64().unwrap(), "{name}: eos");
     assert_eq!(ck.tokenizer.bos_id.is_some(), g["bos_added"].as_bool().unwrap(), "{name}: bos");
     for t in g["tokenize"].as_array().unwrap() {

@@ -15,7 +15,7 @@ use llmql_core::pooling::Pooling;
 use llmql_core::ql::loss::target_log_probs_run;
 use llmql_core::ql::{build_d2q, ql_loss, LossOn, QlBatch};
 use llmql_core::train::grad_checkpoint::GradCheckpoint;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use llmql_tests::fixture;
 use std::collections::BTreeMap;
 
@@ -51,7 +51,7 @@ fn assert_close(a: &BTreeMap<ParamId, Vec<f32>>, b: &BTreeMap<ParamId, Vec<f32>>
 
 #[test]
 fn ql_loss_gradients_with_and_without_checkpointing_are_equal() {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let device = Default::default();
     let eos = ck.tokenizer.eos_id;
     let ex = vec![
@@ -89,7 +89,7 @@ impl CountTensors for DecoderModel<A> {
 
 #[test]
 fn infonce_lora_dropout_gradients_equal_the_same_randomness_without_checkpointing() {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let device = Default::default();
     let eos = ck.tokenizer.eos_id;
     let base = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }, &device).unwrap();

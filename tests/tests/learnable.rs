@@ -19,7 +19,7 @@ use llmql_core::pooling::Pooling;
 use llmql_core::ql::{ql_scores, LossOn, QlScoreOptions};
 use llmql_core::train::{contrastive_train, ql_train, ContrastiveConfig, QlPair, QlTrainConfig, Quiet};
 use llmql_core::train::{TrainRun, TrainSettings, Warmup};
-use llmql_core::{Checkpoint, Template};
+use llmql_core::{ModelSource, Template};
 use llmql_tests::fixture;
 
 type B = Autodiff<Flex>;
@@ -46,13 +46,13 @@ fn accuracy(scores: &[Vec<f64>]) -> f64 {
     right as f64 / scores.len() as f64
 }
 
-fn load(lm_head: bool) -> (Checkpoint, llmql_core::model::DecoderModel<B>) {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+fn load(lm_head: bool) -> (ModelSource, llmql_core::model::DecoderModel<B>) {
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let m = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     (ck, m)
 }
 
-fn ql_accuracy(model: &llmql_core::model::DecoderModel<Flex>, ck: &Checkpoint) -> f64 {
+fn ql_accuracy(model: &llmql_core::model::DecoderModel<Flex>, ck: &ModelSource) -> f64 {
     let n = WORDS.len();
     let pairs: Vec<(String, String)> = (0..n).flat_map(|q| (0..n).map(move |d| (doc(d), query(q, 0)))).collect();
     let opts = QlScoreOptions { p_max_len: 96, q_max_len: 16, batch_size: 16, ..Default::default() };
@@ -91,7 +91,7 @@ fn ql_training_learns_through_the_attention_stop_bottleneck() {
     assert!(after >= 0.75, "QL ranking after training: {after} (chance {:.3})", 1.0 / WORDS.len() as f64);
 }
 
-fn dense_accuracy(model: &llmql_core::model::DecoderModel<Flex>, ck: &Checkpoint, cfg: &ContrastiveConfig) -> f64 {
+fn dense_accuracy(model: &llmql_core::model::DecoderModel<Flex>, ck: &ModelSource, cfg: &ContrastiveConfig) -> f64 {
     let tok = &ck.tokenizer;
     let enc = |text: String, query: bool| {
         let parts = if query { cfg.template.parts(llmql_core::Kind::Query, None, &text) } else { cfg.template.parts(llmql_core::Kind::Passage, None, &text) };

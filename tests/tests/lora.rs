@@ -6,16 +6,16 @@ use burn::module::{AutodiffModule, Param};
 use burn::tensor::{DType, Distribution, Tensor};
 use llmql_core::lora::{attach_lora, load_adapter, merge_lora, save_adapter, LoraConfig};
 use llmql_core::model::{DecoderModel, LoadOptions};
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{ModelSource, Encoder, EncoderOptions, Kind, Template};
 use llmql_tests::{fixture, max_abs_diff};
 
-fn base(model: &str) -> (Checkpoint, DecoderModel<Flex>) {
-    let ck = Checkpoint::open(&fixture(model)).unwrap();
+fn base(model: &str) -> (ModelSource, DecoderModel<Flex>) {
+    let ck = ModelSource::open(&fixture(model)).unwrap();
     let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     (ck, m)
 }
 
-fn embed(ck: &Checkpoint, m: DecoderModel<Flex>) -> Vec<Vec<f32>> {
+fn embed(ck: &ModelSource, m: DecoderModel<Flex>) -> Vec<Vec<f32>> {
     let enc = Encoder { model: m, tokenizer: ck.tokenizer.clone(), options: EncoderOptions { template: Template::Raw, max_len: 32, ..Default::default() }, host_embeddings: None, truncated: Default::default() };
     enc.encode_texts(Kind::Passage, &[(Some("Bees"), "Bees make honey."), (None, "Rivers run to the sea.")], 2).unwrap()
 }
@@ -78,7 +78,7 @@ fn merge_equals_factored_and_peft_files_round_trip() {
 #[test]
 fn only_adapters_receive_gradients() {
     type A = Autodiff<Flex>;
-    let ck = Checkpoint::open(&fixture("tiny-qwen2")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-qwen2")).unwrap();
     let m = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     let m = attach_lora(m, &LoraConfig { r: 2, lora_alpha: 4.0, lora_dropout: 0.0, ..Default::default() }, 0).unwrap();
     let batch = llmql_core::encoder::PaddedBatch::<A>::new(&[vec![5, 6, 7, 0]], 0, &Default::default());
@@ -94,7 +94,7 @@ fn only_adapters_receive_gradients() {
 
 #[test]
 fn adapters_stay_f32_on_a_bf16_base() {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     type A = Autodiff<Flex>;
     let m = ck.load_model::<A>(LoadOptions { dtype: DType::BF16, lm_head: false, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     let m = attach_lora(m, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, ..Default::default() }, 1).unwrap();

@@ -11,7 +11,7 @@ use burn::tensor::{DType, Tensor};
 use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::ql::example::{build_d2q, LossOn, QlExample};
 use llmql_core::ql::loss::{target_log_probs, QlBatch};
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use llmql_tests::{fixture, max_abs_diff};
 use serde_json::Value;
 
@@ -98,7 +98,7 @@ fn worst_grad(got: &[(String, Vec<usize>, Vec<f32>)], want: &Value) -> (f32, Str
 #[test]
 fn ql_lora_step_with_attention_stop_matches_peft() {
     let g: Value = serde_json::from_slice(&std::fs::read(fixture("ql/grad.json")).unwrap()).unwrap();
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let tok = &ck.tokenizer;
     assert_eq!(tok.eos_id as u64, g["eos_id"].as_u64().unwrap());
     let pad_id = g["pad_id"].as_u64().unwrap() as u32;

@@ -8,18 +8,18 @@ use llmql_core::model::{AttentionMask, DecoderModel, LoadOptions};
 use llmql_core::ql::example::{build_d2q, build_q2d, passage_text, LossOn, QlExample};
 use llmql_core::ql::loss::{per_example_sums, target_log_probs, QlBatch};
 use llmql_core::ql::{attention_stop_mask, ql_scores, QlScoreOptions};
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use llmql_tests::fixture;
 use serde_json::Value;
 
-fn load(model: &str) -> (Checkpoint, DecoderModel<Flex>, Value) {
-    let ck = Checkpoint::open(&fixture(model)).unwrap();
+fn load(model: &str) -> (ModelSource, DecoderModel<Flex>, Value) {
+    let ck = ModelSource::open(&fixture(model)).unwrap();
     let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     let g: Value = serde_json::from_slice(&std::fs::read(fixture(&format!("ql/{model}.json"))).unwrap()).unwrap();
     (ck, m, g)
 }
 
-fn examples(ck: &Checkpoint, g: &Value) -> Vec<(String, QlExample)> {
+fn examples(ck: &ModelSource, g: &Value) -> Vec<(String, QlExample)> {
     g["examples"]
         .as_array()
         .unwrap()

@@ -9,7 +9,7 @@ use llmql_core::formats::read_tevatron;
 use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::passage_text;
 use llmql_core::train::{ql_train, QlPair, QlTrainConfig, Quiet, TrainRun, TrainSettings, Warmup};
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use llmql_tests::fixture;
 
 type B = Autodiff<Flex>;
@@ -61,7 +61,7 @@ fn cfg() -> QlTrainConfig {
 #[test]
 fn loss_goes_down() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let device = Default::default();
     let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &device).unwrap();
     let pairs = fixture_pairs();
@@ -75,14 +75,14 @@ fn loss_goes_down() {
     let first: f64 = losses[..3].iter().sum::<f64>() / 3.0;
     let last_l: f64 = losses[losses.len() - 3..].iter().sum::<f64>() / 3.0;
     assert!(last_l < first - 0.5, "loss did not go down: {first} -> {last_l} ({losses:?})");
-    let reloaded = Checkpoint::open(&last).unwrap();
+    let reloaded = ModelSource::open(&last).unwrap();
     assert_eq!(reloaded.config.num_hidden_layers, 2);
 }
 
 #[test]
 fn nan_loss_stops_with_last_good_checkpoint_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let device = Default::default();
     let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &device).unwrap();
     let pairs = fixture_pairs();
@@ -105,7 +105,7 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
         .to_string();
     assert!(err.contains("NaN") && err.contains("checkpoint-2"), "{err}");
     // The last good checkpoint is intact and finite.
-    let ck2 = Checkpoint::open(&dir.path().join("checkpoint-2")).unwrap();
+    let ck2 = ModelSource::open(&dir.path().join("checkpoint-2")).unwrap();
     let (vals, _) = ck2.weights.read_f32("lm_head.weight").unwrap();
     assert!(vals.iter().all(|v| v.is_finite()));
     assert!(!dir.path().join("checkpoint-3").exists());
@@ -117,7 +117,7 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
 #[test]
 fn max_steps_beyond_the_epochs_trains_exactly_max_steps() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
     let pairs = fixture_pairs();
     let mut c = cfg();

@@ -12,7 +12,7 @@ use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::train::checkpoint::list_checkpoints;
 use llmql_core::train::{contrastive_train, ql_train, ContrastiveConfig, QlPair, QlTrainConfig, Quiet};
 use llmql_core::train::{TrainObserver, TrainRun, TrainSettings, Warmup};
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use llmql_tests::fixture;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -37,7 +37,7 @@ fn final_weights(out: &Path) -> (usize, Vec<u8>) {
     (step, std::fs::read(dir.join("model.safetensors")).unwrap())
 }
 
-fn load(ck: &Checkpoint, lm_head: bool) -> DecoderModel<B> {
+fn load(ck: &ModelSource, lm_head: bool) -> DecoderModel<B> {
     let opts = LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None };
     ck.load_model::<B>(opts, &Default::default()).unwrap()
 }
@@ -60,7 +60,7 @@ fn uninterrupted_and_resumed(stop: usize, train: impl Fn(&Path, bool, &mut dyn T
 
 #[test]
 fn stage1_resumed_run_equals_uninterrupted_run() {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let pairs: Vec<QlPair> = (0..10)
         .map(|i| QlPair {
             passage: format!("The {} is passage number {i}; it is about {} and more.", WORDS[i % 8], WORDS[(i + 3) % 8]),
@@ -94,7 +94,7 @@ fn stage1_resumed_run_equals_uninterrupted_run() {
 
 #[test]
 fn stage2_lora_resumed_run_equals_uninterrupted_run() {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let passage = |i: usize| TevatronPassage {
         docid: format!("d{i}"),
         title: String::new(),

@@ -7,7 +7,7 @@ use llmql_core::encoder::embed;
 use llmql_core::infonce::infonce_loss;
 use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::pooling::Pooling;
-use llmql_core::{Checkpoint, Template};
+use llmql_core::{ModelSource, Template};
 use llmql_tests::{fixture, max_abs_diff};
 use serde_json::Value;
 
@@ -24,7 +24,7 @@ fn mat(v: &Value) -> Vec<Vec<f32>> {
 #[test]
 fn peft_adapter_loss_and_gradients_match_pytorch() {
     let g: Value = serde_json::from_slice(&std::fs::read(fixture("stage2/golden.json")).unwrap()).unwrap();
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let tok = &ck.tokenizer;
     // Texts and token ids as the reference builds them.
     let qmax = g["query_max_len"].as_u64().unwrap() as usize;
@@ -92,10 +92,10 @@ fn our_adapter_and_merged_folder_round_trip_through_python() {
         let kind: Kind = case["kind"].as_str().unwrap().parse().unwrap();
         let title = case["title"].as_str();
         let text = case["text"].as_str().unwrap();
-        let base = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+        let base = ModelSource::open(&fixture("tiny-llama")).unwrap();
         let mut with_adapter = Encoder::<Flex>::load(&base, opts(max_len), DType::F32, &device).unwrap();
         with_adapter.model = llmql_core::lora::load_adapter(with_adapter.model, &fixture("stage2/ours/adapter")).unwrap();
-        let merged_ck = Checkpoint::open(&fixture("stage2/ours/merged")).unwrap();
+        let merged_ck = ModelSource::open(&fixture("stage2/ours/merged")).unwrap();
         let merged = Encoder::<Flex>::load(&merged_ck, opts(max_len), DType::F32, &device).unwrap();
         let ids = with_adapter.tokenize(kind, title, text).unwrap();
         assert_eq!(ids, ids_of(&case["input_ids"]));

@@ -4,17 +4,17 @@
 //! with the default model's tokenizer.
 use llmql_core::template::{TemplateParts, DEFAULT_PASSAGE_MAX_LEN, DEFAULT_QUERY_MAX_LEN};
 use llmql_core::truncation::Truncation;
-use llmql_core::{Checkpoint, Kind, Template};
+use llmql_core::{ModelSource, Kind, Template};
 use llmql_tests::fixture;
 use std::path::Path;
 
 const LONG: &str = "Rivers carry water from the mountains to the sea, cutting valleys, moving sand and gravel, \
     and feeding the wetlands and deltas where they finally slow down and spread out into many channels.";
 
-fn models() -> Vec<Checkpoint> {
+fn models() -> Vec<ModelSource> {
     // A Llama (BOS added by the post-processor, SentencePiece-style BPE) and a Qwen2 (byte-level BPE,
     // no BOS) tokenizer.
-    ["tiny-llama", "tiny-qwen2"].iter().map(|m| Checkpoint::open(&fixture(m)).unwrap()).collect()
+    ["tiny-llama", "tiny-qwen2"].iter().map(|m| ModelSource::open(&fixture(m)).unwrap()).collect()
 }
 
 fn ends_with(ids: &[u32], tail: &[u32]) -> bool {
@@ -114,7 +114,7 @@ fn work_is_bounded_by_the_limit_not_the_text() {
 #[test]
 fn default_lengths_keep_every_fixture_query_whole() {
     let Some(gguf) = llmql_tests::smollm2_gguf() else { return };
-    let ck = Checkpoint::open(&gguf).unwrap();
+    let ck = ModelSource::open(&gguf).unwrap();
     let tok = &ck.tokenizer;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let lines = |p: &Path| -> Vec<serde_json::Value> {

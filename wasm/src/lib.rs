@@ -19,7 +19,7 @@ use llmql_core::model::{embed_tokens_name, LoadOptions};
 use llmql_core::pooling::Pooling;
 use llmql_core::search::Embeddings;
 use llmql_core::truncation::{Truncation, TruncationStats};
-use llmql_core::{Checkpoint, Encoder, Kind, Template};
+use llmql_core::{ModelSource, Encoder, Kind, Template};
 
 #[wasm_bindgen]
 extern "C" {
@@ -244,7 +244,7 @@ fn element_bytes(dtype: DType) -> usize {
 
 /// Builds the encoder on one backend: base weights, then the adapter (attached and merged).
 fn build<B: Backend>(
-    ckpt: &Checkpoint,
+    ckpt: &ModelSource,
     adapter: Option<(String, Vec<u8>)>,
     options: llmql_core::EncoderOptions,
     dtype: DType,
@@ -292,7 +292,7 @@ impl LlmqlEncoder {
             ("auto" | "", _) => DType::F32,
             (other, _) => return Err(JsError::new(&format!("unknown dtype {other:?} (expected auto, f32 or f16)"))),
         };
-        let ckpt = Checkpoint::from_bytes(
+        let ckpt = ModelSource::from_bytes(
             &files.name,
             &files.config,
             &files.tokenizer,

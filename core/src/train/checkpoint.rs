@@ -256,7 +256,7 @@ where
             let m = match lora {
                 Some(lc) => crate::lora::fill_adapter(model.clone(), &dir, lc)?,
                 None => {
-                    let ck = crate::Checkpoint::open(&dir)?;
+                    let ck = crate::ModelSource::open(&dir)?;
                     ck.load_model(
                         crate::model::LoadOptions { dtype: model.dtype(), lm_head: model.lm_head.is_some(), host_embeddings: false, compute_dtype: model.compute_dtype },
                         &device,
@@ -295,7 +295,7 @@ pub fn save_checkpoint<B, O>(
     model: &crate::model::DecoderModel<B>,
     optim: &O,
     state: &TrainerState,
-    source: &crate::checkpoint::SourceFiles,
+    source: &crate::model_source::SourceFiles,
     settings: &super::settings::TrainSettings,
 ) -> Result<PathBuf>
 where

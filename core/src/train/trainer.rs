@@ -20,7 +20,7 @@ use super::grad_checkpoint::GradCheckpoint;
 use super::observer::{BatchInputs, TrainObserver};
 use super::schedule::LinearSchedule;
 use super::settings::{InvalidSetting, TrainSettings};
-use crate::checkpoint::SourceFiles;
+use crate::model_source::SourceFiles;
 use crate::error::{Error, Result};
 use crate::model::{DecoderModel, LayerRunner};
 use burn::optim::{GradientsAccumulator, Optimizer};

@@ -8,7 +8,7 @@ use llmql_backends::{run_on, BackendTask, DeviceSpec};
 use llmql_core::npy::NpyWriter;
 use llmql_core::pooling::Pooling;
 use llmql_core::records::{RecordReader, TextRecord};
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{ModelSource, Encoder, EncoderOptions, Kind, Template};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
@@ -80,7 +80,7 @@ const CHUNK_BATCHES: usize = 16;
 
 struct EncodeTask {
     args: EncodeArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
     options: EncoderOptions,
     kind: Kind,
     /// Records `[start, end)` of the input are this process's slice.
@@ -200,7 +200,7 @@ pub fn run(a: EncodeArgs) -> Result<()> {
     if count == 0 {
         bail!("{}: no records: the file is empty", a.input.display());
     }
-    let ckpt = Checkpoint::open(&a.model)?;
+    let ckpt = ModelSource::open(&a.model)?;
     let options = EncoderOptions {
         template,
         max_len: a.max_len,

@@ -2,7 +2,7 @@
 use anyhow::Result;
 use clap::Args;
 use llmql_core::weights::StoredDtype;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -15,7 +15,7 @@ pub struct InfoArgs {
 }
 
 pub fn run(a: InfoArgs) -> Result<()> {
-    let ck = Checkpoint::open(&a.model)?;
+    let ck = ModelSource::open(&a.model)?;
     let c = &ck.config;
     let t = &ck.tokenizer;
     let dtype = match ck.stored_dtype() {

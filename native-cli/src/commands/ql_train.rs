@@ -11,7 +11,7 @@ use llmql_core::ql::example::passage_text;
 use llmql_core::ql::LossOn;
 use llmql_core::train::data_parallel::Collective;
 use llmql_core::train::{ql_train_parallel, QlPair, QlTrainConfig, TrainObserver, TrainRun, Warmup};
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 
 #[derive(Args, Debug, Clone)]
 pub struct QlTrainArgs {
@@ -68,14 +68,14 @@ impl CliStage for Stage {
     fn train<B: AutodiffBackend, C: Collective>(
         &self,
         model: DecoderModel<B>,
-        ckpt: &Checkpoint,
+        ckpt: &ModelSource,
         run: &TrainRun<'_>,
         observer: &mut dyn TrainObserver,
         c: &C,
     ) -> llmql_core::Result<DecoderModel<B>> {
         ql_train_parallel(model, &ckpt.tokenizer, &self.pairs, &self.cfg, run, observer, c)
     }
-    fn save_final<B: AutodiffBackend>(&self, model: &DecoderModel<B>, ckpt: &Checkpoint, out: &std::path::Path) -> Result<()> {
+    fn save_final<B: AutodiffBackend>(&self, model: &DecoderModel<B>, ckpt: &ModelSource, out: &std::path::Path) -> Result<()> {
         let src = ckpt.source_files();
         crate::output::save_final_model(model, &src, out, self.cfg.train.save_dtype)?;
         if let Some(lc) = &self.cfg.train.lora {

@@ -10,7 +10,7 @@ use llmql_core::model::DecoderModel;
 use llmql_core::pooling::Pooling;
 use llmql_core::train::data_parallel::Collective;
 use llmql_core::train::{contrastive_train_parallel, ContrastiveConfig, TrainObserver, TrainRun, TrainSettings, Warmup};
-use llmql_core::{Checkpoint, Template};
+use llmql_core::{ModelSource, Template};
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
@@ -77,14 +77,14 @@ impl CliStage for Stage {
     fn train<B: AutodiffBackend, C: Collective>(
         &self,
         model: DecoderModel<B>,
-        ckpt: &Checkpoint,
+        ckpt: &ModelSource,
         run: &TrainRun<'_>,
         observer: &mut dyn TrainObserver,
         c: &C,
     ) -> llmql_core::Result<DecoderModel<B>> {
         contrastive_train_parallel(model, &ckpt.tokenizer, &self.examples, &self.cfg, run, observer, c)
     }
-    fn save_final<B: AutodiffBackend>(&self, model: &DecoderModel<B>, ckpt: &Checkpoint, out: &std::path::Path) -> Result<()> {
+    fn save_final<B: AutodiffBackend>(&self, model: &DecoderModel<B>, ckpt: &ModelSource, out: &std::path::Path) -> Result<()> {
         let src = ckpt.source_files();
         match &self.cfg.train.lora {
             // A LoRA run's result is the PEFT adapter (merge it with `llmql merge-lora`).

@@ -14,7 +14,7 @@ use llmql_core::model::DecoderModel;
 use llmql_core::train::data_parallel::Collective;
 use llmql_core::train::{InvalidSetting, TrainObserver, TrainRun, TrainSettings};
 use llmql_core::weights::StoredDtype;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use std::path::PathBuf;
 
 /// The model to train and the dtype it computes in.
@@ -188,19 +188,19 @@ pub trait CliStage: Sync {
     fn train<B: AutodiffBackend, C: Collective>(
         &self,
         model: DecoderModel<B>,
-        ckpt: &Checkpoint,
+        ckpt: &ModelSource,
         run: &TrainRun<'_>,
         observer: &mut dyn TrainObserver,
         c: &C,
     ) -> llmql_core::Result<DecoderModel<B>>;
     /// Writes the trained model (rank 0).
-    fn save_final<B: AutodiffBackend>(&self, model: &DecoderModel<B>, ckpt: &Checkpoint, out: &std::path::Path) -> Result<()>;
+    fn save_final<B: AutodiffBackend>(&self, model: &DecoderModel<B>, ckpt: &ModelSource, out: &std::path::Path) -> Result<()>;
 }
 
 struct Task<'a, S: CliStage, C: Collective> {
     stage: &'a S,
     a: &'a TrainingArgs,
-    ckpt: &'a Checkpoint,
+    ckpt: &'a ModelSource,
     settings: &'a TrainSettings,
     dtype: DType,
     collective: C,
@@ -254,7 +254,7 @@ impl TrainingArgs {
 /// already validated.
 pub fn run_stage<S: CliStage>(stage: &S, m: &ModelArgs, a: &TrainingArgs, peers: &Peers, settings: &TrainSettings) -> Result<()> {
     let dtype = m.dtype()?;
-    let ckpt = Checkpoint::open(&m.model).context("loading the base model")?;
+    let ckpt = ModelSource::open(&m.model).context("loading the base model")?;
     super::run_peers(&peers.devices, peers.multi_node.as_ref(), a.op_checkpointing, |collective| Task {
         stage,
         a,

@@ -7,7 +7,7 @@ use clap::Args;
 use llmql_backends::{run_on, BackendTask, DeviceSpec};
 use llmql_core::encoder::length_sorted_batches;
 use llmql_core::records::read_records;
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{ModelSource, Encoder, EncoderOptions, Kind, Template};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -34,7 +34,7 @@ pub struct BenchEncodeArgs {
 
 struct Task {
     a: BenchEncodeArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
 }
 
 impl BackendTask for Task {
@@ -86,6 +86,6 @@ impl BackendTask for Task {
 
 pub fn run(a: BenchEncodeArgs) -> Result<serde_json::Value> {
     let device: DeviceSpec = a.device.parse()?;
-    let ckpt = Checkpoint::open(&a.model)?;
+    let ckpt = ModelSource::open(&a.model)?;
     run_on(&device, Task { a, ckpt })?
 }

@@ -13,7 +13,7 @@ use llmql_core::ql::LossOn;
 use llmql_core::train::data_parallel::Single;
 use llmql_core::train::{ql_train_parallel, QlPair, QlTrainConfig, TrainRun, TrainSettings, Warmup};
 use llmql_core::weights::StoredDtype;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -61,7 +61,7 @@ pub struct BenchQlTrainArgs {
 
 struct Task {
     a: BenchQlTrainArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
     pairs: Vec<QlPair>,
     cfg: QlTrainConfig,
 }
@@ -109,7 +109,7 @@ impl llmql_backends::AutodiffTask for Task {
 
 pub fn run(a: BenchQlTrainArgs) -> Result<serde_json::Value> {
     let device: DeviceSpec = a.device.parse()?;
-    let ckpt = Checkpoint::open(&a.model)?;
+    let ckpt = ModelSource::open(&a.model)?;
     let mut pairs = Vec::new();
     for ex in read_tevatron(&a.train_data)? {
         for p in &ex.positive_passages {

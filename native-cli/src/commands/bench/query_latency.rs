@@ -5,7 +5,7 @@ use burn::tensor::backend::Backend;
 use clap::Args;
 use llmql_backends::{run_on, BackendTask, DeviceSpec};
 use llmql_core::records::read_records;
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{ModelSource, Encoder, EncoderOptions, Kind, Template};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -33,7 +33,7 @@ pub struct BenchQueryLatencyArgs {
 
 struct LatencyTask {
     a: BenchQueryLatencyArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
 }
 
 impl BackendTask for LatencyTask {
@@ -91,6 +91,6 @@ impl BackendTask for LatencyTask {
 
 pub fn run(a: BenchQueryLatencyArgs) -> Result<serde_json::Value> {
     let device: DeviceSpec = a.device.parse()?;
-    let ckpt = Checkpoint::open(&a.model)?;
+    let ckpt = ModelSource::open(&a.model)?;
     run_on(&device, LatencyTask { a, ckpt })?
 }

@@ -13,7 +13,7 @@ use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::{build_example, passage_text, Direction, QlLengths};
 use llmql_core::ql::{ql_scores, QlScoreOptions};
 use llmql_core::truncation::Truncation;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,7 +49,7 @@ pub struct BenchRerankArgs {
 
 struct Task {
     a: BenchRerankArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
     /// (passage text, query text)
     pairs: Vec<(String, String)>,
 }
@@ -133,7 +133,7 @@ impl BackendTask for Task {
 
 pub fn run(a: BenchRerankArgs) -> Result<serde_json::Value> {
     let device: DeviceSpec = a.device.parse()?;
-    let ckpt = Checkpoint::open(&a.model)?;
+    let ckpt = ModelSource::open(&a.model)?;
     let mut pairs = Vec::new();
     for ex in read_tevatron(&a.train_data)?.into_iter().take(a.queries) {
         for p in ex

@@ -13,7 +13,7 @@ use llmql_core::lora::LoraConfig;
 use llmql_core::train::{contrastive_train_parallel, ContrastiveConfig, TrainRun, TrainSettings, Warmup};
 use llmql_core::train::data_parallel::Single;
 use llmql_core::weights::StoredDtype;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -66,7 +66,7 @@ pub struct BenchTrainArgs {
 
 struct Task {
     a: BenchTrainArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
     examples: Vec<TevatronExample>,
     cfg: ContrastiveConfig,
 }
@@ -114,7 +114,7 @@ impl llmql_backends::AutodiffTask for Task {
 
 pub fn run(a: BenchTrainArgs) -> Result<serde_json::Value> {
     let device: DeviceSpec = a.device.parse()?;
-    let ckpt = Checkpoint::open(&a.model)?;
+    let ckpt = ModelSource::open(&a.model)?;
     let examples = read_tevatron(&a.train_data)?;
     anyhow::ensure!(
         !examples.is_empty(),

@@ -38,7 +38,7 @@ impl SourceFiles {
     }
 }
 
-pub struct Checkpoint {
+pub struct ModelSource {
     /// The folder or file the model was read from (a hub id resolves to its snapshot folder).
     pub dir: PathBuf,
     pub config: ModelConfig,
@@ -48,7 +48,7 @@ pub struct Checkpoint {
     pub tokenizer_files: Vec<(String, Vec<u8>)>,
 }
 
-impl Checkpoint {
+impl ModelSource {
     /// Opens a folder, a `.gguf` file or a hub id (see the module docs).
     pub fn open(path: &Path) -> Result<Self> {
         if path.is_dir() {
