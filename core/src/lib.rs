@@ -26,11 +26,10 @@
 //! - [`lora`]: factored LoRA, merging, PEFT adapter files
 #[cfg(feature = "bm25")]
 pub mod bm25;
-pub mod model_source;
 pub mod config;
-pub mod encoder;
 #[cfg(feature = "bm25")]
 pub mod dirichlet;
+pub mod encoder;
 pub mod error;
 pub mod export;
 pub mod formats;
@@ -43,6 +42,7 @@ pub mod lora;
 pub mod metrics;
 pub mod mining;
 pub mod model;
+pub mod model_source;
 pub mod npy;
 pub mod output;
 pub mod paths;

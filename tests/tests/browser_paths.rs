@@ -8,7 +8,7 @@ use llmql_core::encoder::HostEmbeddings;
 use llmql_core::lora::{load_adapter, load_adapter_bytes, merge_lora};
 use llmql_core::model::LoadOptions;
 use llmql_core::search::{search_in_memory, Embeddings};
-use llmql_core::{ModelSource, Encoder, EncoderOptions, Kind};
+use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource};
 use llmql_tests::{fixture, max_abs_diff};
 use std::path::Path;
 
@@ -48,7 +48,9 @@ fn checkpoint_from_bytes_encodes_like_the_folder() {
     for model in ["tiny-llama", "tiny-qwen2", "tiny-mistral"] {
         let dir = fixture(model);
         let device = Default::default();
-        let a = Encoder::<Flex>::load(&ModelSource::open(&dir).unwrap(), EncoderOptions::default(), DType::F32, &device).unwrap();
+        let a =
+            Encoder::<Flex>::load(&ModelSource::open(&dir).unwrap(), EncoderOptions::default(), DType::F32, &device)
+                .unwrap();
         let ck = from_bytes(&dir);
         assert_eq!(ck.tokenizer.eos_id, a.tokenizer.eos_id, "{model}");
         let b = Encoder::<Flex>::load(&ck, EncoderOptions::default(), DType::F32, &device).unwrap();
@@ -106,7 +108,12 @@ fn adapter_from_bytes_equals_adapter_from_folder() {
     let folder = merge_lora(load_adapter(ck.load_model::<Flex>(load, &device).unwrap(), &adapter).unwrap());
     let cfg = String::from_utf8(read(&adapter, "adapter_config.json")).unwrap();
     let bytes = merge_lora(
-        load_adapter_bytes(ck.load_model::<Flex>(load, &device).unwrap(), &cfg, read(&adapter, "adapter_model.safetensors")).unwrap(),
+        load_adapter_bytes(
+            ck.load_model::<Flex>(load, &device).unwrap(),
+            &cfg,
+            read(&adapter, "adapter_model.safetensors"),
+        )
+        .unwrap(),
     );
     let a = encode(&Encoder::from_model(folder, ck.tokenizer.clone(), opts, None));
     let b = encode(&Encoder::from_model(bytes, ck.tokenizer.clone(), opts, None));
@@ -164,7 +171,8 @@ fn host_index_search_equals_exact_search() {
     values[77 * dim..78 * dim].copy_from_slice(&dup);
     let ids: Vec<String> = (0..300).map(|i| format!("d{i:03}")).collect();
     let corpus = Embeddings { ids: ids.clone(), values: values.clone(), dim };
-    let queries = Embeddings { ids: vec!["q1".into(), "q2".into()], values: [dup.clone(), values[..dim].to_vec()].concat(), dim };
+    let queries =
+        Embeddings { ids: vec!["q1".into(), "q2".into()], values: [dup.clone(), values[..dim].to_vec()].concat(), dim };
     let run = search_in_memory::<Flex>(&queries, &corpus, 10, &Default::default()).unwrap();
     for (qi, qid) in ["q1", "q2"].iter().enumerate() {
         let hits = corpus.search_one(&queries.values[qi * dim..(qi + 1) * dim], 10).unwrap();
@@ -180,9 +188,12 @@ fn host_index_search_equals_exact_search() {
         w.write_row(corpus.row(i)).unwrap();
     }
     w.finish().unwrap();
-    let from_bytes = Embeddings::from_bytes(&std::fs::read(&npy).unwrap(), &ids.join("\n"), &npy, Path::new("ids.txt")).unwrap();
+    let from_bytes =
+        Embeddings::from_bytes(&std::fs::read(&npy).unwrap(), &ids.join("\n"), &npy, Path::new("ids.txt")).unwrap();
     assert_eq!(from_bytes.values, corpus.values);
     assert!(from_bytes.search_one(&[0.0; 3], 5).is_err(), "a wrong query dimension must be an error");
-    let err = Embeddings::from_bytes(&std::fs::read(&npy).unwrap(), "d1\nd2", &npy, Path::new("ids.txt")).unwrap_err().to_string();
+    let err = Embeddings::from_bytes(&std::fs::read(&npy).unwrap(), "d1\nd2", &npy, Path::new("ids.txt"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("ids.txt") && err.contains("300 rows"), "{err}");
 }

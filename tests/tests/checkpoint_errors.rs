@@ -20,11 +20,19 @@ fn mismatched_weights_are_listed_together() {
     copy(&fixture("tiny-qwen2"), dir.path(), &["model.safetensors"]);
     let ck = ModelSource::open(dir.path()).unwrap();
     let err = ck
-        .load_model::<Flex>(LoadOptions { dtype: burn::tensor::DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap_err().to_string();
+        .load_model::<Flex>(
+            LoadOptions { dtype: burn::tensor::DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None },
+            &Default::default(),
+        )
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("wrong shape: `model.embed_tokens.weight` expected [408, 64], found [308, 64]"), "{err}");
     assert!(err.contains("unexpected: `model.layers.0.self_attn.q_proj.bias` (shape [64])"), "{err}");
     assert!(err.contains("missing: `lm_head.weight` (expected shape [408, 64])"), "{err}");
-    assert!(err.contains("wrong shape: `model.layers.1.self_attn.q_proj.weight` expected [128, 64], found [64, 64]"), "{err}");
+    assert!(
+        err.contains("wrong shape: `model.layers.1.self_attn.q_proj.weight` expected [128, 64], found [64, 64]"),
+        "{err}"
+    );
 }
 
 #[test]

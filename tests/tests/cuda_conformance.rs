@@ -5,8 +5,8 @@
 
 #[cfg(all(feature = "cuda", feature = "flex"))]
 fn run_cuda() {
-    use llmql_tests::*;
     use burn::backend::{cuda::CudaDevice, Cuda, Flex};
+    use llmql_tests::*;
     let cdev = CudaDevice::new(0);
     let fdev = Default::default();
     let mut worst = (0.0f32, 0.0f32);

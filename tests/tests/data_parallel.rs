@@ -14,7 +14,8 @@ use llmql_core::lora::{attach_lora, LoraConfig};
 use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::pooling::Pooling;
 use llmql_core::train::data_parallel::{
-    all_gather_counts, all_gather_rows, broadcast_trainable, infonce_data_parallel, sync_gradients, sync_gradients_in_buckets, token_weighted, BurnCollective, Collective,
+    all_gather_counts, all_gather_rows, broadcast_trainable, infonce_data_parallel, sync_gradients,
+    sync_gradients_in_buckets, token_weighted, BurnCollective, Collective,
 };
 use llmql_core::{ModelSource, Template};
 use llmql_tests::fixture;
@@ -27,7 +28,12 @@ fn model(ck: &ModelSource, lm_head: bool) -> DecoderModel<A> {
 }
 
 fn model_on<B: AutodiffBackend>(ck: &ModelSource, lm_head: bool, device: &B::Device) -> DecoderModel<B> {
-    let m = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None }, device).unwrap();
+    let m = ck
+        .load_model::<B>(
+            LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None },
+            device,
+        )
+        .unwrap();
     let m = attach_lora(m, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, ..Default::default() }, 7).unwrap();
     // Burn's RNG is one per backend, shared by the test threads: fixed adapter values instead.
     llmql_tests::fill_trainable(m)
@@ -74,10 +80,14 @@ fn compare(single: &BTreeMap<ParamId, Vec<f32>>, dp: &BTreeMap<ParamId, Vec<f32>
 
 fn texts(ck: &ModelSource) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
     let tok = &ck.tokenizer;
-    let qs = ["how do bees make honey", "where do rivers go", "what is a volcano", "why is the sky blue", "who builds dams"];
+    let qs =
+        ["how do bees make honey", "where do rivers go", "what is a volcano", "why is the sky blue", "who builds dams"];
     let q: Vec<Vec<u32>> = qs.iter().map(|x| tok.encode_with_eos(&Template::Llmql.query(x), 32).unwrap()).collect();
     let p: Vec<Vec<u32>> = (0..qs.len() * 2)
-        .map(|i| tok.encode_with_eos(&Template::Llmql.passage("", &format!("passage {i} about {} and more", qs[i / 2])), 48).unwrap())
+        .map(|i| {
+            tok.encode_with_eos(&Template::Llmql.passage("", &format!("passage {i} about {} and more", qs[i / 2])), 48)
+                .unwrap()
+        })
         .collect();
     (q, p)
 }
@@ -119,7 +129,13 @@ fn infonce_over_two_peers_equals_one_device() {
     // Without the cross-device negatives (each peer alone) the loss is a different number: the
     // gather matters.
     let m = model(&ck, false);
-    let alone: f32 = infonce_loss(embed(&m, &qs[0..3], eos, Pooling::Eos, true), embed(&m, &ps[0..6], eos, Pooling::Eos, true), group, t).into_scalar();
+    let alone: f32 = infonce_loss(
+        embed(&m, &qs[0..3], eos, Pooling::Eos, true),
+        embed(&m, &ps[0..6], eos, Pooling::Eos, true),
+        group,
+        t,
+    )
+    .into_scalar();
     assert!((alone - want).abs() > 1e-3, "test is not sensitive to the gather");
 }
 

@@ -37,7 +37,11 @@ fn host(m: &DecoderModel<A>, g: &GradientsParams) -> BTreeMap<ParamId, Vec<f32>>
 }
 
 fn assert_close(a: &BTreeMap<ParamId, Vec<f32>>, b: &BTreeMap<ParamId, Vec<f32>>, tol: f32, what: &str) {
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{what}: different parameters have gradients");
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "{what}: different parameters have gradients"
+    );
     let mut nonzero = 0;
     for (id, x) in a {
         let y = &b[id];
@@ -56,10 +60,22 @@ fn ql_loss_gradients_with_and_without_checkpointing_are_equal() {
     let eos = ck.tokenizer.eos_id;
     let ex = vec![
         build_d2q(&ck.tokenizer, "Bees turn nectar into honey inside the hive.", "how is honey made", 64, 16).unwrap(),
-        build_d2q(&ck.tokenizer, "The Nile flows north into the Mediterranean.", "which way does the nile flow", 64, 16).unwrap(),
+        build_d2q(
+            &ck.tokenizer,
+            "The Nile flows north into the Mediterranean.",
+            "which way does the nile flow",
+            64,
+            16,
+        )
+        .unwrap(),
     ];
     for (compute, tol) in [(None, 1e-5), (Some(DType::BF16), 1e-2)] {
-        let model = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: compute }, &device).unwrap();
+        let model = ck
+            .load_model::<A>(
+                LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: compute },
+                &device,
+            )
+            .unwrap();
         let batch = QlBatch::<A>::new(&ex, LossOn::All, eos, true, &device);
         let plain = host(&model, &GradientsParams::from_grads(ql_loss(&model, &batch).backward(), &model));
         let c = GradCheckpoint::<A>::start(true, 11);
@@ -92,8 +108,14 @@ fn infonce_lora_dropout_gradients_equal_the_same_randomness_without_checkpointin
     let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let device = Default::default();
     let eos = ck.tokenizer.eos_id;
-    let base = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }, &device).unwrap();
-    let model = attach_lora(base, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.3, ..Default::default() }, 3).unwrap();
+    let base = ck
+        .load_model::<A>(
+            LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None },
+            &device,
+        )
+        .unwrap();
+    let model =
+        attach_lora(base, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.3, ..Default::default() }, 3).unwrap();
     // B starts at zero: give it values so that the adapters (and their dropout) matter.
     let model = llmql_tests::fill_trainable(model);
     let tok = |s: &str| ck.tokenizer.encode_with_eos(s, 32).unwrap();
@@ -116,5 +138,8 @@ fn infonce_lora_dropout_gradients_equal_the_same_randomness_without_checkpointin
     // The masks matter (so the equality above is about the same masks being drawn again).
     let other = run(GradCheckpoint::reference(22));
     let (k, a) = reference.iter().next().unwrap();
-    assert!(a.iter().zip(&other[k]).any(|(x, y)| (x - y).abs() > 1e-6), "dropout had no effect: the test proves nothing");
+    assert!(
+        a.iter().zip(&other[k]).any(|(x, y)| (x - y).abs() > 1e-6),
+        "dropout had no effect: the test proves nothing"
+    );
 }

@@ -48,7 +48,12 @@ fn accuracy(scores: &[Vec<f64>]) -> f64 {
 
 fn load(lm_head: bool) -> (ModelSource, llmql_core::model::DecoderModel<B>) {
     let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
-    let m = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
+    let m = ck
+        .load_model::<B>(
+            LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None },
+            &Default::default(),
+        )
+        .unwrap();
     (ck, m)
 }
 
@@ -64,7 +69,8 @@ fn ql_accuracy(model: &llmql_core::model::DecoderModel<Flex>, ck: &ModelSource) 
 fn ql_training_learns_through_the_attention_stop_bottleneck() {
     let (ck, model) = load(true);
     let before = ql_accuracy(&model.valid(), &ck);
-    let pairs: Vec<QlPair> = (0..WORDS.len()).flat_map(|i| (0..2).map(move |v| QlPair { passage: doc(i), query: query(i, v) })).collect();
+    let pairs: Vec<QlPair> =
+        (0..WORDS.len()).flat_map(|i| (0..2).map(move |v| QlPair { passage: doc(i), query: query(i, v) })).collect();
     let cfg = QlTrainConfig {
         p_max_len: 96,
         q_max_len: 16,
@@ -86,7 +92,10 @@ fn ql_training_learns_through_the_attention_stop_bottleneck() {
     let run = TrainRun { source: &ck.source_files(), out: dir.path(), resume: false };
     let model = ql_train(model, &ck.tokenizer, &pairs, &cfg, &run, &mut Quiet).unwrap();
     let after = ql_accuracy(&model.valid(), &ck);
-    println!("QL ranking top-1 accuracy: {before:.3} before, {after:.3} after ({:.1} s)", start.elapsed().as_secs_f64());
+    println!(
+        "QL ranking top-1 accuracy: {before:.3} before, {after:.3} after ({:.1} s)",
+        start.elapsed().as_secs_f64()
+    );
     assert!(before <= 0.5, "untrained, the bottleneck carries nothing: {before}");
     assert!(after >= 0.75, "QL ranking after training: {after} (chance {:.3})", 1.0 / WORDS.len() as f64);
 }
@@ -94,7 +103,11 @@ fn ql_training_learns_through_the_attention_stop_bottleneck() {
 fn dense_accuracy(model: &llmql_core::model::DecoderModel<Flex>, ck: &ModelSource, cfg: &ContrastiveConfig) -> f64 {
     let tok = &ck.tokenizer;
     let enc = |text: String, query: bool| {
-        let parts = if query { cfg.template.parts(llmql_core::Kind::Query, None, &text) } else { cfg.template.parts(llmql_core::Kind::Passage, None, &text) };
+        let parts = if query {
+            cfg.template.parts(llmql_core::Kind::Query, None, &text)
+        } else {
+            cfg.template.parts(llmql_core::Kind::Passage, None, &text)
+        };
         tok.encode_input(&parts, 96, cfg.truncation).unwrap().ids
     };
     let qs: Vec<Vec<u32>> = (0..WORDS.len()).map(|i| enc(query(i, 0), true)).collect();

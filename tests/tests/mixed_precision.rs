@@ -17,7 +17,8 @@ type A = Autodiff<Flex>;
 fn f32_master_weights_with_bf16_compute() {
     let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let device = Default::default();
-    let load = |compute| LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: compute };
+    let load =
+        |compute| LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: compute };
     let full = ck.load_model::<A>(load(None), &device).unwrap();
     let mixed = ck.load_model::<A>(load(Some(DType::BF16)), &device).unwrap();
     assert_eq!(mixed.dtype(), DType::F32);

@@ -17,16 +17,18 @@ type B = Autodiff<Flex>;
 /// (query, positive passage) pairs from the fixture collection's training qrels.
 pub fn fixture_pairs() -> Vec<QlPair> {
     let coll = fixture("collection");
-    let corpus: std::collections::HashMap<String, String> = llmql_core::records::read_records(&coll.join("corpus.jsonl"))
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.id.clone(), passage_text(r.title.as_deref(), &r.text)))
-        .collect();
-    let queries: std::collections::HashMap<String, String> = llmql_core::records::read_records(&coll.join("queries.jsonl"))
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.id, r.text))
-        .collect();
+    let corpus: std::collections::HashMap<String, String> =
+        llmql_core::records::read_records(&coll.join("corpus.jsonl"))
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id.clone(), passage_text(r.title.as_deref(), &r.text)))
+            .collect();
+    let queries: std::collections::HashMap<String, String> =
+        llmql_core::records::read_records(&coll.join("queries.jsonl"))
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.text))
+            .collect();
     let qrels = llmql_core::trec::read_qrels(&coll.join("qrels/train.tsv")).unwrap();
     let mut pairs = Vec::new();
     for (q, docs) in qrels {
@@ -63,10 +65,23 @@ fn loss_goes_down() {
     let dir = tempfile::tempdir().unwrap();
     let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let device = Default::default();
-    let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &device).unwrap();
+    let model = ck
+        .load_model::<B>(
+            LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None },
+            &device,
+        )
+        .unwrap();
     let pairs = fixture_pairs();
     let c = cfg();
-    ql_train(model, &ck.tokenizer, &pairs, &c, &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false }, &mut Quiet).unwrap();
+    ql_train(
+        model,
+        &ck.tokenizer,
+        &pairs,
+        &c,
+        &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false },
+        &mut Quiet,
+    )
+    .unwrap();
     // The final checkpoint holds the log; it loads as a plain HF folder.
     let (_, last) = llmql_core::train::checkpoint::list_checkpoints(dir.path()).pop().unwrap();
     let state = llmql_core::train::checkpoint::read_state(&last).unwrap();
@@ -84,12 +99,25 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
     let dir = tempfile::tempdir().unwrap();
     let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let device = Default::default();
-    let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &device).unwrap();
+    let model = ck
+        .load_model::<B>(
+            LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None },
+            &device,
+        )
+        .unwrap();
     let pairs = fixture_pairs();
     let mut c = cfg();
     c.train.max_steps = Some(2);
     c.train.save_steps = 1;
-    let model = ql_train(model, &ck.tokenizer, &pairs, &c, &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false }, &mut Quiet).unwrap();
+    let model = ql_train(
+        model,
+        &ck.tokenizer,
+        &pairs,
+        &c,
+        &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false },
+        &mut Quiet,
+    )
+    .unwrap();
     // Poison the output head: the next loss is NaN.
     let mut model = model;
     let head = model.lm_head.as_mut().unwrap();
@@ -99,10 +127,17 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
     let mut c2 = c.clone();
     c2.train.save_steps = 1;
     c2.train.max_steps = Some(4);
-    let err = ql_train(model, &ck.tokenizer, &pairs, &c2, &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false }, &mut Quiet)
-        .err()
-        .expect("a NaN loss must stop training")
-        .to_string();
+    let err = ql_train(
+        model,
+        &ck.tokenizer,
+        &pairs,
+        &c2,
+        &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false },
+        &mut Quiet,
+    )
+    .err()
+    .expect("a NaN loss must stop training")
+    .to_string();
     assert!(err.contains("NaN") && err.contains("checkpoint-2"), "{err}");
     // The last good checkpoint is intact and finite.
     let ck2 = ModelSource::open(&dir.path().join("checkpoint-2")).unwrap();
@@ -118,7 +153,12 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
 fn max_steps_beyond_the_epochs_trains_exactly_max_steps() {
     let dir = tempfile::tempdir().unwrap();
     let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
-    let model = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
+    let model = ck
+        .load_model::<B>(
+            LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None },
+            &Default::default(),
+        )
+        .unwrap();
     let pairs = fixture_pairs();
     let mut c = cfg();
     c.train.num_train_epochs = 1;
@@ -132,7 +172,15 @@ fn max_steps_beyond_the_epochs_trains_exactly_max_steps() {
         }
     }
     let mut steps = Count(0);
-    ql_train(model, &ck.tokenizer, &pairs, &c, &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false }, &mut steps).unwrap();
+    ql_train(
+        model,
+        &ck.tokenizer,
+        &pairs,
+        &c,
+        &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false },
+        &mut steps,
+    )
+    .unwrap();
     assert_eq!(steps.0, 5);
     let (_, last) = llmql_core::train::checkpoint::list_checkpoints(dir.path()).pop().unwrap();
     let state = llmql_core::train::checkpoint::read_state(&last).unwrap();

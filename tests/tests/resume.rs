@@ -44,7 +44,10 @@ fn load(ck: &ModelSource, lm_head: bool) -> DecoderModel<B> {
 
 /// Runs `train(out, resume, observer)` uninterrupted into `a`, stopped after `stop` steps into
 /// `b`, then resumed in `b`; returns both final weights.
-fn uninterrupted_and_resumed(stop: usize, train: impl Fn(&Path, bool, &mut dyn TrainObserver)) -> [(usize, Vec<u8>); 2] {
+fn uninterrupted_and_resumed(
+    stop: usize,
+    train: impl Fn(&Path, bool, &mut dyn TrainObserver),
+) -> [(usize, Vec<u8>); 2] {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     train(&a, false, &mut Quiet);
@@ -63,7 +66,11 @@ fn stage1_resumed_run_equals_uninterrupted_run() {
     let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let pairs: Vec<QlPair> = (0..10)
         .map(|i| QlPair {
-            passage: format!("The {} is passage number {i}; it is about {} and more.", WORDS[i % 8], WORDS[(i + 3) % 8]),
+            passage: format!(
+                "The {} is passage number {i}; it is about {} and more.",
+                WORDS[i % 8],
+                WORDS[(i + 3) % 8]
+            ),
             query: format!("what about {}", WORDS[i % 8]),
         })
         .collect();

@@ -4,7 +4,7 @@
 //! with the default model's tokenizer.
 use llmql_core::template::{TemplateParts, DEFAULT_PASSAGE_MAX_LEN, DEFAULT_QUERY_MAX_LEN};
 use llmql_core::truncation::Truncation;
-use llmql_core::{ModelSource, Kind, Template};
+use llmql_core::{Kind, ModelSource, Template};
 use llmql_tests::fixture;
 use std::path::Path;
 
@@ -25,10 +25,13 @@ fn ends_with(ids: &[u32], tail: &[u32]) -> bool {
 fn content_truncation_keeps_prefix_suffix_and_eos() {
     for ck in models() {
         let tok = &ck.tokenizer;
-        for (template, kind) in [(Template::Llmql, Kind::Query), (Template::Llmql, Kind::Passage), (Template::Repllama, Kind::Passage)] {
+        for (template, kind) in
+            [(Template::Llmql, Kind::Query), (Template::Llmql, Kind::Passage), (Template::Repllama, Kind::Passage)]
+        {
             let parts = template.parts(kind, Some("Rivers"), LONG);
             let full = tok.encode_full(&parts.joined()).unwrap();
-            let prefix_only = tok.encode_full(&TemplateParts { content: String::new(), ..parts.clone() }.joined()).unwrap();
+            let prefix_only =
+                tok.encode_full(&TemplateParts { content: String::new(), ..parts.clone() }.joined()).unwrap();
             // Room for the instructions and a few content tokens, far less than the whole text.
             let max_len = prefix_only.len() + 8;
             assert!(full.len() + 1 > max_len + 10, "the fixture text must need cutting");
@@ -113,12 +116,19 @@ fn work_is_bounded_by_the_limit_not_the_text() {
 /// length too.
 #[test]
 fn default_lengths_keep_every_fixture_query_whole() {
-    let Some(gguf) = llmql_tests::smollm2_gguf() else { return };
+    let Some(gguf) = llmql_tests::smollm2_gguf() else {
+        return;
+    };
     let ck = ModelSource::open(&gguf).unwrap();
     let tok = &ck.tokenizer;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let lines = |p: &Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(p).unwrap().lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     };
     let mut checked = 0;
     for col in ["tests/fixtures/collection", "native-cli/assets/quickstart", "native-cli/assets/medical"] {
@@ -126,7 +136,11 @@ fn default_lengths_keep_every_fixture_query_whole() {
             for template in [Template::Llmql, Template::Repllama, Template::Raw] {
                 let parts = template.parts(Kind::Query, None, q["text"].as_str().unwrap());
                 let t = tok.encode_input(&parts, DEFAULT_QUERY_MAX_LEN, Truncation::Content).unwrap();
-                assert_eq!(t.cut_tokens, 0, "{col}: query {} loses {} tokens in the {template:?} template", q["_id"], t.cut_tokens);
+                assert_eq!(
+                    t.cut_tokens, 0,
+                    "{col}: query {} loses {} tokens in the {template:?} template",
+                    q["_id"], t.cut_tokens
+                );
                 checked += 1;
             }
         }

@@ -43,7 +43,12 @@ impl<B: Backend> DecoderLayer<B> {
     }
 
     /// [`Self::forward`] with a KV prefix; also returns this call's keys and values.
-    pub fn forward_kv(&self, x: Tensor<B, 3>, ctx: &LayerContext<B>, prefix: Option<LayerKv<B>>) -> (Tensor<B, 3>, LayerKv<B>) {
+    pub fn forward_kv(
+        &self,
+        x: Tensor<B, 3>,
+        ctx: &LayerContext<B>,
+        prefix: Option<LayerKv<B>>,
+    ) -> (Tensor<B, 3>, LayerKv<B>) {
         let (a, k, v) = self.self_attn.forward_kv(self.input_layernorm.forward(x.clone()), ctx, prefix);
         let h = a + x;
         (self.mlp.forward(self.post_attention_layernorm.forward(h.clone())) + h, (k, v))
@@ -71,12 +76,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self {
-            dtype: DType::F32,
-            lm_head: false,
-            host_embeddings: false,
-            compute_dtype: None,
-        }
+        Self { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }
     }
 }
 
@@ -224,7 +224,12 @@ impl<B: Backend> DecoderModel<B> {
 
     /// The tensors every layer of one forward pass shares (RoPE tables, attention bias) for
     /// `positions` `[b, s]` after a KV prefix of `prefix` positions.
-    pub fn layer_context(&self, positions: Tensor<B, 2, Int>, mask: &AttentionMask<B>, prefix: usize) -> LayerContext<B> {
+    pub fn layer_context(
+        &self,
+        positions: Tensor<B, 2, Int>,
+        mask: &AttentionMask<B>,
+        prefix: usize,
+    ) -> LayerContext<B> {
         LayerContext::new(&self.config, &self.rope, positions, mask, prefix, self.compute_dtype())
     }
 
@@ -253,7 +258,12 @@ impl<B: Backend> DecoderModel<B> {
     }
 
     /// Hidden states after the final norm (`last_hidden_state` in transformers).
-    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, positions: Tensor<B, 2, Int>, mask: &AttentionMask<B>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+        mask: &AttentionMask<B>,
+    ) -> Tensor<B, 3> {
         self.forward_run(input_ids, positions, mask, &PlainLayers)
     }
 

@@ -69,7 +69,11 @@ pub fn target_log_probs<B: Backend>(model: &DecoderModel<B>, batch: &QlBatch<B>)
 
 /// [`target_log_probs`] with the decoder layers run by `layers` (a training step's gradient
 /// checkpointing; see [`LayerRunner`]).
-pub fn target_log_probs_run<B: Backend>(model: &DecoderModel<B>, batch: &QlBatch<B>, layers: &dyn LayerRunner<B>) -> Tensor<B, 1> {
+pub fn target_log_probs_run<B: Backend>(
+    model: &DecoderModel<B>,
+    batch: &QlBatch<B>,
+    layers: &dyn LayerRunner<B>,
+) -> Tensor<B, 1> {
     let hidden = model.forward_run(batch.input_ids.clone(), batch.positions.clone(), &batch.mask, layers);
     let [b, s, h] = hidden.dims();
     let rows = hidden.reshape([b * s, h]).select(0, batch.pred_rows.clone());

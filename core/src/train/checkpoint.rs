@@ -68,7 +68,13 @@ impl TrainerState {
     }
 
     /// Records what else a resume must agree on: devices, schedule and data.
-    pub fn with_run(mut self, world_size: usize, learning_rate: f64, warmup_steps: usize, data_fingerprint: String) -> Self {
+    pub fn with_run(
+        mut self,
+        world_size: usize,
+        learning_rate: f64,
+        warmup_steps: usize,
+        data_fingerprint: String,
+    ) -> Self {
         self.world_size = Some(world_size);
         self.learning_rate = Some(learning_rate);
         self.warmup_steps = Some(warmup_steps);
@@ -86,15 +92,45 @@ impl TrainerState {
             }
         };
         cmp("examples", self.num_examples.to_string(), want.num_examples.to_string(), true);
-        cmp("per-device batch size", self.per_device_train_batch_size.to_string(), want.per_device_train_batch_size.to_string(), true);
-        cmp("gradient accumulation", self.gradient_accumulation_steps.to_string(), want.gradient_accumulation_steps.to_string(), true);
+        cmp(
+            "per-device batch size",
+            self.per_device_train_batch_size.to_string(),
+            want.per_device_train_batch_size.to_string(),
+            true,
+        );
+        cmp(
+            "gradient accumulation",
+            self.gradient_accumulation_steps.to_string(),
+            want.gradient_accumulation_steps.to_string(),
+            true,
+        );
         cmp("seed", self.seed.to_string(), want.seed.to_string(), true);
         cmp("total steps", self.total_steps.to_string(), want.total_steps.to_string(), self.world_size.is_some());
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        cmp("devices", opt(self.world_size.map(|v| v.to_string())), opt(want.world_size.map(|v| v.to_string())), self.world_size.is_some());
-        cmp("learning rate", opt(self.learning_rate.map(|v| v.to_string())), opt(want.learning_rate.map(|v| v.to_string())), self.learning_rate.is_some());
-        cmp("warmup steps", opt(self.warmup_steps.map(|v| v.to_string())), opt(want.warmup_steps.map(|v| v.to_string())), self.warmup_steps.is_some());
-        cmp("training data", opt(self.data_fingerprint.clone()), opt(want.data_fingerprint.clone()), self.data_fingerprint.is_some());
+        cmp(
+            "devices",
+            opt(self.world_size.map(|v| v.to_string())),
+            opt(want.world_size.map(|v| v.to_string())),
+            self.world_size.is_some(),
+        );
+        cmp(
+            "learning rate",
+            opt(self.learning_rate.map(|v| v.to_string())),
+            opt(want.learning_rate.map(|v| v.to_string())),
+            self.learning_rate.is_some(),
+        );
+        cmp(
+            "warmup steps",
+            opt(self.warmup_steps.map(|v| v.to_string())),
+            opt(want.warmup_steps.map(|v| v.to_string())),
+            self.warmup_steps.is_some(),
+        );
+        cmp(
+            "training data",
+            opt(self.data_fingerprint.clone()),
+            opt(want.data_fingerprint.clone()),
+            self.data_fingerprint.is_some(),
+        );
         d
     }
 }
@@ -137,8 +173,10 @@ pub fn read_run_id(out: &Path) -> Result<Option<String>> {
     let p = out.join(RUN_FILE);
     match std::fs::read(&p) {
         Ok(bytes) => {
-            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: p.clone(), source })?;
-            let id = v.get("run_id").and_then(|x| x.as_str()).ok_or_else(|| Error::config(&p, "missing field `run_id`"))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: p.clone(), source })?;
+            let id =
+                v.get("run_id").and_then(|x| x.as_str()).ok_or_else(|| Error::config(&p, "missing field `run_id`"))?;
             Ok(Some(id.to_string()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -258,7 +296,12 @@ where
                 None => {
                     let ck = crate::ModelSource::open(&dir)?;
                     ck.load_model(
-                        crate::model::LoadOptions { dtype: model.dtype(), lm_head: model.lm_head.is_some(), host_embeddings: false, compute_dtype: model.compute_dtype },
+                        crate::model::LoadOptions {
+                            dtype: model.dtype(),
+                            lm_head: model.lm_head.is_some(),
+                            host_embeddings: false,
+                            compute_dtype: model.compute_dtype,
+                        },
                         &device,
                     )?
                 }
@@ -280,7 +323,11 @@ where
         }
     }
     if !skipped.is_empty() {
-        tracing::warn!("--resume: no readable checkpoint of this run in {} (unreadable: {}); starting from scratch", out.display(), skipped.join(", "));
+        tracing::warn!(
+            "--resume: no readable checkpoint of this run in {} (unreadable: {}); starting from scratch",
+            out.display(),
+            skipped.join(", ")
+        );
     } else {
         tracing::info!("--resume: no checkpoint of this run in {}, starting from scratch", out.display());
     }

@@ -48,7 +48,9 @@ pub fn ensure_finite(loss: f64, step: usize, out: &Path, run_id: Option<&str>) -
         return Ok(());
     }
     let last = run_checkpoints(out, run_id).pop().map(|(_, p)| p.display().to_string()).or_else(|| {
-        list_checkpoints(out).pop().map(|(_, p)| format!("none of this run; the newest in the folder is {} (an earlier run)", p.display()))
+        list_checkpoints(out)
+            .pop()
+            .map(|(_, p)| format!("none of this run; the newest in the folder is {} (an earlier run)", p.display()))
     });
     Err(Error::Other(format!(
         "loss is {loss} at step {}: stopping (last good checkpoint: {})",
@@ -96,7 +98,8 @@ mod tests {
 }
 
 /// The optimizer both stages use: AdamW (betas 0.9/0.999, eps 1e-8, as torch/transformers).
-pub type TrainOptimizer<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, crate::model::DecoderModel<B>, B>;
+pub type TrainOptimizer<B> =
+    burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, crate::model::DecoderModel<B>, B>;
 
 /// Creates the optimizer and the output folder, gives the run its id (a new one, written by rank
 /// 0, unless `resume` continues the run recorded in `out`; see

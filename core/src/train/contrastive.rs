@@ -66,7 +66,10 @@ impl ContrastiveConfig {
             return Err(InvalidSetting::new("train_group_size", "must be at least 1"));
         }
         if !self.temperature.is_finite() || self.temperature <= 0.0 {
-            return Err(InvalidSetting::new("temperature", format!("{} is not a finite positive number", self.temperature)));
+            return Err(InvalidSetting::new(
+                "temperature",
+                format!("{} is not a finite positive number", self.temperature),
+            ));
         }
         Ok(())
     }
@@ -90,10 +93,20 @@ pub fn group_ids(
     let mut ps = Vec::new();
     for &(item, ex) in examples {
         if ex.positive_passages.is_empty() {
-            return Err(Error::Other(format!("training example {item} (query {:?}) has no positive passage", ex.query)));
+            return Err(Error::Other(format!(
+                "training example {item} (query {:?}) has no positive passage",
+                ex.query
+            )));
         }
         qs.push(input(Kind::Query, None, &ex.query, cfg.query_max_len)?);
-        let (pos, negs) = sample_group(item, epoch, cfg.train.seed, ex.positive_passages.len(), ex.negative_passages.len(), cfg.train_group_size);
+        let (pos, negs) = sample_group(
+            item,
+            epoch,
+            cfg.train.seed,
+            ex.positive_passages.len(),
+            ex.negative_passages.len(),
+            cfg.train_group_size,
+        );
         let mut group = vec![&ex.positive_passages[pos]];
         group.extend(negs.iter().map(|&i| &ex.negative_passages[i]));
         // Too few negatives and none at all: repeat the positive's group slot with other positives.

@@ -101,13 +101,7 @@ impl<B: AutodiffBackend> LayerRunner<B> for State<B> {
             h = self.seeded(call, i, &device, random, || frozen.forward(h, ctx));
         }
         let output = Tensor::<B, 3>::from_inner(h.inner()).require_grad();
-        self.tapes.borrow_mut().push(Tape {
-            input: x,
-            saved,
-            ctx: ctx.clone(),
-            output: output.clone(),
-            random,
-        });
+        self.tapes.borrow_mut().push(Tape { input: x, saved, ctx: ctx.clone(), output: output.clone(), random });
         output
     }
 }

@@ -73,7 +73,13 @@ impl QlTrainConfig {
 }
 
 /// Builds example `idx` as epoch `epoch` sees it: direction and corruption from its own RNG.
-pub fn make_example(tok: &TextTokenizer, pair: &QlPair, cfg: &QlTrainConfig, epoch: usize, idx: usize) -> Result<QlExample> {
+pub fn make_example(
+    tok: &TextTokenizer,
+    pair: &QlPair,
+    cfg: &QlTrainConfig,
+    epoch: usize,
+    idx: usize,
+) -> Result<QlExample> {
     let mut rng = example_rng(cfg.train.seed, epoch as u64, idx as u64);
     let q2d = cfg.q2d_ratio > 0.0 && rng.random::<f64>() < cfg.q2d_ratio;
     let lengths = QlLengths { p_max_len: cfg.p_max_len, q_max_len: cfg.q_max_len, truncation: cfg.truncation };
@@ -128,8 +134,10 @@ impl<B: AutodiffBackend> TrainStage<B> for QlStage<'_> {
     }
 
     fn build(&mut self, epoch: usize, items: &[usize], device: &B::Device) -> Result<QlMicroBatch<B>> {
-        let examples =
-            items.iter().map(|&i| make_example(self.tok, &self.pairs[i], self.cfg, epoch, i)).collect::<Result<Vec<_>>>()?;
+        let examples = items
+            .iter()
+            .map(|&i| make_example(self.tok, &self.pairs[i], self.cfg, epoch, i))
+            .collect::<Result<Vec<_>>>()?;
         for e in &examples {
             self.prompts_cut.record(e.sep_pos + e.prompt_cut, e.prompt_cut);
             self.targets_cut.record(e.len() - e.sep_pos - 1 + e.target_cut, e.target_cut);
@@ -165,7 +173,11 @@ impl<B: AutodiffBackend> TrainStage<B> for QlStage<'_> {
 
     fn finish(&self) {
         let cfg = self.cfg;
-        self.prompts_cut.log(&format!("stage-1 prompts (max {} tokens, {} truncation)", cfg.p_max_len, cfg.truncation.name()));
+        self.prompts_cut.log(&format!(
+            "stage-1 prompts (max {} tokens, {} truncation)",
+            cfg.p_max_len,
+            cfg.truncation.name()
+        ));
         self.targets_cut.log(&format!("stage-1 targets (max {} tokens)", cfg.q_max_len));
     }
 }

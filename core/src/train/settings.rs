@@ -113,7 +113,10 @@ impl TrainSettings {
     /// Checks every value before a step is taken.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         if !self.learning_rate.is_finite() || self.learning_rate < 0.0 {
-            return Err(InvalidSetting::new("learning_rate", format!("{} is not a finite non-negative number", self.learning_rate)));
+            return Err(InvalidSetting::new(
+                "learning_rate",
+                format!("{} is not a finite non-negative number", self.learning_rate),
+            ));
         }
         if self.per_device_train_batch_size == 0 {
             return Err(InvalidSetting::new("per_device_train_batch_size", "must be at least 1"));
@@ -136,7 +139,10 @@ impl TrainSettings {
             }
         }
         if !self.weight_decay.is_finite() || self.weight_decay < 0.0 {
-            return Err(InvalidSetting::new("weight_decay", format!("{} is not a finite non-negative number", self.weight_decay)));
+            return Err(InvalidSetting::new(
+                "weight_decay",
+                format!("{} is not a finite non-negative number", self.weight_decay),
+            ));
         }
         if let Some(lc) = &self.lora {
             lc.validate(Path::new("LoRA settings")).map_err(|e| InvalidSetting::new("lora", e.to_string()))?;
@@ -155,8 +161,14 @@ mod tests {
         assert_eq!(TrainSettings::stage2().validate(), Ok(()));
         let field = |s: TrainSettings| s.validate().unwrap_err().field;
         assert_eq!(field(TrainSettings { learning_rate: f64::NAN, ..TrainSettings::stage1() }), "learning_rate");
-        assert_eq!(field(TrainSettings { per_device_train_batch_size: 0, ..TrainSettings::stage1() }), "per_device_train_batch_size");
-        assert_eq!(field(TrainSettings { gradient_accumulation_steps: 0, ..TrainSettings::stage2() }), "gradient_accumulation_steps");
+        assert_eq!(
+            field(TrainSettings { per_device_train_batch_size: 0, ..TrainSettings::stage1() }),
+            "per_device_train_batch_size"
+        );
+        assert_eq!(
+            field(TrainSettings { gradient_accumulation_steps: 0, ..TrainSettings::stage2() }),
+            "gradient_accumulation_steps"
+        );
         assert_eq!(field(TrainSettings { warmup: Warmup::Ratio(1.5), ..TrainSettings::stage1() }), "warmup_ratio");
         assert_eq!(field(TrainSettings { max_grad_norm: Some(-1.0), ..TrainSettings::stage1() }), "max_grad_norm");
         let lora = LoraConfig { r: 0, ..LoraConfig::default() };

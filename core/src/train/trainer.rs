@@ -15,14 +15,16 @@
 use super::checkpoint::{save_checkpoint, Fingerprint, LogEntry, TrainerState};
 use super::clip::clip_global_norm;
 use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
-use super::data_parallel::{all_gather_counts, all_reduce_values, broadcast_trainable, share, sync_gradients, Collective};
+use super::data_parallel::{
+    all_gather_counts, all_reduce_values, broadcast_trainable, share, sync_gradients, Collective,
+};
 use super::grad_checkpoint::GradCheckpoint;
 use super::observer::{BatchInputs, TrainObserver};
 use super::schedule::LinearSchedule;
 use super::settings::{InvalidSetting, TrainSettings};
-use crate::model_source::SourceFiles;
 use crate::error::{Error, Result};
 use crate::model::{DecoderModel, LayerRunner};
+use crate::model_source::SourceFiles;
 use burn::optim::{GradientsAccumulator, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;

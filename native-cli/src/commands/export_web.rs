@@ -153,7 +153,10 @@ pub fn run(a: ExportWebArgs) -> Result<()> {
         return Err(e);
     }
     llmql_core::output::replace_dir(&tmp, &out, "export-web")?;
-    eprintln!("wrote {} (serve web-demo/ and open index.html?data=<this folder, relative to web-demo/>)", out.display());
+    eprintln!(
+        "wrote {} (serve web-demo/ and open index.html?data=<this folder, relative to web-demo/>)",
+        out.display()
+    );
     Ok(())
 }
 
@@ -165,12 +168,7 @@ fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) 
     tracing::info!("exporting the encoder weights ({})", a.weights_dtype);
     llmql_backends::run_on(
         &device,
-        ExportModel {
-            ck,
-            adapter: if merged { r.adapter.as_deref() } else { None },
-            dest: model_dir.clone(),
-            dtype,
-        },
+        ExportModel { ck, adapter: if merged { r.adapter.as_deref() } else { None }, dest: model_dir.clone(), dtype },
     )??;
     let adapter_dir = match (&r.adapter, merged) {
         (Some(ad), false) => {

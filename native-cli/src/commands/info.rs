@@ -57,8 +57,15 @@ pub fn run(a: InfoArgs) -> Result<()> {
         println!("parameters  {:.2}M ({})", params / 1e6, c.parameter_count());
         println!("layers      {}", c.num_hidden_layers);
         println!("hidden      {} (intermediate {})", c.hidden_size, c.intermediate_size);
-        println!("heads       {} query / {} key-value, head_dim {}", c.num_attention_heads, c.num_key_value_heads, c.head_dim);
-        println!("rope        theta {}{}", c.rope_theta, if c.rope_scaling.is_some() { ", llama3 scaling" } else { "" });
+        println!(
+            "heads       {} query / {} key-value, head_dim {}",
+            c.num_attention_heads, c.num_key_value_heads, c.head_dim
+        );
+        println!(
+            "rope        theta {}{}",
+            c.rope_theta,
+            if c.rope_scaling.is_some() { ", llama3 scaling" } else { "" }
+        );
         println!("dtype       {dtype} (stored)");
         println!("vocab       {} (tokenizer {})", c.vocab_size, t.vocab_size());
         println!("tied        {}", c.tie_word_embeddings);

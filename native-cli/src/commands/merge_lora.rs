@@ -32,7 +32,10 @@ impl llmql_backends::BackendTask for Merge {
         let dtype = self.ck.stored_dtype().unwrap_or(StoredDtype::F32);
         // Merge in f32, then store in the base's dtype.
         let lm_head = self.ck.weights.contains("lm_head.weight");
-        let model = self.ck.load_model::<B>(LoadOptions { dtype: burn::tensor::DType::F32, lm_head, host_embeddings: false, compute_dtype: None }, &device)?;
+        let model = self.ck.load_model::<B>(
+            LoadOptions { dtype: burn::tensor::DType::F32, lm_head, host_embeddings: false, compute_dtype: None },
+            &device,
+        )?;
         let model = llmql_core::lora::load_adapter(model, &self.a.adapter)?;
         let model = llmql_core::lora::merge_lora(model);
         llmql_core::export::save_hf_folder(&model, &self.ck.source_files(), &self.a.output, dtype, &mut |_| Ok(()))?;

@@ -75,7 +75,12 @@ impl CliStage for Stage {
     ) -> llmql_core::Result<DecoderModel<B>> {
         ql_train_parallel(model, &ckpt.tokenizer, &self.pairs, &self.cfg, run, observer, c)
     }
-    fn save_final<B: AutodiffBackend>(&self, model: &DecoderModel<B>, ckpt: &ModelSource, out: &std::path::Path) -> Result<()> {
+    fn save_final<B: AutodiffBackend>(
+        &self,
+        model: &DecoderModel<B>,
+        ckpt: &ModelSource,
+        out: &std::path::Path,
+    ) -> Result<()> {
         let src = ckpt.source_files();
         crate::output::save_final_model(model, &src, out, self.cfg.train.save_dtype)?;
         if let Some(lc) = &self.cfg.train.lora {

@@ -63,7 +63,10 @@ impl BackendTask for Task {
     type Output = Result<Run>;
     fn run<B: Backend>(self, device: B::Device) -> Result<Run> {
         let dtype = super::parse_dtype(&self.a.dtype)?;
-        let model = self.ckpt.load_model::<B>(LoadOptions { dtype, lm_head: true, host_embeddings: false, compute_dtype: None }, &device)?;
+        let model = self.ckpt.load_model::<B>(
+            LoadOptions { dtype, lm_head: true, host_embeddings: false, compute_dtype: None },
+            &device,
+        )?;
         let pb = bar(self.pairs.len() as u64, "QL scoring");
         let texts: Vec<(String, String)> = self.pairs.iter().map(|(_, _, p, q)| (p.clone(), q.clone())).collect();
         let opts = QlScoreOptions {

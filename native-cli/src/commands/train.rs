@@ -9,7 +9,9 @@ use llmql_core::formats::{read_tevatron, TevatronExample};
 use llmql_core::model::DecoderModel;
 use llmql_core::pooling::Pooling;
 use llmql_core::train::data_parallel::Collective;
-use llmql_core::train::{contrastive_train_parallel, ContrastiveConfig, TrainObserver, TrainRun, TrainSettings, Warmup};
+use llmql_core::train::{
+    contrastive_train_parallel, ContrastiveConfig, TrainObserver, TrainRun, TrainSettings, Warmup,
+};
 use llmql_core::{ModelSource, Template};
 
 #[derive(Args, Debug, Clone)]
@@ -84,7 +86,12 @@ impl CliStage for Stage {
     ) -> llmql_core::Result<DecoderModel<B>> {
         contrastive_train_parallel(model, &ckpt.tokenizer, &self.examples, &self.cfg, run, observer, c)
     }
-    fn save_final<B: AutodiffBackend>(&self, model: &DecoderModel<B>, ckpt: &ModelSource, out: &std::path::Path) -> Result<()> {
+    fn save_final<B: AutodiffBackend>(
+        &self,
+        model: &DecoderModel<B>,
+        ckpt: &ModelSource,
+        out: &std::path::Path,
+    ) -> Result<()> {
         let src = ckpt.source_files();
         match &self.cfg.train.lora {
             // A LoRA run's result is the PEFT adapter (merge it with `llmql merge-lora`).

@@ -194,7 +194,12 @@ pub trait CliStage: Sync {
         c: &C,
     ) -> llmql_core::Result<DecoderModel<B>>;
     /// Writes the trained model (rank 0).
-    fn save_final<B: AutodiffBackend>(&self, model: &DecoderModel<B>, ckpt: &ModelSource, out: &std::path::Path) -> Result<()>;
+    fn save_final<B: AutodiffBackend>(
+        &self,
+        model: &DecoderModel<B>,
+        ckpt: &ModelSource,
+        out: &std::path::Path,
+    ) -> Result<()>;
 }
 
 struct Task<'a, S: CliStage, C: Collective> {
@@ -252,7 +257,13 @@ impl TrainingArgs {
 
 /// Opens the model and runs `stage` on one device or data-parallel on several, with `settings`
 /// already validated.
-pub fn run_stage<S: CliStage>(stage: &S, m: &ModelArgs, a: &TrainingArgs, peers: &Peers, settings: &TrainSettings) -> Result<()> {
+pub fn run_stage<S: CliStage>(
+    stage: &S,
+    m: &ModelArgs,
+    a: &TrainingArgs,
+    peers: &Peers,
+    settings: &TrainSettings,
+) -> Result<()> {
     let dtype = m.dtype()?;
     let ckpt = ModelSource::open(&m.model).context("loading the base model")?;
     super::run_peers(&peers.devices, peers.multi_node.as_ref(), a.op_checkpointing, |collective| Task {

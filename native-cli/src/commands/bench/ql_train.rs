@@ -68,15 +68,10 @@ struct Task {
 
 impl llmql_backends::AutodiffTask for Task {
     type Output = Result<serde_json::Value>;
-    fn run<B: burn::tensor::backend::AutodiffBackend>(
-        self,
-        device: B::Device,
-    ) -> Result<serde_json::Value> {
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<serde_json::Value> {
         let a = &self.a;
         let dtype = crate::commands::parse_dtype(&a.dtype)?;
-        let model = self
-            .ckpt
-            .load_model::<B>(crate::commands::training_load(dtype, false, true), &device)?;
+        let model = self.ckpt.load_model::<B>(crate::commands::training_load(dtype, false, true), &device)?;
         let scratch = ScratchDir::new("ql-train")?;
         let mut clock = StepClock::new(a.steps + 1, a.dump_batches.is_some());
         let src = self.ckpt.source_files();
@@ -114,17 +109,10 @@ pub fn run(a: BenchQlTrainArgs) -> Result<serde_json::Value> {
     for ex in read_tevatron(&a.train_data)? {
         for p in &ex.positive_passages {
             let title = (!p.title.is_empty()).then_some(p.title.as_str());
-            pairs.push(QlPair {
-                passage: passage_text(title, &p.text),
-                query: ex.query.clone(),
-            });
+            pairs.push(QlPair { passage: passage_text(title, &p.text), query: ex.query.clone() });
         }
     }
-    anyhow::ensure!(
-        !pairs.is_empty(),
-        "{}: no (query, positive passage) pairs",
-        a.train_data.display()
-    );
+    anyhow::ensure!(!pairs.is_empty(), "{}: no (query, positive passage) pairs", a.train_data.display());
     let loss_on: LossOn = a.loss_on.parse().map_err(anyhow::Error::msg)?;
     let cfg = QlTrainConfig {
         mask_probability: a.mask_probability,
@@ -148,14 +136,5 @@ pub fn run(a: BenchQlTrainArgs) -> Result<serde_json::Value> {
         ..QlTrainConfig::default()
     };
     let ckp = a.op_checkpointing;
-    llmql_backends::run_autodiff_on(
-        &device,
-        ckp,
-        Task {
-            a,
-            ckpt,
-            pairs,
-            cfg,
-        },
-    )?
+    llmql_backends::run_autodiff_on(&device, ckp, Task { a, ckpt, pairs, cfg })?
 }

@@ -60,12 +60,7 @@ impl BackendTask for Task {
         let a = &self.a;
         let dtype = crate::commands::parse_dtype(&a.dtype)?;
         let model = self.ckpt.load_model::<B>(
-            LoadOptions {
-                dtype,
-                lm_head: true,
-                host_embeddings: false,
-                compute_dtype: None,
-            },
+            LoadOptions { dtype, lm_head: true, host_embeddings: false, compute_dtype: None },
             &device,
         )?;
         let tok = &self.ckpt.tokenizer;
@@ -77,11 +72,7 @@ impl BackendTask for Task {
             attention_stop: true,
         };
         // What ql_scores will build (not timed): token counts and the dump.
-        let lengths = QlLengths {
-            p_max_len: a.p_max_len,
-            q_max_len: a.q_max_len,
-            truncation: opts.truncation,
-        };
+        let lengths = QlLengths { p_max_len: a.p_max_len, q_max_len: a.q_max_len, truncation: opts.truncation };
         let examples = self
             .pairs
             .iter()
@@ -136,20 +127,11 @@ pub fn run(a: BenchRerankArgs) -> Result<serde_json::Value> {
     let ckpt = ModelSource::open(&a.model)?;
     let mut pairs = Vec::new();
     for ex in read_tevatron(&a.train_data)?.into_iter().take(a.queries) {
-        for p in ex
-            .positive_passages
-            .iter()
-            .chain(&ex.negative_passages)
-            .take(a.depth)
-        {
+        for p in ex.positive_passages.iter().chain(&ex.negative_passages).take(a.depth) {
             let title = (!p.title.is_empty()).then_some(p.title.as_str());
             pairs.push((passage_text(title, &p.text), ex.query.clone()));
         }
     }
-    anyhow::ensure!(
-        !pairs.is_empty(),
-        "{}: no (query, passage) pairs",
-        a.train_data.display()
-    );
+    anyhow::ensure!(!pairs.is_empty(), "{}: no (query, passage) pairs", a.train_data.display());
     run_on(&device, Task { a, ckpt, pairs })?
 }

@@ -10,8 +10,8 @@ use clap::Args;
 use llmql_backends::DeviceSpec;
 use llmql_core::formats::{read_tevatron, TevatronExample};
 use llmql_core::lora::LoraConfig;
-use llmql_core::train::{contrastive_train_parallel, ContrastiveConfig, TrainRun, TrainSettings, Warmup};
 use llmql_core::train::data_parallel::Single;
+use llmql_core::train::{contrastive_train_parallel, ContrastiveConfig, TrainRun, TrainSettings, Warmup};
 use llmql_core::weights::StoredDtype;
 use llmql_core::ModelSource;
 use std::path::PathBuf;
@@ -73,15 +73,10 @@ struct Task {
 
 impl llmql_backends::AutodiffTask for Task {
     type Output = Result<serde_json::Value>;
-    fn run<B: burn::tensor::backend::AutodiffBackend>(
-        self,
-        device: B::Device,
-    ) -> Result<serde_json::Value> {
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<serde_json::Value> {
         let a = &self.a;
         let dtype = crate::commands::parse_dtype(&a.dtype)?;
-        let model = self
-            .ckpt
-            .load_model::<B>(crate::commands::training_load(dtype, true, false), &device)?;
+        let model = self.ckpt.load_model::<B>(crate::commands::training_load(dtype, true, false), &device)?;
         let lc = self.cfg.train.lora.as_ref().expect("LoRA");
         let model = llmql_core::lora::attach_lora(model, lc, self.cfg.train.seed)?;
         let scratch = ScratchDir::new("train")?;
@@ -116,11 +111,7 @@ pub fn run(a: BenchTrainArgs) -> Result<serde_json::Value> {
     let device: DeviceSpec = a.device.parse()?;
     let ckpt = ModelSource::open(&a.model)?;
     let examples = read_tevatron(&a.train_data)?;
-    anyhow::ensure!(
-        !examples.is_empty(),
-        "{}: no training examples",
-        a.train_data.display()
-    );
+    anyhow::ensure!(!examples.is_empty(), "{}: no training examples", a.train_data.display());
     let cfg = ContrastiveConfig {
         temperature: a.temperature,
         train_group_size: a.train_group_size,
@@ -149,14 +140,5 @@ pub fn run(a: BenchTrainArgs) -> Result<serde_json::Value> {
         ..ContrastiveConfig::default()
     };
     let ckp = a.op_checkpointing;
-    llmql_backends::run_autodiff_on(
-        &device,
-        ckp,
-        Task {
-            a,
-            ckpt,
-            examples,
-            cfg,
-        },
-    )?
+    llmql_backends::run_autodiff_on(&device, ckp, Task { a, ckpt, examples, cfg })?
 }
