@@ -21,6 +21,9 @@ type B = Autodiff<Flex>;
 
 const WORDS: [&str; 8] = ["honey", "granite", "nile", "comet", "violin", "glacier", "tulip", "copper"];
 
+/// Burn's RNG is one per backend, not per thread: the tests of this file run one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Stops a run (as a kill would) right after step `0`, before that step's checkpoint is written.
 struct StopAfter(usize);
 impl TrainObserver for StopAfter {
@@ -63,6 +66,7 @@ fn uninterrupted_and_resumed(
 
 #[test]
 fn stage1_resumed_run_equals_uninterrupted_run() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let pairs: Vec<QlPair> = (0..10)
         .map(|i| QlPair {
@@ -101,6 +105,7 @@ fn stage1_resumed_run_equals_uninterrupted_run() {
 
 #[test]
 fn stage2_lora_resumed_run_equals_uninterrupted_run() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let passage = |i: usize| TevatronPassage {
         docid: format!("d{i}"),
@@ -118,8 +123,8 @@ fn stage2_lora_resumed_run_equals_uninterrupted_run() {
     let lora = LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.1, ..Default::default() };
     let cfg = ContrastiveConfig {
         train_group_size: 2,
-        query_max_len: 32,
-        passage_max_len: 48,
+        query_max_len: 64,
+        passage_max_len: 96,
         temperature: 0.05,
         train: TrainSettings {
             learning_rate: 1e-3,
