@@ -220,7 +220,7 @@ pub fn read_run(path: &Path) -> Result<Run> {
 
 /// Our deterministic output order: score descending, ties by docid ascending (`-0.0` ties with `0.0`).
 /// This is also the order in which ir-measures' `RR@k` (MS MARCO script) reads a run.
-pub fn sort_entries(entries: &mut Vec<RunEntry>) {
+pub fn sort_entries(entries: &mut [RunEntry]) {
     entries.sort_by(|a, b| (b.score + 0.0).total_cmp(&(a.score + 0.0)).then_with(|| a.docid.cmp(&b.docid)));
 }
 

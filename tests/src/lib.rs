@@ -114,7 +114,7 @@ pub fn embed_golden_cases<B: Backend>(model: &str, device: &B::Device) -> Vec<(G
         let enc = encoder::<B>(model, case.template, case.max_len, true, device);
         let ids = enc.tokenize(case.kind, case.title.as_deref(), &case.text).unwrap();
         assert_eq!(ids, case.input_ids, "{model}/{}: token ids differ from transformers", case.name);
-        let single = enc.embed_ids_to_vec(&[ids.clone()]).remove(0);
+        let single = enc.embed_ids_to_vec(std::slice::from_ref(&ids)).remove(0);
         // The same sequence inside a padded batch with a longer and a shorter neighbour.
         let long: Vec<u32> = ids.iter().chain(ids.iter()).chain(ids.iter()).copied().collect();
         let short = vec![ids[0], g.eos_id];

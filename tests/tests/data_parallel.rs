@@ -21,6 +21,9 @@ use llmql_core::{ModelSource, Template};
 use llmql_tests::fixture;
 use std::collections::BTreeMap;
 
+/// Gradients by parameter, on the host.
+type Grads = BTreeMap<ParamId, Vec<f32>>;
+
 type A = Autodiff<Flex>;
 
 fn model(ck: &ModelSource, lm_head: bool) -> DecoderModel<A> {
@@ -106,7 +109,7 @@ fn infonce_over_two_peers_equals_one_device() {
     let single = host(&m, &GradientsParams::from_grads(loss.backward(), &m));
     // Two peers: 3 and 2 queries (uneven on purpose), each with its queries' passages.
     let split = [0..3, 3..5];
-    let results: Vec<(f64, BTreeMap<ParamId, Vec<f32>>, BTreeMap<ParamId, Vec<f32>>)> = on_peers(2, |c| {
+    let results: Vec<(f64, Grads, Grads)> = on_peers(2, |c| {
         let r = split[c.rank()].clone();
         // Random LoRA init is not reproducible across threads (one RNG): rank 0's wins.
         let m = broadcast_trainable(&c, model(&ck, false));

@@ -11,7 +11,7 @@ use llmql_core::ql::loss::{target_log_probs, QlBatch};
 use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource, Template};
 use llmql_tests::{fixture, max_abs_diff};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()

@@ -6,6 +6,7 @@
 //!   QL ranking can pick the right document only if the separator state carries the word. Before
 //!   training it is at chance; after, far above it.
 //! - Stage 2 (contrastive): dense retrieval with EOS pooling, likewise.
+//!
 //! These catch what exact-parity tests cannot: a loop that computes the right gradient but never
 //! applies it, a wrong label shift, a mask that hides the separator, a schedule stuck at zero.
 #![cfg(feature = "flex")]

@@ -135,8 +135,7 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
         &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false },
         &mut Quiet,
     )
-    .err()
-    .expect("a NaN loss must stop training")
+    .expect_err("a NaN loss must stop training")
     .to_string();
     assert!(err.contains("NaN") && err.contains("checkpoint-2"), "{err}");
     // The last good checkpoint is intact and finite.

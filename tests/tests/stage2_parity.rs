@@ -131,7 +131,7 @@ fn our_adapter_and_merged_folder_round_trip_through_python() {
         let merged = Encoder::<Flex>::load(&merged_ck, opts(max_len), DType::F32, &device).unwrap();
         let ids = with_adapter.tokenize(kind, title, text).unwrap();
         assert_eq!(ids, ids_of(&case["input_ids"]));
-        let a = with_adapter.embed_ids_to_vec(&[ids.clone()]).remove(0);
+        let a = with_adapter.embed_ids_to_vec(std::slice::from_ref(&ids)).remove(0);
         let m = merged.embed_ids_to_vec(&[ids]).remove(0);
         let want_peft: Vec<f32> =
             case["peft_adapter"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();

@@ -244,8 +244,8 @@ fn merges_from_scores(tokens: &[String], scores: &[f64], index: &HashMap<&str, u
         }
         let chars: Vec<(usize, char)> = t.char_indices().collect();
         let mut local = Vec::new();
-        for k in 1..chars.len() {
-            let (l, r) = t.split_at(chars[k].0);
+        for &(at, _) in chars.iter().skip(1) {
+            let (l, r) = t.split_at(at);
             if let (Some(&il), Some(&ir)) = (index.get(l), index.get(r)) {
                 local.push((il, ir, l.to_string(), r.to_string()));
             }

@@ -83,20 +83,6 @@ pub fn step_counts(n: usize, bs: usize, accum: usize, epochs: usize, max_steps: 
     (per_epoch, max_steps.unwrap_or(per_epoch * epochs.max(1)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::step_counts;
-
-    #[test]
-    fn max_steps_overrides_epochs() {
-        // 10 examples, batch 4: 3 steps an epoch.
-        assert_eq!(step_counts(10, 4, 1, 2, None), (3, 6));
-        assert_eq!(step_counts(10, 4, 1, 1, Some(7)), (3, 7));
-        assert_eq!(step_counts(10, 4, 1, 5, Some(2)), (3, 2));
-        assert_eq!(step_counts(10, 2, 2, 1, None), (3, 3));
-    }
-}
-
 /// The optimizer both stages use: AdamW (betas 0.9/0.999, eps 1e-8, as torch/transformers).
 pub type TrainOptimizer<B> =
     burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, crate::model::DecoderModel<B>, B>;
@@ -147,4 +133,18 @@ pub fn start_run<B: burn::tensor::backend::AutodiffBackend>(
         state.global_step = saved.global_step;
     }
     Ok((model, optim))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_counts;
+
+    #[test]
+    fn max_steps_overrides_epochs() {
+        // 10 examples, batch 4: 3 steps an epoch.
+        assert_eq!(step_counts(10, 4, 1, 2, None), (3, 6));
+        assert_eq!(step_counts(10, 4, 1, 1, Some(7)), (3, 7));
+        assert_eq!(step_counts(10, 4, 1, 5, Some(2)), (3, 2));
+        assert_eq!(step_counts(10, 2, 2, 1, None), (3, 3));
+    }
 }

@@ -75,6 +75,9 @@ impl ContrastiveConfig {
     }
 }
 
+/// Query ids, then the passage ids of every query's group.
+pub type GroupIds = (Vec<Vec<u32>>, Vec<Vec<u32>>);
+
 /// Token ids of a micro-batch: queries, then each query's group (positive first); what was cut
 /// is counted in `cut` (queries, passages).
 pub fn group_ids(
@@ -83,7 +86,7 @@ pub fn group_ids(
     cfg: &ContrastiveConfig,
     epoch: usize,
     cut: &[TruncationStats; 2],
-) -> Result<(Vec<Vec<u32>>, Vec<Vec<u32>>)> {
+) -> Result<GroupIds> {
     let input = |kind: Kind, title: Option<&str>, text: &str, max_len: usize| -> Result<Vec<u32>> {
         let t = tok.encode_input(&cfg.template.parts(kind, title, text), max_len, cfg.truncation)?;
         cut[kind as usize].record(t.full_len(), t.cut_tokens);

@@ -329,7 +329,7 @@ pub fn sync_gradients_in_buckets<B: AutodiffBackend, M: AutodiffModule<B>, C: Co
         let all = c.all_reduce_sum(Tensor::cat(std::mem::take(bucket), 0));
         let mut at = 0;
         for n in sizes {
-            summed.push(all.clone().slice([at..at + n]));
+            summed.push(all.clone().slice(at..at + n));
             at += n;
         }
     };

@@ -240,13 +240,13 @@ where
         }
         observer.on_step(state.global_step);
         window.add(loss_sum, tokens);
-        if state.global_step % settings.logging_steps.max(1) == 0 || state.global_step == total_steps {
+        if state.global_step.is_multiple_of(settings.logging_steps.max(1)) || state.global_step == total_steps {
             let mut entry = window.flush(&state, lr, grad_norm);
             stage.annotate(&mut entry);
             observer.on_log(&entry);
             state.log_history.push(entry);
         }
-        let save_now = settings.save_steps > 0 && state.global_step % settings.save_steps == 0;
+        let save_now = settings.save_steps > 0 && state.global_step.is_multiple_of(settings.save_steps);
         if save_now || state.global_step == total_steps {
             let dir = save_checkpoint(run.out, &model, &optim, &state, run.source, settings)?;
             observer.on_save(&dir);

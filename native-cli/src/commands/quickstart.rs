@@ -616,7 +616,7 @@ fn report(p: &Pipeline, model: &Path, total: f64) -> Result<()> {
         (&fused_label, "llmql-fused", vec!["fuse"]),
     ];
     let mut table = String::new();
-    table.push_str(&format!("| system | nDCG@10 | RR@10 | R@100 | time (s) |\n|---|---:|---:|---:|---:|\n"));
+    table.push_str("| system | nDCG@10 | RR@10 | R@100 | time (s) |\n|---|---:|---:|---:|---:|\n");
     let mut results = Vec::new();
     for (label, run_name, stage_names) in rows {
         let path = p.path(&format!("runs/{run_name}.trec"));
