@@ -48,7 +48,8 @@ pub fn looks_like_repo_id(s: &str) -> bool {
     parts.len() == 2 && parts.iter().all(|p| safe_part(p)) && revision.is_none_or(|r| r.split('/').all(safe_part))
 }
 
-const OPTIONAL: [&str; 4] = ["tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
+const OPTIONAL: [&str; 4] =
+    ["tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
 
 /// Resolves a hub id to the snapshot folder holding its config, tokenizer and safetensors files.
 pub fn resolve(spec: &str) -> Result<PathBuf> {
@@ -103,9 +104,8 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
     match get("model.safetensors") {
         Ok(_) => {}
         Err(single) => {
-            let index = get("model.safetensors.index.json").map_err(|m| {
-                Error::config(Path::new(spec), format!("{}: no weights: {single}; {m}", where_()))
-            })?;
+            let index = get("model.safetensors.index.json")
+                .map_err(|m| Error::config(Path::new(spec), format!("{}: no weights: {single}; {m}", where_())))?;
             let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
             // Names are checked (relative, inside the snapshot) before any is fetched or opened.
             for f in crate::weights::index_shards(&text, &index)? {
@@ -137,7 +137,16 @@ mod tests {
         for ok in ["org/name", "org/name@main", "org/name@refs/pr/1", "o-1/n_2.x@v1.0"] {
             assert!(looks_like_repo_id(ok), "{ok}");
         }
-        for bad in ["org/name@../../etc", "org/name@/etc/passwd", "org/name@", "org/name@a//b", "../x", "org/.name", "a/b/c", "org/name@.hidden"] {
+        for bad in [
+            "org/name@../../etc",
+            "org/name@/etc/passwd",
+            "org/name@",
+            "org/name@a//b",
+            "../x",
+            "org/.name",
+            "a/b/c",
+            "org/name@.hidden",
+        ] {
             assert!(!looks_like_repo_id(bad), "{bad}");
         }
         let e = resolve("org/name@../../../etc").unwrap_err().to_string();

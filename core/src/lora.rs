@@ -49,7 +49,10 @@ impl LoraConfig {
             return Err(Error::config(origin, format!("field `r`: {} is out of range (1 to {MAX_LORA_R})", self.r)));
         }
         if !self.lora_alpha.is_finite() {
-            return Err(Error::config(origin, format!("field `lora_alpha`: {} is not a finite number", self.lora_alpha)));
+            return Err(Error::config(
+                origin,
+                format!("field `lora_alpha`: {} is not a finite number", self.lora_alpha),
+            ));
         }
         if !(0.0..1.0).contains(&self.lora_dropout) {
             return Err(Error::config(origin, format!("field `lora_dropout`: {} is not in [0, 1)", self.lora_dropout)));
@@ -61,7 +64,10 @@ impl LoraConfig {
             if !DEFAULT_TARGETS.contains(&t.as_str()) {
                 return Err(Error::config(
                     origin,
-                    format!("field `target_modules`: {t:?} is not a linear of this model (expected some of {})", DEFAULT_TARGETS.join(",")),
+                    format!(
+                        "field `target_modules`: {t:?} is not a linear of this model (expected some of {})",
+                        DEFAULT_TARGETS.join(",")
+                    ),
                 ));
             }
         }
@@ -84,7 +90,15 @@ impl<B: Backend> LoraAdapter<B> {
     /// so a fresh adapter leaves the model unchanged. A is drawn on the host from its own stream,
     /// seeded by `seed` and the weight's name: the same on every device and backend, and
     /// independent of any other use of the backend's RNG (data-parallel peers agree).
-    pub fn new(name: &str, d_in: usize, d_out: usize, cfg: &LoraConfig, seed: u64, device: &B::Device, dtype: burn::tensor::DType) -> Self {
+    pub fn new(
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        cfg: &LoraConfig,
+        seed: u64,
+        device: &B::Device,
+        dtype: burn::tensor::DType,
+    ) -> Self {
         use rand::{Rng, SeedableRng};
         let bound = 1.0 / (d_in as f64).sqrt();
         let a_name = format!("{name}.lora_A.weight");
@@ -151,18 +165,25 @@ pub fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, layer: &Dropout) -> 
 
 /// The HF module names (`model.layers.N.self_attn.q_proj`, ...) of the targeted linears, with a
 /// mutable handle on each.
-fn for_each_target<B: Backend>(model: &mut DecoderModel<B>, targets: &[String], mut f: impl FnMut(&str, &mut Linear<B>)) {
+fn for_each_target<B: Backend>(
+    model: &mut DecoderModel<B>,
+    targets: &[String],
+    mut f: impl FnMut(&str, &mut Linear<B>),
+) {
     let want = |n: &str| targets.iter().any(|t| t == n);
     for (i, l) in model.layers.iter_mut().enumerate() {
         let p = format!("model.layers.{i}");
         let a = &mut l.self_attn;
-        for (n, lin) in [("q_proj", &mut a.q_proj), ("k_proj", &mut a.k_proj), ("v_proj", &mut a.v_proj), ("o_proj", &mut a.o_proj)] {
+        for (n, lin) in
+            [("q_proj", &mut a.q_proj), ("k_proj", &mut a.k_proj), ("v_proj", &mut a.v_proj), ("o_proj", &mut a.o_proj)]
+        {
             if want(n) {
                 f(&format!("{p}.self_attn.{n}"), lin);
             }
         }
         let m = &mut l.mlp;
-        for (n, lin) in [("gate_proj", &mut m.gate_proj), ("up_proj", &mut m.up_proj), ("down_proj", &mut m.down_proj)] {
+        for (n, lin) in [("gate_proj", &mut m.gate_proj), ("up_proj", &mut m.up_proj), ("down_proj", &mut m.down_proj)]
+        {
             if want(n) {
                 f(&format!("{p}.mlp.{n}"), lin);
             }
@@ -188,7 +209,15 @@ pub fn attach_lora<B: Backend>(model: DecoderModel<B>, cfg: &LoraConfig, seed: u
     let dtype = model.dtype();
     let mut model = model.no_grad();
     for_each_target(&mut model, &cfg.target_modules, |name, lin| {
-        lin.lora = Some(LoraAdapter::new(&format!("base_model.model.{name}"), lin.d_in(), lin.d_out(), cfg, seed, &device, dtype));
+        lin.lora = Some(LoraAdapter::new(
+            &format!("base_model.model.{name}"),
+            lin.d_in(),
+            lin.d_out(),
+            cfg,
+            seed,
+            &device,
+            dtype,
+        ));
     });
     Ok(model)
 }
@@ -214,8 +243,14 @@ pub fn save_adapter<B: Backend>(model: &DecoderModel<B>, cfg: &LoraConfig, base_
     let mut m = model.clone();
     for_each_target(&mut m, &cfg.target_modules, |name, lin| {
         if let Some(ad) = &lin.lora {
-            tensors.push((format!("base_model.model.{name}.lora_A.weight"), to_host(ad.lora_a.val().transpose(), StoredDtype::F32)));
-            tensors.push((format!("base_model.model.{name}.lora_B.weight"), to_host(ad.lora_b.val().transpose(), StoredDtype::F32)));
+            tensors.push((
+                format!("base_model.model.{name}.lora_A.weight"),
+                to_host(ad.lora_a.val().transpose(), StoredDtype::F32),
+            ));
+            tensors.push((
+                format!("base_model.model.{name}.lora_B.weight"),
+                to_host(ad.lora_b.val().transpose(), StoredDtype::F32),
+            ));
         }
     });
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -261,10 +296,16 @@ pub fn parse_adapter_config(text: &str, p: &Path) -> Result<LoraConfig> {
         Some(serde_json::Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).collect(),
         _ => return Err(Error::config(&p, "missing field `target_modules`")),
     };
-    let r = v.get("r").and_then(|x| x.as_u64()).ok_or_else(|| Error::config(&p, "missing field `r` (a positive integer)"))?;
+    let r = v
+        .get("r")
+        .and_then(|x| x.as_u64())
+        .ok_or_else(|| Error::config(&p, "missing field `r` (a positive integer)"))?;
     let cfg = LoraConfig {
         r: usize::try_from(r).unwrap_or(usize::MAX),
-        lora_alpha: v.get("lora_alpha").and_then(|x| x.as_f64()).ok_or_else(|| Error::config(&p, "missing field `lora_alpha`"))?,
+        lora_alpha: v
+            .get("lora_alpha")
+            .and_then(|x| x.as_f64())
+            .ok_or_else(|| Error::config(&p, "missing field `lora_alpha`"))?,
         lora_dropout: match v.get("lora_dropout") {
             None | Some(serde_json::Value::Null) => 0.0,
             Some(x) => x.as_f64().ok_or_else(|| Error::config(&p, "field `lora_dropout`: expected a number"))?,
@@ -309,7 +350,11 @@ pub fn fill_adapter<B: Backend>(model: DecoderModel<B>, dir: &Path, cfg: &LoraCo
 
 /// Attaches a PEFT adapter held in memory (`adapter_config.json` text and
 /// `adapter_model.safetensors` bytes; the browser's path) to `model`.
-pub fn load_adapter_bytes<B: Backend>(model: DecoderModel<B>, config_json: &str, weights: Vec<u8>) -> Result<DecoderModel<B>> {
+pub fn load_adapter_bytes<B: Backend>(
+    model: DecoderModel<B>,
+    config_json: &str,
+    weights: Vec<u8>,
+) -> Result<DecoderModel<B>> {
     let origin = Path::new("adapter");
     let cfg = parse_adapter_config(config_json, &origin.join("adapter_config.json"))?;
     let w = WeightFiles::from_bytes(origin, vec![("adapter_model.safetensors".to_string(), weights)])?;
@@ -319,7 +364,11 @@ pub fn load_adapter_bytes<B: Backend>(model: DecoderModel<B>, config_json: &str,
 }
 
 /// Overwrites the A/B weights of `model`'s attached adapters with the tensors in `w`.
-pub fn fill_adapter_from<B: Backend>(mut model: DecoderModel<B>, w: &WeightFiles, cfg: &LoraConfig) -> Result<DecoderModel<B>> {
+pub fn fill_adapter_from<B: Backend>(
+    mut model: DecoderModel<B>,
+    w: &WeightFiles,
+    cfg: &LoraConfig,
+) -> Result<DecoderModel<B>> {
     let device = model.device();
     let dtype = DType::F32; // adapters are f32 (see LoraAdapter::new)
     for_each_target(&mut model, &cfg.target_modules, |name, lin| {
@@ -347,12 +396,22 @@ mod tests {
 
     #[test]
     fn adapter_config_values_are_validated() {
-        let ok = r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["q_proj"]}"#;
+        let ok =
+            r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["q_proj"]}"#;
         assert_eq!(parse(ok).unwrap().r, 8);
         for (text, want) in [
-            (r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 2.0, "target_modules": ["q_proj"]}"#, "field `lora_dropout`: 2"),
-            (r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": -0.5, "target_modules": ["q_proj"]}"#, "field `lora_dropout`"),
-            (r#"{"peft_type": "LORA", "r": 1000000000000, "lora_alpha": 16, "target_modules": ["q_proj"]}"#, "field `r`: 1000000000000 is out of range"),
+            (
+                r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 2.0, "target_modules": ["q_proj"]}"#,
+                "field `lora_dropout`: 2",
+            ),
+            (
+                r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": -0.5, "target_modules": ["q_proj"]}"#,
+                "field `lora_dropout`",
+            ),
+            (
+                r#"{"peft_type": "LORA", "r": 1000000000000, "lora_alpha": 16, "target_modules": ["q_proj"]}"#,
+                "field `r`: 1000000000000 is out of range",
+            ),
             (r#"{"peft_type": "LORA", "r": 0, "lora_alpha": 16, "target_modules": ["q_proj"]}"#, "field `r`: 0"),
             (r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": []}"#, "field `target_modules`"),
             (r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["lm_head"]}"#, "\"lm_head\""),

@@ -8,7 +8,7 @@ use burn::tensor::DType;
 use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::{build_d2q, passage_text, LossOn};
 use llmql_core::ql::loss::{target_log_probs, QlBatch};
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource, Template};
 use llmql_tests::{fixture, max_abs_diff};
 use serde_json::Value;
 use std::path::Path;
@@ -19,7 +19,7 @@ fn ids(v: &Value) -> Vec<u32> {
 
 fn check(path: &Path, g: &Value, emb_tol: f32, score_tol: f64) {
     let name = path.file_name().unwrap().to_string_lossy().to_string();
-    let ck = Checkpoint::open(path).unwrap();
+    let ck = ModelSource::open(path).unwrap();
     assert_eq!(ck.tokenizer.eos_id as u64, g["eos_id"].as_u64().unwrap(), "{name}: eos");
     assert_eq!(ck.tokenizer.bos_id.is_some(), g["bos_added"].as_bool().unwrap(), "{name}: bos");
     for t in g["tokenize"].as_array().unwrap() {
@@ -48,7 +48,12 @@ fn check(path: &Path, g: &Value, emb_tol: f32, score_tol: f64) {
     println!("{name}: max |embedding diff| {worst:.2e}");
     assert!(worst <= emb_tol, "{name}: embeddings differ from transformers by {worst}");
     drop(enc);
-    let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &device).unwrap();
+    let m = ck
+        .load_model::<Flex>(
+            LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None },
+            &device,
+        )
+        .unwrap();
     for s in g["ql_scores"].as_array().unwrap() {
         let title = s["title"].as_str().filter(|t| !t.is_empty());
         let passage = passage_text(title, s["text"].as_str().unwrap());
@@ -79,7 +84,9 @@ fn tiny_sentencepiece_gguf_matches_transformers() {
 
 #[test]
 fn smollm2_q4_1_gguf_matches_transformers() {
-    let Some(path) = llmql_tests::smollm2_gguf() else { return };
+    let Some(path) = llmql_tests::smollm2_gguf() else {
+        return;
+    };
     let g: Value = serde_json::from_slice(&std::fs::read(fixture("gguf/smollm2.json")).unwrap()).unwrap();
     // 30 layers of f32 arithmetic in a different order: a little looser than the 2-layer files.
     check(&path, &g, 2e-4, 2e-3);

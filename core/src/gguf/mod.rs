@@ -75,10 +75,9 @@ pub fn config_json(g: &GgufFile) -> Result<serde_json::Value> {
             .map(|t| t.torch_shape()[0])
             .ok_or_else(|| Error::config(&g.path, "no `token_embd.weight` tensor"))?,
     };
-    let eps = g
-        .get(&key("attention.layer_norm_rms_epsilon"))
-        .and_then(Value::as_f64)
-        .ok_or_else(|| Error::config(&g.path, format!("missing GGUF metadata `{}`", key("attention.layer_norm_rms_epsilon"))))?;
+    let eps = g.get(&key("attention.layer_norm_rms_epsilon")).and_then(Value::as_f64).ok_or_else(|| {
+        Error::config(&g.path, format!("missing GGUF metadata `{}`", key("attention.layer_norm_rms_epsilon")))
+    })?;
     // f32 in the file: print it the way it was written (9.999999747e-06 -> 1e-05).
     let eps = format!("{}", eps as f32).parse::<f64>().unwrap_or(eps);
     let theta = g.get(&key("rope.freq_base")).and_then(Value::as_f64).unwrap_or(match fam {
@@ -105,7 +104,8 @@ pub fn config_json(g: &GgufFile) -> Result<serde_json::Value> {
     if let Some(n) = g.get(&key("context_length")).and_then(Value::as_u64) {
         o.insert("max_position_embeddings".into(), json!(n));
     }
-    for (name, k) in [("bos_token_id", "tokenizer.ggml.bos_token_id"), ("eos_token_id", "tokenizer.ggml.eos_token_id")] {
+    for (name, k) in [("bos_token_id", "tokenizer.ggml.bos_token_id"), ("eos_token_id", "tokenizer.ggml.eos_token_id")]
+    {
         if let Some(id) = g.get(k).and_then(Value::as_u64) {
             o.insert(name.into(), json!(id));
         }
@@ -121,11 +121,8 @@ pub fn tensor_map(g: &GgufFile) -> Result<HashMap<String, GgufTensor>> {
     let fam = family(g)?;
     let arch = g.need("general.architecture")?.as_str().unwrap().to_string();
     let heads = g.need_u64(&format!("{arch}.attention.head_count"))? as usize;
-    let kv_heads = g
-        .get(&format!("{arch}.attention.head_count_kv"))
-        .and_then(Value::as_u64)
-        .map(|v| v as usize)
-        .unwrap_or(heads);
+    let kv_heads =
+        g.get(&format!("{arch}.attention.head_count_kv")).and_then(Value::as_u64).map(|v| v as usize).unwrap_or(heads);
     let mut map = HashMap::new();
     for name in g.tensors.keys() {
         let plain = |hf: String| (hf, None);
