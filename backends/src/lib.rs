@@ -30,7 +30,9 @@ pub enum WgpuAdapter {
 pub enum BackendError {
     #[error("invalid device {0:?}: expected flex, cpu, wgpu, wgpu:cpu, wgpu:N, cuda or cuda:N")]
     Parse(String),
-    #[error("device {device:?} needs the `{feature}` feature: rebuild with `cargo build --release --features {feature}`")]
+    #[error(
+        "device {device:?} needs the `{feature}` feature: rebuild with `cargo build --release --features {feature}`"
+    )]
     NotCompiled { device: String, feature: &'static str },
     #[error("device {device:?} is not usable on this machine: {reason}")]
     Unavailable { device: String, reason: String },
@@ -103,7 +105,11 @@ impl<T: AutodiffTask> BackendTask for WithAutodiff<T> {
 }
 
 /// Runs training work on the device `spec` names.
-pub fn run_autodiff_on<T: AutodiffTask>(spec: &DeviceSpec, checkpointing: bool, task: T) -> Result<T::Output, BackendError> {
+pub fn run_autodiff_on<T: AutodiffTask>(
+    spec: &DeviceSpec,
+    checkpointing: bool,
+    task: T,
+) -> Result<T::Output, BackendError> {
     run_on(spec, WithAutodiff { task, checkpointing })
 }
 
@@ -169,10 +175,7 @@ pub fn run_on<T: BackendTask>(spec: &DeviceSpec, task: T) -> Result<T::Output, B
                 return Ok(task.run::<burn::backend::Flex>(Default::default()));
             }
             #[allow(unreachable_code)]
-            Err(BackendError::NotCompiled {
-                device: spec.to_string(),
-                feature: "flex",
-            })
+            Err(BackendError::NotCompiled { device: spec.to_string(), feature: "flex" })
         }
         DeviceSpec::Wgpu(adapter) => {
             #[cfg(feature = "wgpu")]
@@ -189,10 +192,7 @@ pub fn run_on<T: BackendTask>(spec: &DeviceSpec, task: T) -> Result<T::Output, B
             #[allow(unreachable_code)]
             {
                 let _ = adapter;
-                Err(BackendError::NotCompiled {
-                    device: spec.to_string(),
-                    feature: "wgpu",
-                })
+                Err(BackendError::NotCompiled { device: spec.to_string(), feature: "wgpu" })
             }
         }
         DeviceSpec::Cuda(index) => {
@@ -205,10 +205,7 @@ pub fn run_on<T: BackendTask>(spec: &DeviceSpec, task: T) -> Result<T::Output, B
             #[allow(unreachable_code)]
             {
                 let _ = index;
-                Err(BackendError::NotCompiled {
-                    device: spec.to_string(),
-                    feature: "cuda",
-                })
+                Err(BackendError::NotCompiled { device: spec.to_string(), feature: "cuda" })
             }
         }
     }

@@ -34,19 +34,18 @@ use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::path::Path;
 use std::sync::Arc;
+use tantivy::postings::Postings;
 use tantivy::schema::{Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{
-    Language, LowerCaser, PreTokenizedString, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter,
-    TextAnalyzer, Token,
+    Language, LowerCaser, PreTokenizedString, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+    Token,
 };
-use tantivy::postings::Postings;
 use tantivy::{DocSet, Index, IndexWriter, InvertedIndexReader, TantivyDocument, Term, TERMINATED};
 
 /// Lucene's `EnglishAnalyzer.ENGLISH_STOP_WORDS_SET`, the stop words of Anserini's default analyzer.
 pub const ENGLISH_STOPWORDS: [&str; 33] = [
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
-    "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
-    "will", "with",
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not", "of",
+    "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will", "with",
 ];
 
 /// Tokens of this many bytes or more are dropped (Lucene's StandardTokenizer caps at 255 chars).
@@ -69,10 +68,7 @@ pub struct AnalyzerOptions {
 
 impl Default for AnalyzerOptions {
     fn default() -> Self {
-        Self {
-            stopwords: true,
-            stem: true,
-        }
+        Self { stopwords: true, stem: true }
     }
 }
 
@@ -108,10 +104,7 @@ impl Analyzer {
         if options.stem {
             b = b.filter_dynamic(Stemmer::new(Language::English));
         }
-        Self {
-            inner: b.build(),
-            options,
-        }
+        Self { inner: b.build(), options }
     }
 
     pub fn options(&self) -> AnalyzerOptions {
@@ -204,20 +197,17 @@ impl Bm25Builder {
         (sb.build(), body, ord)
     }
 
-    fn with_index(index: Index, body: Field, ord: Field, analyzer: Analyzer, dir: Option<tempfile::TempDir>) -> Result<Self> {
+    fn with_index(
+        index: Index,
+        body: Field,
+        ord: Field,
+        analyzer: Analyzer,
+        dir: Option<tempfile::TempDir>,
+    ) -> Result<Self> {
         index.tokenizers().register(TOKENIZER_NAME, analyzer.inner.clone());
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
         let writer = index.writer_with_num_threads(threads, threads * 64_000_000).map_err(tv)?;
-        Ok(Self {
-            index,
-            writer,
-            body,
-            ord,
-            analyzer,
-            ids: Vec::new(),
-            lengths: Vec::new(),
-            dir,
-        })
+        Ok(Self { index, writer, body, ord, analyzer, ids: Vec::new(), lengths: Vec::new(), dir })
     }
 
     /// An index held in memory (small and medium corpora, tests).
@@ -252,10 +242,8 @@ impl Bm25Builder {
 
     /// Adds records; their text is analysed in parallel.
     pub fn add_batch(&mut self, records: &[TextRecord]) -> Result<()> {
-        let analyzed: Vec<Vec<String>> = records
-            .par_iter()
-            .map_init(|| self.analyzer.clone(), |a, r| a.analyze(&record_contents(r)))
-            .collect();
+        let analyzed: Vec<Vec<String>> =
+            records.par_iter().map_init(|| self.analyzer.clone(), |a, r| a.analyze(&record_contents(r))).collect();
         for (r, tokens) in records.iter().zip(analyzed) {
             let ord = self.ids.len() as u64;
             self.ids.push(r.id.clone());
@@ -268,13 +256,7 @@ impl Bm25Builder {
             let tokens: Vec<Token> = tokens
                 .into_iter()
                 .enumerate()
-                .map(|(position, text)| Token {
-                    offset_from: 0,
-                    offset_to: 0,
-                    position,
-                    text,
-                    position_length: 1,
-                })
+                .map(|(position, text)| Token { offset_from: 0, offset_to: 0, position, text, position_length: 1 })
                 .collect();
             let mut doc = TantivyDocument::default();
             doc.add_pre_tokenized_text(self.body, PreTokenizedString { text: String::new(), tokens });
@@ -398,10 +380,7 @@ impl Bm25Index {
     }
 
     pub fn scratch(&self) -> Scratch {
-        Scratch {
-            scores: vec![0.0; self.ids.len()],
-            touched: Vec::new(),
-        }
+        Scratch { scores: vec![0.0; self.ids.len()], touched: Vec::new() }
     }
 
     /// Top `depth` documents for a query text, sorted by score (descending), ties by docid.
@@ -411,7 +390,13 @@ impl Bm25Index {
     }
 
     /// As [`search`](Self::search), for analysed query tokens (repeats count), reusing `scratch`.
-    pub fn search_terms(&self, terms: &[String], depth: usize, params: Bm25Params, scratch: &mut Scratch) -> Result<Vec<RunEntry>> {
+    pub fn search_terms(
+        &self,
+        terms: &[String],
+        depth: usize,
+        params: Bm25Params,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<RunEntry>> {
         if depth == 0 || terms.is_empty() || self.num_nonempty == 0 {
             return Ok(Vec::new());
         }
@@ -473,13 +458,7 @@ impl Bm25Index {
             hits.truncate(depth);
         }
         hits.sort_by(cmp);
-        Ok(hits
-            .into_iter()
-            .map(|(o, s)| RunEntry {
-                docid: self.ids[o as usize].clone(),
-                score: s,
-            })
-            .collect())
+        Ok(hits.into_iter().map(|(o, s)| RunEntry { docid: self.ids[o as usize].clone(), score: s }).collect())
     }
 
     /// Searches every query in parallel; `on_query` is called once per finished query (progress).
@@ -529,11 +508,7 @@ mod tests {
     use super::*;
 
     fn rec(id: &str, text: &str) -> TextRecord {
-        TextRecord {
-            id: id.into(),
-            title: None,
-            text: text.into(),
-        }
+        TextRecord { id: id.into(), title: None, text: text.into() }
     }
 
     #[test]
@@ -541,10 +516,7 @@ mod tests {
         let mut a = Analyzer::default();
         assert_eq!(a.analyze("The Running dogs of John's farm"), vec!["run", "dog", "john", "farm"]);
         assert_eq!(a.analyze("it's a DOG’s life"), vec!["dog", "life"]);
-        let mut plain = Analyzer::new(AnalyzerOptions {
-            stopwords: false,
-            stem: false,
-        });
+        let mut plain = Analyzer::new(AnalyzerOptions { stopwords: false, stem: false });
         assert_eq!(plain.analyze("The Running-dogs"), vec!["the", "running", "dogs"]);
     }
 

@@ -27,12 +27,7 @@ impl Family {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RopeScaling {
     /// Llama 3.1's wavelength-dependent scaling.
-    Llama3 {
-        factor: f64,
-        low_freq_factor: f64,
-        high_freq_factor: f64,
-        original_max_position_embeddings: usize,
-    },
+    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: usize },
 }
 
 /// The fields of `config.json` that define the network.
@@ -104,22 +99,13 @@ impl ModelConfig {
 
     /// Parses a `config.json` text; `path` is only used in error messages.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|source| Error::Json {
-            path: path.into(),
-            source,
-        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|source| Error::Json { path: path.into(), source })?;
         let raw: RawConfig =
-            serde_json::from_value(value.clone()).map_err(|source| Error::Json {
-                path: path.into(),
-                source,
-            })?;
-        let need = |v: Option<usize>, name: &str| {
-            v.ok_or_else(|| Error::config(path, format!("missing field `{name}`")))
-        };
-        let model_type = raw
-            .model_type
-            .clone()
-            .ok_or_else(|| Error::config(path, "missing field `model_type`"))?;
+            serde_json::from_value(value.clone()).map_err(|source| Error::Json { path: path.into(), source })?;
+        let need =
+            |v: Option<usize>, name: &str| v.ok_or_else(|| Error::config(path, format!("missing field `{name}`")));
+        let model_type = raw.model_type.clone().ok_or_else(|| Error::config(path, "missing field `model_type`"))?;
         let family = match model_type.as_str() {
             "llama" => Family::Llama,
             "mistral" => Family::Mistral,
@@ -127,9 +113,7 @@ impl ModelConfig {
             other => {
                 return Err(Error::config(
                     path,
-                    format!(
-                        "field `model_type`: unsupported model type {other:?} (supported: llama, mistral, qwen2)"
-                    ),
+                    format!("field `model_type`: unsupported model type {other:?} (supported: llama, mistral, qwen2)"),
                 ))
             }
         };
@@ -172,20 +156,11 @@ impl ModelConfig {
         // Rope settings: transformers <= 4 writes `rope_theta` + `rope_scaling`; transformers 5 writes
         // `rope_parameters` (which holds rope_theta and, for scaled kinds, the scaling fields).
         let params = raw.rope_parameters.as_ref().filter(|v| v.is_object());
-        let scaling_value = raw
-            .rope_scaling
-            .as_ref()
-            .filter(|v| v.is_object())
-            .or(params);
+        let scaling_value = raw.rope_scaling.as_ref().filter(|v| v.is_object()).or(params);
         let rope_theta = raw
             .rope_theta
             .or_else(|| params.and_then(|p| p.get("rope_theta")).and_then(|v| v.as_f64()))
-            .or_else(|| {
-                raw.rope_scaling
-                    .as_ref()
-                    .and_then(|p| p.get("rope_theta"))
-                    .and_then(|v| v.as_f64())
-            })
+            .or_else(|| raw.rope_scaling.as_ref().and_then(|p| p.get("rope_theta")).and_then(|v| v.as_f64()))
             .unwrap_or(match family {
                 Family::Qwen2 => 1_000_000.0,
                 _ => 10_000.0,
@@ -195,7 +170,10 @@ impl ModelConfig {
             Some(s) => parse_rope_scaling(s, path)?,
         };
         if head_dim % 2 != 0 {
-            return Err(Error::config(path, format!("field `head_dim`: {head_dim} is odd (rotary embeddings need an even head size)")));
+            return Err(Error::config(
+                path,
+                format!("field `head_dim`: {head_dim} is odd (rotary embeddings need an even head size)"),
+            ));
         }
         positive_finite(path, "rope_theta", rope_theta)?;
         let rms_norm_eps = raw.rms_norm_eps.unwrap_or(1e-6);
@@ -266,11 +244,7 @@ fn positive_finite(path: &Path, name: &str, v: f64) -> Result<()> {
 }
 
 fn parse_rope_scaling(s: &serde_json::Value, path: &Path) -> Result<Option<RopeScaling>> {
-    let kind = s
-        .get("rope_type")
-        .or_else(|| s.get("type"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("default");
+    let kind = s.get("rope_type").or_else(|| s.get("type")).and_then(|v| v.as_str()).unwrap_or("default");
     match kind {
         "default" => Ok(None),
         "llama3" => {
@@ -334,10 +308,9 @@ mod tests {
     fn unknown_model_type_and_rope_kind_are_errors() {
         let e = parse(&format!(r#"{{"model_type":"gpt2", {BASE}}}"#)).unwrap_err();
         assert!(e.to_string().contains("unsupported model type \"gpt2\""), "{e}");
-        let e = parse(&format!(
-            r#"{{"model_type":"llama", {BASE}, "rope_scaling": {{"rope_type":"yarn","factor":2.0}}}}"#
-        ))
-        .unwrap_err();
+        let e =
+            parse(&format!(r#"{{"model_type":"llama", {BASE}, "rope_scaling": {{"rope_type":"yarn","factor":2.0}}}}"#))
+                .unwrap_err();
         assert!(e.to_string().contains("\"yarn\" is not supported"), "{e}");
         let e = parse(r#"{"model_type":"llama"}"#).unwrap_err();
         assert!(e.to_string().contains("hidden_size"), "{e}");
@@ -345,8 +318,12 @@ mod tests {
 
     #[test]
     fn sizes_and_factors_out_of_range_are_errors() {
-        let with = |extra: &str| parse(&format!(r#"{{"model_type":"llama", "hidden_size": 64, "intermediate_size": 128,
-            "num_hidden_layers": 2, "vocab_size": 100, {extra}}}"#));
+        let with = |extra: &str| {
+            parse(&format!(
+                r#"{{"model_type":"llama", "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "vocab_size": 100, {extra}}}"#
+            ))
+        };
         let e = with(r#""num_attention_heads": 0"#).unwrap_err().to_string();
         assert!(e.contains("field `num_attention_heads`: 0 is out of range"), "{e}");
         let e = with(r#""num_attention_heads": 4, "num_key_value_heads": 0"#).unwrap_err().to_string();
@@ -359,12 +336,18 @@ mod tests {
         assert!(e.contains("field `rope_theta`"), "{e}");
         let e = with(r#""num_attention_heads": 4, "rms_norm_eps": -1"#).unwrap_err().to_string();
         assert!(e.contains("field `rms_norm_eps`"), "{e}");
-        let e = parse(r#"{"model_type":"llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "vocab_size": 1000000000000}"#).unwrap_err().to_string();
+        let e = parse(
+            r#"{"model_type":"llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "vocab_size": 1000000000000}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("field `vocab_size`"), "{e}");
         let llama3 = |factor: &str, low: &str, high: &str| {
-            with(&format!(r#""num_attention_heads": 4, "rope_scaling": {{"rope_type": "llama3", "factor": {factor},
-                "low_freq_factor": {low}, "high_freq_factor": {high}, "original_max_position_embeddings": 8192}}"#))
+            with(&format!(
+                r#""num_attention_heads": 4, "rope_scaling": {{"rope_type": "llama3", "factor": {factor},
+                "low_freq_factor": {low}, "high_freq_factor": {high}, "original_max_position_embeddings": 8192}}"#
+            ))
         };
         assert!(llama3("8.0", "1.0", "4.0").is_ok());
         let e = llama3("0", "1.0", "4.0").unwrap_err().to_string();
@@ -375,10 +358,9 @@ mod tests {
 
     #[test]
     fn qwen2_defaults_and_eos_list() {
-        let c = parse(&format!(
-            r#"{{"model_type":"qwen2", {BASE}, "num_key_value_heads": 2, "eos_token_id": [7, 9]}}"#
-        ))
-        .unwrap();
+        let c =
+            parse(&format!(r#"{{"model_type":"qwen2", {BASE}, "num_key_value_heads": 2, "eos_token_id": [7, 9]}}"#))
+                .unwrap();
         assert!(c.qkv_bias && !c.o_bias);
         assert!(!c.tie_word_embeddings);
         assert_eq!(c.eos_token_id, Some(7));

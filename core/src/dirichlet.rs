@@ -47,10 +47,7 @@ impl DocStats {
                 *tf.entry(t.clone()).or_insert(0) += 1;
             }
         }
-        DocStats {
-            len: tokens.len() as u64,
-            tf,
-        }
+        DocStats { len: tokens.len() as u64, tf }
     }
 }
 
@@ -114,10 +111,7 @@ pub fn rerank(
     let vocab: HashSet<String> = qtokens.values().flatten().cloned().collect();
 
     // One pass over the corpus.
-    let mut stats = CollectionStats {
-        total_tokens: 0,
-        cf: vocab.iter().map(|w| (w.clone(), 0)).collect(),
-    };
+    let mut stats = CollectionStats { total_tokens: 0, cf: vocab.iter().map(|w| (w.clone(), 0)).collect() };
     let mut docs: HashMap<String, DocStats> = HashMap::with_capacity(wanted.len());
     let mut batch: Vec<TextRecord> = Vec::with_capacity(BATCH);
     let mut corpus = corpus.peekable();
@@ -159,10 +153,7 @@ pub fn rerank(
             let d = docs.get(&docid).ok_or_else(|| {
                 Error::Other(format!("document {docid:?} (query {qid:?} of the run) is not in the corpus"))
             })?;
-            entries.push(RunEntry {
-                score: score(q, d, &stats, mu),
-                docid,
-            });
+            entries.push(RunEntry { score: score(q, d, &stats, mu), docid });
         }
         sort_entries(&mut entries);
         out.insert(qid, entries);
@@ -177,11 +168,7 @@ mod tests {
     use super::*;
 
     fn rec(id: &str, text: &str) -> TextRecord {
-        TextRecord {
-            id: id.into(),
-            title: None,
-            text: text.into(),
-        }
+        TextRecord { id: id.into(), title: None, text: text.into() }
     }
 
     #[test]
@@ -190,7 +177,10 @@ mod tests {
         let corpus = vec![rec("d1", "apple apple pie"), rec("d2", "apple tart tart tart")];
         let queries = vec![rec("q", "apple pie zebra")];
         let mut run = Run::new();
-        run.insert("q".into(), vec![RunEntry { docid: "d2".into(), score: 9.0 }, RunEntry { docid: "d1".into(), score: 1.0 }]);
+        run.insert(
+            "q".into(),
+            vec![RunEntry { docid: "d2".into(), score: 9.0 }, RunEntry { docid: "d1".into(), score: 1.0 }],
+        );
         let mu = 2.0;
         let out = rerank(corpus.into_iter().map(Ok), &queries, &run, 10, mu, &Analyzer::default(), &|| {}).unwrap();
         let (pa, pp) = (3.0 / 7.0, 1.0 / 7.0);
@@ -201,7 +191,16 @@ mod tests {
         assert!((e[0].score - d1).abs() < 1e-12);
         assert!((e[1].score - d2).abs() < 1e-12);
         // depth 1 keeps only the run's top document
-        let out = rerank(vec![rec("d1", "apple apple pie"), rec("d2", "apple tart tart tart")].into_iter().map(Ok), &queries, &run, 1, mu, &Analyzer::default(), &|| {}).unwrap();
+        let out = rerank(
+            vec![rec("d1", "apple apple pie"), rec("d2", "apple tart tart tart")].into_iter().map(Ok),
+            &queries,
+            &run,
+            1,
+            mu,
+            &Analyzer::default(),
+            &|| {},
+        )
+        .unwrap();
         assert_eq!(out["q"].len(), 1);
         assert_eq!(out["q"][0].docid, "d2");
     }
@@ -210,9 +209,17 @@ mod tests {
     fn missing_document_is_an_error() {
         let mut run = Run::new();
         run.insert("q".into(), vec![RunEntry { docid: "nope".into(), score: 1.0 }]);
-        let e = rerank(vec![rec("d1", "x")].into_iter().map(Ok), &[rec("q", "x")], &run, 10, 1000.0, &Analyzer::default(), &|| {})
-            .unwrap_err()
-            .to_string();
+        let e = rerank(
+            vec![rec("d1", "x")].into_iter().map(Ok),
+            &[rec("q", "x")],
+            &run,
+            10,
+            1000.0,
+            &Analyzer::default(),
+            &|| {},
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("\"nope\""), "{e}");
     }
 }

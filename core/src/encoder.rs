@@ -1,7 +1,7 @@
 //! Text -> vector: template, tokenize (+EOS), right-padded batch, decoder, pooling, L2 norm.
-use crate::checkpoint::Checkpoint;
 use crate::error::Result;
-use crate::model::{AttentionMask, DecoderModel, LoadOptions};
+use crate::model::{AttentionMask, DecoderModel, LayerRunner, LoadOptions};
+use crate::model_source::ModelSource;
 use crate::pooling::{eos_pool, l2_normalize, mean_pool, Pooling};
 use crate::template::{Kind, Template};
 use crate::tokenizer::TextTokenizer;
@@ -50,7 +50,7 @@ pub struct HostEmbeddings {
 
 impl HostEmbeddings {
     /// Reads the checkpoint's embedding table.
-    pub fn read(ckpt: &Checkpoint) -> Result<Self> {
+    pub fn read(ckpt: &ModelSource) -> Result<Self> {
         let name = crate::model::embed_tokens_name(&ckpt.weights);
         let (table, shape) = ckpt.weights.read_f32(&name)?;
         let c = &ckpt.config;
@@ -118,8 +118,30 @@ pub fn length_sorted_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<us
 
 /// The encoder's forward pass on a model (training uses it on `Autodiff` backends): right-padded
 /// batch, causal attention, pooling after the final norm, f32, optional L2 normalisation.
-pub fn embed<B: Backend>(model: &DecoderModel<B>, seqs: &[Vec<u32>], pad_id: u32, pooling: Pooling, normalize: bool) -> Tensor<B, 2> {
+pub fn embed<B: Backend>(
+    model: &DecoderModel<B>,
+    seqs: &[Vec<u32>],
+    pad_id: u32,
+    pooling: Pooling,
+    normalize: bool,
+) -> Tensor<B, 2> {
     embed_with(model, None, seqs, pad_id, pooling, normalize)
+}
+
+/// [`embed`] with the decoder layers run by `layers` (a training step's gradient checkpointing;
+/// see [`crate::model::LayerRunner`]).
+pub fn embed_run<B: Backend>(
+    model: &DecoderModel<B>,
+    layers: &dyn LayerRunner<B>,
+    seqs: &[Vec<u32>],
+    pad_id: u32,
+    pooling: Pooling,
+    normalize: bool,
+) -> Tensor<B, 2> {
+    let batch = PaddedBatch::<B>::new(seqs, pad_id, &model.device());
+    let x = model.embed_ids(batch.input_ids);
+    let hidden = model.forward_layers_run(x, batch.positions, &AttentionMask::Causal, &mut |_, x| x, layers);
+    pool(model, hidden, &batch.lengths, pooling, normalize)
 }
 
 /// [`embed`], with token rows taken from a host table when one is given.
@@ -140,10 +162,21 @@ pub fn embed_with<B: Backend>(
             model.forward_layers_from(x, batch.positions, &AttentionMask::Causal, &mut |_, x| x)
         }
     };
+    pool(model, hidden, &batch.lengths, pooling, normalize)
+}
+
+/// Pooling after the final norm, in f32, L2-normalised when `normalize`.
+fn pool<B: Backend>(
+    model: &DecoderModel<B>,
+    hidden: Tensor<B, 3>,
+    lengths: &[usize],
+    pooling: Pooling,
+    normalize: bool,
+) -> Tensor<B, 2> {
     let pooled = match pooling {
         // The final norm is per position, so norm only the pooled rows.
-        Pooling::Eos => model.norm.forward(eos_pool(hidden, &batch.lengths)),
-        Pooling::Mean => mean_pool(model.norm.forward(hidden), &batch.lengths),
+        Pooling::Eos => model.norm.forward(eos_pool(hidden, lengths)),
+        Pooling::Mean => mean_pool(model.norm.forward(hidden), lengths),
     };
     let pooled = if pooled.dtype() == DType::F32 { pooled } else { pooled.cast(DType::F32) };
     if normalize {
@@ -155,26 +188,35 @@ pub fn embed_with<B: Backend>(
 
 impl<B: Backend> Encoder<B> {
     /// Loads an encoder from a checkpoint (no lm_head).
-    pub fn load(ckpt: &Checkpoint, options: EncoderOptions, dtype: DType, device: &B::Device) -> Result<Self> {
-        Self::load_with(ckpt, options, LoadOptions { dtype, lm_head: false, host_embeddings: false, compute_dtype: None }, device)
+    pub fn load(ckpt: &ModelSource, options: EncoderOptions, dtype: DType, device: &B::Device) -> Result<Self> {
+        Self::load_with(
+            ckpt,
+            options,
+            LoadOptions { dtype, lm_head: false, host_embeddings: false, compute_dtype: None },
+            device,
+        )
     }
 
     /// [`Self::load`] with every load option; `host_embeddings` keeps the token table on the host.
-    pub fn load_with(ckpt: &Checkpoint, options: EncoderOptions, load: LoadOptions, device: &B::Device) -> Result<Self> {
+    pub fn load_with(
+        ckpt: &ModelSource,
+        options: EncoderOptions,
+        load: LoadOptions,
+        device: &B::Device,
+    ) -> Result<Self> {
         let model = ckpt.load_model(LoadOptions { lm_head: false, ..load }, device)?;
         let host_embeddings = if load.host_embeddings { Some(HostEmbeddings::read(ckpt)?) } else { None };
         Ok(Self::from_model(model, ckpt.tokenizer.clone(), options, host_embeddings))
     }
 
     /// Wraps a model already built (e.g. with a LoRA adapter merged in).
-    pub fn from_model(model: DecoderModel<B>, tokenizer: TextTokenizer, options: EncoderOptions, host_embeddings: Option<HostEmbeddings>) -> Self {
-        Self {
-            model,
-            tokenizer,
-            options,
-            host_embeddings,
-            truncated: Default::default(),
-        }
+    pub fn from_model(
+        model: DecoderModel<B>,
+        tokenizer: TextTokenizer,
+        options: EncoderOptions,
+        host_embeddings: Option<HostEmbeddings>,
+    ) -> Self {
+        Self { model, tokenizer, options, host_embeddings, truncated: Default::default() }
     }
 
     pub fn dim(&self) -> usize {
@@ -219,7 +261,11 @@ impl<B: Backend> Encoder<B> {
     /// Embeds and reads back without blocking: the only readback WebGPU allows.
     pub async fn embed_ids_to_vec_async(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         let dim = self.dim();
-        let data = self.embed_ids(seqs).into_data_async().await.map_err(|e| crate::error::Error::Other(format!("reading embeddings back from the device: {e:?}")))?;
+        let data = self
+            .embed_ids(seqs)
+            .into_data_async()
+            .await
+            .map_err(|e| crate::error::Error::Other(format!("reading embeddings back from the device: {e:?}")))?;
         let v: Vec<f32> = data.convert::<f32>().to_vec().expect("f32 data");
         Ok(v.chunks(dim).map(|c| c.to_vec()).collect())
     }
@@ -240,12 +286,17 @@ impl<B: Backend> Encoder<B> {
     pub fn embed_all(&self, seqs: &[Vec<u32>], batch_size: usize, mut on_batch: impl FnMut(usize)) -> Vec<Vec<f32>> {
         let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
         let batches = length_sorted_batches(&lengths, batch_size);
-        let (host, pad, pooling, normalize) = (self.host_embeddings.as_ref(), self.tokenizer.eos_id, self.options.pooling, self.options.normalize);
+        let (host, pad, pooling, normalize) =
+            (self.host_embeddings.as_ref(), self.tokenizer.eos_id, self.options.pooling, self.options.normalize);
         let dim = self.dim();
         let mut out = vec![Vec::new(); seqs.len()];
         let embed = |model: &DecoderModel<B>, batch: &Vec<usize>| -> Vec<f32> {
             let b: Vec<Vec<u32>> = batch.iter().map(|&i| seqs[i].clone()).collect();
-            embed_with(model, host, &b, pad, pooling, normalize).into_data().convert::<f32>().to_vec().expect("f32 data")
+            embed_with(model, host, &b, pad, pooling, normalize)
+                .into_data()
+                .convert::<f32>()
+                .to_vec()
+                .expect("f32 data")
         };
         crate::model::for_each_batch(&self.model, &batches, embed, |batch, rows| {
             for (row, &i) in rows.chunks(dim).zip(batch) {
@@ -258,10 +309,7 @@ impl<B: Backend> Encoder<B> {
 
     /// Embeds texts of one kind; `title` is ignored for queries.
     pub fn encode_texts(&self, kind: Kind, items: &[(Option<&str>, &str)], batch_size: usize) -> Result<Vec<Vec<f32>>> {
-        let seqs = items
-            .iter()
-            .map(|(t, x)| self.tokenize(kind, *t, x))
-            .collect::<Result<Vec<_>>>()?;
+        let seqs = items.iter().map(|(t, x)| self.tokenize(kind, *t, x)).collect::<Result<Vec<_>>>()?;
         Ok(self.embed_all(&seqs, batch_size, |_| {}))
     }
 }

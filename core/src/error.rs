@@ -18,11 +18,7 @@ pub enum Error {
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
     #[error("{path}, line {line}: {message}")]
-    Input {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    Input { path: PathBuf, line: usize, message: String },
     #[error("{path}: {message}")]
     Weights { path: PathBuf, message: String },
     #[error("{path}: tokenizer: {message}")]
@@ -33,23 +29,13 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
     pub fn config(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Config {
-            path: path.into(),
-            message: message.into(),
-        }
+        Error::Config { path: path.into(), message: message.into() }
     }
     pub fn input(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
-        Error::Input {
-            path: path.into(),
-            line,
-            message: message.into(),
-        }
+        Error::Input { path: path.into(), line, message: message.into() }
     }
 }
 

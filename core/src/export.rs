@@ -37,14 +37,10 @@ pub fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>, dtype: StoredDtype) 
     let values: Vec<f32> = t.cast(DType::F32).into_data().convert::<f32>().to_vec().expect("f32");
     let (dtype, bytes) = match dtype {
         StoredDtype::F32 => (StDtype::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        StoredDtype::F16 => (
-            StDtype::F16,
-            values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
-        ),
-        StoredDtype::BF16 => (
-            StDtype::BF16,
-            values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
-        ),
+        StoredDtype::F16 => (StDtype::F16, values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect()),
+        StoredDtype::BF16 => {
+            (StDtype::BF16, values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect())
+        }
     };
     HostTensor { dtype, shape, bytes }
 }
@@ -68,7 +64,10 @@ pub fn hf_tensors<B: Backend>(model: &DecoderModel<B>, dt: StoredDtype) -> Vec<(
     for (i, l) in model.layers.iter().enumerate() {
         let p = format!("model.layers.{i}");
         out.push((format!("{p}.input_layernorm.weight"), to_host(l.input_layernorm.weight.val(), dt)));
-        out.push((format!("{p}.post_attention_layernorm.weight"), to_host(l.post_attention_layernorm.weight.val(), dt)));
+        out.push((
+            format!("{p}.post_attention_layernorm.weight"),
+            to_host(l.post_attention_layernorm.weight.val(), dt),
+        ));
         let a = &l.self_attn;
         linear(&mut out, &format!("{p}.self_attn.q_proj"), &a.q_proj, dt);
         linear(&mut out, &format!("{p}.self_attn.k_proj"), &a.k_proj, dt);
@@ -91,7 +90,7 @@ pub fn hf_tensors<B: Backend>(model: &DecoderModel<B>, dt: StoredDtype) -> Vec<(
 /// into the (temporary) folder (e.g. training state).
 pub fn save_hf_folder<B: Backend>(
     model: &DecoderModel<B>,
-    source: &crate::checkpoint::SourceFiles,
+    source: &crate::model_source::SourceFiles,
     dest: &Path,
     dtype: StoredDtype,
     extra: &mut dyn FnMut(&Path) -> Result<()>,

@@ -33,11 +33,7 @@ pub fn parse_tsv_record(s: &str, path: &Path, line: usize) -> Result<TextRecord>
         return Err(Error::input(path, line, "field 1 (id) is empty"));
     }
     crate::records::check_id(id).map_err(|m| Error::input(path, line, format!("field 1 (id): {m}")))?;
-    Ok(TextRecord {
-        id: id.to_string(),
-        title: None,
-        text: fields[1].to_string(),
-    })
+    Ok(TextRecord { id: id.to_string(), title: None, text: fields[1].to_string() })
 }
 
 impl LineReader<TextRecord> {
@@ -62,11 +58,7 @@ pub enum TextFormat {
 impl TextFormat {
     /// Chooses by extension: `.jsonl` / `.json` -> JSON lines, `.tsv` / `.txt` -> `id\ttext`.
     pub fn from_path(path: &Path) -> Result<Self> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| e.to_ascii_lowercase())
-            .unwrap_or_default();
+        let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
         match ext.as_str() {
             "jsonl" | "json" => Ok(TextFormat::Jsonl),
             "tsv" | "txt" => Ok(TextFormat::Tsv),
@@ -140,10 +132,14 @@ impl BeirPaths {
         };
         for f in [&p.corpus, &p.queries, &p.qrels] {
             if !f.is_file() {
-                let mut msg = "not found (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/{split}.tsv)".to_string();
+                let mut msg =
+                    "not found (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/{split}.tsv)".to_string();
                 if f == &p.qrels {
                     let splits = beir_splits(dir).unwrap_or_default();
-                    msg += &format!("; splits present: {}", if splits.is_empty() { "none".into() } else { splits.join(", ") });
+                    msg += &format!(
+                        "; splits present: {}",
+                        if splits.is_empty() { "none".into() } else { splits.join(", ") }
+                    );
                 }
                 return Err(Error::config(f, msg));
             }
@@ -181,10 +177,7 @@ pub fn load_beir(dir: &Path, split: &str) -> Result<BeirDataset> {
     let p = BeirPaths::new(dir, split)?;
     let qrels = crate::trec::read_qrels(&p.qrels)?;
     let corpus = crate::records::read_records(&p.corpus)?;
-    let queries = crate::records::read_records(&p.queries)?
-        .into_iter()
-        .filter(|q| qrels.contains_key(&q.id))
-        .collect();
+    let queries = crate::records::read_records(&p.queries)?.into_iter().filter(|q| qrels.contains_key(&q.id)).collect();
     Ok(BeirDataset { corpus, queries, qrels })
 }
 
@@ -312,9 +305,8 @@ mod tests {
         assert!(!s.contains("query_id"), "{s}");
         let e = parse_tevatron(r#"{"query_id": "1", "positive_passages": []}"#, p, 2).unwrap_err().to_string();
         assert!(e.starts_with("t.jsonl, line 2: invalid Tevatron example: missing field `query`"), "{e}");
-        let e = parse_tevatron(r#"{"query": "q", "positive_passages": [{"docid": "a"}]}"#, p, 3)
-            .unwrap_err()
-            .to_string();
+        let e =
+            parse_tevatron(r#"{"query": "q", "positive_passages": [{"docid": "a"}]}"#, p, 3).unwrap_err().to_string();
         assert!(e.contains("missing field `text`"), "{e}");
         let e = parse_tevatron("{", p, 4).unwrap_err().to_string();
         assert!(e.starts_with("t.jsonl, line 4: malformed JSON"), "{e}");

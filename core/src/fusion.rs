@@ -66,11 +66,10 @@ pub fn interpolate(first: &Run, second: &Run, weight: f64, how: Normalize) -> Ru
     for (qid, entries) in first {
         let mut entries = entries.clone();
         sort_entries(&mut entries);
-        let reranked: HashMap<&str, f64> = second
-            .get(qid)
-            .map(|e| e.iter().map(|x| (x.docid.as_str(), x.score)).collect())
-            .unwrap_or_default();
-        let (both, rest): (Vec<RunEntry>, Vec<RunEntry>) = entries.into_iter().partition(|e| reranked.contains_key(e.docid.as_str()));
+        let reranked: HashMap<&str, f64> =
+            second.get(qid).map(|e| e.iter().map(|x| (x.docid.as_str(), x.score)).collect()).unwrap_or_default();
+        let (both, rest): (Vec<RunEntry>, Vec<RunEntry>) =
+            entries.into_iter().partition(|e| reranked.contains_key(e.docid.as_str()));
         let a = normalized(&both.iter().map(|e| e.score).collect::<Vec<_>>(), how);
         let b = normalized(&both.iter().map(|e| reranked[e.docid.as_str()]).collect::<Vec<_>>(), how);
         let mut fused: Vec<RunEntry> = both
@@ -81,7 +80,8 @@ pub fn interpolate(first: &Run, second: &Run, weight: f64, how: Normalize) -> Ru
         sort_entries(&mut fused);
         // The rest below: strictly decreasing scores under the lowest fused one, in first's order.
         let floor = fused.last().map_or(0.0, |e| e.score);
-        let tail = rest.into_iter().enumerate().map(|(i, e)| RunEntry { docid: e.docid, score: floor - 1.0 - i as f64 });
+        let tail =
+            rest.into_iter().enumerate().map(|(i, e)| RunEntry { docid: e.docid, score: floor - 1.0 - i as f64 });
         fused.extend(tail);
         out.insert(qid.clone(), fused);
     }
@@ -97,8 +97,15 @@ pub struct WeightScore {
 
 /// The weight in {0, 0.05, ..., 1} with the best mean `metric` on `qrels`' queries (ties: the
 /// largest weight), and the whole grid. Only queries in `qrels` are used.
-pub fn choose_weight(first: &Run, second: &Run, qrels: &Qrels, metric: &Metric, how: Normalize) -> (f64, Vec<WeightScore>) {
-    let first: Run = first.iter().filter(|(q, _)| qrels.contains_key(*q)).map(|(q, e)| (q.clone(), e.clone())).collect();
+pub fn choose_weight(
+    first: &Run,
+    second: &Run,
+    qrels: &Qrels,
+    metric: &Metric,
+    how: Normalize,
+) -> (f64, Vec<WeightScore>) {
+    let first: Run =
+        first.iter().filter(|(q, _)| qrels.contains_key(*q)).map(|(q, e)| (q.clone(), e.clone())).collect();
     let grid: Vec<WeightScore> = (0..=20)
         .map(|i| {
             let weight = i as f64 / 20.0;

@@ -51,28 +51,15 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<usize>(), 0u8..8).prop_map(|(p, b)| Mutation::Flip(p, b)),
         (
             any::<usize>(),
-            prop_oneof![
-                Just(0u8),
-                Just(0xff),
-                Just(0x7f),
-                Just(0x80),
-                Just(b'\n'),
-                Just(b'"'),
-                any::<u8>()
-            ]
+            prop_oneof![Just(0u8), Just(0xff), Just(0x7f), Just(0x80), Just(b'\n'), Just(b'"'), any::<u8>()]
         )
             .prop_map(|(p, b)| Mutation::Set(p, b)),
-        (
-            any::<usize>(),
-            0..WORDS.len(),
-            prop_oneof![Just(2u8), Just(4), Just(8)]
-        )
+        (any::<usize>(), 0..WORDS.len(), prop_oneof![Just(2u8), Just(4), Just(8)])
             .prop_map(|(p, w, n)| Mutation::Word(p, WORDS[w], n)),
         (any::<usize>(), any::<usize>()).prop_map(|(p, k)| Mutation::Insert(p, k)),
         (any::<usize>(), 1usize..64).prop_map(|(p, n)| Mutation::Delete(p, n)),
         any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), any::<usize>(), 1usize..256)
-            .prop_map(|(a, b, n)| Mutation::Splice(a, b, n)),
+        (any::<usize>(), any::<usize>(), 1usize..256).prop_map(|(a, b, n)| Mutation::Splice(a, b, n)),
     ]
 }
 
@@ -111,35 +98,18 @@ fn apply(seed: &[u8], ms: &[Mutation], dict: &[&[u8]]) -> Vec<u8> {
 }
 
 fn cases(default: u32) -> u32 {
-    std::env::var("LLMQL_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var("LLMQL_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// Runs `target` on mutations of `seeds` (each case: one seed, 1-4 mutations) and reports the
 /// executions and how many inputs were accepted.
-fn fuzz(
-    name: &str,
-    default_cases: u32,
-    seeds: &[Vec<u8>],
-    dict: &[&[u8]],
-    target: impl Fn(&[u8]) -> bool,
-) {
-    let seed = std::env::var("LLMQL_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(16);
+fn fuzz(name: &str, default_cases: u32, seeds: &[Vec<u8>], dict: &[&[u8]], target: impl Fn(&[u8]) -> bool) {
+    let seed = std::env::var("LLMQL_FUZZ_SEED").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(16);
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     key[8..8 + name.len().min(24)].copy_from_slice(&name.as_bytes()[..name.len().min(24)]);
-    let config = Config {
-        cases: cases(default_cases),
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
+    let config = Config { cases: cases(default_cases), failure_persistence: None, ..Config::default() };
+    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
     // The seeds themselves must pass (and be accepted: otherwise the fuzzing explores nothing deep).
     for s in seeds {
         assert!(target(s), "fuzz {name}: a seed input is refused");
@@ -153,11 +123,7 @@ fn fuzz(
         let t = Instant::now();
         let ok = target(&input);
         if t.elapsed() > CASE_LIMIT {
-            return Err(TestCaseError::fail(format!(
-                "took {:?} (a hang?) on {} bytes",
-                t.elapsed(),
-                input.len()
-            )));
+            return Err(TestCaseError::fail(format!("took {:?} (a hang?) on {} bytes", t.elapsed(), input.len())));
         }
         runs.set(runs.get() + 1);
         accepted.set(accepted.get() + ok as usize);
@@ -187,11 +153,7 @@ struct Gguf {
 
 impl Gguf {
     fn new() -> Self {
-        Gguf {
-            kv: Vec::new(),
-            n_kv: 0,
-            tensors: Vec::new(),
-        }
+        Gguf { kv: Vec::new(), n_kv: 0, tensors: Vec::new() }
     }
     fn key(&mut self, k: &str, ty: u32) {
         self.kv.extend((k.len() as u64).to_le_bytes());
@@ -235,9 +197,7 @@ impl Gguf {
     }
     fn tensor_f32(&mut self, name: &str, dims: &[u64]) {
         let n: u64 = dims.iter().product();
-        let data = (0..n)
-            .flat_map(|i| (i as f32 * 0.01).to_le_bytes())
-            .collect();
+        let data = (0..n).flat_map(|i| (i as f32 * 0.01).to_le_bytes()).collect();
         self.tensors.push((name.into(), dims.to_vec(), 0, data));
     }
     fn tensor_q8(&mut self, name: &str, dims: &[u64]) {
@@ -292,23 +252,8 @@ fn gguf_seed() -> Vec<u8> {
     g.f32("llama.attention.layer_norm_rms_epsilon", 1e-5);
     g.f32("llama.rope.freq_base", 10000.0);
     g.string("tokenizer.ggml.model", "llama");
-    g.strings(
-        "tokenizer.ggml.tokens",
-        &[
-            "<unk>",
-            "<s>",
-            "</s>",
-            "\u{2581}a",
-            "\u{2581}b",
-            "a",
-            "b",
-            "\u{2581}",
-        ],
-    );
-    g.f32s(
-        "tokenizer.ggml.scores",
-        &[0.0, 0.0, 0.0, -1.0, -2.0, -3.0, -4.0, -5.0],
-    );
+    g.strings("tokenizer.ggml.tokens", &["<unk>", "<s>", "</s>", "\u{2581}a", "\u{2581}b", "a", "b", "\u{2581}"]);
+    g.f32s("tokenizer.ggml.scores", &[0.0, 0.0, 0.0, -1.0, -2.0, -3.0, -4.0, -5.0]);
     g.i32s("tokenizer.ggml.token_type", &[2, 3, 3, 1, 1, 1, 1, 1]);
     g.u32("tokenizer.ggml.bos_token_id", 1);
     g.u32("tokenizer.ggml.eos_token_id", 2);
@@ -324,25 +269,12 @@ fn gguf_seed() -> Vec<u8> {
 fn safetensors_seed() -> Vec<u8> {
     use safetensors::tensor::{Dtype, TensorView};
     let a: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
-    let b: Vec<u8> = (0..4)
-        .flat_map(|i| half::bf16::from_f32(i as f32).to_le_bytes())
-        .collect();
-    let c: Vec<u8> = (0..3)
-        .flat_map(|i| half::f16::from_f32(i as f32).to_le_bytes())
-        .collect();
+    let b: Vec<u8> = (0..4).flat_map(|i| half::bf16::from_f32(i as f32).to_le_bytes()).collect();
+    let c: Vec<u8> = (0..3).flat_map(|i| half::f16::from_f32(i as f32).to_le_bytes()).collect();
     let tensors = vec![
-        (
-            "model.norm.weight".to_string(),
-            TensorView::new(Dtype::F32, vec![2, 3], &a).unwrap(),
-        ),
-        (
-            "lm_head.weight".to_string(),
-            TensorView::new(Dtype::BF16, vec![4], &b).unwrap(),
-        ),
-        (
-            "x".to_string(),
-            TensorView::new(Dtype::F16, vec![3, 1], &c).unwrap(),
-        ),
+        ("model.norm.weight".to_string(), TensorView::new(Dtype::F32, vec![2, 3], &a).unwrap()),
+        ("lm_head.weight".to_string(), TensorView::new(Dtype::BF16, vec![4], &b).unwrap()),
+        ("x".to_string(), TensorView::new(Dtype::F16, vec![3, 1], &c).unwrap()),
     ];
     safetensors::tensor::serialize(tensors, None).unwrap()
 }
@@ -366,17 +298,10 @@ fn put(path: &Path, bytes: &[u8]) {
 fn fuzz_gguf() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.gguf");
-    let dict: &[&[u8]] = &[
-        b"GGUF",
-        &[9, 0, 0, 0],
-        &[0xff; 8],
-        b"llama",
-        b"general.alignment",
-        &[0; 12],
-    ];
+    let dict: &[&[u8]] = &[b"GGUF", &[9, 0, 0, 0], &[0xff; 8], b"llama", b"general.alignment", &[0; 12]];
     fuzz("gguf", 20000, &[gguf_seed()], dict, |bytes| {
         put(&path, bytes);
-        match crate::Checkpoint::open(&path) {
+        match crate::ModelSource::open(&path) {
             Ok(ck) => {
                 for name in ck.weights.names() {
                     let _ = ck.weights.info(&name);
@@ -405,15 +330,8 @@ fn fuzz_gguf() {
 
 #[test]
 fn fuzz_safetensors() {
-    let dict: &[&[u8]] = &[
-        b"\"dtype\":\"F32\"",
-        b"\"shape\":[",
-        b"\"data_offsets\":[",
-        b"99999999999999999999",
-        b"-1",
-        b"{",
-        b"}",
-    ];
+    let dict: &[&[u8]] =
+        &[b"\"dtype\":\"F32\"", b"\"shape\":[", b"\"data_offsets\":[", b"99999999999999999999", b"-1", b"{", b"}"];
     fuzz("safetensors", 50000, &[safetensors_seed()], dict, |bytes| {
         match crate::weights::WeightFiles::from_bytes(
             Path::new("m"),
@@ -436,56 +354,27 @@ fn fuzz_safetensors() {
 #[test]
 fn fuzz_safetensors_index() {
     let seed = br#"{"metadata": {"total_size": 24}, "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}"#;
-    let dict: &[&[u8]] = &[
-        b"../",
-        b"/etc/passwd",
-        b"\\",
-        b"\"",
-        b"\0",
-        b"{}",
-        b"[]",
-        b"null",
-        b"..",
-    ];
-    fuzz(
-        "safetensors-index",
-        50000,
-        &[seed.to_vec()],
-        dict,
-        |bytes| {
-            let text = String::from_utf8_lossy(bytes);
-            match crate::weights::index_shards(&text, Path::new("model.safetensors.index.json")) {
-                Ok(files) => {
-                    for f in &files {
-                        assert!(
-                            !f.contains("..") || !f.split('/').any(|c| c == ".."),
-                            "{f:?} accepted"
-                        );
-                        assert!(!f.starts_with('/'), "{f:?} accepted");
-                    }
-                    true
+    let dict: &[&[u8]] = &[b"../", b"/etc/passwd", b"\\", b"\"", b"\0", b"{}", b"[]", b"null", b".."];
+    fuzz("safetensors-index", 50000, &[seed.to_vec()], dict, |bytes| {
+        let text = String::from_utf8_lossy(bytes);
+        match crate::weights::index_shards(&text, Path::new("model.safetensors.index.json")) {
+            Ok(files) => {
+                for f in &files {
+                    assert!(!f.contains("..") || !f.split('/').any(|c| c == ".."), "{f:?} accepted");
+                    assert!(!f.starts_with('/'), "{f:?} accepted");
                 }
-                Err(_) => false,
+                true
             }
-        },
-    );
+            Err(_) => false,
+        }
+    });
 }
 
 #[test]
 fn fuzz_npy() {
-    let dict: &[&[u8]] = &[
-        b"'shape': (",
-        b"99999999999999999999",
-        b"4611686018427387904",
-        b",",
-        b")",
-        b"'<f4'",
-        &[2, 0],
-        &[3, 0],
-    ];
-    fuzz("npy", 50000, &[npy_seed()], dict, |bytes| {
-        crate::npy::parse_f32_matrix(bytes, Path::new("e.npy")).is_ok()
-    });
+    let dict: &[&[u8]] =
+        &[b"'shape': (", b"99999999999999999999", b"4611686018427387904", b",", b")", b"'<f4'", &[2, 0], &[3, 0]];
+    fuzz("npy", 50000, &[npy_seed()], dict, |bytes| crate::npy::parse_f32_matrix(bytes, Path::new("e.npy")).is_ok());
 }
 
 #[test]
@@ -495,38 +384,21 @@ fn fuzz_trec() {
     let run = b"q1 Q0 d1 1 2.5 tag\nq1 Q0 d2 2 1.5 tag\nq2 Q0 d1 1 -0.25 tag\n".to_vec();
     let trec_qrels = b"q1 0 d1 1\nq1 0 d2 0\nq2 0 d1 2\n".to_vec();
     let beir_qrels = b"query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t2\n".to_vec();
-    let dict: &[&[u8]] = &[
-        b" ",
-        b"\t",
-        b"\n",
-        b"\r\n",
-        b"NaN",
-        b"inf",
-        b"-1",
-        b"99999999999999999999",
-        b"Q0",
-        b"\xff",
-    ];
-    fuzz(
-        "trec",
-        20000,
-        &[run, trec_qrels, beir_qrels],
-        dict,
-        |bytes| {
-            put(&path, bytes);
-            let run = crate::trec::read_run(&path);
-            let qrels = crate::trec::read_qrels(&path);
-            if let (Ok(run), Ok(qrels)) = (&run, &qrels) {
-                let _ = crate::metrics::evaluate(
-                    qrels,
-                    run,
-                    &crate::metrics::parse_metrics("nDCG@10,RR@10,R@100,AP").unwrap(),
-                    true,
-                );
-            }
-            run.is_ok() || qrels.is_ok()
-        },
-    );
+    let dict: &[&[u8]] = &[b" ", b"\t", b"\n", b"\r\n", b"NaN", b"inf", b"-1", b"99999999999999999999", b"Q0", b"\xff"];
+    fuzz("trec", 20000, &[run, trec_qrels, beir_qrels], dict, |bytes| {
+        put(&path, bytes);
+        let run = crate::trec::read_run(&path);
+        let qrels = crate::trec::read_qrels(&path);
+        if let (Ok(run), Ok(qrels)) = (&run, &qrels) {
+            let _ = crate::metrics::evaluate(
+                qrels,
+                run,
+                &crate::metrics::parse_metrics("nDCG@10,RR@10,R@100,AP").unwrap(),
+                true,
+            );
+        }
+        run.is_ok() || qrels.is_ok()
+    });
 }
 
 #[test]
@@ -542,10 +414,8 @@ fn fuzz_records() {
     let tevatron = br#"{"query_id": "1", "query": "q", "positive_passages": [{"docid": 7, "title": "t", "text": "x"}], "negative_passages": [{"docid": "n", "text": "y"}]}
 "#
     .to_vec();
-    let dict: &[&[u8]] = &[
-        b"\"_id\"", b"\"\"", b"\\n", b"\\u0000", b"\n", b"\t", b"{", b"}", b"[", b"]", b"null",
-        b"1e999", b"\"d1\"",
-    ];
+    let dict: &[&[u8]] =
+        &[b"\"_id\"", b"\"\"", b"\\n", b"\\u0000", b"\n", b"\t", b"{", b"}", b"[", b"]", b"null", b"1e999", b"\"d1\""];
     fuzz("records", 15000, &[records, tevatron], dict, |bytes| {
         put(&jsonl, bytes);
         put(&tsv, bytes);
@@ -553,11 +423,7 @@ fn fuzz_records() {
         if let Ok(v) = &a {
             let mut seen = std::collections::HashSet::new();
             for r in v {
-                assert!(
-                    crate::records::check_id(&r.id).is_ok() && seen.insert(r.id.clone()),
-                    "id {:?} accepted",
-                    r.id
-                );
+                assert!(crate::records::check_id(&r.id).is_ok() && seen.insert(r.id.clone()), "id {:?} accepted", r.id);
             }
         }
         let b = crate::formats::read_tevatron(&jsonl);
@@ -572,25 +438,14 @@ fn fuzz_records() {
 #[test]
 fn fuzz_adapter_config() {
     let seed = br#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"], "bias": "none"}"#;
-    let dict: &[&[u8]] = &[
-        b"1e12",
-        b"-1",
-        b"2.0",
-        b"NaN",
-        b"0",
-        b"null",
-        b"\"lm_head\"",
-        b"[]",
-        b"18446744073709551616",
-    ];
+    let dict: &[&[u8]] =
+        &[b"1e12", b"-1", b"2.0", b"NaN", b"0", b"null", b"\"lm_head\"", b"[]", b"18446744073709551616"];
     fuzz("adapter-config", 50000, &[seed.to_vec()], dict, |bytes| {
         let text = String::from_utf8_lossy(bytes);
         match crate::lora::parse_adapter_config(&text, Path::new("adapter_config.json")) {
             Ok(c) => {
                 assert!(
-                    c.r >= 1
-                        && c.r <= crate::lora::MAX_LORA_R
-                        && (0.0..1.0).contains(&c.lora_dropout),
+                    c.r >= 1 && c.r <= crate::lora::MAX_LORA_R && (0.0..1.0).contains(&c.lora_dropout),
                     "{c:?} accepted"
                 );
                 let _ = c.scale();
@@ -604,17 +459,8 @@ fn fuzz_adapter_config() {
 #[test]
 fn fuzz_model_config() {
     let seed = br#"{"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100, "rope_theta": 10000.0, "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}, "eos_token_id": [1, 2]}"#;
-    let dict: &[&[u8]] = &[
-        b"0",
-        b"-1",
-        b"1e308",
-        b"99999999999999999999",
-        b"null",
-        b"\"qwen2\"",
-        b"\"mistral\"",
-        b"[]",
-        b"{}",
-    ];
+    let dict: &[&[u8]] =
+        &[b"0", b"-1", b"1e308", b"99999999999999999999", b"null", b"\"qwen2\"", b"\"mistral\"", b"[]", b"{}"];
     fuzz("config", 50000, &[seed.to_vec()], dict, |bytes| {
         let text = String::from_utf8_lossy(bytes);
         match crate::config::ModelConfig::from_json_str(&text, Path::new("config.json")) {

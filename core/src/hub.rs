@@ -48,7 +48,8 @@ pub fn looks_like_repo_id(s: &str) -> bool {
     parts.len() == 2 && parts.iter().all(|p| safe_part(p)) && revision.is_none_or(|r| r.split('/').all(safe_part))
 }
 
-const OPTIONAL: [&str; 4] = ["tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
+const OPTIONAL: [&str; 4] =
+    ["tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
 
 /// One hub repository of the cache (and of the network unless offline).
 struct HubRepo<'a> {
@@ -131,7 +132,10 @@ impl<'a> HubRepo<'a> {
         let inside = snapshot.parent() == Some(repo_dir.join("snapshots").as_path())
             && snapshot.file_name().and_then(|n| n.to_str()).is_some_and(safe_part);
         if !inside {
-            return Err(self.error(format!("resolved to {}, which is not a snapshot folder of this repository", snapshot.display())));
+            return Err(self.error(format!(
+                "resolved to {}, which is not a snapshot folder of this repository",
+                snapshot.display()
+            )));
         }
         Ok(snapshot)
     }
@@ -148,7 +152,9 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
     match repo.get("model.safetensors") {
         Ok(_) => {}
         Err(single) => {
-            let index = repo.get("model.safetensors.index.json").map_err(|m| repo.error(format!("no weights: {single}; {m}")))?;
+            let index = repo
+                .get("model.safetensors.index.json")
+                .map_err(|m| repo.error(format!("no weights: {single}; {m}")))?;
             let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
             // Names are checked (relative, inside the snapshot) before any is fetched or opened.
             for f in crate::weights::index_shards(&text, &index)? {
@@ -185,7 +191,16 @@ mod tests {
         for ok in ["org/name", "org/name@main", "org/name@refs/pr/1", "o-1/n_2.x@v1.0"] {
             assert!(looks_like_repo_id(ok), "{ok}");
         }
-        for bad in ["org/name@../../etc", "org/name@/etc/passwd", "org/name@", "org/name@a//b", "../x", "org/.name", "a/b/c", "org/name@.hidden"] {
+        for bad in [
+            "org/name@../../etc",
+            "org/name@/etc/passwd",
+            "org/name@",
+            "org/name@a//b",
+            "../x",
+            "org/.name",
+            "a/b/c",
+            "org/name@.hidden",
+        ] {
             assert!(!looks_like_repo_id(bad), "{bad}");
         }
         let e = resolve("org/name@../../../etc").unwrap_err().to_string();

@@ -1,4 +1,4 @@
-//! The stage-2 loss (METHOD.md "Stage 2"): InfoNCE over every passage of the batch. Query i's
+//! The stage-2 loss (the method's "Stage 2"): InfoNCE over every passage of the batch. Query i's
 //! group is passages `[i*g, (i+1)*g)` (positive first, then its hard negatives); every other
 //! passage in the batch is an in-batch negative. `loss = CE(q · pᵀ / temperature, target = i*g)`.
 use burn::tensor::{activation::log_softmax, backend::Backend, Int, Tensor, TensorData};

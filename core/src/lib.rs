@@ -26,11 +26,10 @@
 //! - [`lora`]: factored LoRA, merging, PEFT adapter files
 #[cfg(feature = "bm25")]
 pub mod bm25;
-pub mod checkpoint;
 pub mod config;
-pub mod encoder;
 #[cfg(feature = "bm25")]
 pub mod dirichlet;
+pub mod encoder;
 pub mod error;
 pub mod export;
 pub mod formats;
@@ -43,6 +42,7 @@ pub mod lora;
 pub mod metrics;
 pub mod mining;
 pub mod model;
+pub mod model_source;
 pub mod npy;
 pub mod output;
 pub mod paths;
@@ -60,7 +60,10 @@ pub mod weights;
 #[cfg(test)]
 mod fuzz_tests;
 
-pub use checkpoint::Checkpoint;
+pub use model_source::ModelSource;
+/// The former name of [`ModelSource`] (an opened model, not a training checkpoint), kept only so
+/// that branches written against it still build; new code says `ModelSource`.
+pub type Checkpoint = ModelSource;
 pub use config::{Family, ModelConfig};
 pub use encoder::{Encoder, EncoderOptions};
 pub use error::{Error, Result};

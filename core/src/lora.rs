@@ -205,7 +205,10 @@ impl LoraConfig {
             return Err(Error::config(origin, format!("field `r`: {} is out of range (1 to {MAX_LORA_R})", self.r)));
         }
         if !self.lora_alpha.is_finite() {
-            return Err(Error::config(origin, format!("field `lora_alpha`: {} is not a finite number", self.lora_alpha)));
+            return Err(Error::config(
+                origin,
+                format!("field `lora_alpha`: {} is not a finite number", self.lora_alpha),
+            ));
         }
         if !(0.0..1.0).contains(&self.lora_dropout) {
             return Err(Error::config(origin, format!("field `lora_dropout`: {} is not in [0, 1)", self.lora_dropout)));
@@ -217,7 +220,10 @@ impl LoraConfig {
             if !DEFAULT_TARGETS.contains(&t.as_str()) {
                 return Err(Error::config(
                     origin,
-                    format!("field `target_modules`: {t:?} is not a linear of this model (expected some of {})", DEFAULT_TARGETS.join(",")),
+                    format!(
+                        "field `target_modules`: {t:?} is not a linear of this model (expected some of {})",
+                        DEFAULT_TARGETS.join(",")
+                    ),
                 ));
             }
         }
@@ -240,7 +246,15 @@ impl<B: Backend> LoraAdapter<B> {
     /// so a fresh adapter leaves the model unchanged. A is drawn on the host from its own stream,
     /// seeded by `seed` and the weight's name: the same on every device and backend, and
     /// independent of any other use of the backend's RNG (data-parallel peers agree).
-    pub fn new(name: &str, d_in: usize, d_out: usize, cfg: &LoraConfig, seed: u64, device: &B::Device, dtype: burn::tensor::DType) -> Self {
+    pub fn new(
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        cfg: &LoraConfig,
+        seed: u64,
+        device: &B::Device,
+        dtype: burn::tensor::DType,
+    ) -> Self {
         use rand::{Rng, SeedableRng};
         let bound = 1.0 / (d_in as f64).sqrt();
         let a_name = format!("{name}.lora_A.weight");
@@ -307,18 +321,25 @@ pub fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, layer: &Dropout) -> 
 
 /// The module names in the bare model (`layers.N.self_attn.q_proj`, ...) of the targeted
 /// linears, with a mutable handle on each.
-fn for_each_target<B: Backend>(model: &mut DecoderModel<B>, targets: &[String], mut f: impl FnMut(&str, &mut Linear<B>)) {
+fn for_each_target<B: Backend>(
+    model: &mut DecoderModel<B>,
+    targets: &[String],
+    mut f: impl FnMut(&str, &mut Linear<B>),
+) {
     let want = |n: &str| targets.iter().any(|t| t == n);
     for (i, l) in model.layers.iter_mut().enumerate() {
         let p = format!("layers.{i}");
         let a = &mut l.self_attn;
-        for (n, lin) in [("q_proj", &mut a.q_proj), ("k_proj", &mut a.k_proj), ("v_proj", &mut a.v_proj), ("o_proj", &mut a.o_proj)] {
+        for (n, lin) in
+            [("q_proj", &mut a.q_proj), ("k_proj", &mut a.k_proj), ("v_proj", &mut a.v_proj), ("o_proj", &mut a.o_proj)]
+        {
             if want(n) {
                 f(&format!("{p}.self_attn.{n}"), lin);
             }
         }
         let m = &mut l.mlp;
-        for (n, lin) in [("gate_proj", &mut m.gate_proj), ("up_proj", &mut m.up_proj), ("down_proj", &mut m.down_proj)] {
+        for (n, lin) in [("gate_proj", &mut m.gate_proj), ("up_proj", &mut m.up_proj), ("down_proj", &mut m.down_proj)]
+        {
             if want(n) {
                 f(&format!("{p}.mlp.{n}"), lin);
             }
@@ -350,7 +371,15 @@ pub fn attach_lora<B: Backend>(model: DecoderModel<B>, cfg: &LoraConfig, seed: u
     let dtype = model.dtype();
     let mut model = model.no_grad();
     for_each_target(&mut model, &cfg.target_modules, |name, lin| {
-        lin.lora = Some(LoraAdapter::new(&format!("base_model.model.model.{name}"), lin.d_in(), lin.d_out(), cfg, seed, &device, dtype));
+        lin.lora = Some(LoraAdapter::new(
+            &format!("base_model.model.model.{name}"),
+            lin.d_in(),
+            lin.d_out(),
+            cfg,
+            seed,
+            &device,
+            dtype,
+        ));
     });
     Ok(model)
 }
@@ -425,7 +454,10 @@ pub fn parse_adapter_config(text: &str, p: &Path) -> Result<LoraConfig> {
         Some(serde_json::Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).collect(),
         _ => return Err(Error::config(&p, "missing field `target_modules`")),
     };
-    let r = v.get("r").and_then(|x| x.as_u64()).ok_or_else(|| Error::config(&p, "missing field `r` (a positive integer)"))?;
+    let r = v
+        .get("r")
+        .and_then(|x| x.as_u64())
+        .ok_or_else(|| Error::config(&p, "missing field `r` (a positive integer)"))?;
     // PEFT options that change what the weights mean: refused rather than silently ignored.
     let flag = |k: &str| v.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
     for k in ["use_dora", "fan_in_fan_out"] {
@@ -443,7 +475,10 @@ pub fn parse_adapter_config(text: &str, p: &Path) -> Result<LoraConfig> {
     }
     let cfg = LoraConfig {
         r: usize::try_from(r).unwrap_or(usize::MAX),
-        lora_alpha: v.get("lora_alpha").and_then(|x| x.as_f64()).ok_or_else(|| Error::config(&p, "missing field `lora_alpha`"))?,
+        lora_alpha: v
+            .get("lora_alpha")
+            .and_then(|x| x.as_f64())
+            .ok_or_else(|| Error::config(&p, "missing field `lora_alpha`"))?,
         lora_dropout: match v.get("lora_dropout") {
             None | Some(serde_json::Value::Null) => 0.0,
             Some(x) => x.as_f64().ok_or_else(|| Error::config(&p, "field `lora_dropout`: expected a number"))?,
@@ -480,7 +515,10 @@ pub fn resolve_adapter_dir(spec: &Path) -> Result<std::path::PathBuf> {
         return Ok(spec.to_path_buf());
     }
     if spec.exists() {
-        return Err(Error::config(spec, "a file, but an adapter is a folder (adapter_config.json, adapter_model.safetensors) or a hub id org/name"));
+        return Err(Error::config(
+            spec,
+            "a file, but an adapter is a folder (adapter_config.json, adapter_model.safetensors) or a hub id org/name",
+        ));
     }
     #[cfg(feature = "hub")]
     if let Some(s) = spec.to_str() {
@@ -510,7 +548,11 @@ pub fn fill_adapter<B: Backend>(model: DecoderModel<B>, dir: &Path, cfg: &LoraCo
 
 /// Attaches a PEFT adapter held in memory (`adapter_config.json` text and
 /// `adapter_model.safetensors` bytes; the browser's path) to `model`.
-pub fn load_adapter_bytes<B: Backend>(model: DecoderModel<B>, config_json: &str, weights: Vec<u8>) -> Result<DecoderModel<B>> {
+pub fn load_adapter_bytes<B: Backend>(
+    model: DecoderModel<B>,
+    config_json: &str,
+    weights: Vec<u8>,
+) -> Result<DecoderModel<B>> {
     let origin = Path::new("adapter");
     let cfg = parse_adapter_config(config_json, &origin.join("adapter_config.json"))?;
     let w = WeightFiles::from_bytes(origin, vec![("adapter_model.safetensors".to_string(), weights)])?;
@@ -521,9 +563,18 @@ pub fn load_adapter_bytes<B: Backend>(model: DecoderModel<B>, config_json: &str,
 
 /// Overwrites the A/B weights of `model`'s attached adapters with the tensors in `w`, in
 /// whichever layout `w` stores them ([`StoredLayout::detect`]); every tensor of `w` must be used.
-pub fn fill_adapter_from<B: Backend>(mut model: DecoderModel<B>, w: &WeightFiles, cfg: &LoraConfig) -> Result<DecoderModel<B>> {
+pub fn fill_adapter_from<B: Backend>(
+    mut model: DecoderModel<B>,
+    w: &WeightFiles,
+    cfg: &LoraConfig,
+) -> Result<DecoderModel<B>> {
     let stored = StoredLayout::detect(&w.names(), &w.origin)?;
-    tracing::debug!("adapter {}: {:?} layout, adapter name {:?}", w.origin.display(), stored.layout, stored.adapter_name);
+    tracing::debug!(
+        "adapter {}: {:?} layout, adapter name {:?}",
+        w.origin.display(),
+        stored.layout,
+        stored.adapter_name
+    );
     let device = model.device();
     let dtype = DType::F32; // adapters are f32 (see LoraAdapter::new)
     for_each_target(&mut model, &cfg.target_modules, |name, lin| {
@@ -549,12 +600,22 @@ mod tests {
 
     #[test]
     fn adapter_config_values_are_validated() {
-        let ok = r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["q_proj"]}"#;
+        let ok =
+            r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["q_proj"]}"#;
         assert_eq!(parse(ok).unwrap().r, 8);
         for (text, want) in [
-            (r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 2.0, "target_modules": ["q_proj"]}"#, "field `lora_dropout`: 2"),
-            (r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": -0.5, "target_modules": ["q_proj"]}"#, "field `lora_dropout`"),
-            (r#"{"peft_type": "LORA", "r": 1000000000000, "lora_alpha": 16, "target_modules": ["q_proj"]}"#, "field `r`: 1000000000000 is out of range"),
+            (
+                r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 2.0, "target_modules": ["q_proj"]}"#,
+                "field `lora_dropout`: 2",
+            ),
+            (
+                r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": -0.5, "target_modules": ["q_proj"]}"#,
+                "field `lora_dropout`",
+            ),
+            (
+                r#"{"peft_type": "LORA", "r": 1000000000000, "lora_alpha": 16, "target_modules": ["q_proj"]}"#,
+                "field `r`: 1000000000000 is out of range",
+            ),
             (r#"{"peft_type": "LORA", "r": 0, "lora_alpha": 16, "target_modules": ["q_proj"]}"#, "field `r`: 0"),
             (r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": []}"#, "field `target_modules`"),
             (r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["lm_head"]}"#, "\"lm_head\""),

@@ -87,7 +87,12 @@ pub struct MinedQuery {
 }
 
 /// Selects positives and negatives for every training query (see the module docs).
-pub fn select(queries: &[TextRecord], qrels: &Qrels, run: &Run, opts: &MiningOptions) -> Result<(Vec<MinedQuery>, MiningStats)> {
+pub fn select(
+    queries: &[TextRecord],
+    qrels: &Qrels,
+    run: &Run,
+    opts: &MiningOptions,
+) -> Result<(Vec<MinedQuery>, MiningStats)> {
     opts.validate()?;
     let mut stats = MiningStats::default();
     let mut out = Vec::new();
@@ -108,17 +113,10 @@ pub fn select(queries: &[TextRecord], qrels: &Qrels, run: &Run, opts: &MiningOpt
         if neg.len() < opts.count {
             stats.short += 1;
         }
-        out.push(MinedQuery {
-            query_id: q.id.clone(),
-            query: q.text.clone(),
-            positives: pos,
-            negatives: neg,
-        });
+        out.push(MinedQuery { query_id: q.id.clone(), query: q.text.clone(), positives: pos, negatives: neg });
     }
-    stats.missing_query_text = qrels
-        .iter()
-        .filter(|(qid, j)| !seen.contains(qid.as_str()) && j.values().any(|&g| g > 0))
-        .count();
+    stats.missing_query_text =
+        qrels.iter().filter(|(qid, j)| !seen.contains(qid.as_str()) && j.values().any(|&g| g > 0)).count();
     stats.examples = out.len();
     Ok((out, stats))
 }
@@ -147,14 +145,9 @@ pub fn collect_docs(
 /// from `docs` is an error naming it and its query.
 pub fn to_examples(mined: &[MinedQuery], docs: &HashMap<String, TextRecord>) -> Result<Vec<TevatronExample>> {
     let passage = |qid: &str, d: &str| -> Result<TevatronPassage> {
-        let r = docs
-            .get(d)
-            .ok_or_else(|| Error::Other(format!("document {d:?} (query {qid:?}) is not in the corpus")))?;
-        Ok(TevatronPassage {
-            docid: r.id.clone(),
-            title: r.title.clone().unwrap_or_default(),
-            text: r.text.clone(),
-        })
+        let r =
+            docs.get(d).ok_or_else(|| Error::Other(format!("document {d:?} (query {qid:?}) is not in the corpus")))?;
+        Ok(TevatronPassage { docid: r.id.clone(), title: r.title.clone().unwrap_or_default(), text: r.text.clone() })
     };
     mined
         .iter()

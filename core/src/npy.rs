@@ -81,11 +81,7 @@ pub fn parse_f32_matrix(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, u
     if !dict.contains("'<f4'") || dict.contains("'fortran_order': True") {
         return Err(bad("need descr '<f4' in C order"));
     }
-    let shape = dict
-        .split("'shape':")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad("no shape"))?;
+    let shape = dict.split("'shape':").nth(1).and_then(|s| s.split(')').next()).ok_or_else(|| bad("no shape"))?;
     let dims: Vec<usize> = shape
         .trim()
         .trim_start_matches('(')
@@ -106,10 +102,7 @@ pub fn parse_f32_matrix(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, u
     if dims[1] == 0 && dims[0] > 0 {
         return Err(bad("rows of 0 columns"));
     }
-    let values = data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let values = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     Ok((values, dims[0], dims[1]))
 }
 

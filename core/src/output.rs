@@ -25,10 +25,7 @@ pub const TEMP_TAG: &str = ".llmql-tmp-";
 /// Writes the marker into `dir` (a folder llmql is writing).
 pub fn write_marker(dir: &Path, kind: &str) -> Result<()> {
     let p = dir.join(MARKER);
-    let text = format!(
-        "{{\"written_by\": \"llmql {}\", \"kind\": \"{kind}\"}}\n",
-        env!("CARGO_PKG_VERSION")
-    );
+    let text = format!("{{\"written_by\": \"llmql {}\", \"kind\": \"{kind}\"}}\n", env!("CARGO_PKG_VERSION"));
     std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
 }
 
@@ -40,20 +37,13 @@ pub fn is_llmql_output(dir: &Path) -> bool {
 /// Refuses an output folder that must never be replaced: `.`/`..` (or a path ending in them), the
 /// root, the home folder, and any folder that holds the current one.
 pub fn check_output_dir(dest: &Path) -> Result<()> {
-    let refuse = |why: &str| {
-        Err(Error::config(
-            dest,
-            format!("refusing to use this as an output folder: {why}"),
-        ))
-    };
+    let refuse = |why: &str| Err(Error::config(dest, format!("refusing to use this as an output folder: {why}")));
     if dest.as_os_str().is_empty() {
         return refuse("empty path");
     }
     match dest.components().next_back() {
         Some(Component::CurDir) | Some(Component::ParentDir) => return refuse("it is `.` or `..`"),
-        Some(Component::RootDir) | Some(Component::Prefix(_)) | None => {
-            return refuse("it is the root folder")
-        }
+        Some(Component::RootDir) | Some(Component::Prefix(_)) | None => return refuse("it is the root folder"),
         Some(Component::Normal(_)) => {}
     }
     if let Ok(real) = std::fs::canonicalize(dest) {
@@ -97,10 +87,7 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// A temporary name beside `dest`, unique to this process and call: `.NAME.llmql-tmp-PID-N`.
 pub fn temp_sibling(dest: &Path) -> PathBuf {
     let parent = parent_of(dest);
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "output".into());
+    let name = dest.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "output".into());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     parent.join(format!(".{name}{TEMP_TAG}{}-{n}", std::process::id()))
 }
@@ -145,10 +132,7 @@ pub fn clean_stale_temps(dir: &Path) {
             continue;
         }
         let p = e.path();
-        tracing::info!(
-            "removing {} (left by an interrupted llmql run)",
-            p.display()
-        );
+        tracing::info!("removing {} (left by an interrupted llmql run)", p.display());
         let _ = match e.file_type() {
             Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
             _ => std::fs::remove_file(&p),
@@ -174,9 +158,7 @@ pub fn sync_tree(dir: &Path) -> Result<()> {
         match e.file_type() {
             Ok(t) if t.is_dir() => sync_tree(&p)?,
             Ok(t) if t.is_file() => {
-                std::fs::File::open(&p)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| Error::io(&p, e))?;
+                std::fs::File::open(&p).and_then(|f| f.sync_all()).map_err(|e| Error::io(&p, e))?;
             }
             _ => {}
         }
@@ -262,10 +244,7 @@ mod tests {
             assert!(check_replaceable(Path::new(p)).is_err(), "{p}");
         }
         if let Some(home) = std::env::var_os("HOME") {
-            assert!(check_replaceable(Path::new(&home))
-                .unwrap_err()
-                .to_string()
-                .contains("home folder"));
+            assert!(check_replaceable(Path::new(&home)).unwrap_err().to_string().contains("home folder"));
         }
         let d = tempfile::tempdir().unwrap();
         let mine = d.path().join("mine");
@@ -292,17 +271,11 @@ mod tests {
             std::fs::create_dir(&tmp).unwrap();
             std::fs::write(tmp.join("round"), round.to_string()).unwrap();
             replace_dir(&tmp, &dest, "test").unwrap();
-            assert_eq!(
-                std::fs::read_to_string(dest.join("round")).unwrap(),
-                round.to_string()
-            );
+            assert_eq!(std::fs::read_to_string(dest.join("round")).unwrap(), round.to_string());
             assert!(is_llmql_output(&dest));
         }
         // Nothing but the output is left beside it.
-        let names: Vec<_> = std::fs::read_dir(d.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out")]);
     }
 
@@ -310,12 +283,8 @@ mod tests {
     fn stale_temporaries_of_dead_runs_only_are_removed() {
         let d = tempfile::tempdir().unwrap();
         // PID 0 is never a user process; u32::MAX - 1 is not alive.
-        let dead = d
-            .path()
-            .join(format!(".embeddings.npy{TEMP_TAG}{}-0", u32::MAX - 1));
-        let live = d
-            .path()
-            .join(format!(".embeddings.npy{TEMP_TAG}{}-3", std::process::id()));
+        let dead = d.path().join(format!(".embeddings.npy{TEMP_TAG}{}-0", u32::MAX - 1));
+        let live = d.path().join(format!(".embeddings.npy{TEMP_TAG}{}-3", std::process::id()));
         let other = d.path().join(".embeddings.npy.partial");
         let user = d.path().join(format!("notes{TEMP_TAG}1-1"));
         for p in [&dead, &live, &other, &user] {

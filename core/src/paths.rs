@@ -17,7 +17,11 @@ pub fn check_relative_name(name: &str, what: &str) -> std::result::Result<(), St
     for c in p.components() {
         match c {
             Component::Normal(_) => {}
-            _ => return Err(format!("{what} {name:?} must be a relative path inside the model folder (no `..`, no absolute path)")),
+            _ => {
+                return Err(format!(
+                    "{what} {name:?} must be a relative path inside the model folder (no `..`, no absolute path)"
+                ))
+            }
         }
     }
     Ok(())
@@ -31,10 +35,7 @@ fn allowed_root(dir: &Path) -> PathBuf {
     match (snapshots.and_then(Path::file_name), repo) {
         (Some(s), Some(repo))
             if s == "snapshots"
-                && repo
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("models--")) =>
+                && repo.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("models--")) =>
         {
             repo.to_path_buf()
         }
@@ -49,10 +50,7 @@ pub fn model_file(dir: &Path, name: &str) -> Result<PathBuf> {
         Some(p) => Ok(p),
         None => {
             let p = dir.join(name);
-            Err(Error::io(
-                &p,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory"),
-            ))
+            Err(Error::io(&p, std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory")))
         }
     }
 }
@@ -66,21 +64,14 @@ pub fn model_file_opt(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
     }
     let meta = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?;
     if !meta.is_file() {
-        return Err(Error::config(
-            &p,
-            "not a regular file (a folder, FIFO, socket or device): refusing to read it",
-        ));
+        return Err(Error::config(&p, "not a regular file (a folder, FIFO, socket or device): refusing to read it"));
     }
     let real = std::fs::canonicalize(&p).map_err(|e| Error::io(&p, e))?;
     let root = std::fs::canonicalize(allowed_root(dir)).map_err(|e| Error::io(dir, e))?;
     if !real.starts_with(&root) {
         return Err(Error::config(
             &p,
-            format!(
-                "resolves to {}, outside the model folder {}: refusing to read it",
-                real.display(),
-                root.display()
-            ),
+            format!("resolves to {}, outside the model folder {}: refusing to read it", real.display(), root.display()),
         ));
     }
     Ok(Some(p))
@@ -106,40 +97,20 @@ mod tests {
         std::fs::write(d.path().join("secret"), b"x").unwrap();
         assert!(model_file(&dir, "a.safetensors").is_ok());
         assert!(model_file(&dir, "sub/b.safetensors").is_ok());
-        for bad in [
-            "../secret",
-            "/etc/passwd",
-            "sub/../../secret",
-            "",
-            "./a.safetensors",
-        ] {
+        for bad in ["../secret", "/etc/passwd", "sub/../../secret", "", "./a.safetensors"] {
             let e = model_file(&dir, bad).unwrap_err().to_string();
-            assert!(
-                e.contains("relative path") || e.contains("empty"),
-                "{bad}: {e}"
-            );
+            assert!(e.contains("relative path") || e.contains("empty"), "{bad}: {e}");
         }
         std::os::unix::fs::symlink("../secret", dir.join("link.safetensors")).unwrap();
-        let e = model_file(&dir, "link.safetensors")
-            .unwrap_err()
-            .to_string();
+        let e = model_file(&dir, "link.safetensors").unwrap_err().to_string();
         assert!(e.contains("outside the model folder"), "{e}");
         std::os::unix::fs::symlink("a.safetensors", dir.join("inner.safetensors")).unwrap();
         assert!(model_file(&dir, "inner.safetensors").is_ok());
         let fifo = dir.join("fifo.safetensors");
-        assert!(std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success());
-        let e = model_file(&dir, "fifo.safetensors")
-            .unwrap_err()
-            .to_string();
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let e = model_file(&dir, "fifo.safetensors").unwrap_err().to_string();
         assert!(e.contains("not a regular file"), "{e}");
-        assert!(model_file(&dir, "sub")
-            .unwrap_err()
-            .to_string()
-            .contains("not a regular file"));
+        assert!(model_file(&dir, "sub").unwrap_err().to_string().contains("not a regular file"));
         assert!(model_file_opt(&dir, "missing.json").unwrap().is_none());
     }
 
@@ -155,9 +126,6 @@ mod tests {
         std::os::unix::fs::symlink("../../blobs/123", snap.join("config.json")).unwrap();
         std::os::unix::fs::symlink("../../../other", snap.join("tokenizer.json")).unwrap();
         assert!(model_file(&snap, "config.json").is_ok());
-        assert!(model_file(&snap, "tokenizer.json")
-            .unwrap_err()
-            .to_string()
-            .contains("outside"));
+        assert!(model_file(&snap, "tokenizer.json").unwrap_err().to_string().contains("outside"));
     }
 }

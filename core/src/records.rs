@@ -26,11 +26,9 @@ pub fn check_id(id: &str) -> std::result::Result<(), String> {
 
 /// Parses one JSON line; `line` is 1-based, for messages.
 pub fn parse_record(s: &str, path: &Path, line: usize) -> Result<TextRecord> {
-    let v: serde_json::Value = serde_json::from_str(s)
-        .map_err(|e| Error::input(path, line, format!("malformed JSON: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| Error::input(path, line, "expected a JSON object"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(s).map_err(|e| Error::input(path, line, format!("malformed JSON: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| Error::input(path, line, "expected a JSON object"))?;
     let id = match obj.get("_id").or_else(|| obj.get("id")) {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(serde_json::Value::Number(n)) => n.to_string(),
@@ -96,13 +94,7 @@ impl IdSet {
 impl<T> LineReader<T> {
     pub fn new(path: &Path, parse: LineParser<T>) -> Result<Self> {
         let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        Ok(Self {
-            path: path.into(),
-            lines: BufReader::new(f).lines(),
-            line: 0,
-            parse,
-            unique: None,
-        })
+        Ok(Self { path: path.into(), lines: BufReader::new(f).lines(), line: 0, parse, unique: None })
     }
 
     /// Refuses an item whose id (`id_of`) was already read from this file.

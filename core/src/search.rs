@@ -151,11 +151,7 @@ pub struct TopK {
 
 impl TopK {
     pub fn new(k: usize) -> Self {
-        Self {
-            k,
-            items: Vec::new(),
-            floor: f32::NEG_INFINITY,
-        }
+        Self { k, items: Vec::new(), floor: f32::NEG_INFINITY }
     }
 
     fn prune(&mut self) {
@@ -244,13 +240,8 @@ impl<B: Backend> ExactSearch<B> {
             let mut q0 = 0;
             for qblock in &self.query_blocks {
                 let qn = qblock.dims()[0];
-                let scores: Vec<f32> = qblock
-                    .clone()
-                    .matmul(block.clone())
-                    .into_data()
-                    .convert::<f32>()
-                    .to_vec()
-                    .expect("f32 scores");
+                let scores: Vec<f32> =
+                    qblock.clone().matmul(block.clone()).into_data().convert::<f32>().to_vec().expect("f32 scores");
                 self.tops[q0..q0 + qn]
                     .par_iter_mut()
                     .zip(scores.par_chunks(n))
@@ -267,11 +258,8 @@ impl<B: Backend> ExactSearch<B> {
             .into_iter()
             .zip(self.tops)
             .map(|(q, top)| {
-                let entries = top
-                    .into_sorted()
-                    .into_iter()
-                    .map(|(s, d)| RunEntry { docid: d, score: s as f64 })
-                    .collect();
+                let entries =
+                    top.into_sorted().into_iter().map(|(s, d)| RunEntry { docid: d, score: s as f64 }).collect();
                 (q, entries)
             })
             .collect()
@@ -297,7 +285,12 @@ pub fn search_dirs<B: Backend>(
 }
 
 /// Searches an in-memory corpus (the browser's index).
-pub fn search_in_memory<B: Backend>(queries: &Embeddings, corpus: &Embeddings, depth: usize, device: &B::Device) -> Result<Run> {
+pub fn search_in_memory<B: Backend>(
+    queries: &Embeddings,
+    corpus: &Embeddings,
+    depth: usize,
+    device: &B::Device,
+) -> Result<Run> {
     let mut s = ExactSearch::<B>::new(queries, depth, device);
     s.add(corpus)?;
     Ok(s.finish())

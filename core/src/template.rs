@@ -89,19 +89,23 @@ impl Template {
         let (prefix, content, suffix) = match (self, kind) {
             // The reference's f-strings: `f'{prefix} {query.strip()}{post}'.strip()` and
             // `f'{prefix} {title.strip()} {text.strip()}{post}'.strip()`.
-            (Template::Llmql, Kind::Query) => (format!("{QUERY_PREFIX} "), text.trim().to_string(), QUERY_SUFFIX.to_string()),
-            (Template::Llmql, Kind::Passage) => (
-                format!("{PASSAGE_PREFIX} "),
-                format!("{} {}", title.trim(), text.trim()),
-                PASSAGE_SUFFIX.to_string(),
-            ),
-            (Template::Repllama, Kind::Query) => ("query: ".to_string(), text.trim().to_string(), String::new()),
-            (Template::Repllama, Kind::Passage) => {
-                ("passage: ".to_string(), format!("{} {}", title.trim(), text.trim()).trim_end().to_string(), String::new())
+            (Template::Llmql, Kind::Query) => {
+                (format!("{QUERY_PREFIX} "), text.trim().to_string(), QUERY_SUFFIX.to_string())
             }
+            (Template::Llmql, Kind::Passage) => {
+                (format!("{PASSAGE_PREFIX} "), format!("{} {}", title.trim(), text.trim()), PASSAGE_SUFFIX.to_string())
+            }
+            (Template::Repllama, Kind::Query) => ("query: ".to_string(), text.trim().to_string(), String::new()),
+            (Template::Repllama, Kind::Passage) => (
+                "passage: ".to_string(),
+                format!("{} {}", title.trim(), text.trim()).trim_end().to_string(),
+                String::new(),
+            ),
             (Template::Raw, Kind::Query) => (String::new(), text.to_string(), String::new()),
             (Template::Raw, Kind::Passage) if title.is_empty() => (String::new(), text.to_string(), String::new()),
-            (Template::Raw, Kind::Passage) => (String::new(), format!("{title} {text}").trim().to_string(), String::new()),
+            (Template::Raw, Kind::Passage) => {
+                (String::new(), format!("{title} {text}").trim().to_string(), String::new())
+            }
         };
         let mut parts = TemplateParts { prefix, content, suffix };
         // `.strip()` of the whole string: only an empty content can leave outer whitespace.

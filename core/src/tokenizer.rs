@@ -29,10 +29,10 @@ impl TextTokenizer {
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         let tok_cfg = if let Some(cfg_path) = crate::paths::model_file_opt(dir, "tokenizer_config.json")? {
             let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-            Some(serde_json::from_str::<serde_json::Value>(&text).map_err(|source| Error::Json {
-                path: cfg_path.clone(),
-                source,
-            })?)
+            Some(
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .map_err(|source| Error::Json { path: cfg_path.clone(), source })?,
+            )
         } else {
             None
         };
@@ -47,24 +47,22 @@ impl TextTokenizer {
         config: &ModelConfig,
         path: &Path,
     ) -> Result<Self> {
-        let tokenizer = Tokenizer::from_bytes(tokenizer_json).map_err(|e| Error::Tokenizer {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
-        let terr = |message: String| Error::Tokenizer {
-            path: path.into(),
-            message,
-        };
+        let tokenizer = Tokenizer::from_bytes(tokenizer_json)
+            .map_err(|e| Error::Tokenizer { path: path.into(), message: e.to_string() })?;
+        let terr = |message: String| Error::Tokenizer { path: path.into(), message };
         let (eos_id, eos_token) = match tokenizer_config.and_then(|c| token_field(c, "eos_token")) {
             Some(tok) => {
-                let id = tokenizer
-                    .token_to_id(&tok)
-                    .ok_or_else(|| terr(format!("eos_token {tok:?} from tokenizer_config.json is not in the vocabulary")))?;
+                let id = tokenizer.token_to_id(&tok).ok_or_else(|| {
+                    terr(format!("eos_token {tok:?} from tokenizer_config.json is not in the vocabulary"))
+                })?;
                 (id, tok)
             }
             None => {
                 let id = config.eos_token_id.ok_or_else(|| {
-                    terr("no EOS token: neither tokenizer_config.json `eos_token` nor config.json `eos_token_id` is set".into())
+                    terr(
+                        "no EOS token: neither tokenizer_config.json `eos_token` nor config.json `eos_token_id` is set"
+                            .into(),
+                    )
                 })?;
                 let tok = tokenizer.id_to_token(id).unwrap_or_default();
                 (id, tok)
@@ -83,9 +81,7 @@ impl TextTokenizer {
             )));
         }
         // BOS: only what the post-processor adds. Probe it on a plain text.
-        let probe = tokenizer
-            .encode("a", true)
-            .map_err(|e| terr(e.to_string()))?;
+        let probe = tokenizer.encode("a", true).map_err(|e| terr(e.to_string()))?;
         let plain = tokenizer.encode("a", false).map_err(|e| terr(e.to_string()))?;
         if let Some(&id) = probe.get_ids().iter().find(|&&i| i as usize >= config.vocab_size) {
             return Err(terr(format!(
@@ -98,13 +94,7 @@ impl TextTokenizer {
         } else {
             None
         };
-        Ok(Self {
-            tokenizer,
-            eos_id,
-            eos_token,
-            bos_id,
-            path: path.into(),
-        })
+        Ok(Self { tokenizer, eos_id, eos_token, bos_id, path: path.into() })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -115,7 +105,8 @@ impl TextTokenizer {
     /// tokens, cut to `max_len - 1` tokens (as transformers truncates, keeping post-processor
     /// tokens), then the EOS id. Encoder inputs go through [`Self::encode_input`].
     pub fn encode_with_eos(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
-        let parts = crate::template::TemplateParts { prefix: String::new(), content: text.to_string(), suffix: String::new() };
+        let parts =
+            crate::template::TemplateParts { prefix: String::new(), content: text.to_string(), suffix: String::new() };
         Ok(self.encode_input(&parts, max_len, crate::truncation::Truncation::Reference)?.ids)
     }
 

@@ -26,9 +26,7 @@ pub struct RunEntry {
 pub type Run = BTreeMap<String, Vec<RunEntry>>;
 
 fn open(path: &Path) -> Result<BufReader<std::fs::File>> {
-    std::fs::File::open(path)
-        .map(BufReader::new)
-        .map_err(|e| Error::io(path, e))
+    std::fs::File::open(path).map(BufReader::new).map_err(|e| Error::io(path, e))
 }
 
 /// Iterates `(line_number, line)` with 1-based numbers, `\r\n` endings handled, I/O errors named.
@@ -50,8 +48,7 @@ enum QrelsFormat {
 }
 
 fn parse_grade(path: &Path, line: usize, field: &str, s: &str) -> Result<i32> {
-    s.parse::<i32>()
-        .map_err(|_| Error::input(path, line, format!("{field} {s:?} is not an integer relevance grade")))
+    s.parse::<i32>().map_err(|_| Error::input(path, line, format!("{field} {s:?} is not an integer relevance grade")))
 }
 
 /// Reads qrels in TREC (`qid iter docid rel`) or BEIR tsv (`query-id\tcorpus-id\tscore`, with or without the
@@ -105,17 +102,10 @@ pub fn read_qrels(path: &Path) -> Result<Qrels> {
                     return Err(Error::input(
                         path,
                         n,
-                        format!(
-                            "expected 4 fields `qid 0 docid relevance` (TREC qrels), found {}",
-                            fields.len()
-                        ),
+                        format!("expected 4 fields `qid 0 docid relevance` (TREC qrels), found {}", fields.len()),
                     ));
                 }
-                (
-                    fields[0],
-                    fields[2],
-                    parse_grade(path, n, "relevance (4th field)", fields[3])?,
-                )
+                (fields[0], fields[2], parse_grade(path, n, "relevance (4th field)", fields[3])?)
             }
             QrelsFormat::Beir => {
                 let fields = split_beir(&line);
@@ -129,11 +119,7 @@ pub fn read_qrels(path: &Path) -> Result<Qrels> {
                         ),
                     ));
                 }
-                (
-                    fields[0],
-                    fields[1],
-                    parse_grade(path, n, "score (3rd field)", fields[2])?,
-                )
+                (fields[0], fields[1], parse_grade(path, n, "score (3rd field)", fields[2])?)
             }
         };
         if qid.is_empty() || docid.is_empty() {
@@ -159,10 +145,7 @@ pub fn read_qrels(path: &Path) -> Result<Qrels> {
         count += 1;
     }
     if count == 0 {
-        return Err(Error::Other(format!(
-            "{}: no relevance judgments in the file",
-            path.display()
-        )));
+        return Err(Error::Other(format!("{}: no relevance judgments in the file", path.display())));
     }
     Ok(qrels)
 }
@@ -192,10 +175,7 @@ pub fn read_run(path: &Path) -> Result<Run> {
             return Err(Error::input(
                 path,
                 n,
-                format!(
-                    "expected 6 fields `qid Q0 docid rank score tag` (TREC run), found {}",
-                    fields.len()
-                ),
+                format!("expected 6 fields `qid Q0 docid rank score tag` (TREC run), found {}", fields.len()),
             ));
         }
         let (qid, docid, score_s) = (fields[0], fields[2], fields[4]);
@@ -205,10 +185,7 @@ pub fn read_run(path: &Path) -> Result<Run> {
         if score.is_nan() {
             return Err(Error::input(path, n, "score (5th field) is NaN"));
         }
-        let entry = RunEntry {
-            docid: docid.to_string(),
-            score,
-        };
+        let entry = RunEntry { docid: docid.to_string(), score };
         match run.get_mut(qid) {
             Some(v) => {
                 v.push(entry);
@@ -243,12 +220,8 @@ pub fn read_run(path: &Path) -> Result<Run> {
 
 /// Our deterministic output order: score descending, ties by docid ascending (`-0.0` ties with `0.0`).
 /// This is also the order in which ir-measures' `RR@k` (MS MARCO script) reads a run.
-pub fn sort_entries(entries: &mut Vec<RunEntry>) {
-    entries.sort_by(|a, b| {
-        (b.score + 0.0)
-            .total_cmp(&(a.score + 0.0))
-            .then_with(|| a.docid.cmp(&b.docid))
-    });
+pub fn sort_entries(entries: &mut [RunEntry]) {
+    entries.sort_by(|a, b| (b.score + 0.0).total_cmp(&(a.score + 0.0)).then_with(|| a.docid.cmp(&b.docid)));
 }
 
 fn check_token(path: &Path, what: &str, s: &str) -> Result<()> {
@@ -361,24 +334,12 @@ mod tests {
         let r = read_run(&p).unwrap();
         assert_eq!(
             r["q1"],
-            vec![
-                RunEntry {
-                    docid: "d1".into(),
-                    score: 2.5
-                },
-                RunEntry {
-                    docid: "d2".into(),
-                    score: 2.5
-                }
-            ]
+            vec![RunEntry { docid: "d1".into(), score: 2.5 }, RunEntry { docid: "d2".into(), score: 2.5 }]
         );
         assert_eq!(r["q2"][0].score, -1000.0);
         let p = file(&d, "dup.trec", "q1 Q0 d1 1 2.5 t\nq2 Q0 d1 1 2 t\nq1 Q0 d1 2 1.5 t\n");
         let e = read_run(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("line 3") && e.contains("twice") && e.contains("line 1"),
-            "{e}"
-        );
+        assert!(e.contains("line 3") && e.contains("twice") && e.contains("line 1"), "{e}");
         let p = file(&d, "bad.trec", "q1 Q0 d1 1 abc t\n");
         let e = read_run(&p).unwrap_err().to_string();
         assert!(e.contains("line 1") && e.contains("score"), "{e}");
@@ -392,18 +353,9 @@ mod tests {
     #[test]
     fn sorts_score_desc_then_docid_asc() {
         let mut v = vec![
-            RunEntry {
-                docid: "b".into(),
-                score: 1.0,
-            },
-            RunEntry {
-                docid: "c".into(),
-                score: 2.0,
-            },
-            RunEntry {
-                docid: "a".into(),
-                score: 1.0,
-            },
+            RunEntry { docid: "b".into(), score: 1.0 },
+            RunEntry { docid: "c".into(), score: 2.0 },
+            RunEntry { docid: "a".into(), score: 1.0 },
         ];
         sort_entries(&mut v);
         let ids: Vec<&str> = v.iter().map(|e| e.docid.as_str()).collect();
@@ -418,14 +370,8 @@ mod tests {
         run.insert(
             "q1".into(),
             vec![
-                RunEntry {
-                    docid: "x".into(),
-                    score: 0.1 + 0.2,
-                },
-                RunEntry {
-                    docid: "y".into(),
-                    score: 0.7f32 as f64,
-                },
+                RunEntry { docid: "x".into(), score: 0.1 + 0.2 },
+                RunEntry { docid: "y".into(), score: 0.7f32 as f64 },
             ],
         );
         write_run(&p, &run, "tag").unwrap();

@@ -185,7 +185,14 @@ impl TextTokenizer {
 
     /// Content truncation: keeps the tokens wholly inside `prefix` and those from `suffix` on
     /// (with the special tokens the post-processor adds), and as many content tokens as fit.
-    fn cut_content(&self, prefix: &str, content: &str, suffix: &str, keep: usize, bounded: bool) -> Result<Option<Tokenized>> {
+    fn cut_content(
+        &self,
+        prefix: &str,
+        content: &str,
+        suffix: &str,
+        keep: usize,
+        bounded: bool,
+    ) -> Result<Option<Tokenized>> {
         let text = format!("{prefix}{content}{suffix}");
         let enc = self.encode_raw(&text, true)?;
         let ids = enc.get_ids();

@@ -87,7 +87,10 @@ impl WeightFiles {
 
     /// Serves safetensors files held in memory, as `(name, bytes)` (no file system: the browser).
     pub fn from_bytes(origin: &Path, files: Vec<(String, Vec<u8>)>) -> Result<Self> {
-        Self::from_shards(origin, files.into_iter().map(|(name, bytes)| (PathBuf::from(name), Bytes::Owned(bytes))).collect())
+        Self::from_shards(
+            origin,
+            files.into_iter().map(|(name, bytes)| (PathBuf::from(name), Bytes::Owned(bytes))).collect(),
+        )
     }
 
     /// Indexes the tensors of each shard (its header is checked here).
@@ -95,19 +98,13 @@ impl WeightFiles {
         let mut shards = Vec::new();
         let mut index = HashMap::new();
         for (path, bytes) in files {
-            let (header_len, metadata) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::Weights {
-                path: path.clone(),
-                message: format!("not a valid safetensors file: {e}"),
+            let (header_len, metadata) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+                Error::Weights { path: path.clone(), message: format!("not a valid safetensors file: {e}") }
             })?;
             for name in metadata.tensors().keys() {
                 index.insert(name.clone(), shards.len());
             }
-            shards.push(Shard {
-                path,
-                mmap: bytes,
-                header_len,
-                metadata,
-            });
+            shards.push(Shard { path, mmap: bytes, header_len, metadata });
         }
         Ok(WeightFiles {
             origin: origin.into(),
@@ -198,18 +195,9 @@ impl WeightFiles {
         let (start, end) = info.data_offsets;
         let bytes = &shard.mmap[8 + shard.header_len + start..8 + shard.header_len + end];
         let values = match info.dtype {
-            StDtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            StDtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            StDtype::BF16 => bytes
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
+            StDtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            StDtype::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            StDtype::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             other => {
                 return Err(Error::Weights {
                     path: shard.path.clone(),
@@ -246,9 +234,7 @@ impl WeightFiles {
                     Tensor::from_data(TensorData::new(values, shape), (device, dtype))
                 }
                 Ok((_, found)) => {
-                    self.problem(format!(
-                        "wrong shape: `{name}` expected {shape:?}, found {found:?}"
-                    ));
+                    self.problem(format!("wrong shape: `{name}` expected {shape:?}, found {found:?}"));
                     Tensor::zeros([1; D], (device, dtype))
                 }
                 Err(e) => {
@@ -295,7 +281,8 @@ impl WeightFiles {
 /// and deduplicated; each must be a plain relative name ([`crate::paths::check_relative_name`]).
 /// `index` names the file in messages.
 pub fn index_shards(text: &str, index: &Path) -> Result<Vec<String>> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|source| Error::Json { path: index.into(), source })?;
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|source| Error::Json { path: index.into(), source })?;
     let map = v
         .get("weight_map")
         .and_then(|m| m.as_object())

@@ -22,12 +22,8 @@ pub fn stderr_colour() -> bool {
 
 /// Install the global subscriber (level from `RUST_LOG`, default `info`).
 pub fn init(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
     match format {
         LogFormat::Text => builder.with_ansi(stderr_colour()).init(),
         LogFormat::Json => builder.json().flatten_event(true).with_ansi(false).init(),

@@ -18,12 +18,7 @@ impl OutputDir {
         let created = !dir.exists();
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create output folder", dir.display()))?;
         llmql_core::output::clean_stale_temps(dir);
-        Ok(Self {
-            dir: dir.into(),
-            created,
-            pending: Vec::new(),
-            committed: false,
-        })
+        Ok(Self { dir: dir.into(), created, pending: Vec::new(), committed: false })
     }
 
     /// A temporary path for final file `name`; it becomes `name` on [`OutputDir::commit`]. The
@@ -70,19 +65,19 @@ impl Drop for OutputDir {
 /// files are written into a temporary folder and moved in, `model.safetensors` last.
 pub fn save_final_model<B: burn::tensor::backend::Backend>(
     model: &llmql_core::model::DecoderModel<B>,
-    source: &llmql_core::checkpoint::SourceFiles,
+    source: &llmql_core::model_source::SourceFiles,
     out: &Path,
     dtype: llmql_core::weights::StoredDtype,
 ) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create output folder", out.display()))?;
     let tmp = llmql_core::output::temp_sibling(&out.join("final-model"));
     llmql_core::export::save_hf_folder(model, source, &tmp, dtype, &mut |_| Ok(()))?;
-    let mut names: Vec<String> = std::fs::read_dir(&tmp)?
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&tmp)?.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string())).collect();
     names.sort_by_key(|n| n == "model.safetensors");
     for n in names {
-        std::fs::rename(tmp.join(&n), out.join(&n)).with_context(|| format!("{}: cannot move into place", out.join(&n).display()))?;
+        std::fs::rename(tmp.join(&n), out.join(&n))
+            .with_context(|| format!("{}: cannot move into place", out.join(&n).display()))?;
     }
     let _ = std::fs::remove_dir(&tmp);
     Ok(())

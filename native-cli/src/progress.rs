@@ -110,7 +110,7 @@ impl TrainProgress {
     }
 }
 
-impl llmql_core::train::ql_train::TrainObserver for TrainProgress {
+impl llmql_core::train::TrainObserver for TrainProgress {
     fn on_start(&mut self, total: usize, start: usize) {
         self.pb.start_at(total as u64, start as u64);
     }
@@ -125,7 +125,12 @@ impl llmql_core::train::ql_train::TrainObserver for TrainProgress {
         self.pb.suspend(|| {
             tracing::info!(
                 "step {} epoch {:.2} loss {:.4} lr {:.3e} grad_norm {:.3} tokens/s {:.0}{cosine}",
-                e.step, e.epoch, e.loss, e.learning_rate, e.grad_norm, e.tokens_per_s
+                e.step,
+                e.epoch,
+                e.loss,
+                e.learning_rate,
+                e.grad_norm,
+                e.tokens_per_s
             )
         });
     }

@@ -5,36 +5,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
 }
 
 fn llmql(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_llmql"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_llmql")).args(args).env("RUST_LOG", "warn").output().unwrap()
 }
 
 fn ok(args: &[&str]) {
     let o = llmql(args);
-    assert!(
-        o.status.success(),
-        "llmql {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "llmql {args:?}: {}", String::from_utf8_lossy(&o.stderr));
 }
 
 fn adapter_keys(dir: &Path) -> Vec<String> {
     let bytes = std::fs::read(dir.join("adapter_model.safetensors")).unwrap();
-    safetensors::SafeTensors::deserialize(&bytes)
-        .unwrap()
-        .names()
-        .into_iter()
-        .map(str::to_string)
-        .collect()
+    safetensors::SafeTensors::deserialize(&bytes).unwrap().names().into_iter().map(str::to_string).collect()
 }
 
 #[test]
@@ -50,18 +35,8 @@ fn train_writes_the_tevatron_layout_by_default_and_causal_lm_on_request() {
     let input = fixture("collection/queries.jsonl");
     let mut npys = Vec::new();
     for (tag, layout, prefix, task) in [
-        (
-            "default",
-            None,
-            "base_model.model.layers.",
-            "FEATURE_EXTRACTION",
-        ),
-        (
-            "clm",
-            Some("causal-lm"),
-            "base_model.model.model.layers.",
-            "CAUSAL_LM",
-        ),
+        ("default", None, "base_model.model.layers.", "FEATURE_EXTRACTION"),
+        ("clm", Some("causal-lm"), "base_model.model.model.layers.", "CAUSAL_LM"),
     ] {
         let out = dir.path().join(tag);
         let mut args = vec![
@@ -100,15 +75,9 @@ fn train_writes_the_tevatron_layout_by_default_and_causal_lm_on_request() {
         ok(&args);
         let keys = adapter_keys(&out);
         assert_eq!(keys.len(), 28);
-        assert!(
-            keys.iter().all(|k| k.starts_with(prefix)),
-            "{tag}: {keys:?}"
-        );
+        assert!(keys.iter().all(|k| k.starts_with(prefix)), "{tag}: {keys:?}");
         let conf = std::fs::read_to_string(out.join("adapter_config.json")).unwrap();
-        assert!(
-            conf.contains(&format!("\"task_type\": \"{task}\"")),
-            "{tag}: {conf}"
-        );
+        assert!(conf.contains(&format!("\"task_type\": \"{task}\"")), "{tag}: {conf}");
         let enc = dir.path().join(format!("{tag}-enc"));
         ok(&[
             "encode",
@@ -141,6 +110,5 @@ fn train_writes_the_tevatron_layout_by_default_and_causal_lm_on_request() {
         "causal-lm",
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr)
-        .contains("--adapter-layout applies to the adapter of a --lora run"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--adapter-layout applies to the adapter of a --lora run"));
 }

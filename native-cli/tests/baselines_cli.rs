@@ -11,11 +11,7 @@ fn collection() -> PathBuf {
 }
 
 fn llmql(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_llmql"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run llmql")
+    Command::new(env!("CARGO_BIN_EXE_llmql")).args(args).env("RUST_LOG", "warn").output().expect("run llmql")
 }
 
 fn ok(args: &[&str]) -> std::process::Output {
@@ -75,8 +71,17 @@ fn bm25_run_then_eval_on_the_fixture() {
     let run_path = dir.path().join("bm25.trec");
     let test_qrels = c.join("qrels/test.tsv");
     ok(&[
-        "bm25", "--corpus", s(&c), "--queries", s(&c.join("queries.jsonl")), "--qrels", s(&test_qrels), "--depth", "100",
-        "--output", s(&run_path),
+        "bm25",
+        "--corpus",
+        s(&c),
+        "--queries",
+        s(&c.join("queries.jsonl")),
+        "--qrels",
+        s(&test_qrels),
+        "--depth",
+        "100",
+        "--output",
+        s(&run_path),
     ]);
     let text = std::fs::read_to_string(&run_path).unwrap();
     check_run_text(&text, "bm25", 100);
@@ -98,7 +103,8 @@ fn bm25_run_then_eval_on_the_fixture() {
     // llmql eval agrees with an independent nDCG@10 on the run file.
     let want = ndcg10(&ds.qrels, &run);
     let o = ok(&["eval", "--qrels", s(&test_qrels), "--run", s(&run_path), "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
     let got = find_number(&v, "nDCG@10").unwrap_or_else(|| panic!("no nDCG@10 in {v}"));
     eprintln!("BM25 (k1 0.9, b 0.4) on the fixture test split: nDCG@10 = {got:.4}");
     assert!((got - want).abs() < 1e-6, "eval {got} vs independent {want}");
@@ -129,16 +135,34 @@ fn bm25_reads_ms_marco_tsv_with_custom_parameters() {
     std::fs::write(&queries, ds.queries.iter().map(|r| format!("{}\t{}\n", r.id, r.text)).collect::<String>()).unwrap();
     let out = dir.path().join("run.txt");
     ok(&[
-        "bm25", "--corpus", s(&coll), "--queries", s(&queries), "--depth", "5", "--k1", "1.2", "--b", "0.75", "--tag", "mine",
-        "--in-memory", "--output", s(&out),
+        "bm25",
+        "--corpus",
+        s(&coll),
+        "--queries",
+        s(&queries),
+        "--depth",
+        "5",
+        "--k1",
+        "1.2",
+        "--b",
+        "0.75",
+        "--tag",
+        "mine",
+        "--in-memory",
+        "--output",
+        s(&out),
     ]);
     check_run_text(&std::fs::read_to_string(&out).unwrap(), "mine", 5);
     let run = trec::read_run(&out).unwrap();
-    let untitled: Vec<_> = ds.corpus.iter().map(|r| llmql_core::records::TextRecord { title: None, ..r.clone() }).collect();
+    let untitled: Vec<_> =
+        ds.corpus.iter().map(|r| llmql_core::records::TextRecord { title: None, ..r.clone() }).collect();
     let index = Bm25Index::build_in_ram(&untitled, Analyzer::default()).unwrap();
     let lib = index.search_all(&ds.queries, 5, Bm25Params { k1: 1.2, b: 0.75 }, &|| {}).unwrap();
     for (qid, e) in &lib {
-        assert_eq!(run[qid].iter().map(|x| &x.docid).collect::<Vec<_>>(), e.iter().map(|x| &x.docid).collect::<Vec<_>>());
+        assert_eq!(
+            run[qid].iter().map(|x| &x.docid).collect::<Vec<_>>(),
+            e.iter().map(|x| &x.docid).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -150,8 +174,19 @@ fn rerank_dirichlet_keeps_the_top_k_reordered() {
     let ql = dir.path().join("ql.trec");
     ok(&["bm25", "--corpus", s(&c), "--queries", s(&c), "--depth", "50", "--in-memory", "--output", s(&bm25)]);
     ok(&[
-        "rerank-dirichlet", "--corpus", s(&c.join("corpus.jsonl")), "--queries", s(&c.join("queries.jsonl")), "--run", s(&bm25),
-        "--depth", "10", "--mu", "1000", "--output", s(&ql),
+        "rerank-dirichlet",
+        "--corpus",
+        s(&c.join("corpus.jsonl")),
+        "--queries",
+        s(&c.join("queries.jsonl")),
+        "--run",
+        s(&bm25),
+        "--depth",
+        "10",
+        "--mu",
+        "1000",
+        "--output",
+        s(&ql),
     ]);
     check_run_text(&std::fs::read_to_string(&ql).unwrap(), "ql-dirichlet", 10);
     let (a, b) = (trec::read_run(&bm25).unwrap(), trec::read_run(&ql).unwrap());
@@ -175,8 +210,23 @@ fn mine_negatives_writes_valid_tevatron_jsonl() {
     ok(&["bm25", "--corpus", s(&c), "--queries", s(&c), "--depth", "30", "--output", s(&bm25)]);
     let qrels_path = c.join("qrels/train.tsv");
     ok(&[
-        "mine-negatives", "--train-queries", s(&c.join("queries.jsonl")), "--qrels", s(&qrels_path), "--run", s(&bm25), "--corpus",
-        s(&c), "--depth", "20", "--skip-top", "2", "--count", "4", "--output", s(&out),
+        "mine-negatives",
+        "--train-queries",
+        s(&c.join("queries.jsonl")),
+        "--qrels",
+        s(&qrels_path),
+        "--run",
+        s(&bm25),
+        "--corpus",
+        s(&c),
+        "--depth",
+        "20",
+        "--skip-top",
+        "2",
+        "--count",
+        "4",
+        "--output",
+        s(&out),
     ]);
     let examples = read_tevatron(&out).unwrap();
     assert_eq!(examples.len(), 12);
@@ -218,8 +268,21 @@ fn bad_input_fails_cleanly() {
     assert!(!out.exists(), "no output on failure");
 
     let o = llmql(&[
-        "mine-negatives", "--train-queries", s(&c), "--qrels", s(&c.join("qrels/train.tsv")), "--run", s(&bad), "--corpus", s(&c),
-        "--depth", "5", "--skip-top", "5", "--output", s(&dir.path().join("t.jsonl")),
+        "mine-negatives",
+        "--train-queries",
+        s(&c),
+        "--qrels",
+        s(&c.join("qrels/train.tsv")),
+        "--run",
+        s(&bad),
+        "--corpus",
+        s(&c),
+        "--depth",
+        "5",
+        "--skip-top",
+        "5",
+        "--output",
+        s(&dir.path().join("t.jsonl")),
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("depth (5) must exceed skip-top (5)"), "{err}");

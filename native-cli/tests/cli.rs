@@ -8,11 +8,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn llmql(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_llmql"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run llmql")
+    Command::new(env!("CARGO_BIN_EXE_llmql")).args(args).env("RUST_LOG", "warn").output().expect("run llmql")
 }
 
 fn read_npy(p: &Path) -> (Vec<f32>, usize, usize) {
@@ -24,12 +20,8 @@ fn encode_matches_golden_and_keeps_input_order() {
     let g: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture("tiny-qwen2/golden.json")).unwrap()).unwrap();
     // The raw passage cases share one max_len; write them as a BEIR corpus.
-    let cases: Vec<&serde_json::Value> = g["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["template"] == "raw" && c["kind"] == "passage")
-        .collect();
+    let cases: Vec<&serde_json::Value> =
+        g["cases"].as_array().unwrap().iter().filter(|c| c["template"] == "raw" && c["kind"] == "passage").collect();
     assert!(cases.len() >= 2);
     let max_len = cases[0]["max_len"].as_u64().unwrap();
     assert!(cases.iter().all(|c| c["max_len"].as_u64().unwrap() == max_len));
@@ -43,9 +35,21 @@ fn encode_matches_golden_and_keeps_input_order() {
     std::fs::write(&input, lines).unwrap();
     let out = dir.path().join("enc");
     let o = llmql(&[
-        "encode", "--model", fixture("tiny-qwen2").to_str().unwrap(), "--input", input.to_str().unwrap(),
-        "--kind", "passage", "--template", "raw", "--max-len", &max_len.to_string(), "--batch-size", "2",
-        "--output", out.to_str().unwrap(),
+        "encode",
+        "--model",
+        fixture("tiny-qwen2").to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--kind",
+        "passage",
+        "--template",
+        "raw",
+        "--max-len",
+        &max_len.to_string(),
+        "--batch-size",
+        "2",
+        "--output",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (v, rows, dim) = read_npy(&out.join("embeddings.npy"));
@@ -66,7 +70,8 @@ fn encode_matches_golden_and_keeps_input_order() {
     assert_eq!(meta["normalized"], true);
     assert_eq!(meta["max_len"], max_len);
     // No temporaries left behind.
-    let names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(names.len(), 3, "{names:?}");
 }
 

@@ -58,15 +58,23 @@ fn export_web_writes_what_the_page_loads() {
     assert_eq!(m["encoder"]["query_max_len"], llmql_core::template::DEFAULT_QUERY_MAX_LEN);
     assert_eq!(m["corpus"]["count"], 60);
     assert_eq!(m["corpus"]["dim"], 64);
-    for key in [&m["model"]["config"], &m["model"]["tokenizer"], &m["model"]["weights"][0], &m["model"]["adapter"]["config"],
-        &m["model"]["adapter"]["weights"], &m["corpus"]["embeddings"], &m["corpus"]["ids"], &m["corpus"]["passages"]]
-    {
+    for key in [
+        &m["model"]["config"],
+        &m["model"]["tokenizer"],
+        &m["model"]["weights"][0],
+        &m["model"]["adapter"]["config"],
+        &m["model"]["adapter"]["weights"],
+        &m["corpus"]["embeddings"],
+        &m["corpus"]["ids"],
+        &m["corpus"]["passages"],
+    ] {
         assert!(out.join(key.as_str().unwrap()).is_file(), "{key} missing");
     }
     // Encoder weights only, in f16.
     let dtypes = safetensors_dtypes(&out.join("model/model.safetensors"));
     assert!(!dtypes.is_empty() && dtypes.iter().all(|d| d == "F16"), "{dtypes:?}");
-    let header = String::from_utf8_lossy(&std::fs::read(out.join("model/model.safetensors")).unwrap()[..4096]).to_string();
+    let header =
+        String::from_utf8_lossy(&std::fs::read(out.join("model/model.safetensors")).unwrap()[..4096]).to_string();
     assert!(!header.contains("lm_head"), "the export should leave lm_head out");
     // The corpus embeddings are `llmql encode` of the exported model + adapter.
     let enc = tmp.path().join("enc");
@@ -85,7 +93,10 @@ fn export_web_writes_what_the_page_loads() {
         "--output",
         s(&enc),
     ]));
-    assert_eq!(std::fs::read(enc.join("embeddings.npy")).unwrap(), std::fs::read(out.join("corpus/embeddings.npy")).unwrap());
+    assert_eq!(
+        std::fs::read(enc.join("embeddings.npy")).unwrap(),
+        std::fs::read(out.join("corpus/embeddings.npy")).unwrap()
+    );
     assert_eq!(std::fs::read(enc.join("ids.txt")).unwrap(), std::fs::read(out.join("corpus/ids.txt")).unwrap());
     assert_eq!(
         std::fs::read(corpus.join("corpus.jsonl")).unwrap(),
@@ -95,8 +106,20 @@ fn export_web_writes_what_the_page_loads() {
     // --merge: no adapter folder, merged weights that encode as base + adapter (up to f16 rounding).
     let merged = tmp.path().join("dist/merged");
     ok(&llmql(&[
-        "export-web", "--model", s(&fixture("tiny-llama")), "--adapter", s(&fixture("stage2/adapter")), "--merge",
-        "--corpus", s(&corpus.join("corpus.jsonl")), "--output", s(&merged), "--weights-dtype", "f32", "--passage-max-len", "64",
+        "export-web",
+        "--model",
+        s(&fixture("tiny-llama")),
+        "--adapter",
+        s(&fixture("stage2/adapter")),
+        "--merge",
+        "--corpus",
+        s(&corpus.join("corpus.jsonl")),
+        "--output",
+        s(&merged),
+        "--weights-dtype",
+        "f32",
+        "--passage-max-len",
+        "64",
     ]));
     let mm: serde_json::Value = serde_json::from_slice(&std::fs::read(merged.join("llmql-web.json")).unwrap()).unwrap();
     assert!(mm["model"]["adapter"].is_null() && !merged.join("adapter").exists());
@@ -122,8 +145,15 @@ fn export_web_bad_input_leaves_nothing() {
     assert!(leftovers.is_empty(), "temporary folders left behind: {leftovers:?}");
     // Not an adapter folder.
     let o = llmql(&[
-        "export-web", "--model", s(&fixture("tiny-llama")), "--adapter", s(&fixture("tiny-llama")), "--corpus",
-        s(&fixture("collection")), "--output", s(&out),
+        "export-web",
+        "--model",
+        s(&fixture("tiny-llama")),
+        "--adapter",
+        s(&fixture("tiny-llama")),
+        "--corpus",
+        s(&fixture("collection")),
+        "--output",
+        s(&out),
     ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("adapter_config.json"));

@@ -6,9 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
 }
 
 fn s(p: &Path) -> &str {
@@ -30,16 +28,12 @@ fn run_in(cwd: &Path, args: &[&str], limit: Duration) -> (bool, String) {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
-            let text = String::from_utf8_lossy(&out.stderr).to_string()
-                + &String::from_utf8_lossy(&out.stdout);
+            let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
             assert!(
                 !text.contains("panicked") && !text.contains("RUST_BACKTRACE"),
                 "llmql panicked on {args:?}:\n{text}"
             );
-            assert!(
-                status.code().is_some(),
-                "llmql was killed by a signal on {args:?}:\n{text}"
-            );
+            assert!(status.code().is_some(), "llmql was killed by a signal on {args:?}:\n{text}");
             return (status.success(), text);
         }
         if start.elapsed() > limit {
@@ -51,11 +45,7 @@ fn run_in(cwd: &Path, args: &[&str], limit: Duration) -> (bool, String) {
 }
 
 fn run(args: &[&str]) -> (bool, String) {
-    run_in(
-        Path::new(env!("CARGO_MANIFEST_DIR")),
-        args,
-        Duration::from_secs(300),
-    )
+    run_in(Path::new(env!("CARGO_MANIFEST_DIR")), args, Duration::from_secs(300))
 }
 
 /// The command fails with exit 1 and a message holding every `want`.
@@ -63,10 +53,7 @@ fn refused(args: &[&str], want: &[&str]) {
     let (ok, text) = run(args);
     assert!(!ok, "llmql {args:?} succeeded:\n{text}");
     for w in want {
-        assert!(
-            text.contains(w),
-            "llmql {args:?}: message lacks {w:?}:\n{text}"
-        );
+        assert!(text.contains(w), "llmql {args:?}: message lacks {w:?}:\n{text}");
     }
 }
 
@@ -74,26 +61,18 @@ fn refused(args: &[&str], want: &[&str]) {
 fn model_with(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
     let m = dir.join(name);
     std::fs::create_dir_all(&m).unwrap();
-    for f in [
-        "config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "model.safetensors",
-    ] {
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"] {
         std::fs::copy(fixture("tiny-llama").join(f), m.join(f)).unwrap();
     }
-    let mut c: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(m.join("config.json")).unwrap()).unwrap();
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(m.join("config.json")).unwrap()).unwrap();
     edit(&mut c);
     std::fs::write(m.join("config.json"), serde_json::to_vec(&c).unwrap()).unwrap();
     m
 }
 
 fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
     v.sort();
     v
 }
@@ -108,31 +87,17 @@ fn merge_lora_and_export_web_never_delete_what_llmql_did_not_write() {
     let merge = |out: &str, cwd: &Path| {
         run_in(
             cwd,
-            &[
-                "merge-lora",
-                "--model",
-                s(&model),
-                "--adapter",
-                s(&adapter),
-                "--output",
-                out,
-            ],
+            &["merge-lora", "--model", s(&model), "--adapter", s(&adapter), "--output", out],
             Duration::from_secs(300),
         )
     };
     let (ok, text) = merge(s(&mine), tmp.path());
     assert!(!ok && text.contains("not written by llmql"), "{text}");
-    assert_eq!(
-        std::fs::read_to_string(mine.join("thesis.tex")).unwrap(),
-        "years of work"
-    );
+    assert_eq!(std::fs::read_to_string(mine.join("thesis.tex")).unwrap(), "years of work");
     // `--output .` (and `..`) are refused outright, whatever they hold.
     for out in [".", "..", "mine/.."] {
         let (ok, text) = merge(out, &mine);
-        assert!(
-            !ok && text.contains("refusing to use this as an output folder"),
-            "{out}: {text}"
-        );
+        assert!(!ok && text.contains("refusing to use this as an output folder"), "{out}: {text}");
     }
     assert_eq!(listing(&mine), ["thesis.tex"]);
     // An llmql output is replaced, atomically, and nothing is left beside it.
@@ -140,22 +105,12 @@ fn merge_lora_and_export_web_never_delete_what_llmql_did_not_write() {
     for _ in 0..2 {
         let (ok, text) = merge(s(&merged), tmp.path());
         assert!(ok, "{text}");
-        assert!(
-            merged.join(".llmql-output").is_file() && merged.join("model.safetensors").is_file()
-        );
+        assert!(merged.join(".llmql-output").is_file() && merged.join("model.safetensors").is_file());
     }
     assert_eq!(listing(tmp.path()), ["merged", "mine"]);
 
     let corpus = fixture("collection");
-    let (ok, text) = run(&[
-        "export-web",
-        "--model",
-        s(&model),
-        "--corpus",
-        s(&corpus),
-        "--output",
-        s(&mine),
-    ]);
+    let (ok, text) = run(&["export-web", "--model", s(&model), "--corpus", s(&corpus), "--output", s(&mine)]);
     assert!(!ok && text.contains("not written by llmql"), "{text}");
     assert_eq!(listing(&mine), ["thesis.tex"]);
     // The published manifest names no local path.
@@ -177,10 +132,7 @@ fn merge_lora_and_export_web_never_delete_what_llmql_did_not_write() {
     let root = tmp.path().to_str().unwrap();
     for f in ["llmql-web.json", "corpus/meta.json"] {
         let text = std::fs::read_to_string(web.join(f)).unwrap();
-        assert!(
-            !text.contains(root) && !text.contains(env!("CARGO_MANIFEST_DIR")),
-            "{f} names a local path:\n{text}"
-        );
+        assert!(!text.contains(root) && !text.contains(env!("CARGO_MANIFEST_DIR")), "{f} names a local path:\n{text}");
     }
     assert_eq!(listing(tmp.path()), ["merged", "mine", "web"]);
 }
@@ -191,27 +143,12 @@ fn encode_keeps_the_previous_output_until_the_new_one_is_complete() {
     let model = fixture("tiny-llama");
     let out = tmp.path().join("enc");
     let good = tmp.path().join("good.jsonl");
-    std::fs::write(
-        &good,
-        "{\"_id\": \"a\", \"text\": \"rivers\"}\n{\"_id\": \"b\", \"text\": \"stones\"}\n",
-    )
-    .unwrap();
-    let (ok, text) = run(&[
-        "encode",
-        "--model",
-        s(&model),
-        "--input",
-        s(&good),
-        "--kind",
-        "passage",
-        "--output",
-        s(&out),
-    ]);
+    std::fs::write(&good, "{\"_id\": \"a\", \"text\": \"rivers\"}\n{\"_id\": \"b\", \"text\": \"stones\"}\n").unwrap();
+    let (ok, text) =
+        run(&["encode", "--model", s(&model), "--input", s(&good), "--kind", "passage", "--output", s(&out)]);
     assert!(ok, "{text}");
-    let before: Vec<Vec<u8>> = ["embeddings.npy", "ids.txt", "meta.json"]
-        .iter()
-        .map(|f| std::fs::read(out.join(f)).unwrap())
-        .collect();
+    let before: Vec<Vec<u8>> =
+        ["embeddings.npy", "ids.txt", "meta.json"].iter().map(|f| std::fs::read(out.join(f)).unwrap()).collect();
     // A temporary of a killed run (a PID that is not alive) is cleaned by the next run; one of a
     // user's own is not touched.
     let stale = out.join(".embeddings.npy.llmql-tmp-4294967294-0");
@@ -219,51 +156,23 @@ fn encode_keeps_the_previous_output_until_the_new_one_is_complete() {
     std::fs::write(out.join(".embeddings.npy.partial"), "someone else's").unwrap();
     // A re-run that fails midway (line 3) leaves the previous output exactly as it was.
     let bad = tmp.path().join("bad.jsonl");
-    std::fs::write(&bad, "{\"_id\": \"c\", \"text\": \"x\"}\n{\"_id\": \"d\", \"text\": \"y\"}\n{\"_id\": \"e\", \"text\": \n").unwrap();
+    std::fs::write(
+        &bad,
+        "{\"_id\": \"c\", \"text\": \"x\"}\n{\"_id\": \"d\", \"text\": \"y\"}\n{\"_id\": \"e\", \"text\": \n",
+    )
+    .unwrap();
     refused(
-        &[
-            "encode",
-            "--model",
-            s(&model),
-            "--input",
-            s(&bad),
-            "--kind",
-            "passage",
-            "--output",
-            s(&out),
-        ],
+        &["encode", "--model", s(&model), "--input", s(&bad), "--kind", "passage", "--output", s(&out)],
         &["bad.jsonl, line 3"],
     );
-    let after: Vec<Vec<u8>> = ["embeddings.npy", "ids.txt", "meta.json"]
-        .iter()
-        .map(|f| std::fs::read(out.join(f)).unwrap())
-        .collect();
-    assert!(
-        before == after,
-        "a failed re-run changed the previous output"
-    );
+    let after: Vec<Vec<u8>> =
+        ["embeddings.npy", "ids.txt", "meta.json"].iter().map(|f| std::fs::read(out.join(f)).unwrap()).collect();
+    assert!(before == after, "a failed re-run changed the previous output");
     // The next run that writes into the folder removes the dead run's temporary.
-    let (ok, text) = run(&[
-        "encode",
-        "--model",
-        s(&model),
-        "--input",
-        s(&good),
-        "--kind",
-        "passage",
-        "--output",
-        s(&out),
-    ]);
+    let (ok, text) =
+        run(&["encode", "--model", s(&model), "--input", s(&good), "--kind", "passage", "--output", s(&out)]);
     assert!(ok, "{text}");
-    assert_eq!(
-        listing(&out),
-        [
-            ".embeddings.npy.partial",
-            "embeddings.npy",
-            "ids.txt",
-            "meta.json"
-        ]
-    );
+    assert_eq!(listing(&out), [".embeddings.npy.partial", "embeddings.npy", "ids.txt", "meta.json"]);
 }
 
 #[test]
@@ -272,13 +181,24 @@ fn record_ids_are_refused_where_they_are_read() {
     let model = fixture("tiny-llama");
     let out = tmp.path().join("enc");
     for (name, body, want) in [
-        ("empty-id.jsonl", "{\"_id\": \"a\", \"text\": \"x\"}\n{\"_id\": \"\", \"text\": \"y\"}\n", "line 2: field `_id`: the id is empty"),
+        (
+            "empty-id.jsonl",
+            "{\"_id\": \"a\", \"text\": \"x\"}\n{\"_id\": \"\", \"text\": \"y\"}\n",
+            "line 2: field `_id`: the id is empty",
+        ),
         ("newline-id.jsonl", "{\"_id\": \"a\\nb\", \"text\": \"x\"}\n", "line 1: field `_id`"),
-        ("dup-id.jsonl", "{\"_id\": \"a\", \"text\": \"x\"}\n{\"_id\": \"b\", \"text\": \"y\"}\n{\"_id\": \"a\", \"text\": \"z\"}\n", "line 3: duplicate id \"a\" (first on line 1)"),
+        (
+            "dup-id.jsonl",
+            "{\"_id\": \"a\", \"text\": \"x\"}\n{\"_id\": \"b\", \"text\": \"y\"}\n{\"_id\": \"a\", \"text\": \"z\"}\n",
+            "line 3: duplicate id \"a\" (first on line 1)",
+        ),
     ] {
         let p = tmp.path().join(name);
         std::fs::write(&p, body).unwrap();
-        refused(&["encode", "--model", s(&model), "--input", s(&p), "--kind", "passage", "--output", s(&out)], &[name, want]);
+        refused(
+            &["encode", "--model", s(&model), "--input", s(&p), "--kind", "passage", "--output", s(&out)],
+            &[name, want],
+        );
         assert!(!out.exists());
     }
     let tsv = tmp.path().join("c.tsv");
@@ -286,15 +206,7 @@ fn record_ids_are_refused_where_they_are_read() {
     let q = tmp.path().join("q.tsv");
     std::fs::write(&q, "q\tone\n").unwrap();
     refused(
-        &[
-            "bm25",
-            "--corpus",
-            s(&tsv),
-            "--queries",
-            s(&q),
-            "--output",
-            s(&tmp.path().join("r.trec")),
-        ],
+        &["bm25", "--corpus", s(&tsv), "--queries", s(&q), "--output", s(&tmp.path().join("r.trec"))],
         &["c.tsv, line 3: duplicate id \"1\""],
     );
 }
@@ -347,17 +259,7 @@ fn malformed_model_files_are_clear_errors() {
     let q = dir.join("q.jsonl");
     std::fs::write(&q, "{\"_id\": \"q\", \"text\": \"where do rivers go\"}\n").unwrap();
     refused(
-        &[
-            "encode",
-            "--model",
-            s(&small),
-            "--input",
-            s(&q),
-            "--kind",
-            "query",
-            "--output",
-            s(&dir.join("e")),
-        ],
+        &["encode", "--model", s(&small), "--input", s(&q), "--kind", "query", "--output", s(&dir.join("e"))],
         &["tokenizer.json", "vocab_size"],
     );
 
@@ -370,10 +272,7 @@ fn malformed_model_files_are_clear_errors() {
     let mut align0 = gguf_str("general.alignment");
     align0.extend(4u32.to_le_bytes());
     align0.extend(0u32.to_le_bytes());
-    info(
-        &write("align0.gguf", gguf(&[align0], &[])),
-        &["align0.gguf", "general.alignment"],
-    );
+    info(&write("align0.gguf", gguf(&[align0], &[])), &["align0.gguf", "general.alignment"]);
     // Arrays nested a million deep (12 MB): refused at a small depth, no stack overflow.
     let mut deep = gguf_str("x");
     deep.extend(9u32.to_le_bytes());
@@ -381,10 +280,7 @@ fn malformed_model_files_are_clear_errors() {
         deep.extend(9u32.to_le_bytes());
         deep.extend(1u64.to_le_bytes());
     }
-    info(
-        &write("deep.gguf", gguf(&[deep], &[])),
-        &["deep.gguf", "nested deeper"],
-    );
+    info(&write("deep.gguf", gguf(&[deep], &[])), &["deep.gguf", "nested deeper"]);
     // A tensor offset that overflows when added to the data start.
     let arch = {
         let mut e = gguf_str("general.architecture");
@@ -393,34 +289,22 @@ fn malformed_model_files_are_clear_errors() {
         e
     };
     let t = gguf_tensor("token_embd.weight", &[4, 8], 0, u64::MAX - 8);
-    info(
-        &write("offset.gguf", gguf(std::slice::from_ref(&arch), &[t])),
-        &["offset.gguf", "token_embd.weight"],
-    );
+    info(&write("offset.gguf", gguf(std::slice::from_ref(&arch), &[t])), &["offset.gguf", "token_embd.weight"]);
     let t = gguf_tensor("token_embd.weight", &[], 0, 0);
-    info(
-        &write("dims0.gguf", gguf(std::slice::from_ref(&arch), &[t])),
-        &["dims0.gguf", "0 dimensions"],
-    );
+    info(&write("dims0.gguf", gguf(std::slice::from_ref(&arch), &[t])), &["dims0.gguf", "0 dimensions"]);
     // An array whose count claims more elements than the file holds, and a big u8 array (30 MB,
     // stored at one byte an element): both end as errors, quickly.
     let mut claim = gguf_str("tokenizer.ggml.tokens");
     claim.extend(9u32.to_le_bytes());
     claim.extend(8u32.to_le_bytes());
     claim.extend((1u64 << 60).to_le_bytes());
-    info(
-        &write("claim.gguf", gguf(&[claim], &[])),
-        &["claim.gguf", "claims"],
-    );
+    info(&write("claim.gguf", gguf(&[claim], &[])), &["claim.gguf", "claims"]);
     let mut big = gguf_str("big");
     big.extend(9u32.to_le_bytes());
     big.extend(0u32.to_le_bytes());
     big.extend(30_000_000u64.to_le_bytes());
     big.extend(std::iter::repeat_n(7u8, 30_000_000));
-    info(
-        &write("bigu8.gguf", gguf(&[big], &[])),
-        &["bigu8.gguf", "general.architecture"],
-    );
+    info(&write("bigu8.gguf", gguf(&[big], &[])), &["bigu8.gguf", "general.architecture"]);
 
     // .npy files a search reads.
     let enc = dir.join("enc");
@@ -428,15 +312,7 @@ fn malformed_model_files_are_clear_errors() {
     std::fs::write(enc.join("ids.txt"), "a\n").unwrap();
     std::fs::write(enc.join("embeddings.npy"), b"\x93NUMPY\x02\x00\x10\x00").unwrap();
     refused(
-        &[
-            "search",
-            "--queries",
-            s(&enc),
-            "--corpus",
-            s(&enc),
-            "--output",
-            s(&dir.join("r.trec")),
-        ],
+        &["search", "--queries", s(&enc), "--corpus", s(&enc), "--output", s(&dir.join("r.trec"))],
         &["embeddings.npy", "truncated header"],
     );
     let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }";
@@ -445,15 +321,7 @@ fn malformed_model_files_are_clear_errors() {
     npy.extend(dict.as_bytes());
     std::fs::write(enc.join("embeddings.npy"), npy).unwrap();
     refused(
-        &[
-            "search",
-            "--queries",
-            s(&enc),
-            "--corpus",
-            s(&enc),
-            "--output",
-            s(&dir.join("r.trec")),
-        ],
+        &["search", "--queries", s(&enc), "--corpus", s(&enc), "--output", s(&dir.join("r.trec"))],
         &["embeddings.npy", "does not match shape"],
     );
 
@@ -464,21 +332,12 @@ fn malformed_model_files_are_clear_errors() {
     ] {
         let ad = dir.join(format!("adapter-{name}"));
         std::fs::create_dir(&ad).unwrap();
-        std::fs::copy(
-            fixture("stage2/adapter/adapter_model.safetensors"),
-            ad.join("adapter_model.safetensors"),
-        )
-        .unwrap();
-        let mut c: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(fixture("stage2/adapter/adapter_config.json")).unwrap(),
-        )
-        .unwrap();
+        std::fs::copy(fixture("stage2/adapter/adapter_model.safetensors"), ad.join("adapter_model.safetensors"))
+            .unwrap();
+        let mut c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixture("stage2/adapter/adapter_config.json")).unwrap()).unwrap();
         c[edit.0] = edit.1;
-        std::fs::write(
-            ad.join("adapter_config.json"),
-            serde_json::to_vec(&c).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(ad.join("adapter_config.json"), serde_json::to_vec(&c).unwrap()).unwrap();
         refused(
             &[
                 "encode",
@@ -513,45 +372,23 @@ fn model_folders_cannot_name_files_outside_themselves() {
     };
     for (name, shard) in [("up", "../secret.safetensors"), ("abs", s(&secret))] {
         let m = with_index(name, shard);
-        refused(
-            &["info", "--model", s(&m)],
-            &["model.safetensors.index.json", "relative path"],
-        );
+        refused(&["info", "--model", s(&m)], &["model.safetensors.index.json", "relative path"]);
     }
     let m = with_index("link", "model-1.safetensors");
     std::os::unix::fs::symlink(&secret, m.join("model-1.safetensors")).unwrap();
-    refused(
-        &["info", "--model", s(&m)],
-        &["model-1.safetensors", "outside the model folder"],
-    );
+    refused(&["info", "--model", s(&m)], &["model-1.safetensors", "outside the model folder"]);
     // A FIFO would block the reader forever: refused before it is opened.
     let m = with_index("fifo", "model-1.safetensors");
-    assert!(Command::new("mkfifo")
-        .arg(m.join("model-1.safetensors"))
-        .status()
-        .unwrap()
-        .success());
-    refused(
-        &["info", "--model", s(&m)],
-        &["model-1.safetensors", "not a regular file"],
-    );
+    assert!(Command::new("mkfifo").arg(m.join("model-1.safetensors")).status().unwrap().success());
+    refused(&["info", "--model", s(&m)], &["model-1.safetensors", "not a regular file"]);
     // Hub revisions are held to the id's rules.
-    refused(
-        &["info", "--model", "org/name@../../../etc"],
-        &["org/name@../../../etc"],
-    );
+    refused(&["info", "--model", "org/name@../../../etc"], &["org/name@../../../etc"]);
 }
 
 #[test]
 fn orchestrator_never_listens_behind_an_address_it_cannot_keep() {
-    refused(
-        &["orchestrator", "--port", "1"],
-        &["--host 127.0.0.1", "every interface", "--host 0.0.0.0"],
-    );
-    refused(
-        &["orchestrator", "--host", "10.1.2.3", "--port", "1"],
-        &["--host 10.1.2.3"],
-    );
+    refused(&["orchestrator", "--port", "1"], &["--host 127.0.0.1", "every interface", "--host 0.0.0.0"]);
+    refused(&["orchestrator", "--host", "10.1.2.3", "--port", "1"], &["--host 10.1.2.3"]);
 }
 
 /// A 20 MB passage costs what a short one costs in stage 1 (d2q and q2d) and stage 2.
@@ -612,11 +449,7 @@ fn huge_lines_are_bounded_in_training() {
         "0",
     ]);
     assert!(ok, "{text}");
-    assert!(
-        start.elapsed() < Duration::from_secs(240),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(240), "took {:?}", start.elapsed());
 }
 
 /// `--resume` only continues this run, with its settings, from a readable checkpoint.
@@ -630,11 +463,7 @@ fn resume_checks_settings_run_and_readability() {
         serde_json::json!({"query_id": i.to_string(), "query": format!("query {i}"),
         "positive_passages": [{"docid": format!("p{i}"), "title": "", "text": format!("passage number {i} about rivers")}]}).to_string()
     };
-    std::fs::write(
-        &data,
-        (0..6).map(line).collect::<Vec<_>>().join("\n") + "\n",
-    )
-    .unwrap();
+    std::fs::write(&data, (0..6).map(line).collect::<Vec<_>>().join("\n") + "\n").unwrap();
     let out = dir.join("ql");
     let ql = |extra: &[&str], train: &Path| {
         let mut a = vec![
@@ -670,50 +499,19 @@ fn resume_checks_settings_run_and_readability() {
     std::fs::write(out.join("checkpoint-2/optimizer.bin"), "garbage").unwrap();
     for f in std::fs::read_dir(out.join("checkpoint-2")).unwrap() {
         let f = f.unwrap().path();
-        if f.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("optimizer")
-        {
+        if f.file_name().unwrap().to_string_lossy().starts_with("optimizer") {
             std::fs::write(&f, "garbage").unwrap();
         }
     }
-    let (ok, text) = ql(
-        &["--max-steps", "2", "--save-steps", "1", "--resume"],
-        &data,
-    );
+    let (ok, text) = ql(&["--max-steps", "2", "--save-steps", "1", "--resume"], &data);
     assert!(ok, "{text}");
-    assert!(
-        text.contains("ignoring") && text.contains("checkpoint-4"),
-        "{text}"
-    );
-    assert!(
-        text.contains("skipping unreadable") && text.contains("checkpoint-2"),
-        "{text}"
-    );
+    assert!(text.contains("ignoring") && text.contains("checkpoint-4"), "{text}");
+    assert!(text.contains("skipping unreadable") && text.contains("checkpoint-2"), "{text}");
     // Other settings are refused, naming them.
-    let (ok, text) = ql(
-        &[
-            "--max-steps",
-            "2",
-            "--save-steps",
-            "1",
-            "--resume",
-            "--learning-rate",
-            "0.5",
-        ],
-        &data,
-    );
+    let (ok, text) = ql(&["--max-steps", "2", "--save-steps", "1", "--resume", "--learning-rate", "0.5"], &data);
     assert!(!ok && text.contains("learning rate"), "{text}");
     let other = dir.join("other.jsonl");
-    std::fs::write(
-        &other,
-        (0..6).map(|i| line(i + 10)).collect::<Vec<_>>().join("\n") + "\n",
-    )
-    .unwrap();
-    let (ok, text) = ql(
-        &["--max-steps", "2", "--save-steps", "1", "--resume"],
-        &other,
-    );
+    std::fs::write(&other, (0..6).map(|i| line(i + 10)).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    let (ok, text) = ql(&["--max-steps", "2", "--save-steps", "1", "--resume"], &other);
     assert!(!ok && text.contains("training data"), "{text}");
 }

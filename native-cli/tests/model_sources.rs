@@ -36,7 +36,8 @@ fn hub_cache(cache: &Path, org: &str, name: &str, src: &Path) {
         if f.to_string_lossy().ends_with(".json") || f.to_string_lossy().ends_with(".safetensors") {
             let blob = format!("{i:040x}");
             std::fs::copy(entry.path(), repo.join("blobs").join(&blob)).unwrap();
-            std::os::unix::fs::symlink(format!("../../blobs/{blob}"), repo.join("snapshots").join(commit).join(&f)).unwrap();
+            std::os::unix::fs::symlink(format!("../../blobs/{blob}"), repo.join("snapshots").join(commit).join(&f))
+                .unwrap();
         }
     }
 }
@@ -53,23 +54,55 @@ fn hub_id_resolves_offline_through_the_hf_cache() {
     // HF_HOME/hub is the default cache when HF_HUB_CACHE is not set.
     let home = dir.path().join("hfhome");
     hub_cache(&home.join("hub"), "llmql-test", "tiny-llama", &fixture("tiny-llama"));
-    ok(&llmql(&["info", "--model", "llmql-test/tiny-llama"], &[("HF_HOME", home.as_path()), ("HF_HUB_OFFLINE", Path::new("1"))]));
+    ok(&llmql(
+        &["info", "--model", "llmql-test/tiny-llama"],
+        &[("HF_HOME", home.as_path()), ("HF_HUB_OFFLINE", Path::new("1"))],
+    ));
 
     // Same embeddings as the folder itself.
     let input = dir.path().join("q.jsonl");
     std::fs::write(&input, "{\"_id\": \"a\", \"text\": \"where do rivers go\"}\n").unwrap();
     let (o1, o2) = (dir.path().join("e1"), dir.path().join("e2"));
     let inp = input.to_str().unwrap();
-    ok(&llmql(&["encode", "--model", "llmql-test/tiny-llama", "--input", inp, "--kind", "query", "--output", o1.to_str().unwrap()], &env));
+    ok(&llmql(
+        &[
+            "encode",
+            "--model",
+            "llmql-test/tiny-llama",
+            "--input",
+            inp,
+            "--kind",
+            "query",
+            "--output",
+            o1.to_str().unwrap(),
+        ],
+        &env,
+    ));
     let folder = fixture("tiny-llama");
-    ok(&llmql(&["encode", "--model", folder.to_str().unwrap(), "--input", inp, "--kind", "query", "--output", o2.to_str().unwrap()], &env));
+    ok(&llmql(
+        &[
+            "encode",
+            "--model",
+            folder.to_str().unwrap(),
+            "--input",
+            inp,
+            "--kind",
+            "query",
+            "--output",
+            o2.to_str().unwrap(),
+        ],
+        &env,
+    ));
     assert_eq!(std::fs::read(o1.join("embeddings.npy")).unwrap(), std::fs::read(o2.join("embeddings.npy")).unwrap());
 
     // Not cached and offline: a clear error, exit 1.
     let o = llmql(&["info", "--model", "llmql-test/not-there"], &env);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("llmql-test/not-there") && err.contains("not in the cache") && err.contains("HF_HUB_OFFLINE"), "{err}");
+    assert!(
+        err.contains("llmql-test/not-there") && err.contains("not in the cache") && err.contains("HF_HUB_OFFLINE"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -87,7 +120,8 @@ fn adapter_hub_id_resolves_offline_through_the_hf_cache() {
     let mut npys = Vec::new();
     for (tag, adapter) in [("hub", "llmql-test/tiny-lora"), ("folder", folder.to_str().unwrap()), ("none", "")] {
         let out = dir.path().join(tag);
-        let mut args = vec!["encode", "--model", model, "--input", inp, "--kind", "query", "--output", out.to_str().unwrap()];
+        let mut args =
+            vec!["encode", "--model", model, "--input", inp, "--kind", "query", "--output", out.to_str().unwrap()];
         if !adapter.is_empty() {
             args.extend(["--adapter", adapter]);
         }
@@ -98,16 +132,50 @@ fn adapter_hub_id_resolves_offline_through_the_hf_cache() {
     assert_ne!(npys[0], npys[2], "the adapter must change the embeddings");
     // merge-lora takes the hub id too.
     let merged = dir.path().join("merged");
-    ok(&llmql(&["merge-lora", "--model", model, "--adapter", "llmql-test/tiny-lora", "--output", merged.to_str().unwrap()], &env));
+    ok(&llmql(
+        &["merge-lora", "--model", model, "--adapter", "llmql-test/tiny-lora", "--output", merged.to_str().unwrap()],
+        &env,
+    ));
     assert!(merged.join("model.safetensors").is_file());
 
     // Not cached and offline: a clear error naming the id, exit 1.
-    let o = llmql(&["merge-lora", "--model", model, "--adapter", "llmql-test/no-lora", "--output", dir.path().join("m2").to_str().unwrap()], &env);
+    let o = llmql(
+        &[
+            "merge-lora",
+            "--model",
+            model,
+            "--adapter",
+            "llmql-test/no-lora",
+            "--output",
+            dir.path().join("m2").to_str().unwrap(),
+        ],
+        &env,
+    );
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("hub adapter `llmql-test/no-lora`") && err.contains("adapter_config.json") && err.contains("not in the cache"), "{err}");
+    assert!(
+        err.contains("hub adapter `llmql-test/no-lora`")
+            && err.contains("adapter_config.json")
+            && err.contains("not in the cache"),
+        "{err}"
+    );
     // A local path that is neither: named.
-    let o = llmql(&["encode", "--model", model, "--input", inp, "--kind", "query", "--output", dir.path().join("x").to_str().unwrap(), "--adapter", "./no/such/dir"], &env);
+    let o = llmql(
+        &[
+            "encode",
+            "--model",
+            model,
+            "--input",
+            inp,
+            "--kind",
+            "query",
+            "--output",
+            dir.path().join("x").to_str().unwrap(),
+            "--adapter",
+            "./no/such/dir",
+        ],
+        &env,
+    );
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("./no/such/dir") && err.contains("adapter not found"), "{err}");
@@ -128,8 +196,20 @@ fn gguf_models_load_train_and_save_as_hf_folders() {
     .unwrap();
     let model_out = dir.path().join("ql");
     ok(&llmql(
-        &["ql-train", "--model", gguf.to_str().unwrap(), "--train-data", data.to_str().unwrap(), "--output-dir",
-          model_out.to_str().unwrap(), "--max-steps", "1", "--lora", "--lora-r", "4"],
+        &[
+            "ql-train",
+            "--model",
+            gguf.to_str().unwrap(),
+            "--train-data",
+            data.to_str().unwrap(),
+            "--output-dir",
+            model_out.to_str().unwrap(),
+            "--max-steps",
+            "1",
+            "--lora",
+            "--lora-r",
+            "4",
+        ],
         &[],
     ));
     for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors", "adapter_config.json"] {

@@ -17,7 +17,17 @@ fn encode_over_two_devices_equals_one_device() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = fixture("collection/corpus.jsonl");
     let m = fixture("tiny-qwen2");
-    let base = ["encode", "--model", m.to_str().unwrap(), "--input", corpus.to_str().unwrap(), "--kind", "passage", "--max-len", "64"];
+    let base = [
+        "encode",
+        "--model",
+        m.to_str().unwrap(),
+        "--input",
+        corpus.to_str().unwrap(),
+        "--kind",
+        "passage",
+        "--max-len",
+        "64",
+    ];
     let one = tmp.path().join("one");
     let o = llmql(&[&base[..], &["--output", one.to_str().unwrap()]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -41,7 +51,8 @@ fn encode_over_two_devices_equals_one_device() {
     let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     assert!(d < 1e-5, "sharded encoding differs by {d}");
     // --shard and --devices together are refused.
-    let o = llmql(&[&base[..], &["--output", two.to_str().unwrap(), "--devices", "flex,flex", "--shard", "0/2"]].concat());
+    let o =
+        llmql(&[&base[..], &["--output", two.to_str().unwrap(), "--devices", "flex,flex", "--shard", "0/2"]].concat());
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--shard"));
 }
@@ -51,7 +62,10 @@ fn incomplete_multi_node_flags_are_named() {
     let cases: [(&[&str], &str); 4] = [
         (&["--nodes", "2"], "--orchestrator"),
         (&["--nodes", "2", "--orchestrator", "ws://127.0.0.1:3000"], "--node-address"),
-        (&["--nodes", "2", "--node-rank", "2", "--orchestrator", "ws://h:1", "--node-address", "ws://h:2"], "--node-rank 2"),
+        (
+            &["--nodes", "2", "--node-rank", "2", "--orchestrator", "ws://h:1", "--node-address", "ws://h:2"],
+            "--node-rank 2",
+        ),
         (&["--node-rank", "1"], "--nodes"),
     ];
     for (extra, needle) in cases {
@@ -76,7 +90,17 @@ fn a_failing_peer_stops_the_group_with_its_own_error() {
         let mut c = Command::new(env!("CARGO_BIN_EXE_llmql"));
         c.args(["train", "--model", m.to_str().unwrap(), "--train-data", data.to_str().unwrap(), "--output-dir"])
             .arg(tmp.path().join("out"))
-            .args(["--lora", "--train-group-size", "2", "--per-device-train-batch-size", "1", "--max-steps", "2", "--devices", devices])
+            .args([
+                "--lora",
+                "--train-group-size",
+                "2",
+                "--per-device-train-batch-size",
+                "1",
+                "--max-steps",
+                "2",
+                "--devices",
+                devices,
+            ])
             .env("RUST_LOG", "warn")
             .stderr(std::process::Stdio::piped());
         if let Some(r) = fail {
@@ -102,7 +126,10 @@ fn a_failing_peer_stops_the_group_with_its_own_error() {
     };
     // Rank 1 fails after loading; rank 0 is then on its way into the first all-reduce.
     let err = train("flex,flex", Some("1"));
-    assert!(err.lines().last().unwrap_or("").contains("peer 1 failed on purpose"), "expected rank 1's own error last, got:\n{err}");
+    assert!(
+        err.lines().last().unwrap_or("").contains("peer 1 failed on purpose"),
+        "expected rank 1's own error last, got:\n{err}"
+    );
     // Devices of different backends cannot form one group: said up front.
     let err = train("flex,cuda:99", None);
     assert!(err.contains("devices of one backend"), "got:\n{err}");

@@ -25,7 +25,8 @@ fn train_data(dir: &Path) -> PathBuf {
                 serde_json::json!({"docid": d, "title": r.title, "text": r.text})
             })
             .collect();
-        out += &serde_json::json!({"query_id": q, "query": query, "positive_passages": pos, "negative_passages": []}).to_string();
+        out += &serde_json::json!({"query_id": q, "query": query, "positive_passages": pos, "negative_passages": []})
+            .to_string();
         out += "\n";
     }
     let p = dir.join("train.jsonl");
@@ -97,8 +98,22 @@ fn rerank_scores_every_pair_of_the_run() {
     let out = dir.path().join("out.trec");
     let o = Command::new(env!("CARGO_BIN_EXE_llmql"))
         .args(["rerank", "--model", fixture("tiny-llama").to_str().unwrap()])
-        .args(["--queries", coll.join("queries.jsonl").to_str().unwrap(), "--corpus", coll.join("corpus.jsonl").to_str().unwrap()])
-        .args(["--run", run_path.to_str().unwrap(), "--depth", "4", "--output", out.to_str().unwrap(), "--batch-size", "3"])
+        .args([
+            "--queries",
+            coll.join("queries.jsonl").to_str().unwrap(),
+            "--corpus",
+            coll.join("corpus.jsonl").to_str().unwrap(),
+        ])
+        .args([
+            "--run",
+            run_path.to_str().unwrap(),
+            "--depth",
+            "4",
+            "--output",
+            out.to_str().unwrap(),
+            "--batch-size",
+            "3",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -140,12 +155,13 @@ fn lora_run_killed_and_resumed_equals_uninterrupted_run() {
         let wb = std::fs::read(b.join(f)).unwrap();
         assert!(wa == wb, "{f}: resumed LoRA run differs from the uninterrupted run");
     }
-    let conf: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("adapter_config.json")).unwrap()).unwrap();
+    let conf: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("adapter_config.json")).unwrap()).unwrap();
     assert_eq!(conf["peft_type"], "LORA");
     assert_eq!(conf["r"], 4);
     // The merged weights differ from the base: the adapter learned something.
-    let base = llmql_core::Checkpoint::open(&fixture("tiny-llama")).unwrap();
-    let merged = llmql_core::Checkpoint::open(&a).unwrap();
+    let base = llmql_core::ModelSource::open(&fixture("tiny-llama")).unwrap();
+    let merged = llmql_core::ModelSource::open(&a).unwrap();
     let (w0, _) = base.weights.read_f32("model.layers.0.self_attn.q_proj.weight").unwrap();
     let (w1, _) = merged.weights.read_f32("model.layers.0.self_attn.q_proj.weight").unwrap();
     assert!(w0.iter().zip(&w1).any(|(x, y)| (x - y).abs() > 1e-6));
@@ -172,9 +188,9 @@ fn gradient_checkpointing_gives_the_same_weights() {
     let d = dir.path().join("both");
     let o = ql_train(&["--max-steps", "2", "--op-checkpointing", "--gradient-checkpointing"], &data, &d, None);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let wa = llmql_core::Checkpoint::open(&a).unwrap();
+    let wa = llmql_core::ModelSource::open(&a).unwrap();
     for other in [&b, &c, &d] {
-        let wb = llmql_core::Checkpoint::open(other).unwrap();
+        let wb = llmql_core::ModelSource::open(other).unwrap();
         for name in ["model.layers.1.mlp.down_proj.weight", "model.embed_tokens.weight", "lm_head.weight"] {
             let (x, _) = wa.weights.read_f32(name).unwrap();
             let (y, _) = wb.weights.read_f32(name).unwrap();
@@ -190,7 +206,13 @@ fn data_parallel_over_two_devices_equals_one_device_with_the_global_batch() {
     let data = train_data(dir.path());
     let run = |out: &Path, extra: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_llmql"))
-            .args(["ql-train", "--model", fixture("tiny-llama").to_str().unwrap(), "--train-data", data.to_str().unwrap()])
+            .args([
+                "ql-train",
+                "--model",
+                fixture("tiny-llama").to_str().unwrap(),
+                "--train-data",
+                data.to_str().unwrap(),
+            ])
             .args(["--output-dir", out.to_str().unwrap(), "--p-max-len", "64", "--q-max-len", "16", "--max-steps", "3"])
             .args(["--learning-rate", "2e-3", "--save-steps", "0", "--seed", "11", "--q2d-ratio", "0.3"])
             .args(["--lora", "--lora-r", "4", "--lora-alpha", "8", "--lora-dropout", "0"])

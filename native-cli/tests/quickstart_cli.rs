@@ -52,7 +52,13 @@ fn quickstart_runs_every_stage_and_resumes_by_stage() {
     assert!(stderr.contains("BM25 baseline: done before"), "{stderr}");
     assert!(stderr.contains("zero-shot dense retrieval (untrained model): done before"), "{stderr}");
     let stdout = String::from_utf8_lossy(&o.stdout);
-    for row in ["| BM25 |", "| zero-shot dense |", "| LLM-QL dense |", "| QL ranking of the dense top 10 (stage-1 model) |", "| LLM-QL dense + QL (weight "] {
+    for row in [
+        "| BM25 |",
+        "| zero-shot dense |",
+        "| LLM-QL dense |",
+        "| QL ranking of the dense top 10 (stage-1 model) |",
+        "| LLM-QL dense + QL (weight ",
+    ] {
         assert!(stdout.contains(row), "missing {row}:\n{stdout}");
     }
     assert!(stdout.contains("chosen on 40 dev queries)"), "{stdout}");
@@ -68,7 +74,16 @@ fn quickstart_runs_every_stage_and_resumes_by_stage() {
     for r in rows {
         let run = r["run"].as_str().unwrap();
         let o = Command::new(env!("CARGO_BIN_EXE_llmql"))
-            .args(["eval", "--qrels", out.join("collection/qrels/test.tsv").to_str().unwrap(), "--run", run, "--metrics", "nDCG@10,RR@10,R@100", "--json"])
+            .args([
+                "eval",
+                "--qrels",
+                out.join("collection/qrels/test.tsv").to_str().unwrap(),
+                "--run",
+                run,
+                "--metrics",
+                "nDCG@10,RR@10,R@100",
+                "--json",
+            ])
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -10,11 +10,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn llmql(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_llmql"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run llmql");
+    let o = Command::new(env!("CARGO_BIN_EXE_llmql")).args(args).env("RUST_LOG", "warn").output().expect("run llmql");
     assert!(o.status.success(), "llmql {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap()
 }
@@ -92,7 +88,16 @@ fn encode_search_eval_matches_independent_pipeline() {
     let expected: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture("e2e/expected.json")).unwrap()).unwrap();
     let qrels = coll.join("qrels/test.tsv");
-    let json = llmql(&["eval", "--qrels", qrels.to_str().unwrap(), "--run", &run_path, "--metrics", "nDCG@10,RR@10,R@20,AP", "--json"]);
+    let json = llmql(&[
+        "eval",
+        "--qrels",
+        qrels.to_str().unwrap(),
+        "--run",
+        &run_path,
+        "--metrics",
+        "nDCG@10,RR@10,R@20,AP",
+        "--json",
+    ]);
     let got: serde_json::Value = serde_json::from_str(&json).unwrap();
     for (name, want) in expected["metrics"].as_object().unwrap() {
         let g = got[name].as_f64().unwrap_or_else(|| panic!("eval output lacks {name}: {json}"));

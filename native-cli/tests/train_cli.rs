@@ -31,11 +31,13 @@ fn train_data(dir: &Path) -> PathBuf {
     let qrels = llmql_core::trec::read_qrels(&coll.join("qrels/train.tsv")).unwrap();
     let mut out = String::new();
     for (q, rel) in qrels {
-        let p = |r: &llmql_core::records::TextRecord| serde_json::json!({"docid": r.id, "title": r.title, "text": r.text});
+        let p =
+            |r: &llmql_core::records::TextRecord| serde_json::json!({"docid": r.id, "title": r.title, "text": r.text});
         let pos: Vec<_> = corpus.iter().filter(|r| rel.get(&r.id).copied().unwrap_or(0) > 0).map(p).collect();
         let neg: Vec<_> = corpus.iter().filter(|r| !rel.contains_key(&r.id)).map(p).collect();
         let query = &queries.iter().find(|r| r.id == q).unwrap().text;
-        out += &serde_json::json!({"query_id": q, "query": query, "positive_passages": pos, "negative_passages": neg}).to_string();
+        out += &serde_json::json!({"query_id": q, "query": query, "positive_passages": pos, "negative_passages": neg})
+            .to_string();
         out += "\n";
     }
     let path = dir.join("train.jsonl");
@@ -44,8 +46,25 @@ fn train_data(dir: &Path) -> PathBuf {
 }
 
 const TRAIN: [&str; 19] = [
-    "--lora", "--lora-r", "8", "--lora-alpha", "16", "--train-group-size", "4", "--per-device-train-batch-size", "4",
-    "--query-max-len", "64", "--passage-max-len", "96", "--learning-rate", "3e-3", "--warmup-steps", "5", "--seed", "3",
+    "--lora",
+    "--lora-r",
+    "8",
+    "--lora-alpha",
+    "16",
+    "--train-group-size",
+    "4",
+    "--per-device-train-batch-size",
+    "4",
+    "--query-max-len",
+    "64",
+    "--passage-max-len",
+    "96",
+    "--learning-rate",
+    "3e-3",
+    "--warmup-steps",
+    "5",
+    "--seed",
+    "3",
 ];
 
 fn ndcg(model: &str, adapter: Option<&Path>, dir: &Path, tag: &str) -> f64 {
@@ -79,7 +98,8 @@ fn lora_training_improves_retrieval_and_adapter_equals_merged() {
     let model = fixture("tiny-llama");
     let m = model.to_str().unwrap();
     let out = dir.path().join("lora");
-    let mut a = vec!["train", "--model", m, "--train-data", data.to_str().unwrap(), "--output-dir", out.to_str().unwrap()];
+    let mut a =
+        vec!["train", "--model", m, "--train-data", data.to_str().unwrap(), "--output-dir", out.to_str().unwrap()];
     a.extend(TRAIN);
     a.extend(["--num-train-epochs", "12", "--lora-dropout", "0.0", "--save-steps", "0"]);
     ok(&a);
@@ -99,7 +119,8 @@ fn lora_training_improves_retrieval_and_adapter_equals_merged() {
     let d = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(d <= 1e-5, "adapter vs merged embeddings: {d}");
     let base_cfg = std::fs::read_to_string(model.join("config.json")).unwrap();
-    let merged_cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(merged.join("config.json")).unwrap()).unwrap();
+    let merged_cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("config.json")).unwrap()).unwrap();
     assert_eq!(merged_cfg["model_type"], serde_json::from_str::<serde_json::Value>(&base_cfg).unwrap()["model_type"]);
 }
 
@@ -109,9 +130,26 @@ fn killed_and_resumed_contrastive_run_equals_uninterrupted() {
     let data = train_data(dir.path());
     let m = fixture("tiny-llama");
     let run = |out: &Path, extra: &[&str], abort: Option<&str>| {
-        let mut a = vec!["train", "--model", m.to_str().unwrap(), "--train-data", data.to_str().unwrap(), "--output-dir", out.to_str().unwrap()];
+        let mut a = vec![
+            "train",
+            "--model",
+            m.to_str().unwrap(),
+            "--train-data",
+            data.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+        ];
         a.extend(TRAIN);
-        a.extend(["--num-train-epochs", "2", "--lora-dropout", "0.1", "--save-steps", "2", "--gradient-accumulation-steps", "2"]);
+        a.extend([
+            "--num-train-epochs",
+            "2",
+            "--lora-dropout",
+            "0.1",
+            "--save-steps",
+            "2",
+            "--gradient-accumulation-steps",
+            "2",
+        ]);
         a.extend(extra);
         llmql(&a, abort.map(|s| ("LLMQL_TEST_ABORT_AFTER_STEP", s)))
     };
@@ -143,10 +181,29 @@ fn data_parallel_over_two_devices_equals_one_device_with_the_global_batch() {
     let data = train_data(dir.path());
     let m = fixture("tiny-llama");
     let run = |out: &Path, steps: &str, lr: &str, extra: &[&str]| {
-        let mut a = vec!["train", "--model", m.to_str().unwrap(), "--train-data", data.to_str().unwrap(), "--output-dir", out.to_str().unwrap()];
+        let mut a = vec![
+            "train",
+            "--model",
+            m.to_str().unwrap(),
+            "--train-data",
+            data.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+        ];
         a.extend(["--lora", "--lora-r", "8", "--lora-alpha", "16", "--lora-dropout", "0", "--train-group-size", "3"]);
         // Short limits with the tiny tokenizer (the llmql template alone is 45 of its tokens): the reference's cut.
-        a.extend(["--query-max-len", "32", "--passage-max-len", "48", "--truncation", "reference", "--learning-rate", lr, "--warmup-steps", "0"]);
+        a.extend([
+            "--query-max-len",
+            "32",
+            "--passage-max-len",
+            "48",
+            "--truncation",
+            "reference",
+            "--learning-rate",
+            lr,
+            "--warmup-steps",
+            "0",
+        ]);
         a.extend(["--seed", "5", "--max-steps", steps, "--save-steps", "0"]);
         a.extend(extra);
         ok(&a);
@@ -157,7 +214,12 @@ fn data_parallel_over_two_devices_equals_one_device_with_the_global_batch() {
     run(&two, "3", "3e-3", &["--per-device-train-batch-size", "2", "--devices", "flex,flex"]);
     // The same with gradient checkpointing per decoder layer on each device.
     let ckpt = dir.path().join("two-ckpt");
-    run(&ckpt, "3", "3e-3", &["--per-device-train-batch-size", "2", "--devices", "flex,flex", "--gradient-checkpointing"]);
+    run(
+        &ckpt,
+        "3",
+        "3e-3",
+        &["--per-device-train-batch-size", "2", "--devices", "flex,flex", "--gradient-checkpointing"],
+    );
     let a = tensors(&one.join("adapter_model.safetensors"));
     let b = tensors(&two.join("adapter_model.safetensors"));
     let c = tensors(&ckpt.join("adapter_model.safetensors"));
@@ -205,9 +267,28 @@ fn two_nodes_train_like_one_device() {
     let data = train_data(dir.path());
     let m = fixture("tiny-llama");
     let args = |out: &Path, bs: &str| -> Vec<String> {
-        let mut a = vec!["train", "--model", m.to_str().unwrap(), "--train-data", data.to_str().unwrap(), "--output-dir", out.to_str().unwrap()];
+        let mut a = vec![
+            "train",
+            "--model",
+            m.to_str().unwrap(),
+            "--train-data",
+            data.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+        ];
         a.extend(["--lora", "--lora-r", "8", "--lora-alpha", "16", "--lora-dropout", "0", "--train-group-size", "3"]);
-        a.extend(["--query-max-len", "32", "--passage-max-len", "48", "--truncation", "reference", "--learning-rate", "3e-3", "--warmup-steps", "0"]);
+        a.extend([
+            "--query-max-len",
+            "32",
+            "--passage-max-len",
+            "48",
+            "--truncation",
+            "reference",
+            "--learning-rate",
+            "3e-3",
+            "--warmup-steps",
+            "0",
+        ]);
         a.extend(["--seed", "5", "--max-steps", "3", "--save-steps", "0", "--per-device-train-batch-size", bs]);
         a.into_iter().map(String::from).collect()
     };
@@ -216,8 +297,10 @@ fn two_nodes_train_like_one_device() {
     ok(&a1.iter().map(String::as_str).collect::<Vec<_>>());
     let port = |_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let [po, p0, p1]: [u16; 3] = [0, 1, 2].map(port);
-    let spawn = |a: Vec<String>| Command::new(env!("CARGO_BIN_EXE_llmql")).args(a).env("RUST_LOG", "warn").spawn().unwrap();
-    let mut orch = spawn(vec!["orchestrator".into(), "--host".into(), "0.0.0.0".into(), "--port".into(), po.to_string()]);
+    let spawn =
+        |a: Vec<String>| Command::new(env!("CARGO_BIN_EXE_llmql")).args(a).env("RUST_LOG", "warn").spawn().unwrap();
+    let mut orch =
+        spawn(vec!["orchestrator".into(), "--host".into(), "0.0.0.0".into(), "--port".into(), po.to_string()]);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let node = |rank: usize, port: u16| {
         let mut a = args(&dir.path().join(format!("node{rank}")), "2");
@@ -230,7 +313,10 @@ fn two_nodes_train_like_one_device() {
     let (s0, s1) = (wait_for(&mut n0, 120), wait_for(&mut n1, 120));
     let _ = orch.kill();
     let _ = orch.wait();
-    assert!(s0.is_some_and(|s| s.success()) && s1.is_some_and(|s| s.success()), "multi-node training failed or hung: {s0:?} {s1:?}");
+    assert!(
+        s0.is_some_and(|s| s.success()) && s1.is_some_and(|s| s.success()),
+        "multi-node training failed or hung: {s0:?} {s1:?}"
+    );
     assert!(!dir.path().join("node1/adapter_model.safetensors").exists(), "only node 0 saves");
     let a = tensors(&one.join("adapter_model.safetensors"));
     let c = tensors(&dir.path().join("node0/adapter_model.safetensors"));

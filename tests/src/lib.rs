@@ -3,7 +3,7 @@
 //! Golden values come from `tests/fixtures/make_fixtures.py` (transformers, PyTorch); the tests
 //! never need Python.
 use burn::tensor::backend::Backend;
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource, Template};
 use std::path::PathBuf;
 
 pub const FAMILIES: [&str; 3] = ["tiny-llama", "tiny-mistral", "tiny-qwen2"];
@@ -72,11 +72,7 @@ pub fn golden(model: &str) -> Golden {
             embedding_raw: floats(&c["embedding_raw"]),
         })
         .collect();
-    Golden {
-        eos_id: v["eos_id"].as_u64().unwrap() as u32,
-        bos_added: v["bos_added"].as_bool().unwrap(),
-        cases,
-    }
+    Golden { eos_id: v["eos_id"].as_u64().unwrap() as u32, bos_added: v["bos_added"].as_bool().unwrap(), cases }
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -86,8 +82,14 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// An encoder for a fixture model on `device` (f32 compute), truncating as the reference does (the
 /// golden values come from transformers' whole-string truncation).
-pub fn encoder<B: Backend>(model: &str, template: Template, max_len: usize, normalize: bool, device: &B::Device) -> Encoder<B> {
-    let ck = Checkpoint::open(&fixture(model)).unwrap();
+pub fn encoder<B: Backend>(
+    model: &str,
+    template: Template,
+    max_len: usize,
+    normalize: bool,
+    device: &B::Device,
+) -> Encoder<B> {
+    let ck = ModelSource::open(&fixture(model)).unwrap();
     Encoder::load(
         &ck,
         EncoderOptions {
@@ -112,7 +114,7 @@ pub fn embed_golden_cases<B: Backend>(model: &str, device: &B::Device) -> Vec<(G
         let enc = encoder::<B>(model, case.template, case.max_len, true, device);
         let ids = enc.tokenize(case.kind, case.title.as_deref(), &case.text).unwrap();
         assert_eq!(ids, case.input_ids, "{model}/{}: token ids differ from transformers", case.name);
-        let single = enc.embed_ids_to_vec(&[ids.clone()]).remove(0);
+        let single = enc.embed_ids_to_vec(std::slice::from_ref(&ids)).remove(0);
         // The same sequence inside a padded batch with a longer and a shorter neighbour.
         let long: Vec<u32> = ids.iter().chain(ids.iter()).chain(ids.iter()).copied().collect();
         let short = vec![ids[0], g.eos_id];
@@ -137,7 +139,8 @@ pub fn fill_trainable<B: burn::tensor::backend::AutodiffBackend, M: burn::module
             }
             let shape = t.shape();
             let seed = id.val() % 1000;
-            let v: Vec<f32> = (0..shape.num_elements()).map(|i| (((seed + i as u64) as f32) * 0.7).sin() * 0.05).collect();
+            let v: Vec<f32> =
+                (0..shape.num_elements()).map(|i| (((seed + i as u64) as f32) * 0.7).sin() * 0.05).collect();
             let t = Tensor::<B, D>::from_data(TensorData::new(v, shape), (&t.device(), t.dtype())).require_grad();
             Param::from_mapped_value(id, t, mapper)
         }

@@ -15,11 +15,7 @@ fn collection() -> PathBuf {
 }
 
 fn rec(id: &str, title: Option<&str>, text: &str) -> TextRecord {
-    TextRecord {
-        id: id.into(),
-        title: title.map(String::from),
-        text: text.into(),
-    }
+    TextRecord { id: id.into(), title: title.map(String::from), text: text.into() }
 }
 
 /// nDCG@10 as trec_eval defines it (gain = grade, log2(rank + 1) discount, ideal from the qrels),
@@ -142,7 +138,11 @@ fn bm25_scores_equal_the_formula_with_exact_lengths() {
                     index.search(q, 10, params).unwrap().into_iter().map(|e| (e.docid, e.score)).collect();
                 for (r, w) in docs.iter().zip(&want) {
                     match got.get(&r.id) {
-                        Some(g) => assert!((g - w).abs() < 1e-4 && (g - w).abs() <= 1e-9 * w.abs().max(1.0), "{q} {}: {g} vs {w}", r.id),
+                        Some(g) => assert!(
+                            (g - w).abs() < 1e-4 && (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                            "{q} {}: {g} vs {w}",
+                            r.id
+                        ),
                         None => assert_eq!(*w, 0.0, "{q} {}: missing, want {w}", r.id),
                     }
                 }
@@ -167,26 +167,33 @@ fn dirichlet_scores_equal_a_hand_computation() {
     assert_eq!(an.analyze(&record_contents(&corpus[2])), vec!["tea", "green", "green", "tea", "leav"]);
     let queries = vec![rec("q", None, "the green tea with unicorns")]; // "unicorn" is not in the collection: skipped
     let mut run = Run::new();
-    run.insert(
-        "q".into(),
-        ["d1", "d2", "d3"].iter().map(|d| RunEntry { docid: d.to_string(), score: 0.0 }).collect(),
-    );
+    run.insert("q".into(), ["d1", "d2", "d3"].iter().map(|d| RunEntry { docid: d.to_string(), score: 0.0 }).collect());
     let mu = 1000.0;
-    let out = dirichlet::rerank(corpus.clone().into_iter().map(Ok), &queries, &run, 10, mu, &Analyzer::default(), &|| {}).unwrap();
+    let out =
+        dirichlet::rerank(corpus.clone().into_iter().map(Ok), &queries, &run, 10, mu, &Analyzer::default(), &|| {})
+            .unwrap();
     let (p_green, p_tea) = (3.0 / 11.0, 4.0 / 11.0);
     let ql = |tf_green: f64, tf_tea: f64, len: f64| {
         ((tf_green + mu * p_green) / (len + mu)).ln() + ((tf_tea + mu * p_tea) / (len + mu)).ln()
     };
-    let want: HashMap<&str, f64> = [("d1", ql(1.0, 2.0, 4.0)), ("d2", ql(0.0, 0.0, 2.0)), ("d3", ql(2.0, 2.0, 5.0))].into();
+    let want: HashMap<&str, f64> =
+        [("d1", ql(1.0, 2.0, 4.0)), ("d2", ql(0.0, 0.0, 2.0)), ("d3", ql(2.0, 2.0, 5.0))].into();
     let got = &out["q"];
     assert_eq!(got.iter().map(|e| e.docid.as_str()).collect::<Vec<_>>(), vec!["d3", "d1", "d2"]);
     for e in got {
-        assert!((e.score - want[e.docid.as_str()]).abs() < 1e-12, "{}: {} vs {}", e.docid, e.score, want[e.docid.as_str()]);
+        assert!(
+            (e.score - want[e.docid.as_str()]).abs() < 1e-12,
+            "{}: {} vs {}",
+            e.docid,
+            e.score,
+            want[e.docid.as_str()]
+        );
     }
     // Depth 2 reranks the run's top 2 only.
     let mut run2 = run.clone();
     run2.get_mut("q").unwrap()[2].score = 5.0; // d3 first, d1 and d2 tie (d1 wins by docid)
-    let out = dirichlet::rerank(corpus.into_iter().map(Ok), &queries, &run2, 2, mu, &Analyzer::default(), &|| {}).unwrap();
+    let out =
+        dirichlet::rerank(corpus.into_iter().map(Ok), &queries, &run2, 2, mu, &Analyzer::default(), &|| {}).unwrap();
     assert_eq!(out["q"].iter().map(|e| e.docid.as_str()).collect::<Vec<_>>(), vec!["d3", "d1"]);
 }
 
@@ -195,8 +202,16 @@ fn dirichlet_reranks_a_bm25_run_on_the_fixture() {
     let ds = load_beir(&collection(), "test").unwrap();
     let index = Bm25Index::build_in_ram(&ds.corpus, Analyzer::default()).unwrap();
     let bm25 = index.search_all(&ds.queries, 20, Bm25Params::default(), &|| {}).unwrap();
-    let ql = dirichlet::rerank(ds.corpus.clone().into_iter().map(Ok), &ds.queries, &bm25, 10, 1000.0, &Analyzer::default(), &|| {})
-        .unwrap();
+    let ql = dirichlet::rerank(
+        ds.corpus.clone().into_iter().map(Ok),
+        &ds.queries,
+        &bm25,
+        10,
+        1000.0,
+        &Analyzer::default(),
+        &|| {},
+    )
+    .unwrap();
     for (qid, e) in &ql {
         let mut a: Vec<&str> = e.iter().map(|x| x.docid.as_str()).collect();
         let mut b: Vec<&str> = bm25[qid].iter().take(10).map(|x| x.docid.as_str()).collect();
@@ -231,7 +246,10 @@ fn mining_excludes_positives_and_respects_skip_depth_count() {
             // Positives: every grade > 0 document, best grade first, with corpus title and text.
             let mut want_pos: Vec<(&String, &i32)> = judged.iter().filter(|(_, &g)| g > 0).collect();
             want_pos.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            assert_eq!(ex.positive_passages.iter().map(|p| &p.docid).collect::<Vec<_>>(), want_pos.iter().map(|p| p.0).collect::<Vec<_>>());
+            assert_eq!(
+                ex.positive_passages.iter().map(|p| &p.docid).collect::<Vec<_>>(),
+                want_pos.iter().map(|p| p.0).collect::<Vec<_>>()
+            );
             for p in ex.positive_passages.iter().chain(&ex.negative_passages) {
                 let r = corpus[p.docid.as_str()];
                 assert_eq!((p.title.as_str(), p.text.as_str()), (r.title.as_deref().unwrap(), r.text.as_str()));
@@ -272,12 +290,21 @@ fn mining_skips_queries_without_negatives_and_names_missing_documents() {
     qrels.insert("q1".into(), BTreeMap::from([("a".to_string(), 1)]));
     qrels.insert("q2".into(), BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 2)]));
     let mut run = Run::new();
-    run.insert("q1".into(), vec![RunEntry { docid: "a".into(), score: 2.0 }, RunEntry { docid: "b".into(), score: 1.0 }]);
-    run.insert("q2".into(), vec![RunEntry { docid: "a".into(), score: 2.0 }, RunEntry { docid: "b".into(), score: 1.0 }]);
+    run.insert(
+        "q1".into(),
+        vec![RunEntry { docid: "a".into(), score: 2.0 }, RunEntry { docid: "b".into(), score: 1.0 }],
+    );
+    run.insert(
+        "q2".into(),
+        vec![RunEntry { docid: "a".into(), score: 2.0 }, RunEntry { docid: "b".into(), score: 1.0 }],
+    );
     let opts = MiningOptions { depth: 10, skip_top: 0, count: 5 };
     let (mined, stats) = mining::select(&queries, &qrels, &run, &opts).unwrap();
     assert_eq!(mined.len(), 1);
-    assert_eq!((mined[0].positives.clone(), mined[0].negatives.clone()), (vec!["a".to_string()], vec!["b".to_string()]));
+    assert_eq!(
+        (mined[0].positives.clone(), mined[0].negatives.clone()),
+        (vec!["a".to_string()], vec!["b".to_string()])
+    );
     assert_eq!((stats.no_positive, stats.no_negative, stats.short), (1, 1, 1));
     let corpus = vec![rec("a", None, "x")];
     let e = mining::mine(&queries, &qrels, &run, corpus.into_iter().map(Ok), &opts).unwrap_err().to_string();
@@ -295,7 +322,8 @@ fn loaders_read_each_format() {
     assert_eq!(r[1], rec("1", None, "The second passage."));
     // JSON lines through the same entry point.
     let j = dir.path().join("queries.jsonl");
-    std::fs::write(&j, "{\"_id\": \"q1\", \"text\": \"hello\"}\n{\"id\": 2, \"text\": \"x\", \"title\": \"T\"}\n").unwrap();
+    std::fs::write(&j, "{\"_id\": \"q1\", \"text\": \"hello\"}\n{\"id\": 2, \"text\": \"x\", \"title\": \"T\"}\n")
+        .unwrap();
     let r = read_text_records(&j).unwrap();
     assert_eq!(r, vec![rec("q1", None, "hello"), rec("2", Some("T"), "x")]);
     // BEIR folder.
@@ -371,8 +399,20 @@ fn print_fixture_rankings() {
     let run = index.search_all(&queries, 10, Bm25Params::default(), &|| {}).unwrap();
     for q in &queries {
         let e = &run[&q.id];
-        let shown: Vec<String> =
-            e.iter().map(|x| format!("{}{}:{:.2}", x.docid, match qrels[&q.id].get(&x.docid) { Some(g) => format!("[{g}]"), None => String::new() }, x.score)).collect();
+        let shown: Vec<String> = e
+            .iter()
+            .map(|x| {
+                format!(
+                    "{}{}:{:.2}",
+                    x.docid,
+                    match qrels[&q.id].get(&x.docid) {
+                        Some(g) => format!("[{g}]"),
+                        None => String::new(),
+                    },
+                    x.score
+                )
+            })
+            .collect();
         eprintln!("{} {:?} ({} hits): {}", q.id, q.text, e.len(), shown.join(" "));
     }
 }

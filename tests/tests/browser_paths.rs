@@ -8,7 +8,7 @@ use llmql_core::encoder::HostEmbeddings;
 use llmql_core::lora::{load_adapter, load_adapter_bytes, merge_lora};
 use llmql_core::model::LoadOptions;
 use llmql_core::search::{search_in_memory, Embeddings};
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind};
+use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource};
 use llmql_tests::{fixture, max_abs_diff};
 use std::path::Path;
 
@@ -22,8 +22,8 @@ fn read(dir: &Path, name: &str) -> Vec<u8> {
     std::fs::read(dir.join(name)).unwrap()
 }
 
-fn from_bytes(dir: &Path) -> Checkpoint {
-    Checkpoint::from_bytes(
+fn from_bytes(dir: &Path) -> ModelSource {
+    ModelSource::from_bytes(
         "dropped-folder",
         &read(dir, "config.json"),
         &read(dir, "tokenizer.json"),
@@ -48,7 +48,9 @@ fn checkpoint_from_bytes_encodes_like_the_folder() {
     for model in ["tiny-llama", "tiny-qwen2", "tiny-mistral"] {
         let dir = fixture(model);
         let device = Default::default();
-        let a = Encoder::<Flex>::load(&Checkpoint::open(&dir).unwrap(), EncoderOptions::default(), DType::F32, &device).unwrap();
+        let a =
+            Encoder::<Flex>::load(&ModelSource::open(&dir).unwrap(), EncoderOptions::default(), DType::F32, &device)
+                .unwrap();
         let ck = from_bytes(&dir);
         assert_eq!(ck.tokenizer.eos_id, a.tokenizer.eos_id, "{model}");
         let b = Encoder::<Flex>::load(&ck, EncoderOptions::default(), DType::F32, &device).unwrap();
@@ -59,12 +61,12 @@ fn checkpoint_from_bytes_encodes_like_the_folder() {
 #[test]
 fn checkpoint_from_bytes_names_bad_input() {
     let dir = fixture("tiny-llama");
-    let err = Checkpoint::from_bytes("upload", b"{not json", &read(&dir, "tokenizer.json"), None, vec![])
+    let err = ModelSource::from_bytes("upload", b"{not json", &read(&dir, "tokenizer.json"), None, vec![])
         .err()
         .unwrap()
         .to_string();
     assert!(err.contains("upload") && err.contains("config.json"), "{err}");
-    let err = Checkpoint::from_bytes(
+    let err = ModelSource::from_bytes(
         "upload",
         &read(&dir, "config.json"),
         &read(&dir, "tokenizer.json"),
@@ -80,7 +82,7 @@ fn checkpoint_from_bytes_names_bad_input() {
 #[test]
 fn host_embedding_lookup_equals_device_lookup() {
     for model in ["tiny-llama", "tiny-qwen2"] {
-        let ck = Checkpoint::open(&fixture(model)).unwrap();
+        let ck = ModelSource::open(&fixture(model)).unwrap();
         let device = Default::default();
         let a = Encoder::<Flex>::load(&ck, EncoderOptions::default(), DType::F32, &device).unwrap();
         let load = LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: true, compute_dtype: None };
@@ -96,7 +98,7 @@ fn host_embedding_lookup_equals_device_lookup() {
 
 #[test]
 fn adapter_from_bytes_equals_adapter_from_folder() {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let adapter = fixture("stage2/adapter");
     let device = Default::default();
     let load = LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None };
@@ -106,7 +108,12 @@ fn adapter_from_bytes_equals_adapter_from_folder() {
     let folder = merge_lora(load_adapter(ck.load_model::<Flex>(load, &device).unwrap(), &adapter).unwrap());
     let cfg = String::from_utf8(read(&adapter, "adapter_config.json")).unwrap();
     let bytes = merge_lora(
-        load_adapter_bytes(ck.load_model::<Flex>(load, &device).unwrap(), &cfg, read(&adapter, "adapter_model.safetensors")).unwrap(),
+        load_adapter_bytes(
+            ck.load_model::<Flex>(load, &device).unwrap(),
+            &cfg,
+            read(&adapter, "adapter_model.safetensors"),
+        )
+        .unwrap(),
     );
     let a = encode(&Encoder::from_model(folder, ck.tokenizer.clone(), opts, None));
     let b = encode(&Encoder::from_model(bytes, ck.tokenizer.clone(), opts, None));
@@ -122,7 +129,7 @@ fn adapter_from_bytes_equals_adapter_from_folder() {
 
 #[test]
 fn async_readback_equals_sync_readback() {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let enc = Encoder::<Flex>::load(&ck, EncoderOptions::default(), DType::F32, &Default::default()).unwrap();
     let seqs: Vec<Vec<u32>> = TEXTS.iter().map(|(t, x)| enc.tokenize(Kind::Query, *t, x).unwrap()).collect();
     let sync = enc.embed_ids_to_vec(&seqs);
@@ -164,7 +171,8 @@ fn host_index_search_equals_exact_search() {
     values[77 * dim..78 * dim].copy_from_slice(&dup);
     let ids: Vec<String> = (0..300).map(|i| format!("d{i:03}")).collect();
     let corpus = Embeddings { ids: ids.clone(), values: values.clone(), dim };
-    let queries = Embeddings { ids: vec!["q1".into(), "q2".into()], values: [dup.clone(), values[..dim].to_vec()].concat(), dim };
+    let queries =
+        Embeddings { ids: vec!["q1".into(), "q2".into()], values: [dup.clone(), values[..dim].to_vec()].concat(), dim };
     let run = search_in_memory::<Flex>(&queries, &corpus, 10, &Default::default()).unwrap();
     for (qi, qid) in ["q1", "q2"].iter().enumerate() {
         let hits = corpus.search_one(&queries.values[qi * dim..(qi + 1) * dim], 10).unwrap();
@@ -180,9 +188,12 @@ fn host_index_search_equals_exact_search() {
         w.write_row(corpus.row(i)).unwrap();
     }
     w.finish().unwrap();
-    let from_bytes = Embeddings::from_bytes(&std::fs::read(&npy).unwrap(), &ids.join("\n"), &npy, Path::new("ids.txt")).unwrap();
+    let from_bytes =
+        Embeddings::from_bytes(&std::fs::read(&npy).unwrap(), &ids.join("\n"), &npy, Path::new("ids.txt")).unwrap();
     assert_eq!(from_bytes.values, corpus.values);
     assert!(from_bytes.search_one(&[0.0; 3], 5).is_err(), "a wrong query dimension must be an error");
-    let err = Embeddings::from_bytes(&std::fs::read(&npy).unwrap(), "d1\nd2", &npy, Path::new("ids.txt")).unwrap_err().to_string();
+    let err = Embeddings::from_bytes(&std::fs::read(&npy).unwrap(), "d1\nd2", &npy, Path::new("ids.txt"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("ids.txt") && err.contains("300 rows"), "{err}");
 }

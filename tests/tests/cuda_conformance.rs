@@ -5,8 +5,8 @@
 
 #[cfg(all(feature = "cuda", feature = "flex"))]
 fn run_cuda() {
-    use llmql_tests::*;
     use burn::backend::{cuda::CudaDevice, Cuda, Flex};
+    use llmql_tests::*;
     let cdev = CudaDevice::new(0);
     let fdev = Default::default();
     let mut worst = (0.0f32, 0.0f32);
@@ -26,7 +26,7 @@ fn run_cuda() {
             assert!(d <= 1e-3, "{model}/{}: cuda vs transformers differ by {d:e}", case.name);
         }
         // bf16 compute on CUDA: direction preserved.
-        let ck = llmql_core::Checkpoint::open(&fixture(model)).unwrap();
+        let ck = llmql_core::ModelSource::open(&fixture(model)).unwrap();
         let case = &g.cases[0];
         let enc = llmql_core::Encoder::<Cuda>::load(
             &ck,

@@ -14,20 +14,29 @@ use llmql_core::lora::{attach_lora, LoraConfig};
 use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::pooling::Pooling;
 use llmql_core::train::data_parallel::{
-    all_gather_counts, all_gather_rows, broadcast_trainable, infonce_data_parallel, sync_gradients, sync_gradients_in_buckets, token_weighted, BurnCollective, Collective,
+    all_gather_counts, all_gather_rows, broadcast_trainable, infonce_data_parallel, sync_gradients,
+    sync_gradients_in_buckets, token_weighted, BurnCollective, Collective,
 };
-use llmql_core::{Checkpoint, Template};
+use llmql_core::{ModelSource, Template};
 use llmql_tests::fixture;
 use std::collections::BTreeMap;
 
+/// Gradients by parameter, on the host.
+type Grads = BTreeMap<ParamId, Vec<f32>>;
+
 type A = Autodiff<Flex>;
 
-fn model(ck: &Checkpoint, lm_head: bool) -> DecoderModel<A> {
+fn model(ck: &ModelSource, lm_head: bool) -> DecoderModel<A> {
     model_on::<A>(ck, lm_head, &Default::default())
 }
 
-fn model_on<B: AutodiffBackend>(ck: &Checkpoint, lm_head: bool, device: &B::Device) -> DecoderModel<B> {
-    let m = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None }, device).unwrap();
+fn model_on<B: AutodiffBackend>(ck: &ModelSource, lm_head: bool, device: &B::Device) -> DecoderModel<B> {
+    let m = ck
+        .load_model::<B>(
+            LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None },
+            device,
+        )
+        .unwrap();
     let m = attach_lora(m, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, ..Default::default() }, 7).unwrap();
     // Burn's RNG is one per backend, shared by the test threads: fixed adapter values instead.
     llmql_tests::fill_trainable(m)
@@ -72,19 +81,23 @@ fn compare(single: &BTreeMap<ParamId, Vec<f32>>, dp: &BTreeMap<ParamId, Vec<f32>
     assert!(bad.is_empty(), "{what}: {} of {} gradients differ:\n{}", bad.len(), single.len(), bad.join("\n"));
 }
 
-fn texts(ck: &Checkpoint) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+fn texts(ck: &ModelSource) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
     let tok = &ck.tokenizer;
-    let qs = ["how do bees make honey", "where do rivers go", "what is a volcano", "why is the sky blue", "who builds dams"];
+    let qs =
+        ["how do bees make honey", "where do rivers go", "what is a volcano", "why is the sky blue", "who builds dams"];
     let q: Vec<Vec<u32>> = qs.iter().map(|x| tok.encode_with_eos(&Template::Llmql.query(x), 32).unwrap()).collect();
     let p: Vec<Vec<u32>> = (0..qs.len() * 2)
-        .map(|i| tok.encode_with_eos(&Template::Llmql.passage("", &format!("passage {i} about {} and more", qs[i / 2])), 48).unwrap())
+        .map(|i| {
+            tok.encode_with_eos(&Template::Llmql.passage("", &format!("passage {i} about {} and more", qs[i / 2])), 48)
+                .unwrap()
+        })
         .collect();
     (q, p)
 }
 
 #[test]
 fn infonce_over_two_peers_equals_one_device() {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let eos = ck.tokenizer.eos_id;
     let (qs, ps) = texts(&ck);
     let group = 2;
@@ -96,7 +109,7 @@ fn infonce_over_two_peers_equals_one_device() {
     let single = host(&m, &GradientsParams::from_grads(loss.backward(), &m));
     // Two peers: 3 and 2 queries (uneven on purpose), each with its queries' passages.
     let split = [0..3, 3..5];
-    let results: Vec<(f64, BTreeMap<ParamId, Vec<f32>>, BTreeMap<ParamId, Vec<f32>>)> = on_peers(2, |c| {
+    let results: Vec<(f64, Grads, Grads)> = on_peers(2, |c| {
         let r = split[c.rank()].clone();
         // Random LoRA init is not reproducible across threads (one RNG): rank 0's wins.
         let m = broadcast_trainable(&c, model(&ck, false));
@@ -119,7 +132,13 @@ fn infonce_over_two_peers_equals_one_device() {
     // Without the cross-device negatives (each peer alone) the loss is a different number: the
     // gather matters.
     let m = model(&ck, false);
-    let alone: f32 = infonce_loss(embed(&m, &qs[0..3], eos, Pooling::Eos, true), embed(&m, &ps[0..6], eos, Pooling::Eos, true), group, t).into_scalar();
+    let alone: f32 = infonce_loss(
+        embed(&m, &qs[0..3], eos, Pooling::Eos, true),
+        embed(&m, &ps[0..6], eos, Pooling::Eos, true),
+        group,
+        t,
+    )
+    .into_scalar();
     assert!((alone - want).abs() > 1e-3, "test is not sensitive to the gather");
 }
 
@@ -127,7 +146,7 @@ fn infonce_over_two_peers_equals_one_device() {
 fn ql_loss_over_two_peers_equals_one_device() {
     use llmql_core::ql::example::{build_d2q, LossOn};
     use llmql_core::ql::loss::{ql_loss, QlBatch};
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let tok = &ck.tokenizer;
     let pairs = [
         ("Worker bees turn nectar into honey inside the hive.", "how do bees make honey"),

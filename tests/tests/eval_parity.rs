@@ -18,16 +18,9 @@ fn expected() -> Value {
 }
 
 fn measures(exp: &Value) -> (Vec<String>, Vec<Metric>) {
-    let names: Vec<String> = exp["measures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m.as_str().unwrap().to_string())
-        .collect();
-    let metrics: Vec<Metric> = names
-        .iter()
-        .map(|n| n.parse().unwrap_or_else(|e| panic!("{e}")))
-        .collect();
+    let names: Vec<String> =
+        exp["measures"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
+    let metrics: Vec<Metric> = names.iter().map(|n| n.parse().unwrap_or_else(|e| panic!("{e}"))).collect();
     for (n, m) in names.iter().zip(&metrics) {
         assert_eq!(&m.to_string(), n, "our name for {n}");
     }
@@ -38,11 +31,7 @@ fn measures(exp: &Value) -> (Vec<String>, Vec<Metric>) {
 fn compare(case: &str, mode: &str, exp: &Value, res: &llmql_core::metrics::EvalResult, names: &[String]) -> usize {
     let mut errors = Vec::new();
     let mut compared = 0;
-    assert_eq!(
-        res.num_queries as u64,
-        exp["num_queries"].as_u64().unwrap(),
-        "{case}/{mode}: number of queries"
-    );
+    assert_eq!(res.num_queries as u64, exp["num_queries"].as_u64().unwrap(), "{case}/{mode}: number of queries");
     let exp_q = exp["per_query"].as_object().unwrap();
     let ours_q: Vec<&String> = res.per_query.keys().collect();
     let mut theirs_q: Vec<&String> = exp_q.keys().collect();
@@ -54,9 +43,7 @@ fn compare(case: &str, mode: &str, exp: &Value, res: &llmql_core::metrics::EvalR
             let got = res.per_query[qid][i];
             compared += 1;
             if (got - want).abs() > TOL {
-                errors.push(format!(
-                    "{case}/{mode} query {qid} {name}: ours {got}, ir-measures {want}"
-                ));
+                errors.push(format!("{case}/{mode} query {qid} {name}: ours {got}, ir-measures {want}"));
             }
         }
         let want = exp["aggregate"][name].as_f64().unwrap();
@@ -84,11 +71,7 @@ fn metrics_match_ir_measures() {
         for (mode, include) in [("include_missing", true), ("skip_missing", false)] {
             let res = evaluate(&qrels, &run, &metrics, include);
             let strs = |v: &Value| -> Vec<String> {
-                v.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|s| s.as_str().unwrap().to_string())
-                    .collect()
+                v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
             };
             assert_eq!(res.missing, strs(&case["missing_from_run"]), "{name}: missing queries");
             assert_eq!(res.unjudged, strs(&case["unjudged_in_run"]), "{name}: unjudged queries");
@@ -113,10 +96,7 @@ fn fixtures_cover_the_tricky_cases() {
     assert_eq!(a["9"]["nDCG@10"].as_f64(), Some(0.0)); // judged, nothing relevant
     assert_eq!(a["10"]["R(rel=2)@1000"].as_f64(), Some(0.0));
     assert!(a["10"]["R@1000"].as_f64().unwrap() > 0.0);
-    assert_eq!(
-        exp["cases"][0]["include_missing"]["per_query"]["11"]["nDCG@10"].as_f64(),
-        Some(0.0)
-    );
+    assert_eq!(exp["cases"][0]["include_missing"]["per_query"]["11"]["nDCG@10"].as_f64(), Some(0.0));
 }
 
 /// A run rewritten by our writer (re-sorted, re-ranked, scores re-printed) scores exactly the same.

@@ -7,22 +7,15 @@ use llmql_tests::fixture;
 use serde_json::Value;
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 #[test]
 fn every_block_type_matches_gguf_py() {
-    let g: Value =
-        serde_json::from_slice(&std::fs::read(fixture("gguf/kquant_blocks.json")).unwrap())
-            .unwrap();
+    let g: Value = serde_json::from_slice(&std::fs::read(fixture("gguf/kquant_blocks.json")).unwrap()).unwrap();
     let types = g["types"].as_object().unwrap();
-    let want_types = [
-        "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K",
-        "IQ4_NL", "IQ4_XS",
-    ];
+    let want_types =
+        ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ4_NL", "IQ4_XS"];
     assert_eq!(types.len(), want_types.len());
     for name in want_types {
         let t = &types[name];
@@ -31,10 +24,7 @@ fn every_block_type_matches_gguf_py() {
         let (per, size) = ty.block().unwrap();
         assert_eq!(
             (per as u64, size as u64),
-            (
-                t["block_elements"].as_u64().unwrap(),
-                t["block_bytes"].as_u64().unwrap()
-            ),
+            (t["block_elements"].as_u64().unwrap(), t["block_bytes"].as_u64().unwrap()),
             "{name}"
         );
         let bytes = hex(t["bytes_hex"].as_str().unwrap());
@@ -44,9 +34,7 @@ fn every_block_type_matches_gguf_py() {
             .collect();
         let got = dequantize(ty, &bytes);
         assert_eq!(got.len(), want.len(), "{name}");
-        let mismatches: Vec<usize> = (0..got.len())
-            .filter(|&i| got[i].to_bits() != want[i].to_bits())
-            .collect();
+        let mismatches: Vec<usize> = (0..got.len()).filter(|&i| got[i].to_bits() != want[i].to_bits()).collect();
         assert!(
             mismatches.is_empty(),
             "{name}: {} of {} values differ from gguf-py, first at {}: {} vs {}",
@@ -57,9 +45,6 @@ fn every_block_type_matches_gguf_py() {
             want[mismatches[0]]
         );
         // The blocks are not degenerate: most values are non-zero and they vary.
-        assert!(
-            got.iter().filter(|v| **v != 0.0).count() > got.len() / 2,
-            "{name}"
-        );
+        assert!(got.iter().filter(|v| **v != 0.0).count() > got.len() / 2, "{name}");
     }
 }

@@ -8,10 +8,10 @@ use burn::tensor::DType;
 use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::{build_d2q, passage_text, LossOn};
 use llmql_core::ql::loss::{target_log_probs, QlBatch};
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource, Template};
 use llmql_tests::{fixture, max_abs_diff};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
@@ -19,7 +19,7 @@ fn ids(v: &Value) -> Vec<u32> {
 
 fn check(path: &Path, g: &Value, emb_tol: f32, score_tol: f64) {
     let name = path.file_name().unwrap().to_string_lossy().to_string();
-    let ck = Checkpoint::open(path).unwrap();
+    let ck = ModelSource::open(path).unwrap();
     assert_eq!(ck.tokenizer.eos_id as u64, g["eos_id"].as_u64().unwrap(), "{name}: eos");
     assert_eq!(ck.tokenizer.bos_id.is_some(), g["bos_added"].as_bool().unwrap(), "{name}: bos");
     for t in g["tokenize"].as_array().unwrap() {
@@ -48,7 +48,12 @@ fn check(path: &Path, g: &Value, emb_tol: f32, score_tol: f64) {
     println!("{name}: max |embedding diff| {worst:.2e}");
     assert!(worst <= emb_tol, "{name}: embeddings differ from transformers by {worst}");
     drop(enc);
-    let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &device).unwrap();
+    let m = ck
+        .load_model::<Flex>(
+            LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None },
+            &device,
+        )
+        .unwrap();
     for s in g["ql_scores"].as_array().unwrap() {
         let title = s["title"].as_str().filter(|t| !t.is_empty());
         let passage = passage_text(title, s["text"].as_str().unwrap());
@@ -79,7 +84,9 @@ fn tiny_sentencepiece_gguf_matches_transformers() {
 
 #[test]
 fn smollm2_q4_1_gguf_matches_transformers() {
-    let Some(path) = llmql_tests::smollm2_gguf() else { return };
+    let Some(path) = llmql_tests::smollm2_gguf() else {
+        return;
+    };
     let g: Value = serde_json::from_slice(&std::fs::read(fixture("gguf/smollm2.json")).unwrap()).unwrap();
     // 30 layers of f32 arithmetic in a different order: a little looser than the 2-layer files.
     check(&path, &g, 2e-4, 2e-3);
@@ -102,16 +109,35 @@ fn tiny_kquant_gguf_matches_transformers() {
 #[test]
 fn rope_freqs_gguf_matches_the_hf_folder() {
     let g = &golden_kquant()["tiny-llama-rope.gguf"];
-    let ck = Checkpoint::open(&fixture("gguf/tiny-llama-rope.gguf")).unwrap();
+    let ck = ModelSource::open(&fixture("gguf/tiny-llama-rope.gguf")).unwrap();
     match &ck.config.rope_scaling {
-        Some(llmql_core::config::RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings }) => {
+        Some(llmql_core::config::RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        }) => {
             // tiny-llama's config.json: factor 8, low 1, high 4, original 16.
-            assert!((factor - 8.0).abs() < 1e-6 && (low_freq_factor - 1.0).abs() < 1e-9, "{:?}", ck.config.rope_scaling);
-            assert!((high_freq_factor - 4.0).abs() < 1e-3 && (*original_max_position_embeddings as f64 - 16.0).abs() < 1e-2, "{:?}", ck.config.rope_scaling);
+            assert!(
+                (factor - 8.0).abs() < 1e-6 && (low_freq_factor - 1.0).abs() < 1e-9,
+                "{:?}",
+                ck.config.rope_scaling
+            );
+            assert!(
+                (high_freq_factor - 4.0).abs() < 1e-3 && (*original_max_position_embeddings as f64 - 16.0).abs() < 1e-2,
+                "{:?}",
+                ck.config.rope_scaling
+            );
         }
         other => panic!("rope_freqs not read: {other:?}"),
     }
-    let enc = Encoder::<Flex>::load(&ck, EncoderOptions { template: Template::Llmql, max_len: 512, normalize: true, ..Default::default() }, DType::F32, &Default::default()).unwrap();
+    let enc = Encoder::<Flex>::load(
+        &ck,
+        EncoderOptions { template: Template::Llmql, max_len: 512, normalize: true, ..Default::default() },
+        DType::F32,
+        &Default::default(),
+    )
+    .unwrap();
     let (mut worst, mut unscaled) = (0f32, 0f32);
     for e in g["embeddings"].as_array().unwrap() {
         let v = enc.embed_ids_to_vec(&[ids(&e["input_ids"])]).remove(0);

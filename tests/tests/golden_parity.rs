@@ -2,7 +2,7 @@
 //! Mistral and Qwen2 checkpoints equal what transformers computed (tests/fixtures/make_fixtures.py).
 #![cfg(feature = "flex")]
 use burn::backend::Flex;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use llmql_tests::*;
 
 const TOL: f32 = 1e-4;
@@ -53,7 +53,7 @@ fn unnormalized_embeddings_match_raw_hidden_states() {
 #[test]
 fn eos_and_bos_resolution() {
     for model in FAMILIES {
-        let ck = Checkpoint::open(&fixture(model)).unwrap();
+        let ck = ModelSource::open(&fixture(model)).unwrap();
         let g = golden(model);
         assert_eq!(ck.tokenizer.eos_id, g.eos_id, "{model}: EOS id");
         assert_eq!(ck.tokenizer.bos_id.is_some(), g.bos_added, "{model}: BOS added by the post-processor");
@@ -66,7 +66,7 @@ fn half_precision_compute_stays_close() {
     let device = Default::default();
     let g = golden("tiny-llama");
     for dtype in [burn::tensor::DType::BF16, burn::tensor::DType::F16] {
-        let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+        let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
         for case in g.cases.iter().take(3) {
             let enc = llmql_core::Encoder::<Flex>::load(
                 &ck,

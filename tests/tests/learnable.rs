@@ -6,6 +6,7 @@
 //!   QL ranking can pick the right document only if the separator state carries the word. Before
 //!   training it is at chance; after, far above it.
 //! - Stage 2 (contrastive): dense retrieval with EOS pooling, likewise.
+//!
 //! These catch what exact-parity tests cannot: a loop that computes the right gradient but never
 //! applies it, a wrong label shift, a mask that hides the separator, a schedule stuck at zero.
 #![cfg(feature = "flex")]
@@ -17,10 +18,9 @@ use llmql_core::formats::{TevatronExample, TevatronPassage};
 use llmql_core::model::LoadOptions;
 use llmql_core::pooling::Pooling;
 use llmql_core::ql::{ql_scores, LossOn, QlScoreOptions};
-use llmql_core::train::contrastive::{contrastive_train, ContrastiveConfig};
-use llmql_core::train::ql_train::Quiet;
-use llmql_core::train::{ql_train, QlPair, QlTrainConfig};
-use llmql_core::{Checkpoint, Template};
+use llmql_core::train::{contrastive_train, ql_train, ContrastiveConfig, QlPair, QlTrainConfig, Quiet};
+use llmql_core::train::{TrainRun, TrainSettings, Warmup};
+use llmql_core::{ModelSource, Template};
 use llmql_tests::fixture;
 
 type B = Autodiff<Flex>;
@@ -47,13 +47,18 @@ fn accuracy(scores: &[Vec<f64>]) -> f64 {
     right as f64 / scores.len() as f64
 }
 
-fn load(lm_head: bool) -> (Checkpoint, llmql_core::model::DecoderModel<B>) {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
-    let m = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
+fn load(lm_head: bool) -> (ModelSource, llmql_core::model::DecoderModel<B>) {
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
+    let m = ck
+        .load_model::<B>(
+            LoadOptions { dtype: DType::F32, lm_head, host_embeddings: false, compute_dtype: None },
+            &Default::default(),
+        )
+        .unwrap();
     (ck, m)
 }
 
-fn ql_accuracy(model: &llmql_core::model::DecoderModel<Flex>, ck: &Checkpoint) -> f64 {
+fn ql_accuracy(model: &llmql_core::model::DecoderModel<Flex>, ck: &ModelSource) -> f64 {
     let n = WORDS.len();
     let pairs: Vec<(String, String)> = (0..n).flat_map(|q| (0..n).map(move |d| (doc(d), query(q, 0)))).collect();
     let opts = QlScoreOptions { p_max_len: 96, q_max_len: 16, batch_size: 16, ..Default::default() };
@@ -65,33 +70,45 @@ fn ql_accuracy(model: &llmql_core::model::DecoderModel<Flex>, ck: &Checkpoint) -
 fn ql_training_learns_through_the_attention_stop_bottleneck() {
     let (ck, model) = load(true);
     let before = ql_accuracy(&model.valid(), &ck);
-    let pairs: Vec<QlPair> = (0..WORDS.len()).flat_map(|i| (0..2).map(move |v| QlPair { passage: doc(i), query: query(i, v) })).collect();
+    let pairs: Vec<QlPair> =
+        (0..WORDS.len()).flat_map(|i| (0..2).map(move |v| QlPair { passage: doc(i), query: query(i, v) })).collect();
     let cfg = QlTrainConfig {
         p_max_len: 96,
         q_max_len: 16,
         loss_on: LossOn::Query,
         mask_probability: 0.2,
-        learning_rate: 3e-3,
-        max_steps: Some(80),
-        per_device_train_batch_size: 8,
-        warmup_ratio: 0.05,
-        logging_steps: 1000,
-        save_steps: 0,
+        train: TrainSettings {
+            learning_rate: 3e-3,
+            max_steps: Some(80),
+            per_device_train_batch_size: 8,
+            warmup: Warmup::Ratio(0.05),
+            logging_steps: 1000,
+            save_steps: 0,
+            ..TrainSettings::stage1()
+        },
         ..Default::default()
     };
     let dir = tempfile::tempdir().unwrap();
     let start = std::time::Instant::now();
-    let model = ql_train(model, &ck.tokenizer, &pairs, &cfg, &ck.source_files(), dir.path(), false, &mut Quiet).unwrap();
+    let run = TrainRun { source: &ck.source_files(), out: dir.path(), resume: false };
+    let model = ql_train(model, &ck.tokenizer, &pairs, &cfg, &run, &mut Quiet).unwrap();
     let after = ql_accuracy(&model.valid(), &ck);
-    println!("QL ranking top-1 accuracy: {before:.3} before, {after:.3} after ({:.1} s)", start.elapsed().as_secs_f64());
+    println!(
+        "QL ranking top-1 accuracy: {before:.3} before, {after:.3} after ({:.1} s)",
+        start.elapsed().as_secs_f64()
+    );
     assert!(before <= 0.5, "untrained, the bottleneck carries nothing: {before}");
     assert!(after >= 0.75, "QL ranking after training: {after} (chance {:.3})", 1.0 / WORDS.len() as f64);
 }
 
-fn dense_accuracy(model: &llmql_core::model::DecoderModel<Flex>, ck: &Checkpoint, cfg: &ContrastiveConfig) -> f64 {
+fn dense_accuracy(model: &llmql_core::model::DecoderModel<Flex>, ck: &ModelSource, cfg: &ContrastiveConfig) -> f64 {
     let tok = &ck.tokenizer;
     let enc = |text: String, query: bool| {
-        let parts = if query { cfg.template.parts(llmql_core::Kind::Query, None, &text) } else { cfg.template.parts(llmql_core::Kind::Passage, None, &text) };
+        let parts = if query {
+            cfg.template.parts(llmql_core::Kind::Query, None, &text)
+        } else {
+            cfg.template.parts(llmql_core::Kind::Passage, None, &text)
+        };
         tok.encode_input(&parts, 96, cfg.truncation).unwrap().ids
     };
     let qs: Vec<Vec<u32>> = (0..WORDS.len()).map(|i| enc(query(i, 0), true)).collect();
@@ -126,18 +143,22 @@ fn contrastive_training_learns_dense_retrieval() {
         query_max_len: 96,
         passage_max_len: 96,
         temperature: 0.05,
-        learning_rate: 2e-3,
-        max_steps: Some(40),
-        per_device_train_batch_size: 4,
-        warmup_steps: 3,
-        logging_steps: 1000,
-        save_steps: 0,
+        train: TrainSettings {
+            learning_rate: 2e-3,
+            max_steps: Some(40),
+            per_device_train_batch_size: 4,
+            warmup: Warmup::Steps(3),
+            logging_steps: 1000,
+            save_steps: 0,
+            ..TrainSettings::stage2()
+        },
         ..Default::default()
     };
     let before = dense_accuracy(&model.valid(), &ck, &cfg);
     let dir = tempfile::tempdir().unwrap();
     let start = std::time::Instant::now();
-    let model = contrastive_train(model, &ck.tokenizer, &examples, &cfg, &ck.source_files(), dir.path(), false, &mut Quiet).unwrap();
+    let run = TrainRun { source: &ck.source_files(), out: dir.path(), resume: false };
+    let model = contrastive_train(model, &ck.tokenizer, &examples, &cfg, &run, &mut Quiet).unwrap();
     let after = dense_accuracy(&model.valid(), &ck, &cfg);
     println!("dense top-1 accuracy: {before:.3} before, {after:.3} after ({:.1} s)", start.elapsed().as_secs_f64());
     assert!(before <= 0.5, "untrained, queries and documents share no word: {before}");

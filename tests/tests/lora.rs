@@ -6,17 +6,28 @@ use burn::module::{AutodiffModule, Param};
 use burn::tensor::{DType, Distribution, Tensor};
 use llmql_core::lora::{attach_lora, load_adapter, merge_lora, save_adapter, LoraConfig};
 use llmql_core::model::{DecoderModel, LoadOptions};
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource, Template};
 use llmql_tests::{fixture, max_abs_diff};
 
-fn base(model: &str) -> (Checkpoint, DecoderModel<Flex>) {
-    let ck = Checkpoint::open(&fixture(model)).unwrap();
-    let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
+fn base(model: &str) -> (ModelSource, DecoderModel<Flex>) {
+    let ck = ModelSource::open(&fixture(model)).unwrap();
+    let m = ck
+        .load_model::<Flex>(
+            LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None },
+            &Default::default(),
+        )
+        .unwrap();
     (ck, m)
 }
 
-fn embed(ck: &Checkpoint, m: DecoderModel<Flex>) -> Vec<Vec<f32>> {
-    let enc = Encoder { model: m, tokenizer: ck.tokenizer.clone(), options: EncoderOptions { template: Template::Raw, max_len: 32, ..Default::default() }, host_embeddings: None, truncated: Default::default() };
+fn embed(ck: &ModelSource, m: DecoderModel<Flex>) -> Vec<Vec<f32>> {
+    let enc = Encoder {
+        model: m,
+        tokenizer: ck.tokenizer.clone(),
+        options: EncoderOptions { template: Template::Raw, max_len: 32, ..Default::default() },
+        host_embeddings: None,
+        truncated: Default::default(),
+    };
     enc.encode_texts(Kind::Passage, &[(Some("Bees"), "Bees make honey."), (None, "Rivers run to the sea.")], 2).unwrap()
 }
 
@@ -60,11 +71,13 @@ fn merge_equals_factored_and_peft_files_round_trip() {
     }
     let dir = tempfile::tempdir().unwrap();
     save_adapter(&with, &cfg, "tiny-llama", dir.path()).unwrap();
-    let conf: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("adapter_config.json")).unwrap()).unwrap();
+    let conf: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("adapter_config.json")).unwrap()).unwrap();
     assert_eq!(conf["peft_type"], "LORA");
     assert_eq!(conf["r"], 4);
     assert_eq!(conf["task_type"], "FEATURE_EXTRACTION"); // the Tevatron (AutoModel) layout by default
-    let w = llmql_core::weights::WeightFiles::open_files(dir.path(), &[dir.path().join("adapter_model.safetensors")]).unwrap();
+    let w = llmql_core::weights::WeightFiles::open_files(dir.path(), &[dir.path().join("adapter_model.safetensors")])
+        .unwrap();
     let (shape_a, _) = w.info("base_model.model.layers.0.self_attn.q_proj.lora_A.weight").unwrap();
     let (shape_b, _) = w.info("base_model.model.layers.0.self_attn.q_proj.lora_B.weight").unwrap();
     assert_eq!(shape_a, vec![4, 64]); // [r, in]
@@ -79,8 +92,13 @@ fn merge_equals_factored_and_peft_files_round_trip() {
 #[test]
 fn only_adapters_receive_gradients() {
     type A = Autodiff<Flex>;
-    let ck = Checkpoint::open(&fixture("tiny-qwen2")).unwrap();
-    let m = ck.load_model::<A>(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-qwen2")).unwrap();
+    let m = ck
+        .load_model::<A>(
+            LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None },
+            &Default::default(),
+        )
+        .unwrap();
     let m = attach_lora(m, &LoraConfig { r: 2, lora_alpha: 4.0, lora_dropout: 0.0, ..Default::default() }, 0).unwrap();
     let batch = llmql_core::encoder::PaddedBatch::<A>::new(&[vec![5, 6, 7, 0]], 0, &Default::default());
     let h = m.forward(batch.input_ids, batch.positions, &llmql_core::model::AttentionMask::Causal);
@@ -95,9 +113,14 @@ fn only_adapters_receive_gradients() {
 
 #[test]
 fn adapters_stay_f32_on_a_bf16_base() {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     type A = Autodiff<Flex>;
-    let m = ck.load_model::<A>(LoadOptions { dtype: DType::BF16, lm_head: false, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
+    let m = ck
+        .load_model::<A>(
+            LoadOptions { dtype: DType::BF16, lm_head: false, host_embeddings: false, compute_dtype: None },
+            &Default::default(),
+        )
+        .unwrap();
     let m = attach_lora(m, &LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, ..Default::default() }, 1).unwrap();
     let ad = m.layers[0].self_attn.q_proj.lora.as_ref().unwrap();
     assert_eq!(ad.lora_a.val().dtype(), DType::F32);

@@ -8,16 +8,17 @@ use llmql_core::encoder::embed;
 use llmql_core::model::LoadOptions;
 use llmql_core::pooling::Pooling;
 use llmql_core::ql::{build_d2q, ql_loss, LossOn, QlBatch};
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use llmql_tests::fixture;
 
 type A = Autodiff<Flex>;
 
 #[test]
 fn f32_master_weights_with_bf16_compute() {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let device = Default::default();
-    let load = |compute| LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: compute };
+    let load =
+        |compute| LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: compute };
     let full = ck.load_model::<A>(load(None), &device).unwrap();
     let mixed = ck.load_model::<A>(load(Some(DType::BF16)), &device).unwrap();
     assert_eq!(mixed.dtype(), DType::F32);

@@ -12,7 +12,7 @@ use llmql_core::encoder::embed;
 use llmql_core::lora::{attach_lora, load_adapter, save_adapter, AdapterLayout, LoraConfig};
 use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::pooling::Pooling;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use llmql_tests::{fixture, max_abs_diff};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -24,16 +24,11 @@ fn golden() -> Value {
     serde_json::from_slice(&std::fs::read(fixture("peft-layouts/golden.json")).unwrap()).unwrap()
 }
 
-fn base() -> (Checkpoint, DecoderModel<Flex>) {
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+fn base() -> (ModelSource, DecoderModel<Flex>) {
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let m = ck
         .load_model(
-            LoadOptions {
-                dtype: DType::F32,
-                lm_head: false,
-                host_embeddings: false,
-                compute_dtype: None,
-            },
+            LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None },
             &Default::default(),
         )
         .unwrap();
@@ -44,13 +39,7 @@ fn mat(v: &Value) -> Vec<Vec<f32>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect()
-        })
+        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
         .collect()
 }
 
@@ -58,39 +47,24 @@ fn ids(v: &Value) -> Vec<Vec<u32>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|s| {
-            s.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap() as u32)
-                .collect()
-        })
+        .map(|s| s.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
         .collect()
 }
 
 /// eos-pooled, L2-normalised embeddings of the golden token ids, one sequence at a time.
-fn vectors(ck: &Checkpoint, m: &DecoderModel<Flex>, seqs: &[Vec<u32>]) -> Vec<Vec<f32>> {
+fn vectors(ck: &ModelSource, m: &DecoderModel<Flex>, seqs: &[Vec<u32>]) -> Vec<Vec<f32>> {
     seqs.iter()
         .map(|s| {
-            embed(
-                m,
-                std::slice::from_ref(s),
-                ck.tokenizer.eos_id,
-                Pooling::Eos,
-                true,
-            )
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap()
+            embed(m, std::slice::from_ref(s), ck.tokenizer.eos_id, Pooling::Eos, true)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
         })
         .collect()
 }
 
 fn worst(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| max_abs_diff(x, y))
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| max_abs_diff(x, y)).fold(0.0, f32::max)
 }
 
 /// Loads `dir` onto tiny-llama and checks it gives `want`, and that it is not the base model.
@@ -98,25 +72,15 @@ fn check_loads_to(dir: &Path, want: &[Vec<f32>], g: &Value) {
     let (ck, m) = base();
     let seqs = ids(&g["input_ids"]);
     let base_vecs = vectors(&ck, &m, &seqs);
-    assert!(
-        worst(&base_vecs, &mat(&g["base_embeddings"])) <= TOL,
-        "base model vs transformers"
-    );
+    assert!(worst(&base_vecs, &mat(&g["base_embeddings"])) <= TOL, "base model vs transformers");
     let got = vectors(&ck, &load_adapter(m, dir).unwrap(), &seqs);
     let d = worst(&got, want);
-    assert!(
-        d <= TOL,
-        "{}: llmql vs PEFT max |diff| {d:.2e}",
-        dir.display()
-    );
+    assert!(d <= TOL, "{}: llmql vs PEFT max |diff| {d:.2e}", dir.display());
     // Not a no-op: an adapter dropped on the floor (as PEFT does with a layout it does not expect)
     // would leave the base model's vectors.
     let moved = worst(&got, &base_vecs);
-    assert!(
-        moved > 1e-2,
-        "{}: the adapter changed nothing (max |diff| vs base {moved:.2e})",
-        dir.display()
-    );
+    println!("{}: llmql vs PEFT max |diff| {d:.2e}; vs the base model {moved:.3}", dir.display());
+    assert!(moved > 1e-2, "{}: the adapter changed nothing (max |diff| vs base {moved:.2e})", dir.display());
 }
 
 #[test]
@@ -127,10 +91,8 @@ fn every_peft_layout_loads_to_pefts_vectors() {
         check_loads_to(&fixture(&format!("peft-layouts/{name}")), &want, &g);
     }
     // The two layouts hold different weights: reading one as the other could not pass.
-    let (a, b) = (
-        mat(&g["adapters"]["tevatron"]["peft_embeddings"]),
-        mat(&g["adapters"]["causal-lm"]["peft_embeddings"]),
-    );
+    let (a, b) =
+        (mat(&g["adapters"]["tevatron"]["peft_embeddings"]), mat(&g["adapters"]["causal-lm"]["peft_embeddings"]));
     assert!(worst(&a, &b) > 1e-2);
 }
 
@@ -142,11 +104,7 @@ fn renamed(src: &Path, dest: &Path, f: impl Fn(&str) -> String) {
         st.tensors().into_iter().map(|(k, v)| (f(&k), v)).collect();
     std::fs::create_dir_all(dest).unwrap();
     safetensors::serialize_to_file(views, None, &dest.join("adapter_model.safetensors")).unwrap();
-    std::fs::copy(
-        src.join("adapter_config.json"),
-        dest.join("adapter_config.json"),
-    )
-    .unwrap();
+    std::fs::copy(src.join("adapter_config.json"), dest.join("adapter_config.json")).unwrap();
 }
 
 #[test]
@@ -155,23 +113,11 @@ fn adapter_names_in_keys_are_accepted_in_both_layouts() {
     let dir = tempfile::tempdir().unwrap();
     // Causal LM with an adapter name; AutoModel with a non-default one.
     let clm = dir.path().join("clm-named");
-    renamed(&fixture("peft-layouts/causal-lm"), &clm, |k| {
-        k.replace(".weight", ".default.weight")
-    });
-    check_loads_to(
-        &clm,
-        &mat(&g["adapters"]["causal-lm"]["peft_embeddings"]),
-        &g,
-    );
+    renamed(&fixture("peft-layouts/causal-lm"), &clm, |k| k.replace(".weight", ".default.weight"));
+    check_loads_to(&clm, &mat(&g["adapters"]["causal-lm"]["peft_embeddings"]), &g);
     let tev = dir.path().join("tev-named");
-    renamed(&fixture("peft-layouts/tevatron"), &tev, |k| {
-        k.replace(".weight", ".retriever.weight")
-    });
-    check_loads_to(
-        &tev,
-        &mat(&g["adapters"]["tevatron"]["peft_embeddings"]),
-        &g,
-    );
+    renamed(&fixture("peft-layouts/tevatron"), &tev, |k| k.replace(".weight", ".retriever.weight"));
+    check_loads_to(&tev, &mat(&g["adapters"]["tevatron"]["peft_embeddings"]), &g);
 }
 
 #[test]
@@ -180,11 +126,7 @@ fn keys_that_fit_no_layout_are_named_in_the_error() {
     let src = fixture("peft-layouts/tevatron");
     let cases: [(&str, Box<dyn Fn(&str) -> String>, &str); 4] = [
         // No `base_model.model.` prefix at all (a merged-style name).
-        (
-            "bare",
-            Box::new(|k: &str| k.replace("base_model.model.", "")),
-            "`layers.0.mlp.down_proj.lora_A.weight`",
-        ),
+        ("bare", Box::new(|k: &str| k.replace("base_model.model.", "")), "`layers.0.mlp.down_proj.lora_A.weight`"),
         // One tensor in the other layout: a mix.
         (
             "mixed",
@@ -227,29 +169,18 @@ fn keys_that_fit_no_layout_are_named_in_the_error() {
         let d = dir.path().join(name);
         renamed(&src, &d, f);
         let e = load_adapter(m.clone(), &d).unwrap_err().to_string();
-        assert!(
-            e.contains("adapter_model.safetensors") || e.contains(name),
-            "{name}: {e}"
-        );
+        assert!(e.contains("adapter_model.safetensors") || e.contains(name), "{name}: {e}");
         assert!(e.contains(want), "{name}: {e}");
         if name != "two-names" {
-            assert!(
-                e.contains("base_model.model.layers.N.<module>.lora_A[.<adapter>].weight"),
-                "{name}: {e}"
-            );
+            assert!(e.contains("base_model.model.layers.N.<module>.lora_A[.<adapter>].weight"), "{name}: {e}");
         }
     }
 }
 
 /// `{name: shape}` of an adapter file.
 fn key_shapes(path: &Path) -> BTreeMap<String, Vec<usize>> {
-    let w =
-        llmql_core::weights::WeightFiles::open_files(path.parent().unwrap(), &[path.to_path_buf()])
-            .unwrap();
-    w.names()
-        .into_iter()
-        .map(|n| (n.clone(), w.info(&n).unwrap().0))
-        .collect()
+    let w = llmql_core::weights::WeightFiles::open_files(path.parent().unwrap(), &[path.to_path_buf()]).unwrap();
+    w.names().into_iter().map(|n| (n.clone(), w.info(&n).unwrap().0)).collect()
 }
 
 fn fixture_key_shapes(g: &Value, name: &str) -> BTreeMap<String, Vec<usize>> {
@@ -257,16 +188,7 @@ fn fixture_key_shapes(g: &Value, name: &str) -> BTreeMap<String, Vec<usize>> {
         .as_object()
         .unwrap()
         .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_u64().unwrap() as usize)
-                    .collect(),
-            )
-        })
+        .map(|(k, v)| (k.clone(), v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()))
         .collect()
 }
 
@@ -275,33 +197,16 @@ fn written_adapters_have_exactly_the_keys_and_config_peft_writes() {
     let g = golden();
     let (_, m) = base();
     let dir = tempfile::tempdir().unwrap();
-    for (layout, fixture_name) in [
-        (AdapterLayout::default(), "tevatron"),
-        (AdapterLayout::CausalLm, "causal-lm"),
-    ] {
-        let cfg = LoraConfig {
-            r: 4,
-            lora_alpha: 8.0,
-            lora_dropout: 0.0,
-            layout,
-            ..Default::default()
-        };
+    for (layout, fixture_name) in [(AdapterLayout::default(), "tevatron"), (AdapterLayout::CausalLm, "causal-lm")] {
+        let cfg = LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, layout, ..Default::default() };
         let out = dir.path().join(fixture_name);
-        save_adapter(
-            &attach_lora(m.clone(), &cfg, 1).unwrap(),
-            &cfg,
-            "tests/fixtures/tiny-llama",
-            &out,
-        )
-        .unwrap();
+        save_adapter(&attach_lora(m.clone(), &cfg, 1).unwrap(), &cfg, "tests/fixtures/tiny-llama", &out).unwrap();
         assert_eq!(
             key_shapes(&out.join("adapter_model.safetensors")),
             fixture_key_shapes(&g, fixture_name),
             "{fixture_name}"
         );
-        let ours: Value =
-            serde_json::from_slice(&std::fs::read(out.join("adapter_config.json")).unwrap())
-                .unwrap();
+        let ours: Value = serde_json::from_slice(&std::fs::read(out.join("adapter_config.json")).unwrap()).unwrap();
         let peft = &g["adapters"][fixture_name]["config"];
         for field in [
             "peft_type",
@@ -319,11 +224,7 @@ fn written_adapters_have_exactly_the_keys_and_config_peft_writes() {
         }
         assert_eq!(ours["lora_alpha"].as_f64(), peft["lora_alpha"].as_f64());
         let set = |v: &Value| -> std::collections::BTreeSet<String> {
-            v.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap().to_string())
-                .collect()
+            v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
         };
         assert_eq!(set(&ours["target_modules"]), set(&peft["target_modules"]));
     }
@@ -338,16 +239,11 @@ fn written_adapters_have_exactly_the_keys_and_config_peft_writes() {
 #[test]
 fn our_default_adapter_loads_in_peft_on_automodel_to_our_vectors() {
     let g = golden();
-    let ours: Value = serde_json::from_slice(
-        &std::fs::read(fixture("peft-layouts/ours-default/ours_peft.json")).unwrap(),
-    )
-    .unwrap();
+    let ours: Value =
+        serde_json::from_slice(&std::fs::read(fixture("peft-layouts/ours-default/ours_peft.json")).unwrap()).unwrap();
     assert_eq!(ours["loaded_on"], "AutoModel");
     assert_eq!(ours["input_ids"], g["input_ids"]);
     let dir = fixture("peft-layouts/ours-default/adapter");
-    assert_eq!(
-        key_shapes(&dir.join("adapter_model.safetensors")),
-        fixture_key_shapes(&g, "tevatron")
-    );
+    assert_eq!(key_shapes(&dir.join("adapter_model.safetensors")), fixture_key_shapes(&g, "tevatron"));
     check_loads_to(&dir, &mat(&ours["peft_embeddings"]), &g);
 }

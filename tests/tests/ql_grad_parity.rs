@@ -11,7 +11,7 @@ use burn::tensor::{DType, Tensor};
 use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::ql::example::{build_d2q, LossOn, QlExample};
 use llmql_core::ql::loss::{target_log_probs, QlBatch};
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use llmql_tests::{fixture, max_abs_diff};
 use serde_json::Value;
 
@@ -73,7 +73,8 @@ fn lora_grads(model: &DecoderModel<A>, loss: Tensor<A, 1>) -> Vec<(String, Vec<u
             let ad = lin.lora.as_ref().unwrap_or_else(|| panic!("layer {i} {name}: no adapter"));
             let prefix = format!("base_model.model.model.layers.{i}.{block}.{name}");
             for (ab, p) in [("lora_A", &ad.lora_a), ("lora_B", &ad.lora_b)] {
-                let g: Tensor<Flex, 2> = p.val().grad(&grads).unwrap_or_else(|| panic!("{prefix}.{ab}: no gradient")).transpose();
+                let g: Tensor<Flex, 2> =
+                    p.val().grad(&grads).unwrap_or_else(|| panic!("{prefix}.{ab}: no gradient")).transpose();
                 let shape = g.dims().to_vec();
                 out.push((format!("{prefix}.{ab}.weight"), shape, g.into_data().to_vec().unwrap()));
             }
@@ -98,7 +99,7 @@ fn worst_grad(got: &[(String, Vec<usize>, Vec<f32>)], want: &Value) -> (f32, Str
 #[test]
 fn ql_lora_step_with_attention_stop_matches_peft() {
     let g: Value = serde_json::from_slice(&std::fs::read(fixture("ql/grad.json")).unwrap()).unwrap();
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let tok = &ck.tokenizer;
     assert_eq!(tok.eos_id as u64, g["eos_id"].as_u64().unwrap());
     let pad_id = g["pad_id"].as_u64().unwrap() as u32;
@@ -122,7 +123,10 @@ fn ql_lora_step_with_attention_stop_matches_peft() {
 
     let device = Default::default();
     let base: DecoderModel<A> = ck
-        .load_model(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &device)
+        .load_model(
+            LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None },
+            &device,
+        )
         .unwrap();
     let model = llmql_core::lora::load_adapter(base, &fixture("ql/grad-adapter")).unwrap();
 
@@ -145,7 +149,8 @@ fn ql_lora_step_with_attention_stop_matches_peft() {
         for (name, shape, gv) in &got {
             let w = &want_grads[name];
             assert!(!w.is_null(), "{mode}: {name} missing from the fixture");
-            let wshape: Vec<usize> = w["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+            let wshape: Vec<usize> =
+                w["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
             assert_eq!(shape, &wshape, "{mode}: {name} shape");
             let wv = f32s(&w["values"]);
             let n = norm(&wv);
@@ -169,12 +174,18 @@ fn ql_lora_step_with_attention_stop_matches_peft() {
         let loss = step_loss(&model, &causal);
         let cv: f32 = loss.clone().into_scalar();
         let off = (cv as f64 - want_loss).abs() / want_loss.abs();
-        assert!(off > 10.0 * LOSS_TOL, "{mode}: loss without Attention Stop {cv} is within tolerance of the AS loss {want_loss}");
+        assert!(
+            off > 10.0 * LOSS_TOL,
+            "{mode}: loss without Attention Stop {cv} is within tolerance of the AS loss {want_loss}"
+        );
         let want_causal = want["loss_no_attention_stop"].as_f64().unwrap();
         let causal_err = (cv as f64 - want_causal).abs() / want_causal.abs();
         assert!(causal_err <= LOSS_TOL, "{mode}: causal loss {cv} vs PyTorch's {want_causal}");
         let (worst_off, at_off) = worst_grad(&lora_grads(&model, loss), want_grads);
-        assert!(worst_off > 10.0 * GRAD_TOL, "{mode}: gradients without Attention Stop match the AS gradients ({worst_off:.2e})");
+        assert!(
+            worst_off > 10.0 * GRAD_TOL,
+            "{mode}: gradients without Attention Stop match the AS gradients ({worst_off:.2e})"
+        );
         eprintln!("{mode}: without AS: loss {cv} (relative diff to AS golden {off:.2e}; vs PyTorch causal {causal_err:.2e}), worst gradient {worst_off:.2e} ({at_off})");
         losses.push(lv as f64);
     }

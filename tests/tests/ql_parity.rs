@@ -8,18 +8,23 @@ use llmql_core::model::{AttentionMask, DecoderModel, LoadOptions};
 use llmql_core::ql::example::{build_d2q, build_q2d, passage_text, LossOn, QlExample};
 use llmql_core::ql::loss::{per_example_sums, target_log_probs, QlBatch};
 use llmql_core::ql::{attention_stop_mask, ql_scores, QlScoreOptions};
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use llmql_tests::fixture;
 use serde_json::Value;
 
-fn load(model: &str) -> (Checkpoint, DecoderModel<Flex>, Value) {
-    let ck = Checkpoint::open(&fixture(model)).unwrap();
-    let m = ck.load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None }, &Default::default()).unwrap();
+fn load(model: &str) -> (ModelSource, DecoderModel<Flex>, Value) {
+    let ck = ModelSource::open(&fixture(model)).unwrap();
+    let m = ck
+        .load_model::<Flex>(
+            LoadOptions { dtype: DType::F32, lm_head: true, host_embeddings: false, compute_dtype: None },
+            &Default::default(),
+        )
+        .unwrap();
     let g: Value = serde_json::from_slice(&std::fs::read(fixture(&format!("ql/{model}.json"))).unwrap()).unwrap();
     (ck, m, g)
 }
 
-fn examples(ck: &Checkpoint, g: &Value) -> Vec<(String, QlExample)> {
+fn examples(ck: &ModelSource, g: &Value) -> Vec<(String, QlExample)> {
     g["examples"]
         .as_array()
         .unwrap()
@@ -37,7 +42,8 @@ fn examples(ck: &Checkpoint, g: &Value) -> Vec<(String, QlExample)> {
                 _ => build_q2d(&ck.tokenizer, &passage, query, q, p).unwrap(),
             };
             let name = e["name"].as_str().unwrap().to_string();
-            let want: Vec<u32> = e["input_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+            let want: Vec<u32> =
+                e["input_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
             assert_eq!(ex.input_ids, want, "{name}: token ids differ from the reference layout");
             assert_eq!(ex.sep_pos as u64, e["sep_pos"].as_u64().unwrap(), "{name}: separator position");
             (name, ex)
@@ -54,7 +60,8 @@ fn check_model(model: &str) {
         for s in g[key].as_array().unwrap() {
             let name = s["name"].as_str().unwrap();
             let ex = &exs.iter().find(|(n, _)| n == name).unwrap().1;
-            let batch = QlBatch::<Flex>::new(std::slice::from_ref(ex), LossOn::Query, ck.tokenizer.eos_id, stop, &device);
+            let batch =
+                QlBatch::<Flex>::new(std::slice::from_ref(ex), LossOn::Query, ck.tokenizer.eos_id, stop, &device);
             let lp: Vec<f32> = target_log_probs(&m, &batch).into_data().to_vec().unwrap();
             let ours: f64 = lp.iter().map(|&x| x as f64).sum();
             let want = s["score"].as_f64().unwrap();
@@ -116,8 +123,10 @@ fn document_reaches_query_only_through_separator() {
     let (ck, m, _) = load("tiny-llama");
     let device = Default::default();
     let tok = &ck.tokenizer;
-    let a = build_d2q(tok, "Rivers carry water from the mountains to the sea.", "where do rivers go?", 128, 32).unwrap();
-    let b = build_d2q(tok, "Bees make honey from nectar in the hive each summer.", "where do rivers go?", 128, 32).unwrap();
+    let a =
+        build_d2q(tok, "Rivers carry water from the mountains to the sea.", "where do rivers go?", 128, 32).unwrap();
+    let b =
+        build_d2q(tok, "Bees make honey from nectar in the hive each summer.", "where do rivers go?", 128, 32).unwrap();
     assert_eq!(a.len() - a.sep_pos, b.len() - b.sep_pos, "same query tail");
     let run = |ex: &QlExample, stop: bool, pin: Option<&Vec<Tensor<Flex, 3>>>, record: &mut Vec<Tensor<Flex, 3>>| {
         let batch = QlBatch::<Flex>::new(std::slice::from_ref(ex), LossOn::Query, tok.eos_id, stop, &device);
@@ -162,8 +171,13 @@ fn document_reaches_query_only_through_separator() {
 fn cached_scores_equal_full_sequences_and_transformers() {
     for model in ["tiny-llama", "tiny-qwen2"] {
         let (ck, m, g) = load(model);
-        let docs = ["Rivers carry water from the mountains to the sea.", "A small cafe sells coffee and bread.", "The library opens at nine."];
-        let queries = ["where do rivers go?", "coffee", "", "when does the library open and close every day of the week"];
+        let docs = [
+            "Rivers carry water from the mountains to the sea.",
+            "A small cafe sells coffee and bread.",
+            "The library opens at nine.",
+        ];
+        let queries =
+            ["where do rivers go?", "coffee", "", "when does the library open and close every day of the week"];
         let mut exs = Vec::new();
         for d in docs {
             for q in queries {
@@ -182,25 +196,27 @@ fn cached_scores_equal_full_sequences_and_transformers() {
         }
         // And through the public entry point against transformers' golden scores, with and without AS.
         for (key, stop) in [("ql_scores", true), ("ql_scores_no_mask", false)] {
-        for s in g[key].as_array().unwrap() {
-            let name = s["name"].as_str().unwrap();
-            let e = g["examples"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap();
-            if e["direction"] != "d2q" {
-                continue;
+            for s in g[key].as_array().unwrap() {
+                let name = s["name"].as_str().unwrap();
+                let e = g["examples"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap();
+                if e["direction"] != "d2q" {
+                    continue;
+                }
+                let title = e["title"].as_str().filter(|t| !t.is_empty());
+                let passage = passage_text(title, e["text"].as_str().unwrap());
+                let opts = QlScoreOptions {
+                    p_max_len: e["p_max_len"].as_u64().unwrap() as usize,
+                    q_max_len: e["q_max_len"].as_u64().unwrap() as usize,
+                    batch_size: 4,
+                    attention_stop: stop,
+                    ..Default::default()
+                };
+                let got =
+                    ql_scores(&m, &ck.tokenizer, &[(passage, e["query"].as_str().unwrap().to_string())], opts, |_| {})
+                        .unwrap()[0];
+                let want = s["score"].as_f64().unwrap();
+                assert!((got - want).abs() <= 1e-3, "{model}/{name} ({key}): cached {got} vs transformers {want}");
             }
-            let title = e["title"].as_str().filter(|t| !t.is_empty());
-            let passage = passage_text(title, e["text"].as_str().unwrap());
-            let opts = QlScoreOptions {
-                p_max_len: e["p_max_len"].as_u64().unwrap() as usize,
-                q_max_len: e["q_max_len"].as_u64().unwrap() as usize,
-                batch_size: 4,
-                attention_stop: stop,
-                ..Default::default()
-            };
-            let got = ql_scores(&m, &ck.tokenizer, &[(passage, e["query"].as_str().unwrap().to_string())], opts, |_| {}).unwrap()[0];
-            let want = s["score"].as_f64().unwrap();
-            assert!((got - want).abs() <= 1e-3, "{model}/{name} ({key}): cached {got} vs transformers {want}");
-        }
         }
     }
 }

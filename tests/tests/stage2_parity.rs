@@ -7,37 +7,63 @@ use llmql_core::encoder::embed;
 use llmql_core::infonce::infonce_loss;
 use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::pooling::Pooling;
-use llmql_core::{Checkpoint, Template};
+use llmql_core::{ModelSource, Template};
 use llmql_tests::{fixture, max_abs_diff};
 use serde_json::Value;
 
 type A = Autodiff<Flex>;
 
 fn ids(v: &Value) -> Vec<Vec<u32>> {
-    v.as_array().unwrap().iter().map(|s| s.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+        .collect()
 }
 
 fn mat(v: &Value) -> Vec<Vec<f32>> {
-    v.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
+        .collect()
 }
 
 #[test]
 fn peft_adapter_loss_and_gradients_match_pytorch() {
     let g: Value = serde_json::from_slice(&std::fs::read(fixture("stage2/golden.json")).unwrap()).unwrap();
-    let ck = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+    let ck = ModelSource::open(&fixture("tiny-llama")).unwrap();
     let tok = &ck.tokenizer;
     // Texts and token ids as the reference builds them.
     let qmax = g["query_max_len"].as_u64().unwrap() as usize;
     let pmax = g["passage_max_len"].as_u64().unwrap() as usize;
-    let q_ids: Vec<Vec<u32>> = g["raw_queries"].as_array().unwrap().iter()
-        .map(|q| tok.encode_with_eos(&Template::Llmql.query(q.as_str().unwrap()), qmax).unwrap()).collect();
-    let p_ids: Vec<Vec<u32>> = g["raw_passages"].as_array().unwrap().iter()
-        .map(|p| tok.encode_with_eos(&Template::Llmql.passage(p["title"].as_str().unwrap_or(""), p["text"].as_str().unwrap()), pmax).unwrap())
+    let q_ids: Vec<Vec<u32>> = g["raw_queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| tok.encode_with_eos(&Template::Llmql.query(q.as_str().unwrap()), qmax).unwrap())
+        .collect();
+    let p_ids: Vec<Vec<u32>> = g["raw_passages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            tok.encode_with_eos(
+                &Template::Llmql.passage(p["title"].as_str().unwrap_or(""), p["text"].as_str().unwrap()),
+                pmax,
+            )
+            .unwrap()
+        })
         .collect();
     assert_eq!(q_ids, ids(&g["query_input_ids"]));
     assert_eq!(p_ids, ids(&g["passage_input_ids"]));
     let device = Default::default();
-    let base: DecoderModel<A> = ck.load_model(LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }, &device).unwrap();
+    let base: DecoderModel<A> = ck
+        .load_model(
+            LoadOptions { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None },
+            &device,
+        )
+        .unwrap();
     let group = g["train_group_size"].as_u64().unwrap() as usize;
     let temp = g["temperature"].as_f64().unwrap();
     // Base model: embeddings and loss.
@@ -86,25 +112,37 @@ fn our_adapter_and_merged_folder_round_trip_through_python() {
     use llmql_core::{Encoder, EncoderOptions, Kind};
     let g: Value = serde_json::from_slice(&std::fs::read(fixture("stage2/roundtrip.json")).unwrap()).unwrap();
     let device = Default::default();
-    let opts = |max_len| EncoderOptions { template: Template::Llmql, max_len, truncation: llmql_core::truncation::Truncation::Reference, ..Default::default() };
+    let opts = |max_len| EncoderOptions {
+        template: Template::Llmql,
+        max_len,
+        truncation: llmql_core::truncation::Truncation::Reference,
+        ..Default::default()
+    };
     for case in g["cases"].as_array().unwrap() {
         let max_len = case["max_len"].as_u64().unwrap() as usize;
         let kind: Kind = case["kind"].as_str().unwrap().parse().unwrap();
         let title = case["title"].as_str();
         let text = case["text"].as_str().unwrap();
-        let base = Checkpoint::open(&fixture("tiny-llama")).unwrap();
+        let base = ModelSource::open(&fixture("tiny-llama")).unwrap();
         let mut with_adapter = Encoder::<Flex>::load(&base, opts(max_len), DType::F32, &device).unwrap();
-        with_adapter.model = llmql_core::lora::load_adapter(with_adapter.model, &fixture("stage2/ours/adapter")).unwrap();
-        let merged_ck = Checkpoint::open(&fixture("stage2/ours/merged")).unwrap();
+        with_adapter.model =
+            llmql_core::lora::load_adapter(with_adapter.model, &fixture("stage2/ours/adapter")).unwrap();
+        let merged_ck = ModelSource::open(&fixture("stage2/ours/merged")).unwrap();
         let merged = Encoder::<Flex>::load(&merged_ck, opts(max_len), DType::F32, &device).unwrap();
         let ids = with_adapter.tokenize(kind, title, text).unwrap();
         assert_eq!(ids, ids_of(&case["input_ids"]));
-        let a = with_adapter.embed_ids_to_vec(&[ids.clone()]).remove(0);
+        let a = with_adapter.embed_ids_to_vec(std::slice::from_ref(&ids)).remove(0);
         let m = merged.embed_ids_to_vec(&[ids]).remove(0);
-        let want_peft: Vec<f32> = case["peft_adapter"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-        let want_merged: Vec<f32> = case["transformers_merged"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let want_peft: Vec<f32> =
+            case["peft_adapter"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let want_merged: Vec<f32> =
+            case["transformers_merged"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
         assert!(max_abs_diff(&a, &want_peft) <= 1e-4, "our adapter vs PEFT: {}", max_abs_diff(&a, &want_peft));
-        assert!(max_abs_diff(&m, &want_merged) <= 1e-4, "our merged folder vs transformers: {}", max_abs_diff(&m, &want_merged));
+        assert!(
+            max_abs_diff(&m, &want_merged) <= 1e-4,
+            "our merged folder vs transformers: {}",
+            max_abs_diff(&m, &want_merged)
+        );
     }
 }
 

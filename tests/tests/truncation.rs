@@ -4,17 +4,17 @@
 //! with the default model's tokenizer.
 use llmql_core::template::{TemplateParts, DEFAULT_PASSAGE_MAX_LEN, DEFAULT_QUERY_MAX_LEN};
 use llmql_core::truncation::Truncation;
-use llmql_core::{Checkpoint, Kind, Template};
+use llmql_core::{Kind, ModelSource, Template};
 use llmql_tests::fixture;
 use std::path::Path;
 
 const LONG: &str = "Rivers carry water from the mountains to the sea, cutting valleys, moving sand and gravel, \
     and feeding the wetlands and deltas where they finally slow down and spread out into many channels.";
 
-fn models() -> Vec<Checkpoint> {
+fn models() -> Vec<ModelSource> {
     // A Llama (BOS added by the post-processor, SentencePiece-style BPE) and a Qwen2 (byte-level BPE,
     // no BOS) tokenizer.
-    ["tiny-llama", "tiny-qwen2"].iter().map(|m| Checkpoint::open(&fixture(m)).unwrap()).collect()
+    ["tiny-llama", "tiny-qwen2"].iter().map(|m| ModelSource::open(&fixture(m)).unwrap()).collect()
 }
 
 fn ends_with(ids: &[u32], tail: &[u32]) -> bool {
@@ -25,10 +25,13 @@ fn ends_with(ids: &[u32], tail: &[u32]) -> bool {
 fn content_truncation_keeps_prefix_suffix_and_eos() {
     for ck in models() {
         let tok = &ck.tokenizer;
-        for (template, kind) in [(Template::Llmql, Kind::Query), (Template::Llmql, Kind::Passage), (Template::Repllama, Kind::Passage)] {
+        for (template, kind) in
+            [(Template::Llmql, Kind::Query), (Template::Llmql, Kind::Passage), (Template::Repllama, Kind::Passage)]
+        {
             let parts = template.parts(kind, Some("Rivers"), LONG);
             let full = tok.encode_full(&parts.joined()).unwrap();
-            let prefix_only = tok.encode_full(&TemplateParts { content: String::new(), ..parts.clone() }.joined()).unwrap();
+            let prefix_only =
+                tok.encode_full(&TemplateParts { content: String::new(), ..parts.clone() }.joined()).unwrap();
             // Room for the instructions and a few content tokens, far less than the whole text.
             let max_len = prefix_only.len() + 8;
             assert!(full.len() + 1 > max_len + 10, "the fixture text must need cutting");
@@ -113,12 +116,19 @@ fn work_is_bounded_by_the_limit_not_the_text() {
 /// length too.
 #[test]
 fn default_lengths_keep_every_fixture_query_whole() {
-    let Some(gguf) = llmql_tests::smollm2_gguf() else { return };
-    let ck = Checkpoint::open(&gguf).unwrap();
+    let Some(gguf) = llmql_tests::smollm2_gguf() else {
+        return;
+    };
+    let ck = ModelSource::open(&gguf).unwrap();
     let tok = &ck.tokenizer;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let lines = |p: &Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(p).unwrap().lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     };
     let mut checked = 0;
     for col in ["tests/fixtures/collection", "native-cli/assets/quickstart", "native-cli/assets/medical"] {
@@ -126,7 +136,11 @@ fn default_lengths_keep_every_fixture_query_whole() {
             for template in [Template::Llmql, Template::Repllama, Template::Raw] {
                 let parts = template.parts(Kind::Query, None, q["text"].as_str().unwrap());
                 let t = tok.encode_input(&parts, DEFAULT_QUERY_MAX_LEN, Truncation::Content).unwrap();
-                assert_eq!(t.cut_tokens, 0, "{col}: query {} loses {} tokens in the {template:?} template", q["_id"], t.cut_tokens);
+                assert_eq!(
+                    t.cut_tokens, 0,
+                    "{col}: query {} loses {} tokens in the {template:?} template",
+                    q["_id"], t.cut_tokens
+                );
                 checked += 1;
             }
         }

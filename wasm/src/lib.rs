@@ -19,7 +19,7 @@ use llmql_core::model::{embed_tokens_name, LoadOptions};
 use llmql_core::pooling::Pooling;
 use llmql_core::search::Embeddings;
 use llmql_core::truncation::{Truncation, TruncationStats};
-use llmql_core::{Checkpoint, Encoder, Kind, Template};
+use llmql_core::{Encoder, Kind, ModelSource, Template};
 
 #[wasm_bindgen]
 extern "C" {
@@ -207,11 +207,7 @@ pub async fn probe_webgpu() -> Option<GpuInfo> {
         .and_then(|l| get(&l, "maxStorageBufferBindingSize"))
         .and_then(|m| m.as_f64())
         .unwrap_or(128.0 * 1024.0 * 1024.0);
-    Some(GpuInfo {
-        f16,
-        max_storage_buffer_binding_size: max,
-        fallback,
-    })
+    Some(GpuInfo { f16, max_storage_buffer_binding_size: max, fallback })
 }
 
 enum Engine {
@@ -244,19 +240,14 @@ fn element_bytes(dtype: DType) -> usize {
 
 /// Builds the encoder on one backend: base weights, then the adapter (attached and merged).
 fn build<B: Backend>(
-    ckpt: &Checkpoint,
+    ckpt: &ModelSource,
     adapter: Option<(String, Vec<u8>)>,
     options: llmql_core::EncoderOptions,
     dtype: DType,
     host_embeddings: bool,
     device: &B::Device,
 ) -> Result<Encoder<B>, JsError> {
-    let load = LoadOptions {
-        dtype,
-        lm_head: false,
-        host_embeddings,
-        compute_dtype: None,
-    };
+    let load = LoadOptions { dtype, lm_head: false, host_embeddings, compute_dtype: None };
     let enc = Encoder::<B>::load_with(ckpt, options, load, device).map_err(js_err)?;
     match adapter {
         None => Ok(enc),
@@ -277,7 +268,9 @@ impl LlmqlEncoder {
         let gpu = match options.backend.as_str() {
             "cpu" => None,
             "webgpu" => Some(probe_webgpu().await.ok_or_else(|| {
-                JsError::new("backend `webgpu` was asked for, but this browser gives no WebGPU adapter (use `auto` or `cpu`)")
+                JsError::new(
+                    "backend `webgpu` was asked for, but this browser gives no WebGPU adapter (use `auto` or `cpu`)",
+                )
             })?),
             "auto" | "" => probe_webgpu().await.filter(|g| !g.fallback),
             other => return Err(JsError::new(&format!("unknown backend {other:?} (expected auto, webgpu or cpu)"))),
@@ -292,7 +285,7 @@ impl LlmqlEncoder {
             ("auto" | "", _) => DType::F32,
             (other, _) => return Err(JsError::new(&format!("unknown dtype {other:?} (expected auto, f32 or f16)"))),
         };
-        let ckpt = Checkpoint::from_bytes(
+        let ckpt = ModelSource::from_bytes(
             &files.name,
             &files.config,
             &files.tokenizer,
@@ -519,7 +512,8 @@ pub async fn self_test(only: Option<String>) -> Result<String, JsError> {
         report.insert("identity".into(), serde_json::json!(v));
     }
     if want("matmul") {
-        let v = diff(a_cpu.clone().matmul(w_cpu.clone().unsqueeze()), a_gpu.clone().matmul(w_gpu.clone().unsqueeze())).await?;
+        let v = diff(a_cpu.clone().matmul(w_cpu.clone().unsqueeze()), a_gpu.clone().matmul(w_gpu.clone().unsqueeze()))
+            .await?;
         report.insert("matmul".into(), serde_json::json!(v));
     }
     if want("matmul2d") {
@@ -555,11 +549,16 @@ pub async fn self_test(only: Option<String>) -> Result<String, JsError> {
         report.insert("sqrt".into(), serde_json::json!(v));
     }
     if want("softmax") {
-        let v = diff(burn::tensor::activation::softmax(a_cpu.clone(), 2), burn::tensor::activation::softmax(a_gpu.clone(), 2)).await?;
+        let v = diff(
+            burn::tensor::activation::softmax(a_cpu.clone(), 2),
+            burn::tensor::activation::softmax(a_gpu.clone(), 2),
+        )
+        .await?;
         report.insert("softmax".into(), serde_json::json!(v));
     }
     if want("silu") {
-        let v = diff(burn::tensor::activation::silu(a_cpu.clone()), burn::tensor::activation::silu(a_gpu.clone())).await?;
+        let v =
+            diff(burn::tensor::activation::silu(a_cpu.clone()), burn::tensor::activation::silu(a_gpu.clone())).await?;
         report.insert("silu".into(), serde_json::json!(v));
     }
     let ids = TensorData::new(vec![3i64, 1, 0, 7, 2, 9], [2, 3]);
@@ -575,8 +574,10 @@ pub async fn self_test(only: Option<String>) -> Result<String, JsError> {
     }
     let q = a_cpu.clone().reshape([2, 5, 4, 16]).swap_dims(1, 2);
     let qg = a_gpu.clone().reshape([2, 5, 4, 16]).swap_dims(1, 2);
-    let mask_c = Tensor::<Cpu, 2, burn::tensor::Bool>::tril_mask([5, 5], 0, &cpu).reshape([1, 1, 5, 5]).expand([2, 4, 5, 5]);
-    let mask_g = Tensor::<Gpu, 2, burn::tensor::Bool>::tril_mask([5, 5], 0, &device).reshape([1, 1, 5, 5]).expand([2, 4, 5, 5]);
+    let mask_c =
+        Tensor::<Cpu, 2, burn::tensor::Bool>::tril_mask([5, 5], 0, &cpu).reshape([1, 1, 5, 5]).expand([2, 4, 5, 5]);
+    let mask_g =
+        Tensor::<Gpu, 2, burn::tensor::Bool>::tril_mask([5, 5], 0, &device).reshape([1, 1, 5, 5]).expand([2, 4, 5, 5]);
     if want("attention_mask") {
         let v = diff(
             burn::tensor::module::attention(q.clone(), q.clone(), q.clone(), Some(mask_c), None, Default::default()),

@@ -44,41 +44,23 @@ fn family(g: &GgufFile) -> Result<&'static str> {
 /// The `config.json` this file's metadata describes.
 pub fn config_json(g: &GgufFile) -> Result<serde_json::Value> {
     let fam = family(g)?;
-    let arch = g
-        .need("general.architecture")?
-        .as_str()
-        .unwrap()
-        .to_string();
+    let arch = g.need("general.architecture")?.as_str().unwrap().to_string();
     let key = |k: &str| format!("{arch}.{k}");
     let u = |k: &str| g.need_u64(&key(k)).map(|v| v as usize);
-    if g.get(&key("expert_count"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-        > 0
-    {
-        return Err(Error::config(
-            &g.path,
-            "mixture-of-experts GGUF files are not supported",
-        ));
+    if g.get(&key("expert_count")).and_then(Value::as_u64).unwrap_or(0) > 0 {
+        return Err(Error::config(&g.path, "mixture-of-experts GGUF files are not supported"));
     }
     if let Some(kind) = g.get(&key("rope.scaling.type")).and_then(Value::as_str) {
         if kind != "none" {
             return Err(Error::config(
                 &g.path,
-                format!(
-                    "GGUF `{}` = {kind:?}: rope scaling from GGUF is not supported",
-                    key("rope.scaling.type")
-                ),
+                format!("GGUF `{}` = {kind:?}: rope scaling from GGUF is not supported", key("rope.scaling.type")),
             ));
         }
     }
     let hidden = u("embedding_length")?;
     let heads = u("attention.head_count")?;
-    let kv_heads = g
-        .get(&key("attention.head_count_kv"))
-        .and_then(Value::as_u64)
-        .map(|v| v as usize)
-        .unwrap_or(heads);
+    let kv_heads = g.get(&key("attention.head_count_kv")).and_then(Value::as_u64).map(|v| v as usize).unwrap_or(heads);
     let head_dim = g
         .get(&key("attention.key_length"))
         .and_then(Value::as_u64)
@@ -92,27 +74,15 @@ pub fn config_json(g: &GgufFile) -> Result<serde_json::Value> {
             .map(|t| t.torch_shape()[0])
             .ok_or_else(|| Error::config(&g.path, "no `token_embd.weight` tensor"))?,
     };
-    let eps = g
-        .get(&key("attention.layer_norm_rms_epsilon"))
-        .and_then(Value::as_f64)
-        .ok_or_else(|| {
-            Error::config(
-                &g.path,
-                format!(
-                    "missing GGUF metadata `{}`",
-                    key("attention.layer_norm_rms_epsilon")
-                ),
-            )
-        })?;
+    let eps = g.get(&key("attention.layer_norm_rms_epsilon")).and_then(Value::as_f64).ok_or_else(|| {
+        Error::config(&g.path, format!("missing GGUF metadata `{}`", key("attention.layer_norm_rms_epsilon")))
+    })?;
     // f32 in the file: print it the way it was written (9.999999747e-06 -> 1e-05).
     let eps = format!("{}", eps as f32).parse::<f64>().unwrap_or(eps);
-    let theta = g
-        .get(&key("rope.freq_base"))
-        .and_then(Value::as_f64)
-        .unwrap_or(match fam {
-            "qwen2" => 1_000_000.0,
-            _ => 10_000.0,
-        });
+    let theta = g.get(&key("rope.freq_base")).and_then(Value::as_f64).unwrap_or(match fam {
+        "qwen2" => 1_000_000.0,
+        _ => 10_000.0,
+    });
     let theta = format!("{}", theta as f32).parse::<f64>().unwrap_or(theta);
     let mut c = json!({
         "architectures": [if fam == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" }],
@@ -133,10 +103,8 @@ pub fn config_json(g: &GgufFile) -> Result<serde_json::Value> {
     if let Some(n) = g.get(&key("context_length")).and_then(Value::as_u64) {
         o.insert("max_position_embeddings".into(), json!(n));
     }
-    for (name, k) in [
-        ("bos_token_id", "tokenizer.ggml.bos_token_id"),
-        ("eos_token_id", "tokenizer.ggml.eos_token_id"),
-    ] {
+    for (name, k) in [("bos_token_id", "tokenizer.ggml.bos_token_id"), ("eos_token_id", "tokenizer.ggml.eos_token_id")]
+    {
         if let Some(id) = g.get(k).and_then(Value::as_u64) {
             o.insert(name.into(), json!(id));
         }
@@ -155,17 +123,10 @@ pub fn config_json(g: &GgufFile) -> Result<serde_json::Value> {
 /// HF tensor name -> where it is in the file.
 pub fn tensor_map(g: &GgufFile) -> Result<HashMap<String, GgufTensor>> {
     let fam = family(g)?;
-    let arch = g
-        .need("general.architecture")?
-        .as_str()
-        .unwrap()
-        .to_string();
+    let arch = g.need("general.architecture")?.as_str().unwrap().to_string();
     let heads = g.need_u64(&format!("{arch}.attention.head_count"))? as usize;
-    let kv_heads = g
-        .get(&format!("{arch}.attention.head_count_kv"))
-        .and_then(Value::as_u64)
-        .map(|v| v as usize)
-        .unwrap_or(heads);
+    let kv_heads =
+        g.get(&format!("{arch}.attention.head_count_kv")).and_then(Value::as_u64).map(|v| v as usize).unwrap_or(heads);
     let mut map = HashMap::new();
     // Read into config.json's `rope_scaling` (see [`config_json`]), not a weight.
     for name in g.tensors.keys().filter(|n| n.as_str() != ROPE_FREQS) {
@@ -191,13 +152,7 @@ pub fn tensor_map(g: &GgufFile) -> Result<HashMap<String, GgufTensor>> {
                     "ffn_down" => "mlp.down_proj",
                     _ => {
                         // Reported as an unexpected tensor by the loader.
-                        map.insert(
-                            n.to_string(),
-                            GgufTensor {
-                                gguf_name: n.to_string(),
-                                unpermute_heads: None,
-                            },
-                        );
+                        map.insert(n.to_string(), GgufTensor { gguf_name: n.to_string(), unpermute_heads: None });
                         continue;
                     }
                 };
@@ -210,13 +165,7 @@ pub fn tensor_map(g: &GgufFile) -> Result<HashMap<String, GgufTensor>> {
             }
             other => plain(other.to_string()),
         };
-        map.insert(
-            hf,
-            GgufTensor {
-                gguf_name: name.clone(),
-                unpermute_heads: unpermute,
-            },
-        );
+        map.insert(hf, GgufTensor { gguf_name: name.clone(), unpermute_heads: unpermute });
     }
     Ok(map)
 }
@@ -229,10 +178,7 @@ pub fn read_tensor(g: &GgufFile, t: &GgufTensor) -> Result<(Vec<f32>, Vec<usize>
     let values = match t.unpermute_heads {
         Some(heads) => unpermute(&values, &shape, heads).ok_or_else(|| Error::Weights {
             path: g.path.clone(),
-            message: format!(
-                "tensor `{}` of shape {shape:?} cannot be split into {heads} rotary heads",
-                t.gguf_name
-            ),
+            message: format!("tensor `{}` of shape {shape:?} cannot be split into {heads} rotary heads", t.gguf_name),
         })?,
         None => values,
     };
@@ -243,13 +189,8 @@ pub fn read_tensor(g: &GgufFile, t: &GgufTensor) -> Result<(Vec<f32>, Vec<usize>
 /// this puts them back.
 fn unpermute(values: &[f32], shape: &[usize], heads: usize) -> Option<Vec<f32>> {
     let rows = *shape.first()?;
-    let cols = shape[1..]
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))?;
-    if heads == 0
-        || rows % heads.checked_mul(2)? != 0
-        || Some(values.len()) != rows.checked_mul(cols)
-    {
+    let cols = shape[1..].iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    if heads == 0 || rows % heads.checked_mul(2)? != 0 || Some(values.len()) != rows.checked_mul(cols) {
         return None;
     }
     let hd = rows / heads;
@@ -260,8 +201,7 @@ fn unpermute(values: &[f32], shape: &[usize], heads: usize) -> Option<Vec<f32>> 
             for j in 0..2 {
                 let src = h * hd + i * 2 + j;
                 let dst = h * hd + j * half + i;
-                out[dst * cols..(dst + 1) * cols]
-                    .copy_from_slice(&values[src * cols..(src + 1) * cols]);
+                out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
             }
         }
     }
@@ -282,8 +222,7 @@ mod tests {
                 for i in 0..hd / 2 {
                     let src = h * hd + j * (hd / 2) + i; // [h, j, i]
                     let dst = h * hd + i * 2 + j; // [h, i, j]
-                    perm[dst * cols..(dst + 1) * cols]
-                        .copy_from_slice(&orig[src * cols..(src + 1) * cols]);
+                    perm[dst * cols..(dst + 1) * cols].copy_from_slice(&orig[src * cols..(src + 1) * cols]);
                 }
             }
         }

@@ -235,19 +235,13 @@ pub struct TensorInfo {
 impl TensorInfo {
     /// The number of elements (checked when the file is opened: the product does not overflow).
     pub fn elements(&self) -> usize {
-        self.dims
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .unwrap_or(usize::MAX)
+        self.dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX)
     }
 
     /// Bytes of the tensor's data, `None` for types llmql cannot read or when it does not fit a usize.
     pub fn byte_len(&self) -> Option<usize> {
         let (per, bytes) = self.ggml_type.block()?;
-        let n = self
-            .dims
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))?;
+        let n = self.dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
         (n / per).checked_mul(bytes)
     }
     /// The PyTorch (row-major, slowest first) shape.
@@ -279,11 +273,7 @@ impl<'a> Cursor<'a> {
         }
     }
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        if self
-            .pos
-            .checked_add(n)
-            .is_none_or(|end| end > self.buf.len())
-        {
+        if self.pos.checked_add(n).is_none_or(|end| end > self.buf.len()) {
             return Err(self.err(&format!("truncated while reading {what}")));
         }
         let s = &self.buf[self.pos..self.pos + n];
@@ -306,10 +296,9 @@ impl<'a> Cursor<'a> {
         let n = self.u64(what)?;
         let limit = (self.left() / min_bytes.max(1)) as u64;
         if n > limit {
-            return Err(self.err(&format!(
-                "{what} claims {n} items, more than the {} bytes left can hold",
-                self.left()
-            )));
+            return Err(
+                self.err(&format!("{what} claims {n} items, more than the {} bytes left can hold", self.left()))
+            );
         }
         Ok(n as usize)
     }
@@ -342,9 +331,7 @@ impl<'a> Cursor<'a> {
     /// An array (element type, count, elements) at nesting `depth` (1 for a top-level array).
     fn array(&mut self, key: &str, depth: usize) -> Result<Array> {
         if depth > MAX_ARRAY_DEPTH {
-            return Err(self.err(&format!(
-                "array `{key}` is nested deeper than {MAX_ARRAY_DEPTH} levels"
-            )));
+            return Err(self.err(&format!("array `{key}` is nested deeper than {MAX_ARRAY_DEPTH} levels")));
         }
         let ety = self.u32(key)?;
         // The smallest encoding of one element bounds the count by the bytes left.
@@ -357,11 +344,7 @@ impl<'a> Cursor<'a> {
             other => return Err(self.err(&format!("unknown value type {other} in array `{key}`"))),
         };
         let n = self.count(&format!("array `{key}`"), min_bytes)?;
-        fn many<T>(
-            c: &mut Cursor<'_>,
-            n: usize,
-            mut one: impl FnMut(&mut Cursor<'_>) -> Result<T>,
-        ) -> Result<Vec<T>> {
+        fn many<T>(c: &mut Cursor<'_>, n: usize, mut one: impl FnMut(&mut Cursor<'_>) -> Result<T>) -> Result<Vec<T>> {
             let mut v = Vec::with_capacity(n);
             for _ in 0..n {
                 v.push(one(c)?);
@@ -393,11 +376,7 @@ impl GgufFile {
         // SAFETY: read-only map; like every mmap-based loader we assume the file is not truncated
         // while it is open.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let mut c = Cursor {
-            buf: &mmap,
-            pos: 0,
-            path,
-        };
+        let mut c = Cursor { buf: &mmap, pos: 0, path };
         if c.take(4, "magic")? != b"GGUF" {
             return Err(Error::Weights {
                 path: path.into(),
@@ -426,9 +405,7 @@ impl GgufFile {
             let name = c.string("tensor name")?;
             let nd = c.u32(&name)? as usize;
             if !(1..=4).contains(&nd) {
-                return Err(c.err(&format!(
-                    "tensor `{name}` has {nd} dimensions (GGUF tensors have 1 to 4)"
-                )));
+                return Err(c.err(&format!("tensor `{name}` has {nd} dimensions (GGUF tensors have 1 to 4)")));
             }
             let mut dims = Vec::with_capacity(nd);
             for _ in 0..nd {
@@ -437,19 +414,9 @@ impl GgufFile {
                 dims.push(d);
             }
             let ggml_type = GgmlType::from_u32(c.u32(&name)?);
-            let offset = usize::try_from(c.u64(&name)?)
-                .map_err(|_| c.err(&format!("tensor `{name}`: offset too large")))?;
-            if tensors
-                .insert(
-                    name.clone(),
-                    TensorInfo {
-                        dims,
-                        ggml_type,
-                        offset,
-                    },
-                )
-                .is_some()
-            {
+            let offset =
+                usize::try_from(c.u64(&name)?).map_err(|_| c.err(&format!("tensor `{name}`: offset too large")))?;
+            if tensors.insert(name.clone(), TensorInfo { dims, ggml_type, offset }).is_some() {
                 return Err(c.err(&format!("tensor `{name}` is listed twice")));
             }
         }
@@ -461,36 +428,21 @@ impl GgufFile {
             None => DEFAULT_ALIGNMENT,
             Some(v) => match v.as_u64().and_then(|a| usize::try_from(a).ok()) {
                 Some(a) if a.is_power_of_two() => a,
-                _ => {
-                    return Err(bad(format!(
-                        "`general.alignment` = {v:?} is not a power of two"
-                    )))
-                }
+                _ => return Err(bad(format!("`general.alignment` = {v:?} is not a power of two"))),
             },
         };
-        let data_start = c.pos.checked_next_multiple_of(alignment).ok_or_else(|| {
-            bad(format!(
-                "`general.alignment` = {alignment} puts the data past any file"
-            ))
-        })?;
-        let me = GgufFile {
-            path: path.into(),
-            version,
-            metadata,
-            tensors,
-            mmap,
-            data_start,
-        };
+        let data_start = c
+            .pos
+            .checked_next_multiple_of(alignment)
+            .ok_or_else(|| bad(format!("`general.alignment` = {alignment} puts the data past any file")))?;
+        let me = GgufFile { path: path.into(), version, metadata, tensors, mmap, data_start };
         // Every tensor's bytes must lie inside the file (checked arithmetic throughout).
         for (name, t) in &me.tensors {
             let Some((per, _)) = t.ggml_type.block() else {
                 continue;
             };
             let Some(n) = t.dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
-                return Err(bad(format!(
-                    "tensor `{name}`: the element count of {:?} overflows",
-                    t.dims
-                )));
+                return Err(bad(format!("tensor `{name}`: the element count of {:?} overflows", t.dims)));
             };
             // ggml quantises row by row: each row (the fastest dimension) is whole blocks.
             let row = t.dims.first().copied().unwrap_or(1);
@@ -503,15 +455,11 @@ impl GgufFile {
                     ),
                 });
             }
-            let end = t
-                .byte_len()
-                .and_then(|len| me.data_start.checked_add(t.offset)?.checked_add(len));
+            let end = t.byte_len().and_then(|len| me.data_start.checked_add(t.offset)?.checked_add(len));
             if end.is_none_or(|end| end > me.mmap.len()) {
                 return Err(Error::Weights {
                     path: path.into(),
-                    message: format!(
-                        "tensor `{name}` runs past the end of the file (truncated download?)"
-                    ),
+                    message: format!("tensor `{name}` runs past the end of the file (truncated download?)"),
                 });
             }
         }
@@ -524,25 +472,21 @@ impl GgufFile {
 
     /// A required metadata value, with an error naming the key.
     pub fn need(&self, key: &str) -> Result<&Value> {
-        self.get(key)
-            .ok_or_else(|| Error::config(&self.path, format!("missing GGUF metadata `{key}`")))
+        self.get(key).ok_or_else(|| Error::config(&self.path, format!("missing GGUF metadata `{key}`")))
     }
 
     pub fn need_u64(&self, key: &str) -> Result<u64> {
-        self.need(key)?.as_u64().ok_or_else(|| {
-            Error::config(
-                &self.path,
-                format!("GGUF metadata `{key}` is not an unsigned integer"),
-            )
-        })
+        self.need(key)?
+            .as_u64()
+            .ok_or_else(|| Error::config(&self.path, format!("GGUF metadata `{key}` is not an unsigned integer")))
     }
 
     /// The raw bytes of a tensor.
     pub fn tensor_bytes(&self, name: &str) -> Result<(&TensorInfo, &[u8])> {
-        let t = self.tensors.get(name).ok_or_else(|| Error::Weights {
-            path: self.path.clone(),
-            message: format!("tensor `{name}` not found"),
-        })?;
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| Error::Weights { path: self.path.clone(), message: format!("tensor `{name}` not found") })?;
         let (per, bytes) = t.ggml_type.block().ok_or_else(|| Error::Weights {
             path: self.path.clone(),
             message: format!(

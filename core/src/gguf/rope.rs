@@ -33,41 +33,20 @@ fn llama3_factor(f: f64, factor: f64, low: f64, high: f64, old: f64) -> f64 {
 
 /// The `rope_scaling` object that reproduces the file's `rope_freqs`, or `None` when every factor
 /// is 1 (no scaling).
-pub fn llama3_from_rope_freqs(
-    g: &GgufFile,
-    theta: f64,
-    head_dim: usize,
-) -> Result<Option<serde_json::Value>> {
+pub fn llama3_from_rope_freqs(g: &GgufFile, theta: f64, head_dim: usize) -> Result<Option<serde_json::Value>> {
     let (info, bytes) = g.tensor_bytes(ROPE_FREQS)?;
-    let factors: Vec<f64> = super::dequant::dequantize(info.ggml_type, bytes)
-        .into_iter()
-        .map(f64::from)
-        .collect();
-    let bad = |m: String| Error::Weights {
-        path: g.path.clone(),
-        message: format!("tensor `{ROPE_FREQS}`: {m}"),
-    };
+    let factors: Vec<f64> = super::dequant::dequantize(info.ggml_type, bytes).into_iter().map(f64::from).collect();
+    let bad = |m: String| Error::Weights { path: g.path.clone(), message: format!("tensor `{ROPE_FREQS}`: {m}") };
     if factors.len() != head_dim / 2 {
-        return Err(bad(format!(
-            "{} values, expected head_dim / 2 = {}",
-            factors.len(),
-            head_dim / 2
-        )));
+        return Err(bad(format!("{} values, expected head_dim / 2 = {}", factors.len(), head_dim / 2)));
     }
     if factors.iter().any(|f| !f.is_finite() || *f < 1.0 - TOL) {
         return Err(bad("factors must be finite and at least 1".into()));
     }
     // Inverse frequencies as the converter computes them (f32 arange and power).
-    let inv: Vec<f64> = (0..head_dim / 2)
-        .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32) as f64)
-        .collect();
-    let Some(Llama3 {
-        factor,
-        low,
-        high,
-        old,
-    }) = fit(&factors, &inv).map_err(bad)?
-    else {
+    let inv: Vec<f64> =
+        (0..head_dim / 2).map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32) as f64).collect();
+    let Some(Llama3 { factor, low, high, old }) = fit(&factors, &inv).map_err(bad)? else {
         return Ok(None);
     };
     tracing::debug!(
@@ -111,30 +90,13 @@ pub fn fit(factors: &[f64], inv: &[f64]) -> std::result::Result<Option<Llama3>, 
         .map(|(f, w)| (1.0 / w, (1.0 / f - 1.0 / factor) / (1.0 - 1.0 / factor)))
         .collect();
     // Bracket of each boundary from the classified frequencies (wavelengths grow with the index).
-    let longest_one = factors
-        .iter()
-        .zip(&wavelen)
-        .filter(|(f, _)| is_one(**f))
-        .map(|(_, w)| *w)
-        .fold(0.0, f64::max);
-    let shortest_not_one = factors
-        .iter()
-        .zip(&wavelen)
-        .filter(|(f, _)| !is_one(**f))
-        .map(|(_, w)| *w)
-        .fold(f64::INFINITY, f64::min);
-    let longest_not_max = factors
-        .iter()
-        .zip(&wavelen)
-        .filter(|(f, _)| !is_max(**f))
-        .map(|(_, w)| *w)
-        .fold(0.0, f64::max);
-    let shortest_max = factors
-        .iter()
-        .zip(&wavelen)
-        .filter(|(f, _)| is_max(**f))
-        .map(|(_, w)| *w)
-        .fold(f64::INFINITY, f64::min);
+    let longest_one = factors.iter().zip(&wavelen).filter(|(f, _)| is_one(**f)).map(|(_, w)| *w).fold(0.0, f64::max);
+    let shortest_not_one =
+        factors.iter().zip(&wavelen).filter(|(f, _)| !is_one(**f)).map(|(_, w)| *w).fold(f64::INFINITY, f64::min);
+    let longest_not_max =
+        factors.iter().zip(&wavelen).filter(|(f, _)| !is_max(**f)).map(|(_, w)| *w).fold(0.0, f64::max);
+    let shortest_max =
+        factors.iter().zip(&wavelen).filter(|(f, _)| is_max(**f)).map(|(_, w)| *w).fold(f64::INFINITY, f64::min);
     let mid = |lo: f64, hi: f64| match (lo > 0.0, hi.is_finite()) {
         (true, true) => (lo * hi).sqrt(),
         (true, false) => 2.0 * lo,
@@ -143,10 +105,7 @@ pub fn fit(factors: &[f64], inv: &[f64]) -> std::result::Result<Option<Llama3>, 
     };
     // Boundaries as wavelengths: `high_w` (factor 1 below), `low_w` (factor `factor` above).
     let (high_w, low_w) = match smooth.as_slice() {
-        [] => (
-            mid(longest_one, shortest_not_one),
-            mid(longest_not_max, shortest_max),
-        ),
+        [] => (mid(longest_one, shortest_not_one), mid(longest_not_max, shortest_max)),
         [(x, s)] => {
             // One point: take the short boundary from its bracket; the line through it gives the other.
             let high_w = mid(longest_one, shortest_not_one);
@@ -180,12 +139,7 @@ pub fn fit(factors: &[f64], inv: &[f64]) -> std::result::Result<Option<Llama3>, 
             "the factors do not follow Llama 3 rope scaling (best fit factor {factor}, high_freq_factor {high:.4}, original_max_position_embeddings {old:.2}: off by {worst:.1e})"
         ));
     }
-    Ok(Some(Llama3 {
-        factor,
-        low,
-        high,
-        old,
-    }))
+    Ok(Some(Llama3 { factor, low, high, old }))
 }
 
 #[cfg(test)]
@@ -193,15 +147,11 @@ mod tests {
     use super::*;
 
     fn factors(p: Llama3, inv: &[f64]) -> Vec<f64> {
-        inv.iter()
-            .map(|&x| llama3_factor(x, p.factor, p.low, p.high, p.old))
-            .collect()
+        inv.iter().map(|&x| llama3_factor(x, p.factor, p.low, p.high, p.old)).collect()
     }
 
     fn inv(theta: f32, d: usize) -> Vec<f64> {
-        (0..d / 2)
-            .map(|i| 1.0 / theta.powf((2 * i) as f32 / d as f32) as f64)
-            .collect()
+        (0..d / 2).map(|i| 1.0 / theta.powf((2 * i) as f32 / d as f32) as f64).collect()
     }
 
     /// Llama 3.1's parameters come back from its factors (head_dim 128, theta 500000); the
@@ -209,44 +159,21 @@ mod tests {
     /// are not of this form are refused.
     #[test]
     fn llama3_parameters_are_recovered_from_the_factors() {
-        let l31 = Llama3 {
-            factor: 8.0,
-            low: 1.0,
-            high: 4.0,
-            old: 8192.0,
-        };
+        let l31 = Llama3 { factor: 8.0, low: 1.0, high: 4.0, old: 8192.0 };
         let inv31 = inv(500000.0, 128);
         let got = fit(&factors(l31, &inv31), &inv31).unwrap().unwrap();
-        for (a, b) in [
-            (got.factor, 8.0),
-            (got.low, 1.0),
-            (got.high, 4.0),
-            (got.old, 8192.0),
-        ] {
+        for (a, b) in [(got.factor, 8.0), (got.low, 1.0), (got.high, 4.0), (got.old, 8192.0)] {
             assert!((a - b).abs() <= 1e-6 * b, "{got:?}");
         }
-        let tiny = Llama3 {
-            factor: 8.0,
-            low: 1.0,
-            high: 4.0,
-            old: 16.0,
-        };
+        let tiny = Llama3 { factor: 8.0, low: 1.0, high: 4.0, old: 16.0 };
         let inv_t = inv(10000.0, 32);
         let got = fit(&factors(tiny, &inv_t), &inv_t).unwrap().unwrap();
         let again = factors(got, &inv_t);
-        assert!(
-            again
-                .iter()
-                .zip(factors(tiny, &inv_t))
-                .all(|(a, b)| (a - b).abs() <= 1e-9 * b),
-            "{got:?}"
-        );
+        assert!(again.iter().zip(factors(tiny, &inv_t)).all(|(a, b)| (a - b).abs() <= 1e-9 * b), "{got:?}");
         assert_eq!(fit(&vec![1.0; 64], &inv31).unwrap(), None);
         let mut odd = factors(l31, &inv31);
         odd[20] = 3.0; // a bump that no single transition makes
         odd[40] = 1.5;
-        assert!(fit(&odd, &inv31)
-            .unwrap_err()
-            .contains("do not follow Llama 3"));
+        assert!(fit(&odd, &inv31).unwrap_err().contains("do not follow Llama 3"));
     }
 }

@@ -22,7 +22,8 @@ pub struct GgufTokenizerFiles {
 }
 
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// GPT-2's byte -> printable character table.
 fn bytes_to_unicode() -> Vec<char> {
@@ -63,9 +64,8 @@ fn added(id: usize, content: &str, special: bool) -> Json {
 pub fn tokenizer_files(g: &GgufFile) -> Result<GgufTokenizerFiles> {
     let kind = g.need("tokenizer.ggml.model")?.as_str().unwrap_or("").to_string();
     let tokens = strings(g, "tokenizer.ggml.tokens")?;
-    let types: Vec<i64> = numbers(g, "tokenizer.ggml.token_type")
-        .map(|v| v.into_iter().map(|x| x as i64).collect())
-        .unwrap_or_default();
+    let types: Vec<i64> =
+        numbers(g, "tokenizer.ggml.token_type").map(|v| v.into_iter().map(|x| x as i64).collect()).unwrap_or_default();
     let merges_in_file = match g.get("tokenizer.ggml.merges") {
         Some(_) => Some(strings(g, "tokenizer.ggml.merges")?),
         None => None,
@@ -100,7 +100,8 @@ pub fn tokenizer_files(g: &GgufFile) -> Result<GgufTokenizerFiles> {
                     added_tokens.push(added(i, t, false));
                 }
             }
-            let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+            let byte_level =
+                json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
             let split = |re: &str| {
                 json!({"type": "Sequence", "pretokenizers": [
                     {"type": "Split", "pattern": {"Regex": re}, "behavior": "Isolated", "invert": false},
@@ -121,7 +122,8 @@ pub fn tokenizer_files(g: &GgufFile) -> Result<GgufTokenizerFiles> {
             let model = json!({"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
                 "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
                 "vocab": vocab, "merges": merges});
-            let decoder = json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true});
+            let decoder =
+                json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true});
             (model, pre_tokenizer, decoder, added_tokens, false)
         }
         "llama" => {
@@ -135,7 +137,10 @@ pub fn tokenizer_files(g: &GgufFile) -> Result<GgufTokenizerFiles> {
                 Some(m) => m.clone(),
                 None => {
                     let scores = numbers(g, "tokenizer.ggml.scores").ok_or_else(|| {
-                        Error::config(&g.path, "GGUF sentencepiece tokenizer with neither merges nor `tokenizer.ggml.scores`")
+                        Error::config(
+                            &g.path,
+                            "GGUF sentencepiece tokenizer with neither merges nor `tokenizer.ggml.scores`",
+                        )
                     })?;
                     merges_from_scores(&tokens, &scores, &index)
                 }
@@ -150,7 +155,8 @@ pub fn tokenizer_files(g: &GgufFile) -> Result<GgufTokenizerFiles> {
             let model = json!({"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
                 "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
                 "vocab": vocab, "merges": merges});
-            let pre_tokenizer = json!({"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "first", "split": false});
+            let pre_tokenizer =
+                json!({"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "first", "split": false});
             let decoder = json!({"type": "Sequence", "decoders": [
                 {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "},
                 {"type": "ByteFallback"}, {"type": "Fuse"},
@@ -174,7 +180,9 @@ pub fn tokenizer_files(g: &GgufFile) -> Result<GgufTokenizerFiles> {
         let mut pair = Vec::new();
         let mut specials = Map::new();
         let mut special = |name: &Option<String>, key: &str| -> Result<Json> {
-            let t = name.clone().ok_or_else(|| Error::config(&g.path, format!("`tokenizer.ggml.{key}` is needed but missing")))?;
+            let t = name
+                .clone()
+                .ok_or_else(|| Error::config(&g.path, format!("`tokenizer.ggml.{key}` is needed but missing")))?;
             let id = tokens.iter().position(|x| *x == t).unwrap();
             specials.insert(t.clone(), json!({"id": t, "ids": [id], "tokens": [t]}));
             Ok(json!({"SpecialToken": {"id": t, "type_id": 0}}))
@@ -217,10 +225,7 @@ pub fn tokenizer_files(g: &GgufFile) -> Result<GgufTokenizerFiles> {
         cfg.insert("chat_template".into(), json!(t));
     }
     cfg.insert("tokenizer_class".into(), json!("PreTrainedTokenizerFast"));
-    Ok(GgufTokenizerFiles {
-        tokenizer_json,
-        tokenizer_config: Json::Object(cfg),
-    })
+    Ok(GgufTokenizerFiles { tokenizer_json, tokenizer_config: Json::Object(cfg) })
 }
 
 /// Longest token (in bytes) whose splits are considered by [`merges_from_scores`].
@@ -239,8 +244,8 @@ fn merges_from_scores(tokens: &[String], scores: &[f64], index: &HashMap<&str, u
         }
         let chars: Vec<(usize, char)> = t.char_indices().collect();
         let mut local = Vec::new();
-        for k in 1..chars.len() {
-            let (l, r) = t.split_at(chars[k].0);
+        for &(at, _) in chars.iter().skip(1) {
+            let (l, r) = t.split_at(at);
             if let (Some(&il), Some(&ir)) = (index.get(l), index.get(r)) {
                 local.push((il, ir, l.to_string(), r.to_string()));
             }
@@ -252,10 +257,7 @@ fn merges_from_scores(tokens: &[String], scores: &[f64], index: &HashMap<&str, u
         }
     }
     merges.sort_by(|a, b| {
-        b.2.partial_cmp(&a.2)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(b.3.cmp(&a.3))
-            .then(b.4.cmp(&a.4))
+        b.2.partial_cmp(&a.2).unwrap_or(std::cmp::Ordering::Equal).then(b.3.cmp(&a.3)).then(b.4.cmp(&a.4))
     });
     merges.into_iter().map(|(l, r, ..)| format!("{l} {r}")).collect()
 }

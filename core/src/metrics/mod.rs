@@ -142,10 +142,7 @@ impl FromStr for Metric {
         let bad = |why: &str| format!("invalid metric {text:?}: {why}");
         let (head, cutoff) = match text.rsplit_once('@') {
             Some((h, k)) => {
-                let k: usize = k
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad("the cutoff after '@' must be a positive integer"))?;
+                let k: usize = k.trim().parse().map_err(|_| bad("the cutoff after '@' must be a positive integer"))?;
                 if k == 0 {
                     return Err(bad("the cutoff must be at least 1"));
                 }
@@ -155,14 +152,10 @@ impl FromStr for Metric {
         };
         let (name, rel) = match head.split_once('(') {
             Some((name, params)) => {
-                let params = params
-                    .strip_suffix(')')
-                    .ok_or_else(|| bad("parameters must be written `(rel=N)`"))?;
+                let params = params.strip_suffix(')').ok_or_else(|| bad("parameters must be written `(rel=N)`"))?;
                 let mut rel = None;
                 for p in params.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                    let (k, v) = p
-                        .split_once('=')
-                        .ok_or_else(|| bad("parameters must be written `(rel=N)`"))?;
+                    let (k, v) = p.split_once('=').ok_or_else(|| bad("parameters must be written `(rel=N)`"))?;
                     match k.trim() {
                         "rel" => {
                             let v: i32 = v.trim().parse().map_err(|_| bad("rel must be an integer"))?;
@@ -187,14 +180,12 @@ impl FromStr for Metric {
                 Metric::NDCG { cutoff }
             }
             "rr" | "mrr" => Metric::RR { cutoff, rel: r },
-            "r" | "recall" => Metric::Recall {
-                cutoff: cutoff.ok_or_else(|| bad("recall needs a cutoff, e.g. R@100"))?,
-                rel: r,
-            },
-            "p" | "precision" => Metric::Precision {
-                cutoff: cutoff.ok_or_else(|| bad("precision needs a cutoff, e.g. P@10"))?,
-                rel: r,
-            },
+            "r" | "recall" => {
+                Metric::Recall { cutoff: cutoff.ok_or_else(|| bad("recall needs a cutoff, e.g. R@100"))?, rel: r }
+            }
+            "p" | "precision" => {
+                Metric::Precision { cutoff: cutoff.ok_or_else(|| bad("precision needs a cutoff, e.g. P@10"))?, rel: r }
+            }
             "ap" | "map" => Metric::AP { cutoff, rel: r },
             _ => return Err(bad("unknown metric (known: nDCG, RR, R, P, AP)")),
         };
@@ -224,10 +215,7 @@ pub fn split_metric_list(s: &str) -> Vec<&str> {
 
 /// Parses a comma-separated metric list (`nDCG@10,RR@10,R(rel=2)@100`).
 pub fn parse_metrics(s: &str) -> Result<Vec<Metric>, String> {
-    let metrics: Vec<Metric> = split_metric_list(s)
-        .into_iter()
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
+    let metrics: Vec<Metric> = split_metric_list(s).into_iter().map(str::parse).collect::<Result<_, _>>()?;
     if metrics.is_empty() {
         return Err("no metrics given".into());
     }
@@ -264,11 +252,7 @@ fn norm64(x: f64) -> f64 {
 pub fn trec_eval_order(entries: &[RunEntry]) -> Vec<usize> {
     let keys: Vec<f32> = entries.iter().map(|e| norm64(e.score) as f32 + 0.0).collect();
     let mut idx: Vec<usize> = (0..entries.len()).collect();
-    idx.sort_by(|&a, &b| {
-        keys[b]
-            .total_cmp(&keys[a])
-            .then_with(|| entries[b].docid.cmp(&entries[a].docid))
-    });
+    idx.sort_by(|&a, &b| keys[b].total_cmp(&keys[a]).then_with(|| entries[b].docid.cmp(&entries[a].docid)));
     idx
 }
 
@@ -303,9 +287,7 @@ impl PreparedQuery {
 
     pub fn value(&self, metric: &Metric) -> f64 {
         let ranked = if metric.uses_msmarco_order() {
-            self.msmarco
-                .as_ref()
-                .expect("PreparedQuery built without the MS MARCO order")
+            self.msmarco.as_ref().expect("PreparedQuery built without the MS MARCO order")
         } else {
             &self.trec
         };
@@ -372,22 +354,9 @@ pub fn evaluate(qrels: &Qrels, run: &Run, metrics: &[Metric], include_missing: b
     let unjudged = run.keys().filter(|q| !qrels.contains_key(*q)).cloned().collect();
     let n = per_query.len();
     let means = (0..metrics.len())
-        .map(|i| {
-            if n == 0 {
-                f64::NAN
-            } else {
-                per_query.values().fold(0.0, |a, v| a + v[i]) / n as f64
-            }
-        })
+        .map(|i| if n == 0 { f64::NAN } else { per_query.values().fold(0.0, |a, v| a + v[i]) / n as f64 })
         .collect();
-    EvalResult {
-        metrics: metrics.to_vec(),
-        per_query,
-        means,
-        num_queries: n,
-        missing,
-        unjudged,
-    }
+    EvalResult { metrics: metrics.to_vec(), per_query, means, num_queries: n, missing, unjudged }
 }
 
 #[cfg(test)]
@@ -395,10 +364,7 @@ mod tests {
     use super::*;
 
     fn e(docid: &str, score: f64) -> RunEntry {
-        RunEntry {
-            docid: docid.into(),
-            score,
-        }
+        RunEntry { docid: docid.into(), score }
     }
 
     #[test]
@@ -432,18 +398,7 @@ mod tests {
 
     #[test]
     fn bad_names_are_rejected() {
-        for s in [
-            "",
-            "nDCG@0",
-            "nDCG@x",
-            "R",
-            "P",
-            "nDCG(rel=2)@10",
-            "RR(rel=0)",
-            "RR(foo=1)",
-            "XYZ@3",
-            "RR(rel=2",
-        ] {
+        for s in ["", "nDCG@0", "nDCG@x", "R", "P", "nDCG(rel=2)@10", "RR(rel=0)", "RR(foo=1)", "XYZ@3", "RR(rel=2"] {
             assert!(s.parse::<Metric>().is_err(), "{s} should not parse");
         }
     }
@@ -453,23 +408,13 @@ mod tests {
         let m = parse_metrics("nDCG@10, R(rel=2)@100,AP").unwrap();
         assert_eq!(m.len(), 3);
         assert_eq!(m[1], Metric::Recall { cutoff: 100, rel: 2 });
-        assert_eq!(
-            default_metrics()
-                .iter()
-                .map(|m| m.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-            DEFAULT_METRICS
-        );
+        assert_eq!(default_metrics().iter().map(|m| m.to_string()).collect::<Vec<_>>().join(","), DEFAULT_METRICS);
         assert!(parse_metrics(" , ").is_err());
     }
 
     #[test]
     fn with_rel_applies_to_binary_metrics_only() {
-        assert_eq!(
-            "R@100".parse::<Metric>().unwrap().with_rel(2).to_string(),
-            "R(rel=2)@100"
-        );
+        assert_eq!("R@100".parse::<Metric>().unwrap().with_rel(2).to_string(), "R(rel=2)@100");
         assert_eq!("nDCG@10".parse::<Metric>().unwrap().with_rel(2).to_string(), "nDCG@10");
     }
 
@@ -477,22 +422,13 @@ mod tests {
     fn trec_eval_order_rounds_to_f32_and_breaks_ties_by_docid_descending() {
         // 1.0000000001 and 1.0 are the same f32: a tie, broken by docid descending (b before a).
         let entries = vec![e("a", 1.0000000001), e("b", 1.0), e("c", 0.5), e("d", 2.0)];
-        let order: Vec<&str> = trec_eval_order(&entries)
-            .iter()
-            .map(|&i| entries[i].docid.as_str())
-            .collect();
+        let order: Vec<&str> = trec_eval_order(&entries).iter().map(|&i| entries[i].docid.as_str()).collect();
         assert_eq!(order, ["d", "b", "a", "c"]);
-        let order: Vec<&str> = msmarco_order(&entries)
-            .iter()
-            .map(|&i| entries[i].docid.as_str())
-            .collect();
+        let order: Vec<&str> = msmarco_order(&entries).iter().map(|&i| entries[i].docid.as_str()).collect();
         assert_eq!(order, ["d", "a", "b", "c"]);
         // Lexical, not numeric: "9" > "10".
         let entries = vec![e("10", 1.0), e("9", 1.0), e("100", 1.0)];
-        let order: Vec<&str> = trec_eval_order(&entries)
-            .iter()
-            .map(|&i| entries[i].docid.as_str())
-            .collect();
+        let order: Vec<&str> = trec_eval_order(&entries).iter().map(|&i| entries[i].docid.as_str()).collect();
         assert_eq!(order, ["9", "100", "10"]);
     }
 

@@ -4,11 +4,7 @@ use super::is_rel;
 
 pub fn reciprocal_rank(ranked: &[Option<i32>], rel: i32, cutoff: Option<usize>) -> f64 {
     let k = cutoff.unwrap_or(usize::MAX);
-    ranked
-        .iter()
-        .take(k)
-        .position(|&g| is_rel(g, rel))
-        .map_or(0.0, |i| 1.0 / (i + 1) as f64)
+    ranked.iter().take(k).position(|&g| is_rel(g, rel)).map_or(0.0, |i| 1.0 / (i + 1) as f64)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Grouped-query self-attention with rotary positions. The mask is the caller's: plain causal for
-//! encoding, or an explicit boolean mask (e.g. LLM-QL's Attention Stop, see `crate::mask`).
+//! encoding, or an explicit boolean mask (e.g. LLM-QL's Attention Stop, see `crate::ql::attention_stop`).
 //!
 //! Layout: activations stay as the projections write them, one row per token (`[b*s, heads*d]`,
 //! i.e. `[b, s, heads, d]`), from the projections through RoPE to the attention. The attention is
@@ -15,8 +15,7 @@ use crate::config::ModelConfig;
 use crate::weights::WeightFiles;
 use burn::module::Module;
 use burn::tensor::{
-    backend::Backend, module::attention, ops::AttentionModuleOptions, Bool, DType, Int, Tensor,
-    TensorData,
+    backend::Backend, module::attention, ops::AttentionModuleOptions, Bool, DType, Int, Tensor, TensorData,
 };
 
 /// Which keys each query position may attend to.
@@ -82,32 +81,18 @@ impl<B: Backend> LayerContext<B> {
             Some(match mask {
                 AttentionMask::Causal => {
                     assert_eq!(prefix, 0, "a KV prefix needs an explicit mask");
-                    let v: Vec<f32> = (0..s * s)
-                        .map(|i| if i % s > i / s { neg } else { 0.0 })
-                        .collect();
+                    let v: Vec<f32> = (0..s * s).map(|i| if i % s > i / s { neg } else { 0.0 }).collect();
                     Tensor::<B, 3>::from_data(TensorData::new(v, [1, 1, s * s]), (&device, dtype))
                 }
                 AttentionMask::Explicit(m) => {
                     assert_eq!(m.dims(), [b, 1, s, keys], "explicit mask shape");
                     let zeros = Tensor::<B, 4>::zeros([b, 1, s, keys], (&device, dtype));
                     // Materialised per head once here, so each layer's add is contiguous.
-                    zeros
-                        .mask_fill(m.clone(), neg)
-                        .reshape([b, 1, s * keys])
-                        .repeat_dim(1, h)
+                    zeros.mask_fill(m.clone(), neg).reshape([b, 1, s * keys]).repeat_dim(1, h)
                 }
             })
         };
-        Self {
-            batch: b,
-            seq: s,
-            keys,
-            rope_q,
-            rope_k,
-            mask: mask.clone(),
-            bias,
-            fused,
-        }
+        Self { batch: b, seq: s, keys, rope_q, rope_k, mask: mask.clone(), bias, fused }
     }
 }
 
@@ -123,55 +108,13 @@ pub struct SelfAttention<B: Backend> {
 }
 
 impl<B: Backend> SelfAttention<B> {
-    pub fn load(
-        w: &WeightFiles,
-        prefix: &str,
-        c: &ModelConfig,
-        device: &B::Device,
-        dtype: DType,
-    ) -> Self {
-        let (h, q, kv) = (
-            c.hidden_size,
-            c.num_attention_heads * c.head_dim,
-            c.num_key_value_heads * c.head_dim,
-        );
+    pub fn load(w: &WeightFiles, prefix: &str, c: &ModelConfig, device: &B::Device, dtype: DType) -> Self {
+        let (h, q, kv) = (c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
         Self {
-            q_proj: Linear::load(
-                w,
-                &format!("{prefix}.q_proj"),
-                h,
-                q,
-                c.qkv_bias,
-                device,
-                dtype,
-            ),
-            k_proj: Linear::load(
-                w,
-                &format!("{prefix}.k_proj"),
-                h,
-                kv,
-                c.qkv_bias,
-                device,
-                dtype,
-            ),
-            v_proj: Linear::load(
-                w,
-                &format!("{prefix}.v_proj"),
-                h,
-                kv,
-                c.qkv_bias,
-                device,
-                dtype,
-            ),
-            o_proj: Linear::load(
-                w,
-                &format!("{prefix}.o_proj"),
-                q,
-                h,
-                c.o_bias,
-                device,
-                dtype,
-            ),
+            q_proj: Linear::load(w, &format!("{prefix}.q_proj"), h, q, c.qkv_bias, device, dtype),
+            k_proj: Linear::load(w, &format!("{prefix}.k_proj"), h, kv, c.qkv_bias, device, dtype),
+            v_proj: Linear::load(w, &format!("{prefix}.v_proj"), h, kv, c.qkv_bias, device, dtype),
+            o_proj: Linear::load(w, &format!("{prefix}.o_proj"), q, h, c.o_bias, device, dtype),
             num_heads: c.num_attention_heads,
             num_kv_heads: c.num_key_value_heads,
             head_dim: c.head_dim,
@@ -184,9 +127,7 @@ impl<B: Backend> SelfAttention<B> {
             return x;
         }
         let [b, kvh, s, d] = x.dims();
-        x.unsqueeze_dim::<5>(2)
-            .expand([b, kvh, n_rep, s, d])
-            .reshape([b, kvh * n_rep, s, d])
+        x.unsqueeze_dim::<5>(2).expand([b, kvh, n_rep, s, d]).reshape([b, kvh * n_rep, s, d])
     }
 
     pub fn forward(&self, x: Tensor<B, 3>, ctx: &LayerContext<B>) -> Tensor<B, 3> {
@@ -209,39 +150,21 @@ impl<B: Backend> SelfAttention<B> {
         let q = self.q_proj.forward(x2.clone()).reshape([b * s * h, d]);
         let q = RotaryEmbedding::apply_rows(q, &ctx.rope_q.0, &ctx.rope_q.1);
         let k = self.k_proj.forward(x2.clone()).reshape([b * s * kvh, d]);
-        let k_new =
-            RotaryEmbedding::apply_rows(k, &ctx.rope_k.0, &ctx.rope_k.1).reshape([b, s, kvh, d]);
+        let k_new = RotaryEmbedding::apply_rows(k, &ctx.rope_k.0, &ctx.rope_k.1).reshape([b, s, kvh, d]);
         let v_new = self.v_proj.forward(x2).reshape([b, s, kvh, d]);
         let (k, v) = match prefix {
-            Some((pk, pv)) => (
-                Tensor::cat(vec![pk, k_new.clone()], 1),
-                Tensor::cat(vec![pv, v_new.clone()], 1),
-            ),
+            Some((pk, pv)) => (Tensor::cat(vec![pk, k_new.clone()], 1), Tensor::cat(vec![pv, v_new.clone()], 1)),
             None => (k_new.clone(), v_new.clone()),
         };
         let sk = k.dims()[1];
         assert_eq!(sk, ctx.keys, "layer context built for another KV prefix");
-        let out = if ctx.fused {
-            self.fused(q, k, v, ctx)
-        } else {
-            self.grouped(q, k, v, ctx)
-        };
-        (
-            self.o_proj.forward(out).reshape([b, s, hidden]),
-            k_new,
-            v_new,
-        )
+        let out = if ctx.fused { self.fused(q, k, v, ctx) } else { self.grouped(q, k, v, ctx) };
+        (self.o_proj.forward(out).reshape([b, s, hidden]), k_new, v_new)
     }
 
     /// Scores, bias, softmax and values as two batched matmuls, queries grouped by KV head.
     /// `q` `[b*s*h, d]`, `k`/`v` `[b, sk, kvh, d]` -> `[b*s, h*d]`.
-    fn grouped(
-        &self,
-        q: Tensor<B, 2>,
-        k: Tensor<B, 4>,
-        v: Tensor<B, 4>,
-        ctx: &LayerContext<B>,
-    ) -> Tensor<B, 2> {
+    fn grouped(&self, q: Tensor<B, 2>, k: Tensor<B, 4>, v: Tensor<B, 4>, ctx: &LayerContext<B>) -> Tensor<B, 2> {
         let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let (b, s, sk) = (ctx.batch, ctx.seq, ctx.keys);
         let r = h / kvh;
@@ -255,20 +178,13 @@ impl<B: Backend> SelfAttention<B> {
             Some(bias) => scores + bias.clone(),
             None => scores,
         };
-        let p = super::cpu_kernels::softmax_rows(scores.reshape([b * h * s, sk]))
-            .reshape([b, kvh, r, s, sk]);
+        let p = super::cpu_kernels::softmax_rows(scores.reshape([b * h * s, sk])).reshape([b, kvh, r, s, sk]);
         // [b, kvh, r, s, d] -> [b, s, kvh, r, d] -> rows
         p.matmul(v).permute([0, 3, 1, 2, 4]).reshape([b * s, h * d])
     }
 
     /// Burn's fused attention kernel (GPU inference).
-    fn fused(
-        &self,
-        q: Tensor<B, 2>,
-        k: Tensor<B, 4>,
-        v: Tensor<B, 4>,
-        ctx: &LayerContext<B>,
-    ) -> Tensor<B, 2> {
+    fn fused(&self, q: Tensor<B, 2>, k: Tensor<B, 4>, v: Tensor<B, 4>, ctx: &LayerContext<B>) -> Tensor<B, 2> {
         let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let (b, s, sk) = (ctx.batch, ctx.seq, ctx.keys);
         let q = q.reshape([b, s, h, d]).swap_dims(1, 2);
@@ -279,11 +195,7 @@ impl<B: Backend> SelfAttention<B> {
             AttentionMask::Explicit(m) => (Some(m.clone().expand([b, h, s, sk])), false),
         };
         // The scale is already in q's RoPE tables.
-        let options = AttentionModuleOptions {
-            scale: Some(1.0),
-            softcap: None,
-            is_causal,
-        };
+        let options = AttentionModuleOptions { scale: Some(1.0), softcap: None, is_causal };
         let out = attention(q, k, v, mask, None, options);
         out.swap_dims(1, 2).reshape([b * s, h * d])
     }

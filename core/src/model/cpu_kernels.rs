@@ -13,9 +13,7 @@
 //! - [`rms_norm`]: `x / sqrt(mean(x^2) + eps) * w` over the last dimension, inference and training;
 //! - [`dropout_mask`]: LoRA's dropout masks.
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::{
-    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
-};
+use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Flex};
@@ -28,9 +26,7 @@ use std::any::{Any, TypeId};
 use burn::backend::flex::FlexTensor;
 
 /// `tensor` as a `Tensor<T, D>` when `B` is `T`.
-fn cast<B: Backend, T: Backend, const D: usize>(
-    tensor: Tensor<B, D>,
-) -> Result<Tensor<T, D>, Tensor<B, D>> {
+fn cast<B: Backend, T: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<Tensor<T, D>, Tensor<B, D>> {
     if TypeId::of::<B>() != TypeId::of::<T>() {
         return Err(tensor);
     }
@@ -74,10 +70,7 @@ fn row_max(x: &[f32]) -> f32 {
             *a = a.max(v);
         }
     }
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     acc.iter().fold(tail, |m, &v| m.max(v))
 }
 
@@ -102,12 +95,7 @@ fn row_dot(a: &[f32], b: &[f32]) -> f32 {
             acc[i] += x[i] * y[i];
         }
     }
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
     acc.iter().sum::<f32>() + tail
 }
 
@@ -210,13 +198,9 @@ fn float<B: Backend, const D: usize>(t: Tensor<B, D>) -> B::FloatTensorPrimitive
 
 /// `silu(gate) * up` (same shapes).
 pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) -> Tensor<B, D> {
-    if let (Ok(g), Ok(u)) = (
-        cast::<B, Flex, D>(gate.clone()),
-        cast::<B, Flex, D>(up.clone()),
-    ) {
+    if let (Ok(g), Ok(u)) = (cast::<B, Flex, D>(gate.clone()), cast::<B, Flex, D>(up.clone())) {
         if let Some(out) = swiglu_flex(float(g), float(u)) {
-            return cast::<Flex, B, D>(Tensor::from_primitive(TensorPrimitive::Float(out)))
-                .expect("B is Flex");
+            return cast::<Flex, B, D>(Tensor::from_primitive(TensorPrimitive::Float(out))).expect("B is Flex");
         }
     }
     if let Some(out) = swiglu_ad::<B, NoCheckpointing, D>(&gate, &up) {
@@ -257,22 +241,15 @@ impl Backward<Flex, 2> for SwigluBackward {
         let (g, u) = ops.state;
         let [pg, pu] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let (gs, us, dy) = (
-            f32_slice(&g).expect("f32"),
-            f32_slice(&u).expect("f32"),
-            f32_slice(&grad).expect("f32"),
-        );
+        let (gs, us, dy) = (f32_slice(&g).expect("f32"), f32_slice(&u).expect("f32"), f32_slice(&grad).expect("f32"));
         let cols = *g.layout().shape().as_slice().last().expect("rank >= 1");
         let step = chunk_rows(cols) * cols;
         let mut dg = vec![0f32; gs.len()];
         let mut du = vec![0f32; gs.len()];
-        dg.par_chunks_mut(step)
-            .zip(du.par_chunks_mut(step))
-            .enumerate()
-            .for_each(|(c, (dgc, duc))| {
-                let range = c * step..c * step + dgc.len();
-                swiglu_bwd_rows(dgc, duc, &gs[range.clone()], &us[range.clone()], &dy[range]);
-            });
+        dg.par_chunks_mut(step).zip(du.par_chunks_mut(step)).enumerate().for_each(|(c, (dgc, duc))| {
+            let range = c * step..c * step + dgc.len();
+            swiglu_bwd_rows(dgc, duc, &gs[range.clone()], &us[range.clone()], &dy[range]);
+        });
         if let Some(node) = pg {
             grads.register::<Flex>(node.id, flex_from(dg, &g));
         }
@@ -290,11 +267,7 @@ fn swiglu_ad<B: Backend, C: CheckpointStrategy, const D: usize>(
     let g = float(cast::<B, Autodiff<Flex, C>, D>(gate.clone()).ok()?);
     let u = float(cast::<B, Autodiff<Flex, C>, D>(up.clone()).ok()?);
     let out = swiglu_flex(g.primitive.clone(), u.primitive.clone())?;
-    let out = match SwigluBackward
-        .prepare::<C>([g.node.clone(), u.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
+    let out = match SwigluBackward.prepare::<C>([g.node.clone(), u.node.clone()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish((g.primitive, u.primitive), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
@@ -320,9 +293,7 @@ pub fn softmax_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
 fn softmax_forward(x: &[f32], cols: usize) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
     let step = chunk_rows(cols) * cols;
-    out.par_chunks_mut(step)
-        .zip(x.par_chunks(step))
-        .for_each(|(o, x)| softmax_fwd_rows(o, x, cols));
+    out.par_chunks_mut(step).zip(x.par_chunks(step)).for_each(|(o, x)| softmax_fwd_rows(o, x, cols));
     out
 }
 
@@ -349,9 +320,7 @@ impl Backward<Flex, 1> for SoftmaxBackward {
     }
 }
 
-fn softmax_ad<B: Backend, C: CheckpointStrategy>(
-    x: Tensor<B, 2>,
-) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
+fn softmax_ad<B: Backend, C: CheckpointStrategy>(x: Tensor<B, 2>) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
     let x = cast::<B, Autodiff<Flex, C>, 2>(x)?;
     let xp = float(x.clone());
     let cols = x.dims()[1];
@@ -359,18 +328,11 @@ fn softmax_ad<B: Backend, C: CheckpointStrategy>(
         return Err(cast::<Autodiff<Flex, C>, B, 2>(x).expect("B"));
     };
     let out = flex_from(softmax_forward(values, cols), &xp.primitive);
-    let out = match SoftmaxBackward
-        .prepare::<C>([xp.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
+    let out = match SoftmaxBackward.prepare::<C>([xp.node.clone()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish(out.clone(), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
-    Ok(
-        cast::<Autodiff<Flex, C>, B, 2>(Tensor::from_primitive(TensorPrimitive::Float(out)))
-            .expect("B"),
-    )
+    Ok(cast::<Autodiff<Flex, C>, B, 2>(Tensor::from_primitive(TensorPrimitive::Float(out))).expect("B"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,11 +368,7 @@ fn mask_rows(m: &mut [f32], seed: u64, base: u64, threshold: u64, scale: f32) {
 
 /// `x * 1/sqrt(mean(x^2, last dim) + eps) * w` (`w` over the last dimension), f32 throughout; `None`
 /// where the fused kernel does not apply (then the caller computes it with Burn's operations).
-pub fn rms_norm<B: Backend, const D: usize>(
-    x: &Tensor<B, D>,
-    w: &Tensor<B, 1>,
-    eps: f64,
-) -> Option<Tensor<B, D>> {
+pub fn rms_norm<B: Backend, const D: usize>(x: &Tensor<B, D>, w: &Tensor<B, 1>, eps: f64) -> Option<Tensor<B, D>> {
     if let (Ok(xf), Ok(wf)) = (cast::<B, Flex, D>(x.clone()), cast::<B, Flex, 1>(w.clone())) {
         let (xp, wp) = (float(xf), float(wf));
         let (y, _) = rms_forward(&xp, &wp, eps)?;
@@ -490,11 +448,7 @@ impl Backward<Flex, 2> for RmsNormBackward {
         let (x, w, inv) = ops.state;
         let [px, pw] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let (xs, ws, dy) = (
-            f32_slice(&x).expect("f32"),
-            f32_slice(&w).expect("f32"),
-            f32_slice(&grad).expect("f32"),
-        );
+        let (xs, ws, dy) = (f32_slice(&x).expect("f32"), f32_slice(&w).expect("f32"), f32_slice(&grad).expect("f32"));
         let cols = ws.len();
         let step = chunk_rows(cols);
         let want_w = pw.is_some();
@@ -533,14 +487,8 @@ fn rms_norm_ad<B: Backend, C: CheckpointStrategy, const D: usize>(
     let xp = float(cast::<B, Autodiff<Flex, C>, D>(x.clone()).ok()?);
     let wp = float(cast::<B, Autodiff<Flex, C>, 1>(w.clone()).ok()?);
     let (y, inv) = rms_forward(&xp.primitive, &wp.primitive, eps)?;
-    let y = match RmsNormBackward
-        .prepare::<C>([xp.node.clone(), wp.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            prep.finish((xp.primitive, wp.primitive, std::sync::Arc::new(inv)), y)
-        }
+    let y = match RmsNormBackward.prepare::<C>([xp.node.clone(), wp.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((xp.primitive, wp.primitive, std::sync::Arc::new(inv)), y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     cast::<Autodiff<Flex, C>, B, D>(Tensor::from_primitive(TensorPrimitive::Float(y))).ok()

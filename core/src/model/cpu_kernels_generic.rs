@@ -15,11 +15,7 @@ pub fn softmax_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
 }
 
 /// No fused RMSNorm here: the caller computes it with Burn's operations.
-pub fn rms_norm<B: Backend, const D: usize>(
-    _x: &Tensor<B, D>,
-    _w: &Tensor<B, 1>,
-    _eps: f64,
-) -> Option<Tensor<B, D>> {
+pub fn rms_norm<B: Backend, const D: usize>(_x: &Tensor<B, D>, _w: &Tensor<B, 1>, _eps: f64) -> Option<Tensor<B, D>> {
     None
 }
 

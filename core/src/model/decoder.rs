@@ -1,5 +1,6 @@
 //! The decoder stack: `model.embed_tokens`, `model.layers.N.*`, `model.norm`, optional `lm_head`.
 use super::attention::{AttentionMask, LayerContext, SelfAttention};
+use super::layer_runner::{LayerRunner, PlainLayers};
 use super::linear::Linear;
 use super::mlp::Mlp;
 use super::rms_norm::RmsNorm;
@@ -42,7 +43,12 @@ impl<B: Backend> DecoderLayer<B> {
     }
 
     /// [`Self::forward`] with a KV prefix; also returns this call's keys and values.
-    pub fn forward_kv(&self, x: Tensor<B, 3>, ctx: &LayerContext<B>, prefix: Option<LayerKv<B>>) -> (Tensor<B, 3>, LayerKv<B>) {
+    pub fn forward_kv(
+        &self,
+        x: Tensor<B, 3>,
+        ctx: &LayerContext<B>,
+        prefix: Option<LayerKv<B>>,
+    ) -> (Tensor<B, 3>, LayerKv<B>) {
         let (a, k, v) = self.self_attn.forward_kv(self.input_layernorm.forward(x.clone()), ctx, prefix);
         let h = a + x;
         (self.mlp.forward(self.post_attention_layernorm.forward(h.clone())) + h, (k, v))
@@ -70,12 +76,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self {
-            dtype: DType::F32,
-            lm_head: false,
-            host_embeddings: false,
-            compute_dtype: None,
-        }
+        Self { dtype: DType::F32, lm_head: false, host_embeddings: false, compute_dtype: None }
     }
 }
 
@@ -194,26 +195,41 @@ impl<B: Backend> DecoderModel<B> {
     /// [`Self::forward_layers_hooked`] from token embeddings `x` (`[b, s, hidden]`) already looked up.
     pub fn forward_layers_from(
         &self,
-        mut x: Tensor<B, 3>,
+        x: Tensor<B, 3>,
         positions: Tensor<B, 2, Int>,
         mask: &AttentionMask<B>,
         hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
     ) -> Tensor<B, 3> {
+        self.forward_layers_run(x, positions, mask, hook, &PlainLayers)
+    }
+
+    /// [`Self::forward_layers_from`] with the layers run by `runner` (e.g. gradient checkpointing,
+    /// which a training step passes in; see [`LayerRunner`]).
+    pub fn forward_layers_run(
+        &self,
+        x: Tensor<B, 3>,
+        positions: Tensor<B, 2, Int>,
+        mask: &AttentionMask<B>,
+        hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
+        runner: &dyn LayerRunner<B>,
+    ) -> Tensor<B, 3> {
         let ctx = self.layer_context(positions, mask, 0);
-        // Gradient checkpointing per layer, when a training step has installed it on this thread.
-        if let Some(runner) = crate::train::layer_checkpoint::active::<B>() {
-            return runner.run(self, x, &ctx, hook);
-        }
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = hook(i, x);
-            x = layer.forward(x, &ctx);
-        }
-        x
+        runner.run(self, x, &ctx, hook)
+    }
+
+    /// Token embeddings of `input_ids`, as the layers take them (in the compute dtype).
+    pub(crate) fn embed_ids(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.embed(input_ids)
     }
 
     /// The tensors every layer of one forward pass shares (RoPE tables, attention bias) for
     /// `positions` `[b, s]` after a KV prefix of `prefix` positions.
-    pub fn layer_context(&self, positions: Tensor<B, 2, Int>, mask: &AttentionMask<B>, prefix: usize) -> LayerContext<B> {
+    pub fn layer_context(
+        &self,
+        positions: Tensor<B, 2, Int>,
+        mask: &AttentionMask<B>,
+        prefix: usize,
+    ) -> LayerContext<B> {
         LayerContext::new(&self.config, &self.rope, positions, mask, prefix, self.compute_dtype())
     }
 
@@ -242,8 +258,25 @@ impl<B: Backend> DecoderModel<B> {
     }
 
     /// Hidden states after the final norm (`last_hidden_state` in transformers).
-    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, positions: Tensor<B, 2, Int>, mask: &AttentionMask<B>) -> Tensor<B, 3> {
-        self.norm.forward(self.forward_layers(input_ids, positions, mask))
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+        mask: &AttentionMask<B>,
+    ) -> Tensor<B, 3> {
+        self.forward_run(input_ids, positions, mask, &PlainLayers)
+    }
+
+    /// [`Self::forward`] with the layers run by `runner` ([`LayerRunner`]).
+    pub fn forward_run(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+        mask: &AttentionMask<B>,
+        runner: &dyn LayerRunner<B>,
+    ) -> Tensor<B, 3> {
+        let x = self.embed(input_ids);
+        self.norm.forward(self.forward_layers_run(x, positions, mask, &mut |_, x| x, runner))
     }
 
     /// Next-token logits for normed hidden states `[..., hidden]` -> `[..., vocab]`.

@@ -15,11 +15,7 @@ pub struct Linear<B: Backend> {
 
 impl<B: Backend> Linear<B> {
     pub fn new(weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Self {
-        Self {
-            weight: Param::from_tensor(weight),
-            bias: bias.map(Param::from_tensor),
-            lora: None,
-        }
+        Self { weight: Param::from_tensor(weight), bias: bias.map(Param::from_tensor), lora: None }
     }
 
     /// Loads `{prefix}.weight` (`[d_out, d_in]` on disk) and, if `bias`, `{prefix}.bias`.
@@ -36,11 +32,7 @@ impl<B: Backend> Linear<B> {
         let bname = format!("{prefix}.bias");
         let weight: Tensor<B, 2> = w.take(&wname, [d_out, d_in], device, dtype);
         let bias = bias.then(|| named_param(&bname, w.take(&bname, [d_out], device, dtype)));
-        Self {
-            weight: named_param(&wname, weight.transpose()),
-            bias,
-            lora: None,
-        }
+        Self { weight: named_param(&wname, weight.transpose()), bias, lora: None }
     }
 
     pub fn d_in(&self) -> usize {

@@ -12,48 +12,16 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
-    pub fn load(
-        w: &WeightFiles,
-        prefix: &str,
-        hidden: usize,
-        inter: usize,
-        device: &B::Device,
-        dtype: DType,
-    ) -> Self {
+    pub fn load(w: &WeightFiles, prefix: &str, hidden: usize, inter: usize, device: &B::Device, dtype: DType) -> Self {
         Self {
-            gate_proj: Linear::load(
-                w,
-                &format!("{prefix}.gate_proj"),
-                hidden,
-                inter,
-                false,
-                device,
-                dtype,
-            ),
-            up_proj: Linear::load(
-                w,
-                &format!("{prefix}.up_proj"),
-                hidden,
-                inter,
-                false,
-                device,
-                dtype,
-            ),
-            down_proj: Linear::load(
-                w,
-                &format!("{prefix}.down_proj"),
-                inter,
-                hidden,
-                false,
-                device,
-                dtype,
-            ),
+            gate_proj: Linear::load(w, &format!("{prefix}.gate_proj"), hidden, inter, false, device, dtype),
+            up_proj: Linear::load(w, &format!("{prefix}.up_proj"), hidden, inter, false, device, dtype),
+            down_proj: Linear::load(w, &format!("{prefix}.down_proj"), inter, hidden, false, device, dtype),
         }
     }
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h =
-            super::cpu_kernels::swiglu(self.gate_proj.forward(x.clone()), self.up_proj.forward(x));
+        let h = super::cpu_kernels::swiglu(self.gate_proj.forward(x.clone()), self.up_proj.forward(x));
         self.down_proj.forward(h)
     }
 }

@@ -6,6 +6,7 @@ pub mod cpu_kernels;
 #[path = "cpu_kernels_generic.rs"]
 pub mod cpu_kernels;
 pub mod decoder;
+pub mod layer_runner;
 pub mod linear;
 pub mod mlp;
 pub mod rms_norm;
@@ -13,6 +14,7 @@ pub mod rope;
 
 pub use attention::{AttentionMask, LayerContext, SelfAttention};
 pub use decoder::{embed_tokens_name, DecoderLayer, DecoderModel, LayerKv, LoadOptions};
+pub use layer_runner::{LayerRunner, PlainLayers};
 pub use linear::Linear;
 pub use mlp::Mlp;
 pub use rms_norm::RmsNorm;

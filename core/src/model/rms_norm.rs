@@ -11,25 +11,12 @@ pub struct RmsNorm<B: Backend> {
 
 impl<B: Backend> RmsNorm<B> {
     pub fn new(weight: Tensor<B, 1>, eps: f64) -> Self {
-        Self {
-            weight: Param::from_tensor(weight),
-            eps,
-        }
+        Self { weight: Param::from_tensor(weight), eps }
     }
 
-    pub fn load(
-        w: &WeightFiles,
-        name: &str,
-        dim: usize,
-        eps: f64,
-        device: &B::Device,
-        dtype: DType,
-    ) -> Self {
+    pub fn load(w: &WeightFiles, name: &str, dim: usize, eps: f64, device: &B::Device, dtype: DType) -> Self {
         let wname = format!("{name}.weight");
-        Self {
-            weight: named_param(&wname, w.take(&wname, [dim], device, dtype)),
-            eps,
-        }
+        Self { weight: named_param(&wname, w.take(&wname, [dim], device, dtype)), eps }
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
@@ -37,18 +24,10 @@ impl<B: Backend> RmsNorm<B> {
             return y;
         }
         let dtype = x.dtype();
-        let x32 = if dtype == DType::F32 {
-            x
-        } else {
-            x.cast(FloatDType::F32)
-        };
+        let x32 = if dtype == DType::F32 { x } else { x.cast(FloatDType::F32) };
         let var = x32.clone().powi_scalar(2).mean_dim(D - 1);
         let normed = x32 * (var + self.eps).sqrt().recip();
-        let normed = if dtype == DType::F32 {
-            normed
-        } else {
-            normed.cast(dtype)
-        };
+        let normed = if dtype == DType::F32 { normed } else { normed.cast(dtype) };
         let w = self.weight.val();
         let w = if w.dtype() == dtype { w } else { w.cast(dtype) };
         normed * w.unsqueeze()

@@ -1,4 +1,4 @@
-//! Stage-1 example layouts (METHOD.md "Stage 1"):
+//! Stage-1 example layouts (the method's "Stage 1"):
 //!
 //! d2q: `[BOS] D2Q_PREFIX + passage + D2Q_SUFFIX` `[EOS = separator]` `query tokens [EOS]`
 //! q2d: `[BOS] Q2D_PREFIX + query + Q2D_SUFFIX` `[EOS = separator]` `passage tokens [EOS]`
@@ -104,7 +104,13 @@ impl QlLengths {
 /// The work is bounded by `max_len`, not by the body: a long body is first read as a prefix of
 /// whole words that surely holds more than `max_len` tokens (grown while it does not), and the
 /// cut is searched within it; a body that fits is tokenized whole, exactly as given.
-fn fit_prompt(tok: &TextTokenizer, prefix: &str, body: &str, suffix: &str, max_len: usize) -> Result<(Vec<u32>, usize)> {
+fn fit_prompt(
+    tok: &TextTokenizer,
+    prefix: &str,
+    body: &str,
+    suffix: &str,
+    max_len: usize,
+) -> Result<(Vec<u32>, usize)> {
     let mut budget = first_budget(max_len);
     while body.len() > budget {
         if let Some(found) = fit_prompt_prefix(tok, prefix, body, suffix, max_len, budget)? {
@@ -176,7 +182,13 @@ fn largest_fitting(ids_for: &dyn Fn(usize) -> Result<Vec<u32>>, words: usize, ma
 }
 
 /// [`fit_prompt`] on the whole body (a body short enough to tokenize whole).
-fn fit_prompt_whole(tok: &TextTokenizer, prefix: &str, body: &str, suffix: &str, max_len: usize) -> Result<(Vec<u32>, usize)> {
+fn fit_prompt_whole(
+    tok: &TextTokenizer,
+    prefix: &str,
+    body: &str,
+    suffix: &str,
+    max_len: usize,
+) -> Result<(Vec<u32>, usize)> {
     let words: Vec<&str> = body.split_whitespace().collect();
     let ids_for = |n: usize| tok.encode_full(&format!("{prefix}{}{suffix}", words[..n].join(" ")));
     // Untruncated: the text exactly as given (as the reference tokenizes it).
@@ -191,8 +203,15 @@ fn fit_prompt_whole(tok: &TextTokenizer, prefix: &str, body: &str, suffix: &str,
 }
 
 /// The prompt as the reference cuts it: the first `max_len` tokens of the whole string.
-fn cut_prompt(tok: &TextTokenizer, prefix: &str, body: &str, suffix: &str, max_len: usize) -> Result<(Vec<u32>, usize)> {
-    let parts = TemplateParts { prefix: String::new(), content: format!("{prefix}{body}{suffix}"), suffix: String::new() };
+fn cut_prompt(
+    tok: &TextTokenizer,
+    prefix: &str,
+    body: &str,
+    suffix: &str,
+    max_len: usize,
+) -> Result<(Vec<u32>, usize)> {
+    let parts =
+        TemplateParts { prefix: String::new(), content: format!("{prefix}{body}{suffix}"), suffix: String::new() };
     // `encode_input` appends EOS after `max_len` tokens: drop it (the separator is added by the caller).
     let mut t = tok.encode_input(&parts, max_len + 1, Truncation::Reference)?;
     t.ids.pop();
@@ -209,7 +228,13 @@ fn target_ids(tok: &TextTokenizer, text: &str, max_len: usize) -> Result<(Vec<u3
 
 /// A stage-1 example: `conditioning` (the passage for d2q, the query for q2d; already corrupted
 /// when training with Input Corruption) in its direction's prompt, the separator, then `target`.
-pub fn build_example(tok: &TextTokenizer, direction: Direction, conditioning: &str, target: &str, lengths: &QlLengths) -> Result<QlExample> {
+pub fn build_example(
+    tok: &TextTokenizer,
+    direction: Direction,
+    conditioning: &str,
+    target: &str,
+    lengths: &QlLengths,
+) -> Result<QlExample> {
     let (prefix, suffix) = match direction {
         Direction::D2q => (D2Q_PREFIX, D2Q_SUFFIX),
         Direction::Q2d => (Q2D_PREFIX, Q2D_SUFFIX),
@@ -226,12 +251,24 @@ pub fn build_example(tok: &TextTokenizer, direction: Direction, conditioning: &s
 }
 
 /// A d2q example; `passage` is already corrupted when training with Input Corruption.
-pub fn build_d2q(tok: &TextTokenizer, passage: &str, query: &str, p_max_len: usize, q_max_len: usize) -> Result<QlExample> {
+pub fn build_d2q(
+    tok: &TextTokenizer,
+    passage: &str,
+    query: &str,
+    p_max_len: usize,
+    q_max_len: usize,
+) -> Result<QlExample> {
     build_example(tok, Direction::D2q, passage, query, &QlLengths::new(p_max_len, q_max_len))
 }
 
 /// The mirror image: the query prompt generates the passage.
-pub fn build_q2d(tok: &TextTokenizer, passage: &str, query: &str, p_max_len: usize, q_max_len: usize) -> Result<QlExample> {
+pub fn build_q2d(
+    tok: &TextTokenizer,
+    passage: &str,
+    query: &str,
+    p_max_len: usize,
+    q_max_len: usize,
+) -> Result<QlExample> {
     build_example(tok, Direction::Q2d, query, passage, &QlLengths::new(p_max_len, q_max_len))
 }
 
@@ -283,7 +320,8 @@ mod tests {
         let p_max = fit_prompt_whole(&tok, Q2D_PREFIX, "", Q2D_SUFFIX, 10_000).unwrap().0.len() + 20;
         let start = std::time::Instant::now();
         let e = build_example(&tok, Direction::D2q, &passage, "where is the fox", &QlLengths::new(p_max, 16)).unwrap();
-        let q2d = build_example(&tok, Direction::Q2d, "where is the fox", &passage, &QlLengths::new(p_max, 16)).unwrap();
+        let q2d =
+            build_example(&tok, Direction::Q2d, "where is the fox", &passage, &QlLengths::new(p_max, 16)).unwrap();
         assert!(e.sep_pos <= p_max && q2d.len() - q2d.sep_pos - 1 == 16);
         assert!(start.elapsed().as_secs_f64() < 5.0, "took {:?}", start.elapsed());
     }

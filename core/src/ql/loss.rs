@@ -3,7 +3,7 @@
 //! positions go through `lm_head`, so padding costs no vocabulary-sized logits.
 use super::attention_stop::attention_stop_mask;
 use super::example::{LossOn, QlExample};
-use crate::model::{AttentionMask, DecoderModel};
+use crate::model::{AttentionMask, DecoderModel, LayerRunner, PlainLayers};
 use burn::tensor::{activation::log_softmax, backend::Backend, DType, Int, Tensor, TensorData};
 
 pub struct QlBatch<B: Backend> {
@@ -64,7 +64,17 @@ impl<B: Backend> QlBatch<B> {
 
 /// Natural-log probability of every target token: `[n_targets]` (f32).
 pub fn target_log_probs<B: Backend>(model: &DecoderModel<B>, batch: &QlBatch<B>) -> Tensor<B, 1> {
-    let hidden = model.forward(batch.input_ids.clone(), batch.positions.clone(), &batch.mask);
+    target_log_probs_run(model, batch, &PlainLayers)
+}
+
+/// [`target_log_probs`] with the decoder layers run by `layers` (a training step's gradient
+/// checkpointing; see [`LayerRunner`]).
+pub fn target_log_probs_run<B: Backend>(
+    model: &DecoderModel<B>,
+    batch: &QlBatch<B>,
+    layers: &dyn LayerRunner<B>,
+) -> Tensor<B, 1> {
+    let hidden = model.forward_run(batch.input_ids.clone(), batch.positions.clone(), &batch.mask, layers);
     let [b, s, h] = hidden.dims();
     let rows = hidden.reshape([b * s, h]).select(0, batch.pred_rows.clone());
     let logits = model.logits(rows);

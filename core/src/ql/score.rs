@@ -1,4 +1,4 @@
-//! QL ranking (METHOD.md "QL ranking"): score(q, d) = sum over the query tokens and the closing EOS
+//! QL ranking (the method's "QL ranking"): score(q, d) = sum over the query tokens and the closing EOS
 //! of log P(token | document prompt + separator, earlier query tokens), natural log, under the
 //! Attention Stop mask, with the uncorrupted llmql d2q prompt.
 //!
@@ -11,12 +11,12 @@
 //! the same is done with the whole prompt's keys/values cached, as transformers' `past_key_values`
 //! would. Documents are cached a chunk at a time, so memory does not grow with the run.
 use super::example::{build_example, Direction, LossOn, QlExample, QlLengths};
-use crate::truncation::{Truncation, TruncationStats};
 use super::loss::{per_example_sums, target_log_probs, QlBatch};
 use crate::encoder::{length_sorted_batches, PaddedBatch};
 use crate::error::Result;
 use crate::model::{AttentionMask, DecoderModel, LayerKv};
 use crate::tokenizer::TextTokenizer;
+use crate::truncation::{Truncation, TruncationStats};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
@@ -35,13 +35,7 @@ pub struct QlScoreOptions {
 
 impl Default for QlScoreOptions {
     fn default() -> Self {
-        Self {
-            p_max_len: 200,
-            q_max_len: 200,
-            truncation: Truncation::Content,
-            batch_size: 16,
-            attention_stop: true,
-        }
+        Self { p_max_len: 200, q_max_len: 200, truncation: Truncation::Content, batch_size: 16, attention_stop: true }
     }
 }
 
@@ -54,10 +48,8 @@ pub fn ql_scores<B: Backend>(
     on_batch: impl FnMut(usize),
 ) -> Result<Vec<f64>> {
     let lengths = QlLengths { p_max_len: opts.p_max_len, q_max_len: opts.q_max_len, truncation: opts.truncation };
-    let examples = pairs
-        .iter()
-        .map(|(p, q)| build_example(tok, Direction::D2q, p, q, &lengths))
-        .collect::<Result<Vec<_>>>()?;
+    let examples =
+        pairs.iter().map(|(p, q)| build_example(tok, Direction::D2q, p, q, &lengths)).collect::<Result<Vec<_>>>()?;
     let (prompts, queries) = (TruncationStats::default(), TruncationStats::default());
     for e in &examples {
         prompts.record(e.sep_pos + e.prompt_cut, e.prompt_cut);
@@ -83,11 +75,7 @@ pub fn full_sequence_scores<B: Backend>(
     for idx in length_sorted_batches(&lengths, batch_size) {
         let batch_ex: Vec<_> = idx.iter().map(|&i| examples[i].clone()).collect();
         let batch = QlBatch::<B>::new(&batch_ex, LossOn::Query, pad_id, attention_stop, &device);
-        let lp: Vec<f32> = target_log_probs(model, &batch)
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("f32");
+        let lp: Vec<f32> = target_log_probs(model, &batch).into_data().convert::<f32>().to_vec().expect("f32");
         for (k, s) in per_example_sums(&lp, &batch.owners, idx.len()).into_iter().enumerate() {
             out[idx[k]] = s;
         }
@@ -137,13 +125,27 @@ pub fn cached_scores<B: Backend>(
         "QL scoring: reading {} documents once (prompt + separator), then {} queries' tokens against {}",
         docs.len(),
         examples.len(),
-        if attention_stop { "each document's separator (Attention Stop)" } else { "each document's whole prompt (causal)" }
+        if attention_stop {
+            "each document's separator (Attention Stop)"
+        } else {
+            "each document's whole prompt (causal)"
+        }
     );
     // Long documents first, so that each chunk's cache is padded little.
     let mut order: Vec<usize> = (0..docs.len()).collect();
     order.sort_by(|&a, &b| docs[b].len().cmp(&docs[a].len()).then(a.cmp(&b)));
     for chunk in order.chunks(DOCS_PER_CHUNK) {
-        let cache = DocCache::build(model, &docs, chunk, pad_id, batch_size, attention_stop, &pairs_of_doc, examples, &mut scores);
+        let cache = DocCache::build(
+            model,
+            &docs,
+            chunk,
+            pad_id,
+            batch_size,
+            attention_stop,
+            &pairs_of_doc,
+            examples,
+            &mut scores,
+        );
         let pairs: Vec<usize> = chunk.iter().flat_map(|&d| pairs_of_doc[d].iter().copied()).collect();
         score_queries(model, examples, &pairs, &doc_of, &cache, pad_id, batch_size, &mut scores, &mut on_batch);
     }
@@ -294,8 +296,15 @@ fn score_queries<B: Backend>(
             TensorData::new(idx.iter().map(|&i| cache.row[&doc_of[i]] as i64).collect::<Vec<_>>(), [b]),
             &device,
         );
-        let prefix = cache.layers.iter().map(|(k, v)| (k.clone().select(0, docs_sel.clone()), v.clone().select(0, docs_sel.clone()))).collect();
-        let mask = AttentionMask::Explicit(Tensor::<B, 4, Bool>::from_data(TensorData::new(masked, [b, 1, s, p + s]), &device));
+        let prefix = cache
+            .layers
+            .iter()
+            .map(|(k, v)| (k.clone().select(0, docs_sel.clone()), v.clone().select(0, docs_sel.clone())))
+            .collect();
+        let mask = AttentionMask::Explicit(Tensor::<B, 4, Bool>::from_data(
+            TensorData::new(masked, [b, 1, s, p + s]),
+            &device,
+        ));
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [b, s]), &device);
         let pos = Tensor::<B, 2, Int>::from_data(TensorData::new(pos, [b, s]), &device);
         let (hidden, _) = model.forward_kv(ids, pos, &mask, Some(prefix));

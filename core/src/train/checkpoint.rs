@@ -68,7 +68,13 @@ impl TrainerState {
     }
 
     /// Records what else a resume must agree on: devices, schedule and data.
-    pub fn with_run(mut self, world_size: usize, learning_rate: f64, warmup_steps: usize, data_fingerprint: String) -> Self {
+    pub fn with_run(
+        mut self,
+        world_size: usize,
+        learning_rate: f64,
+        warmup_steps: usize,
+        data_fingerprint: String,
+    ) -> Self {
         self.world_size = Some(world_size);
         self.learning_rate = Some(learning_rate);
         self.warmup_steps = Some(warmup_steps);
@@ -86,15 +92,45 @@ impl TrainerState {
             }
         };
         cmp("examples", self.num_examples.to_string(), want.num_examples.to_string(), true);
-        cmp("per-device batch size", self.per_device_train_batch_size.to_string(), want.per_device_train_batch_size.to_string(), true);
-        cmp("gradient accumulation", self.gradient_accumulation_steps.to_string(), want.gradient_accumulation_steps.to_string(), true);
+        cmp(
+            "per-device batch size",
+            self.per_device_train_batch_size.to_string(),
+            want.per_device_train_batch_size.to_string(),
+            true,
+        );
+        cmp(
+            "gradient accumulation",
+            self.gradient_accumulation_steps.to_string(),
+            want.gradient_accumulation_steps.to_string(),
+            true,
+        );
         cmp("seed", self.seed.to_string(), want.seed.to_string(), true);
         cmp("total steps", self.total_steps.to_string(), want.total_steps.to_string(), self.world_size.is_some());
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        cmp("devices", opt(self.world_size.map(|v| v.to_string())), opt(want.world_size.map(|v| v.to_string())), self.world_size.is_some());
-        cmp("learning rate", opt(self.learning_rate.map(|v| v.to_string())), opt(want.learning_rate.map(|v| v.to_string())), self.learning_rate.is_some());
-        cmp("warmup steps", opt(self.warmup_steps.map(|v| v.to_string())), opt(want.warmup_steps.map(|v| v.to_string())), self.warmup_steps.is_some());
-        cmp("training data", opt(self.data_fingerprint.clone()), opt(want.data_fingerprint.clone()), self.data_fingerprint.is_some());
+        cmp(
+            "devices",
+            opt(self.world_size.map(|v| v.to_string())),
+            opt(want.world_size.map(|v| v.to_string())),
+            self.world_size.is_some(),
+        );
+        cmp(
+            "learning rate",
+            opt(self.learning_rate.map(|v| v.to_string())),
+            opt(want.learning_rate.map(|v| v.to_string())),
+            self.learning_rate.is_some(),
+        );
+        cmp(
+            "warmup steps",
+            opt(self.warmup_steps.map(|v| v.to_string())),
+            opt(want.warmup_steps.map(|v| v.to_string())),
+            self.warmup_steps.is_some(),
+        );
+        cmp(
+            "training data",
+            opt(self.data_fingerprint.clone()),
+            opt(want.data_fingerprint.clone()),
+            self.data_fingerprint.is_some(),
+        );
         d
     }
 }
@@ -137,8 +173,10 @@ pub fn read_run_id(out: &Path) -> Result<Option<String>> {
     let p = out.join(RUN_FILE);
     match std::fs::read(&p) {
         Ok(bytes) => {
-            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: p.clone(), source })?;
-            let id = v.get("run_id").and_then(|x| x.as_str()).ok_or_else(|| Error::config(&p, "missing field `run_id`"))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: p.clone(), source })?;
+            let id =
+                v.get("run_id").and_then(|x| x.as_str()).ok_or_else(|| Error::config(&p, "missing field `run_id`"))?;
             Ok(Some(id.to_string()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -256,9 +294,14 @@ where
             let m = match lora {
                 Some(lc) => crate::lora::fill_adapter(model.clone(), &dir, lc)?,
                 None => {
-                    let ck = crate::Checkpoint::open(&dir)?;
+                    let ck = crate::ModelSource::open(&dir)?;
                     ck.load_model(
-                        crate::model::LoadOptions { dtype: model.dtype(), lm_head: model.lm_head.is_some(), host_embeddings: false, compute_dtype: model.compute_dtype },
+                        crate::model::LoadOptions {
+                            dtype: model.dtype(),
+                            lm_head: model.lm_head.is_some(),
+                            host_embeddings: false,
+                            compute_dtype: model.compute_dtype,
+                        },
                         &device,
                     )?
                 }
@@ -280,25 +323,27 @@ where
         }
     }
     if !skipped.is_empty() {
-        tracing::warn!("--resume: no readable checkpoint of this run in {} (unreadable: {}); starting from scratch", out.display(), skipped.join(", "));
+        tracing::warn!(
+            "--resume: no readable checkpoint of this run in {} (unreadable: {}); starting from scratch",
+            out.display(),
+            skipped.join(", ")
+        );
     } else {
         tracing::info!("--resume: no checkpoint of this run in {}, starting from scratch", out.display());
     }
     Ok((model, optim, None))
 }
 
-/// Writes `out/checkpoint-{step}` atomically (HF folder with merged weights, the PEFT adapter
-/// when training LoRA, trainer state and optimizer state) and rotates old checkpoints.
-#[allow(clippy::too_many_arguments)]
+/// Writes `out/checkpoint-{step}` atomically (HF folder with merged weights in
+/// `settings.save_dtype`, the PEFT adapter when training LoRA, trainer state and optimizer state)
+/// and rotates old checkpoints (`settings.save_total_limit`).
 pub fn save_checkpoint<B, O>(
     out: &Path,
     model: &crate::model::DecoderModel<B>,
     optim: &O,
     state: &TrainerState,
-    source: &crate::checkpoint::SourceFiles,
-    dtype: crate::weights::StoredDtype,
-    lora: Option<&crate::lora::LoraConfig>,
-    limit: Option<usize>,
+    source: &crate::model_source::SourceFiles,
+    settings: &super::settings::TrainSettings,
 ) -> Result<PathBuf>
 where
     B: burn::tensor::backend::AutodiffBackend,
@@ -309,9 +354,9 @@ where
     let dir = out.join(format!("checkpoint-{}", state.global_step));
     let mut rec = Some(optim.to_record());
     let valid = model.valid();
-    crate::export::save_hf_folder(&valid, source, &dir, dtype, &mut |tmp: &Path| {
+    crate::export::save_hf_folder(&valid, source, &dir, settings.save_dtype, &mut |tmp: &Path| {
         write_state(tmp, state)?;
-        if let Some(lc) = lora {
+        if let Some(lc) = &settings.lora {
             crate::lora::save_adapter(&valid, lc, &source.name, tmp)?;
         }
         BinFileRecorder::<FullPrecisionSettings>::new()
@@ -319,6 +364,6 @@ where
             .map_err(|e| Error::Other(format!("{}: cannot save optimizer state: {e}", tmp.display())))?;
         Ok(())
     })?;
-    rotate(out, limit, state.run_id.as_deref());
+    rotate(out, settings.save_total_limit, state.run_id.as_deref());
     Ok(dir)
 }

@@ -48,7 +48,9 @@ pub fn ensure_finite(loss: f64, step: usize, out: &Path, run_id: Option<&str>) -
         return Ok(());
     }
     let last = run_checkpoints(out, run_id).pop().map(|(_, p)| p.display().to_string()).or_else(|| {
-        list_checkpoints(out).pop().map(|(_, p)| format!("none of this run; the newest in the folder is {} (an earlier run)", p.display()))
+        list_checkpoints(out)
+            .pop()
+            .map(|(_, p)| format!("none of this run; the newest in the folder is {} (an earlier run)", p.display()))
     });
     Err(Error::Other(format!(
         "loss is {loss} at step {}: stopping (last good checkpoint: {})",
@@ -81,22 +83,9 @@ pub fn step_counts(n: usize, bs: usize, accum: usize, epochs: usize, max_steps: 
     (per_epoch, max_steps.unwrap_or(per_epoch * epochs.max(1)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::step_counts;
-
-    #[test]
-    fn max_steps_overrides_epochs() {
-        // 10 examples, batch 4: 3 steps an epoch.
-        assert_eq!(step_counts(10, 4, 1, 2, None), (3, 6));
-        assert_eq!(step_counts(10, 4, 1, 1, Some(7)), (3, 7));
-        assert_eq!(step_counts(10, 4, 1, 5, Some(2)), (3, 2));
-        assert_eq!(step_counts(10, 2, 2, 1, None), (3, 3));
-    }
-}
-
 /// The optimizer both stages use: AdamW (betas 0.9/0.999, eps 1e-8, as torch/transformers).
-pub type TrainOptimizer<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, crate::model::DecoderModel<B>, B>;
+pub type TrainOptimizer<B> =
+    burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, crate::model::DecoderModel<B>, B>;
 
 /// Creates the optimizer and the output folder, gives the run its id (a new one, written by rank
 /// 0, unless `resume` continues the run recorded in `out`; see
@@ -144,4 +133,18 @@ pub fn start_run<B: burn::tensor::backend::AutodiffBackend>(
         state.global_step = saved.global_step;
     }
     Ok((model, optim))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_counts;
+
+    #[test]
+    fn max_steps_overrides_epochs() {
+        // 10 examples, batch 4: 3 steps an epoch.
+        assert_eq!(step_counts(10, 4, 1, 2, None), (3, 6));
+        assert_eq!(step_counts(10, 4, 1, 1, Some(7)), (3, 7));
+        assert_eq!(step_counts(10, 4, 1, 5, Some(2)), (3, 2));
+        assert_eq!(step_counts(10, 2, 2, 1, None), (3, 3));
+    }
 }

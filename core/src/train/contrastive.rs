@@ -1,60 +1,46 @@
-//! Stage 2 (METHOD.md): contrastive training of the (QL-trained) backbone as a retriever —
-//! eos pooling, L2 normalisation, InfoNCE with temperature over in-batch and hard negatives,
-//! usually with LoRA. Same schedule, clipping, checkpoint and exact-resume machinery as stage 1.
+//! Stage 2: contrastive training of the (QL-trained) backbone as a retriever — eos pooling, L2
+//! normalisation, InfoNCE with temperature over in-batch and hard negatives, usually with LoRA —
+//! as a [`TrainStage`] of the shared loop ([`super::trainer`]: schedule, clipping, checkpoints,
+//! exact resume).
 //!
 //! Gradient accumulation follows Tevatron: each micro-batch's loss uses the passages of that
 //! micro-batch only (its queries' groups are the candidates), and the step's gradient is the mean
-//! of the micro-batch gradients — exactly the gradient of the mean of the per-micro-batch losses.
-use super::checkpoint::{save_checkpoint, Fingerprint, TrainerState};
-use super::layer_checkpoint::LayerCheckpointing;
-use super::data_parallel::{broadcast_trainable, infonce_data_parallel, share, sync_gradients, Collective, Single};
-use super::common::{ensure_finite, epoch_order, mix, start_run, step_counts, LogWindow};
-use super::clip::clip_global_norm;
+//! of the micro-batch gradients — exactly the gradient of the mean of the per-micro-batch losses
+//! ([`Normalise::PerMicroBatch`]). With several devices every peer's passages are negatives for
+//! every query ([`PeerLoss::Coupled`], [`super::data_parallel::infonce_data_parallel`]).
+use super::checkpoint::{Fingerprint, LogEntry};
 use super::collapse::{mean_pairwise_cosine, CollapseMonitor};
+use super::data_parallel::{infonce_data_parallel, Collective, Single};
 use super::negatives::sample_group;
-use super::ql_train::TrainObserver;
-use super::schedule::LinearSchedule;
-use crate::encoder::embed;
+use super::observer::{BatchInputs, TrainObserver};
+use super::settings::{InvalidSetting, TrainSettings};
+use super::trainer::{train, Normalise, PeerLoss, StageLoss, StepNorm, TrainRun, TrainStage};
+use crate::encoder::embed_run;
 use crate::error::{Error, Result};
 use crate::formats::TevatronExample;
 use crate::infonce::infonce_loss;
-use crate::model::DecoderModel;
+use crate::model::{DecoderModel, LayerRunner};
 use crate::pooling::Pooling;
 use crate::template::{Kind, Template};
-use crate::truncation::{Truncation, TruncationStats};
 use crate::tokenizer::TextTokenizer;
-use crate::weights::StoredDtype;
-use burn::optim::{GradientsAccumulator, Optimizer};
+use crate::truncation::{Truncation, TruncationStats};
 use burn::tensor::{backend::AutodiffBackend, ElementConversion};
-use std::path::Path;
 
+/// Stage 2's settings: its own, and the ones both stages share (`train`).
 #[derive(Debug, Clone)]
 pub struct ContrastiveConfig {
     pub template: Template,
     pub pooling: Pooling,
+    /// L2-normalise the embeddings (cosine similarity), as the reference implementation does.
     pub normalize: bool,
     pub temperature: f64,
+    /// Passages per query: the positive, then hard negatives.
     pub train_group_size: usize,
     pub query_max_len: usize,
     pub passage_max_len: usize,
     /// How inputs longer than their limit are cut ([`Truncation`]).
     pub truncation: Truncation,
-    pub learning_rate: f64,
-    pub num_train_epochs: usize,
-    pub max_steps: Option<usize>,
-    pub per_device_train_batch_size: usize,
-    pub gradient_accumulation_steps: usize,
-    pub warmup_steps: usize,
-    pub max_grad_norm: Option<f64>,
-    pub weight_decay: f64,
-    pub seed: u64,
-    pub logging_steps: usize,
-    pub save_steps: usize,
-    pub save_total_limit: Option<usize>,
-    pub save_dtype: StoredDtype,
-    pub lora: Option<crate::lora::LoraConfig>,
-    /// Gradient checkpointing per decoder layer ([`super::layer_checkpoint`]).
-    pub gradient_checkpointing: bool,
+    pub train: TrainSettings,
 }
 
 impl Default for ContrastiveConfig {
@@ -68,24 +54,29 @@ impl Default for ContrastiveConfig {
             query_max_len: crate::template::DEFAULT_QUERY_MAX_LEN,
             passage_max_len: crate::template::DEFAULT_PASSAGE_MAX_LEN,
             truncation: Truncation::Content,
-            learning_rate: 1e-4,
-            num_train_epochs: 1,
-            max_steps: None,
-            per_device_train_batch_size: 4,
-            gradient_accumulation_steps: 1,
-            warmup_steps: 100,
-            max_grad_norm: Some(1.0),
-            weight_decay: 0.0,
-            seed: 42,
-            logging_steps: 10,
-            save_steps: 500,
-            save_total_limit: None,
-            save_dtype: StoredDtype::F32,
-            lora: None,
-            gradient_checkpointing: false,
+            train: TrainSettings::stage2(),
         }
     }
 }
+
+impl ContrastiveConfig {
+    /// Checks stage 2's own settings (the shared ones: [`TrainSettings::validate`]).
+    pub fn validate(&self) -> std::result::Result<(), InvalidSetting> {
+        if self.train_group_size == 0 {
+            return Err(InvalidSetting::new("train_group_size", "must be at least 1"));
+        }
+        if !self.temperature.is_finite() || self.temperature <= 0.0 {
+            return Err(InvalidSetting::new(
+                "temperature",
+                format!("{} is not a finite positive number", self.temperature),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Query ids, then the passage ids of every query's group.
+pub type GroupIds = (Vec<Vec<u32>>, Vec<Vec<u32>>);
 
 /// Token ids of a micro-batch: queries, then each query's group (positive first); what was cut
 /// is counted in `cut` (queries, passages).
@@ -95,7 +86,7 @@ pub fn group_ids(
     cfg: &ContrastiveConfig,
     epoch: usize,
     cut: &[TruncationStats; 2],
-) -> Result<(Vec<Vec<u32>>, Vec<Vec<u32>>)> {
+) -> Result<GroupIds> {
     let input = |kind: Kind, title: Option<&str>, text: &str, max_len: usize| -> Result<Vec<u32>> {
         let t = tok.encode_input(&cfg.template.parts(kind, title, text), max_len, cfg.truncation)?;
         cut[kind as usize].record(t.full_len(), t.cut_tokens);
@@ -105,10 +96,20 @@ pub fn group_ids(
     let mut ps = Vec::new();
     for &(item, ex) in examples {
         if ex.positive_passages.is_empty() {
-            return Err(Error::Other(format!("training example {item} (query {:?}) has no positive passage", ex.query)));
+            return Err(Error::Other(format!(
+                "training example {item} (query {:?}) has no positive passage",
+                ex.query
+            )));
         }
         qs.push(input(Kind::Query, None, &ex.query, cfg.query_max_len)?);
-        let (pos, negs) = sample_group(item, epoch, cfg.seed, ex.positive_passages.len(), ex.negative_passages.len(), cfg.train_group_size);
+        let (pos, negs) = sample_group(
+            item,
+            epoch,
+            cfg.train.seed,
+            ex.positive_passages.len(),
+            ex.negative_passages.len(),
+            cfg.train_group_size,
+        );
         let mut group = vec![&ex.positive_passages[pos]];
         group.extend(negs.iter().map(|&i| &ex.negative_passages[i]));
         // Too few negatives and none at all: repeat the positive's group slot with other positives.
@@ -122,141 +123,146 @@ pub fn group_ids(
     Ok((qs, ps))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Stage 2 as the shared loop runs it.
+pub struct ContrastiveStage<'a> {
+    tok: &'a TextTokenizer,
+    examples: &'a [TevatronExample],
+    cfg: &'a ContrastiveConfig,
+    /// Cut queries, passages.
+    cut: [TruncationStats; 2],
+    collapse: CollapseMonitor,
+    /// This step so far: mean pairwise passage cosine, candidates per query.
+    cosine: f64,
+    candidates: usize,
+}
+
+/// One micro-batch of stage 2 (this peer's share): query ids, then each query's group.
+pub struct GroupBatch {
+    queries: Vec<Vec<u32>>,
+    passages: Vec<Vec<u32>>,
+}
+
+impl<'a> ContrastiveStage<'a> {
+    pub fn new(tok: &'a TextTokenizer, examples: &'a [TevatronExample], cfg: &'a ContrastiveConfig) -> Self {
+        Self {
+            tok,
+            examples,
+            cfg,
+            cut: Default::default(),
+            collapse: CollapseMonitor::default(),
+            cosine: 0.0,
+            candidates: 0,
+        }
+    }
+}
+
+impl<B: AutodiffBackend> TrainStage<B> for ContrastiveStage<'_> {
+    type Batch = GroupBatch;
+    const PEER_LOSS: PeerLoss = PeerLoss::Coupled;
+    const NORMALISE: Normalise = Normalise::PerMicroBatch;
+
+    fn num_examples(&self) -> usize {
+        self.examples.len()
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        let mut fp = Fingerprint::default();
+        for ex in self.examples {
+            fp.add(ex.query_id.as_deref().unwrap_or("")).add(&ex.query);
+            for p in ex.positive_passages.iter().chain(&ex.negative_passages) {
+                fp.add(&p.docid).add(&p.title).add(&p.text);
+            }
+            fp.add(&ex.positive_passages.len().to_string());
+        }
+        fp
+    }
+
+    fn validate(&self) -> std::result::Result<(), InvalidSetting> {
+        self.cfg.validate()
+    }
+
+    fn build(&mut self, epoch: usize, items: &[usize], _device: &B::Device) -> Result<GroupBatch> {
+        let chosen: Vec<(usize, &TevatronExample)> = items.iter().map(|&i| (i, &self.examples[i])).collect();
+        let (queries, passages) = group_ids(self.tok, &chosen, self.cfg, epoch, &self.cut)?;
+        Ok(GroupBatch { queries, passages })
+    }
+
+    fn inputs<'b>(&self, b: &'b GroupBatch) -> BatchInputs<'b> {
+        BatchInputs::Contrastive { queries: &b.queries, passages: &b.passages }
+    }
+
+    fn tokens(&self, b: &GroupBatch) -> usize {
+        b.queries.iter().chain(b.passages.iter()).map(Vec::len).sum()
+    }
+
+    fn loss<C: Collective>(
+        &mut self,
+        model: &DecoderModel<B>,
+        b: &GroupBatch,
+        layers: &dyn LayerRunner<B>,
+        norm: &StepNorm,
+        c: &C,
+    ) -> StageLoss<B> {
+        let cfg = self.cfg;
+        let eos = self.tok.eos_id;
+        let n_micro = norm.micro_batches as f64;
+        let q = embed_run(model, layers, &b.queries, eos, cfg.pooling, cfg.normalize);
+        let p = embed_run(model, layers, &b.passages, eos, cfg.pooling, cfg.normalize);
+        self.cosine += mean_pairwise_cosine(p.clone().inner()) / n_micro;
+        self.candidates = b.passages.len() * c.world_size();
+        if c.world_size() == 1 {
+            let loss = infonce_loss(q, p, cfg.train_group_size, cfg.temperature) / n_micro;
+            let value = loss.clone().into_scalar().elem::<f64>();
+            StageLoss { backward: loss, value }
+        } else {
+            let (loss, surrogate) = infonce_data_parallel(c, q, p, cfg.train_group_size, cfg.temperature);
+            StageLoss { backward: surrogate / n_micro, value: loss / n_micro }
+        }
+    }
+
+    fn end_step(&mut self, loss: f64) {
+        self.collapse.add(loss, self.candidates, self.cosine);
+        self.cosine = 0.0;
+    }
+
+    fn annotate(&mut self, entry: &mut LogEntry) {
+        entry.embedding_cosine = self.collapse.flush(entry.step);
+    }
+
+    fn finish(&self) {
+        let cfg = self.cfg;
+        let mode = cfg.truncation.name();
+        self.cut[0].log(&format!("training queries (max {} tokens, {mode} truncation)", cfg.query_max_len));
+        self.cut[1].log(&format!("training passages (max {} tokens, {mode} truncation)", cfg.passage_max_len));
+    }
+}
+
+/// Trains `model` (loaded from `run.source`) as a retriever on `examples`, writing checkpoints
+/// into `run.out`; with `run.resume`, from the newest checkpoint there.
 pub fn contrastive_train<B: AutodiffBackend>(
     model: DecoderModel<B>,
     tok: &TextTokenizer,
     examples: &[TevatronExample],
     cfg: &ContrastiveConfig,
-    source: &crate::checkpoint::SourceFiles,
-    out: &Path,
-    resume: bool,
+    run: &TrainRun<'_>,
     observer: &mut dyn TrainObserver,
 ) -> Result<DecoderModel<B>> {
-    contrastive_train_parallel(model, tok, examples, cfg, source, out, resume, observer, &Single)
+    contrastive_train_parallel(model, tok, examples, cfg, run, observer, &Single)
 }
 
 /// [`contrastive_train`] as one peer of a data-parallel group (`c`; every peer calls it with its own
 /// copy of the model on its own device). The global batch is `per_device_train_batch_size` x peers
 /// x accumulation, as Tevatron counts it; each global micro-batch is split over the peers, whose
-/// passages are negatives for every query (see [`super::data_parallel`]), and the summed gradient
-/// is the one device would compute for the whole micro-batch, so every peer applies the same
-/// update. A short final micro-batch is filled up by wrapping around the epoch's order (as
-/// PyTorch's DistributedSampler pads). Only rank 0 logs and saves.
-#[allow(clippy::too_many_arguments)]
+/// passages are negatives for every query, and the summed gradient is the one device would compute
+/// for the whole micro-batch, so every peer applies the same update ([`PeerLoss::Coupled`]).
 pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
     model: DecoderModel<B>,
     tok: &TextTokenizer,
     examples: &[TevatronExample],
     cfg: &ContrastiveConfig,
-    source: &crate::checkpoint::SourceFiles,
-    out: &Path,
-    resume: bool,
+    run: &TrainRun<'_>,
     observer: &mut dyn TrainObserver,
     c: &C,
 ) -> Result<DecoderModel<B>> {
-    let (world, rank) = (c.world_size(), c.rank());
-    if examples.is_empty() {
-        return Err(Error::Other("no training examples".into()));
-    }
-    let device = model.device();
-    let bs = cfg.per_device_train_batch_size.max(1);
-    let accum = cfg.gradient_accumulation_steps.max(1);
-    let (steps_per_epoch, total_steps) = step_counts(examples.len(), bs * world, accum, cfg.num_train_epochs, cfg.max_steps);
-    let schedule = LinearSchedule { base_lr: cfg.learning_rate, warmup_steps: cfg.warmup_steps, total_steps };
-    let mut fp = Fingerprint::default();
-    for ex in examples {
-        fp.add(ex.query_id.as_deref().unwrap_or("")).add(&ex.query);
-        for p in ex.positive_passages.iter().chain(&ex.negative_passages) {
-            fp.add(&p.docid).add(&p.title).add(&p.text);
-        }
-        fp.add(&ex.positive_passages.len().to_string());
-    }
-    let mut state = TrainerState::new(total_steps, cfg.seed, examples.len(), bs, accum).with_run(world, cfg.learning_rate, schedule.warmup_steps, fp.hex());
-    let (model, mut optim) = start_run(model, out, resume, rank, cfg.lora.as_ref(), cfg.weight_decay, &mut state)?;
-    let mut model = broadcast_trainable(c, model);
-    observer.on_start(total_steps, state.global_step);
-    let mut window = LogWindow::default();
-    let cut: [TruncationStats; 2] = Default::default();
-    let mut collapse = CollapseMonitor::default();
-    while state.global_step < total_steps {
-        let step = state.global_step;
-        let epoch = step / steps_per_epoch;
-        let in_epoch = step % steps_per_epoch;
-        let order = epoch_order(cfg.seed, epoch, examples.len());
-        let gbs = bs * world;
-        let first = in_epoch * accum * gbs;
-        let last = ((in_epoch + 1) * accum * gbs).min(examples.len());
-        let mut picked: Vec<usize> = order[first..last].to_vec();
-        if world > 1 {
-            // Every peer needs examples in every micro-batch: fill the last one up from the
-            // start of the epoch's order.
-            let want = picked.len().div_ceil(gbs) * gbs;
-            let mut k = 0;
-            while picked.len() < want {
-                picked.push(order[k % order.len()]);
-                k += 1;
-            }
-        }
-        let chosen: Vec<(usize, &TevatronExample)> = picked.iter().map(|&i| (i, &examples[i])).collect();
-        B::seed(&device, mix(cfg.seed, step as u64));
-        let micro: Vec<_> = chosen.chunks(gbs).collect();
-        let n_micro = micro.len();
-        let mut acc = GradientsAccumulator::<DecoderModel<B>>::new();
-        let mut loss_sum = 0f64;
-        let mut tokens = 0usize;
-        let mut cosine = 0f64;
-        let mut candidates = 0usize;
-        for (k, mb) in micro.into_iter().enumerate() {
-            let ck = LayerCheckpointing::<B>::start(cfg.gradient_checkpointing, mix(mix(cfg.seed, step as u64), k as u64));
-            // This peer's share of the global micro-batch.
-            let (qs, ps) = group_ids(tok, &mb[share(c, mb.len())], cfg, epoch, &cut)?;
-            observer.on_batch(step + 1, super::ql_train::BatchInputs::Contrastive { queries: &qs, passages: &ps });
-            tokens += qs.iter().chain(ps.iter()).map(Vec::len).sum::<usize>();
-            let q = embed(&model, &qs, tok.eos_id, cfg.pooling, cfg.normalize);
-            let p = embed(&model, &ps, tok.eos_id, cfg.pooling, cfg.normalize);
-            cosine += mean_pairwise_cosine(p.clone().inner()) / n_micro as f64;
-            candidates = ps.len() * world;
-            let grads = if world == 1 {
-                let loss = infonce_loss(q, p, cfg.train_group_size, cfg.temperature) / n_micro as f64;
-                loss_sum += loss.clone().into_scalar().elem::<f64>();
-                ck.backward(loss, &model)
-            } else {
-                let (loss, surrogate) = infonce_data_parallel(c, q, p, cfg.train_group_size, cfg.temperature);
-                loss_sum += loss / n_micro as f64;
-                let surrogate = surrogate / n_micro as f64;
-                sync_gradients(c, &model, ck.backward(surrogate, &model))
-            };
-            acc.accumulate(&model, grads);
-        }
-        ensure_finite(loss_sum, step, out, state.run_id.as_deref())?;
-        let mut grads = acc.grads();
-        let grad_norm = clip_global_norm(&model, &mut grads, cfg.max_grad_norm);
-        let lr = schedule.lr_at(step);
-        model = optim.step(lr, model, grads);
-        state.global_step += 1;
-        state.epoch = state.global_step as f64 / steps_per_epoch as f64;
-        if rank != 0 {
-            continue;
-        }
-        observer.on_step(state.global_step);
-        window.add(loss_sum, tokens);
-        collapse.add(loss_sum, candidates, cosine);
-        if state.global_step % cfg.logging_steps.max(1) == 0 || state.global_step == total_steps {
-            let mut entry = window.flush(&state, lr, grad_norm);
-            entry.embedding_cosine = collapse.flush(state.global_step);
-            observer.on_log(&entry);
-            state.log_history.push(entry);
-        }
-        if (cfg.save_steps > 0 && state.global_step % cfg.save_steps == 0) || state.global_step == total_steps {
-            let dir = save_checkpoint(out, &model, &optim, &state, source, cfg.save_dtype, cfg.lora.as_ref(), cfg.save_total_limit)?;
-            observer.on_save(&dir);
-        }
-    }
-    if rank == 0 {
-        let mode = cfg.truncation.name();
-        cut[0].log(&format!("training queries (max {} tokens, {mode} truncation)", cfg.query_max_len));
-        cut[1].log(&format!("training passages (max {} tokens, {mode} truncation)", cfg.passage_max_len));
-    }
-    Ok(model)
+    train(model, &mut ContrastiveStage::new(tok, examples, cfg), &cfg.train, run, observer, c)
 }

@@ -213,11 +213,14 @@ impl BurnCollective {
         }
         burn::collective::register::<B>(peer, device.clone(), self.config.clone())
             .unwrap_or_else(|e| panic!("peer {} could not join Burn's collective: {e:?}", self.rank));
-        reg.push((id, Box::new(move || {
-            if let Err(e) = burn::collective::finish_collective::<B>(peer) {
-                tracing::warn!("peer {peer} leaving Burn's collective: {e:?}");
-            }
-        })));
+        reg.push((
+            id,
+            Box::new(move || {
+                if let Err(e) = burn::collective::finish_collective::<B>(peer) {
+                    tracing::warn!("peer {peer} leaving Burn's collective: {e:?}");
+                }
+            }),
+        ));
     }
 }
 
@@ -252,13 +255,17 @@ impl Collective for BurnCollective {
             return t;
         }
         self.ensure_registered::<B>(&t.device());
-        let out = burn::collective::all_reduce::<B>(self.rank.into(), t.into_primitive().tensor(), burn::collective::ReduceOperation::Sum)
-            .unwrap_or_else(|e| {
-                if self.aborted() {
-                    panic!("peer {}: another peer of the data-parallel group failed", self.rank)
-                }
-                panic!("all-reduce on peer {} failed: {e:?}", self.rank)
-            });
+        let out = burn::collective::all_reduce::<B>(
+            self.rank.into(),
+            t.into_primitive().tensor(),
+            burn::collective::ReduceOperation::Sum,
+        )
+        .unwrap_or_else(|e| {
+            if self.aborted() {
+                panic!("peer {}: another peer of the data-parallel group failed", self.rank)
+            }
+            panic!("all-reduce on peer {} failed: {e:?}", self.rank)
+        });
         Tensor::from_primitive(TensorPrimitive::Float(out))
     }
 }
@@ -271,7 +278,11 @@ pub const BUCKET_ELEMENTS: usize = 1 << 24;
 /// order (a peer without a gradient for one contributes zeros, so every peer makes the same
 /// calls), flattened into buckets of up to [`BUCKET_ELEMENTS`] of one dtype. Frozen parameters (no
 /// `require_grad`) are left alone. Every peer calls it at the same point.
-pub fn sync_gradients<B: AutodiffBackend, M: AutodiffModule<B>, C: Collective>(c: &C, model: &M, grads: GradientsParams) -> GradientsParams {
+pub fn sync_gradients<B: AutodiffBackend, M: AutodiffModule<B>, C: Collective>(
+    c: &C,
+    model: &M,
+    grads: GradientsParams,
+) -> GradientsParams {
     sync_gradients_in_buckets(c, model, grads, BUCKET_ELEMENTS)
 }
 
@@ -297,10 +308,9 @@ pub fn sync_gradients_in_buckets<B: AutodiffBackend, M: AutodiffModule<B>, C: Co
             if !value.is_require_grad() {
                 return;
             }
-            let g = self
-                .grads
-                .remove::<B::InnerBackend, D>(param.id)
-                .unwrap_or_else(|| Tensor::<B::InnerBackend, D>::zeros(value.shape(), (&value.device(), value.dtype())));
+            let g = self.grads.remove::<B::InnerBackend, D>(param.id).unwrap_or_else(|| {
+                Tensor::<B::InnerBackend, D>::zeros(value.shape(), (&value.device(), value.dtype()))
+            });
             let n = g.shape().num_elements();
             self.flat.push(g.reshape([n]));
         }
@@ -319,7 +329,7 @@ pub fn sync_gradients_in_buckets<B: AutodiffBackend, M: AutodiffModule<B>, C: Co
         let all = c.all_reduce_sum(Tensor::cat(std::mem::take(bucket), 0));
         let mut at = 0;
         for n in sizes {
-            summed.push(all.clone().slice([at..at + n]));
+            summed.push(all.clone().slice(at..at + n));
             at += n;
         }
     };
@@ -438,7 +448,11 @@ pub fn infonce_data_parallel<B: AutodiffBackend, C: Collective>(
 /// Weights a per-token mean loss computed on this peer's `local_tokens` so that the gradients summed
 /// over peers equal those of the per-token mean over the whole batch: `loss * local / global`.
 /// Returns the weighted loss and the global token count.
-pub fn token_weighted<B: Backend, C: Collective>(c: &C, loss: Tensor<B, 1>, local_tokens: usize) -> (Tensor<B, 1>, usize) {
+pub fn token_weighted<B: Backend, C: Collective>(
+    c: &C,
+    loss: Tensor<B, 1>,
+    local_tokens: usize,
+) -> (Tensor<B, 1>, usize) {
     let counts = all_gather_counts::<B, C>(c, local_tokens, &loss.device());
     let global: usize = counts.iter().sum();
     (loss * (local_tokens as f64 / global.max(1) as f64), global)

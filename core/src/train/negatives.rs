@@ -6,7 +6,14 @@ use crate::ql::corruption::example_rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 
 /// Indices `(positive, negatives)` into an example's positive and negative lists.
-pub fn sample_group(item: usize, epoch: usize, seed: u64, n_pos: usize, n_neg: usize, group: usize) -> (usize, Vec<usize>) {
+pub fn sample_group(
+    item: usize,
+    epoch: usize,
+    seed: u64,
+    n_pos: usize,
+    n_neg: usize,
+    group: usize,
+) -> (usize, Vec<usize>) {
     let hashed = (seed as usize).wrapping_add(item);
     let pos = (hashed + epoch) % n_pos.max(1);
     let k = group.saturating_sub(1);

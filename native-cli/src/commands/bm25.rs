@@ -67,10 +67,7 @@ pub fn count_lines(path: &Path) -> Result<u64> {
 }
 
 pub fn analyzer_from_flags(no_stopwords: bool, no_stem: bool) -> Analyzer {
-    Analyzer::new(AnalyzerOptions {
-        stopwords: !no_stopwords,
-        stem: !no_stem,
-    })
+    Analyzer::new(AnalyzerOptions { stopwords: !no_stopwords, stem: !no_stem })
 }
 
 pub fn run(a: Bm25Args) -> Result<()> {

@@ -8,7 +8,7 @@ use llmql_backends::{run_on, BackendTask, DeviceSpec};
 use llmql_core::npy::NpyWriter;
 use llmql_core::pooling::Pooling;
 use llmql_core::records::{RecordReader, TextRecord};
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource, Template};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
@@ -65,9 +65,7 @@ pub struct EncodeArgs {
 
 /// Parses `--shard I/N`.
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let (i, n) = s
-        .split_once('/')
-        .ok_or_else(|| anyhow::anyhow!("invalid --shard {s:?}: expected I/N, e.g. 0/4"))?;
+    let (i, n) = s.split_once('/').ok_or_else(|| anyhow::anyhow!("invalid --shard {s:?}: expected I/N, e.g. 0/4"))?;
     let i: usize = i.trim().parse().map_err(|_| anyhow::anyhow!("invalid --shard {s:?}: I is not a number"))?;
     let n: usize = n.trim().parse().map_err(|_| anyhow::anyhow!("invalid --shard {s:?}: N is not a number"))?;
     if n == 0 || i >= n {
@@ -81,7 +79,7 @@ const CHUNK_BATCHES: usize = 16;
 
 struct EncodeTask {
     args: EncodeArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
     options: EncoderOptions,
     kind: Kind,
     /// Records `[start, end)` of the input are this process's slice.
@@ -176,11 +174,15 @@ pub fn run(a: EncodeArgs) -> Result<()> {
                 .iter()
                 .enumerate()
                 .map(|(i, d)| {
-                    let args = EncodeArgs { device: d.clone(), shard: Some(format!("{i}/{n}")), devices: None, ..a.clone() };
+                    let args =
+                        EncodeArgs { device: d.clone(), shard: Some(format!("{i}/{n}")), devices: None, ..a.clone() };
                     s.spawn(move || run(args))
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("an encoding thread panicked")))).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("an encoding thread panicked"))))
+                .collect()
         });
         return results.into_iter().collect::<Result<Vec<()>>>().map(|_| ());
     }
@@ -201,7 +203,7 @@ pub fn run(a: EncodeArgs) -> Result<()> {
     if count == 0 {
         bail!("{}: no records: the file is empty", a.input.display());
     }
-    let ckpt = Checkpoint::open(&a.model)?;
+    let ckpt = ModelSource::open(&a.model)?;
     let options = EncoderOptions {
         template,
         max_len: a.max_len,
@@ -220,10 +222,6 @@ pub fn run(a: EncodeArgs) -> Result<()> {
         tracing::warn!("shard {:?} of {count} records is empty", a.shard);
     }
     let n = run_on(&device, EncodeTask { args: a, ckpt, options, kind, range, shard })??;
-    tracing::info!(
-        "encoded {n} texts in {:.1}s into {}",
-        start.elapsed().as_secs_f64(),
-        out.display()
-    );
+    tracing::info!("encoded {n} texts in {:.1}s into {}", start.elapsed().as_secs_f64(), out.display());
     Ok(())
 }

@@ -86,21 +86,13 @@ pub fn run(a: EvalArgs) -> Result<()> {
             qrels.len(),
             res.missing.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
             if res.missing.len() > 5 { ", ..." } else { "" },
-            if include_missing {
-                "counted as 0; --skip-missing leaves them out"
-            } else {
-                "left out (--skip-missing)"
-            }
+            if include_missing { "counted as 0; --skip-missing leaves them out" } else { "left out (--skip-missing)" }
         );
     }
     if !res.unjudged.is_empty() {
         tracing::info!("{} run queries have no judgments and are ignored", res.unjudged.len());
     }
-    let text = if a.json {
-        to_json(&res, a.per_query)
-    } else {
-        to_table(&res, a.per_query)
-    };
+    let text = if a.json { to_json(&res, a.per_query) } else { to_table(&res, a.per_query) };
     print!("{text}");
     Ok(())
 }
@@ -111,28 +103,14 @@ pub fn to_json(res: &EvalResult, per_query: bool) -> String {
     let num = |v: f64| serde_json::Value::from(v).to_string();
     let key = |s: &str| serde_json::Value::from(s).to_string();
     let mut s = String::from("{\n");
-    let mut items: Vec<String> = res
-        .metrics
-        .iter()
-        .zip(&res.means)
-        .map(|(m, &v)| format!("  {}: {}", key(&m.to_string()), num(v)))
-        .collect();
+    let mut items: Vec<String> =
+        res.metrics.iter().zip(&res.means).map(|(m, &v)| format!("  {}: {}", key(&m.to_string()), num(v))).collect();
     if per_query {
         let mut pq = String::from("  \"per_query\": {");
         for (i, (qid, vals)) in res.per_query.iter().enumerate() {
-            let inner: Vec<String> = res
-                .metrics
-                .iter()
-                .zip(vals)
-                .map(|(m, &v)| format!("{}: {}", key(&m.to_string()), num(v)))
-                .collect();
-            let _ = write!(
-                pq,
-                "{}\n    {}: {{{}}}",
-                if i > 0 { "," } else { "" },
-                key(qid),
-                inner.join(", ")
-            );
+            let inner: Vec<String> =
+                res.metrics.iter().zip(vals).map(|(m, &v)| format!("{}: {}", key(&m.to_string()), num(v))).collect();
+            let _ = write!(pq, "{}\n    {}: {{{}}}", if i > 0 { "," } else { "" }, key(qid), inner.join(", "));
         }
         pq.push_str(if res.per_query.is_empty() { "}" } else { "\n  }" });
         items.push(pq);
@@ -155,13 +133,7 @@ pub fn to_table(res: &EvalResult, per_query: bool) -> String {
     let names: Vec<String> = res.metrics.iter().map(|m| m.to_string()).collect();
     let mut s = String::new();
     if per_query {
-        let qw = res
-            .per_query
-            .keys()
-            .map(|q| q.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max("query".len());
+        let qw = res.per_query.keys().map(|q| q.chars().count()).max().unwrap_or(0).max("query".len());
         let _ = write!(s, "{:<qw$}", "query");
         for n in &names {
             let _ = write!(s, "  {:>w$}", n, w = n.len().max(6));
@@ -194,13 +166,7 @@ mod tests {
         qrels.insert("q1".into(), [("a".to_string(), 2)].into_iter().collect());
         qrels.insert("q2".into(), [("b".to_string(), 1)].into_iter().collect());
         let mut run = Run::new();
-        run.insert(
-            "q1".into(),
-            vec![RunEntry {
-                docid: "a".into(),
-                score: 1.0,
-            }],
-        );
+        run.insert("q1".into(), vec![RunEntry { docid: "a".into(), score: 1.0 }]);
         evaluate(&qrels, &run, &parse_metric_args("nDCG@10,RR@10", None).unwrap(), true)
     }
 

@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use llmql_core::model::LoadOptions;
 use llmql_core::weights::StoredDtype;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Clone)]
@@ -110,7 +110,7 @@ fn resolve(a: &ExportWebArgs) -> Result<Resolved> {
 }
 
 struct ExportModel<'a> {
-    ck: Checkpoint,
+    ck: ModelSource,
     adapter: Option<&'a Path>,
     dest: PathBuf,
     dtype: StoredDtype,
@@ -154,24 +154,22 @@ pub fn run(a: ExportWebArgs) -> Result<()> {
         return Err(e);
     }
     llmql_core::output::replace_dir(&tmp, &out, "export-web")?;
-    eprintln!("wrote {} (serve web-demo/ and open index.html?data=<this folder, relative to web-demo/>)", out.display());
+    eprintln!(
+        "wrote {} (serve web-demo/ and open index.html?data=<this folder, relative to web-demo/>)",
+        out.display()
+    );
     Ok(())
 }
 
 fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) -> Result<()> {
     let device: llmql_backends::DeviceSpec = "flex".parse()?;
-    let ck = Checkpoint::open(&r.model).with_context(|| format!("loading the model {}", r.model.display()))?;
+    let ck = ModelSource::open(&r.model).with_context(|| format!("loading the model {}", r.model.display()))?;
     let model_dir = tmp.join("model");
     let merged = a.merge && r.adapter.is_some();
     tracing::info!("exporting the encoder weights ({})", a.weights_dtype);
     llmql_backends::run_on(
         &device,
-        ExportModel {
-            ck,
-            adapter: if merged { r.adapter.as_deref() } else { None },
-            dest: model_dir.clone(),
-            dtype,
-        },
+        ExportModel { ck, adapter: if merged { r.adapter.as_deref() } else { None }, dest: model_dir.clone(), dtype },
     )??;
     let adapter_dir = match (&r.adapter, merged) {
         (Some(ad), false) => {

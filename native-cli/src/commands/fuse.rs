@@ -54,11 +54,19 @@ pub fn run(a: FuseArgs) -> Result<()> {
             let metric: Metric = a.tune_metric.parse().map_err(|e| anyhow::anyhow!("--tune-metric: {e}"))?;
             let judged = qrels.keys().filter(|q| first.contains_key(*q)).count();
             if judged == 0 {
-                bail!("{}: none of its queries is in {}: nothing to choose the weight on", q.display(), a.first.display());
+                bail!(
+                    "{}: none of its queries is in {}: nothing to choose the weight on",
+                    q.display(),
+                    a.first.display()
+                );
             }
             let (w, grid) = choose_weight(&first, &second, &qrels, &metric, how);
             let line = grid.iter().map(|g| format!("{:.2}:{:.4}", g.weight, g.score)).collect::<Vec<_>>().join(" ");
-            tracing::info!("weight of the first run chosen on {judged} queries of {}: {w:.2} ({} by weight: {line})", q.display(), a.tune_metric);
+            tracing::info!(
+                "weight of the first run chosen on {judged} queries of {}: {w:.2} ({} by weight: {line})",
+                q.display(),
+                a.tune_metric
+            );
             (w, grid, Some((q.display().to_string(), judged)))
         }
         (None, None) => bail!("give --weight W, or --tune-qrels QRELS to choose it on held-out judged queries"),
@@ -77,6 +85,10 @@ pub fn run(a: FuseArgs) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(&doc)?;
         llmql_core::formats::write_atomic(r, |w| std::io::Write::write_all(w, &bytes))?;
     }
-    tracing::info!("fused with weight {weight:.2} (first) / {:.2} (second): wrote {}", 1.0 - weight, a.output.display());
+    tracing::info!(
+        "fused with weight {weight:.2} (first) / {:.2} (second): wrote {}",
+        1.0 - weight,
+        a.output.display()
+    );
     Ok(())
 }

@@ -2,7 +2,7 @@
 use anyhow::Result;
 use clap::Args;
 use llmql_core::weights::StoredDtype;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -15,7 +15,7 @@ pub struct InfoArgs {
 }
 
 pub fn run(a: InfoArgs) -> Result<()> {
-    let ck = Checkpoint::open(&a.model)?;
+    let ck = ModelSource::open(&a.model)?;
     let c = &ck.config;
     let t = &ck.tokenizer;
     let dtype = match ck.stored_dtype() {
@@ -57,8 +57,15 @@ pub fn run(a: InfoArgs) -> Result<()> {
         println!("parameters  {:.2}M ({})", params / 1e6, c.parameter_count());
         println!("layers      {}", c.num_hidden_layers);
         println!("hidden      {} (intermediate {})", c.hidden_size, c.intermediate_size);
-        println!("heads       {} query / {} key-value, head_dim {}", c.num_attention_heads, c.num_key_value_heads, c.head_dim);
-        println!("rope        theta {}{}", c.rope_theta, if c.rope_scaling.is_some() { ", llama3 scaling" } else { "" });
+        println!(
+            "heads       {} query / {} key-value, head_dim {}",
+            c.num_attention_heads, c.num_key_value_heads, c.head_dim
+        );
+        println!(
+            "rope        theta {}{}",
+            c.rope_theta,
+            if c.rope_scaling.is_some() { ", llama3 scaling" } else { "" }
+        );
         println!("dtype       {dtype} (stored)");
         println!("vocab       {} (tokenizer {})", c.vocab_size, t.vocab_size());
         println!("tied        {}", c.tie_word_embeddings);

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use llmql_core::model::LoadOptions;
 use llmql_core::weights::StoredDtype;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -24,7 +24,7 @@ pub struct MergeLoraArgs {
 
 struct Merge {
     a: MergeLoraArgs,
-    ck: Checkpoint,
+    ck: ModelSource,
 }
 
 impl llmql_backends::BackendTask for Merge {
@@ -33,7 +33,10 @@ impl llmql_backends::BackendTask for Merge {
         let dtype = self.ck.stored_dtype().unwrap_or(StoredDtype::F32);
         // Merge in f32, then store in the base's dtype.
         let lm_head = self.ck.weights.contains("lm_head.weight");
-        let model = self.ck.load_model::<B>(LoadOptions { dtype: burn::tensor::DType::F32, lm_head, host_embeddings: false, compute_dtype: None }, &device)?;
+        let model = self.ck.load_model::<B>(
+            LoadOptions { dtype: burn::tensor::DType::F32, lm_head, host_embeddings: false, compute_dtype: None },
+            &device,
+        )?;
         let model = llmql_core::lora::load_adapter(model, &self.a.adapter)?;
         let model = llmql_core::lora::merge_lora(model);
         llmql_core::export::save_hf_folder(&model, &self.ck.source_files(), &self.a.output, dtype, &mut |_| Ok(()))?;
@@ -45,7 +48,7 @@ pub fn run(a: MergeLoraArgs) -> Result<()> {
     let device: llmql_backends::DeviceSpec = a.device.parse()?;
     // Refused before any work: an existing --output is replaced only when llmql wrote it.
     llmql_core::output::check_replaceable(&a.output)?;
-    let ck = Checkpoint::open(&a.model).context("loading the base model")?;
+    let ck = ModelSource::open(&a.model).context("loading the base model")?;
     let out = a.output.clone();
     llmql_backends::run_on(&device, Merge { a, ck })??;
     tracing::info!("wrote merged model to {}", out.display());

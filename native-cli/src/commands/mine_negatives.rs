@@ -36,11 +36,7 @@ pub struct MineNegativesArgs {
 }
 
 pub fn run(a: MineNegativesArgs) -> Result<()> {
-    let opts = MiningOptions {
-        depth: a.depth,
-        skip_top: a.skip_top,
-        count: a.count,
-    };
+    let opts = MiningOptions { depth: a.depth, skip_top: a.skip_top, count: a.count };
     opts.validate()?;
     let queries = read_text_records(&resolve_text_path(&a.train_queries, "queries.jsonl"))?;
     let qrels = llmql_core::trec::read_qrels(&a.qrels)?;
@@ -51,7 +47,10 @@ pub fn run(a: MineNegativesArgs) -> Result<()> {
         tracing::warn!("{} judged queries of the qrels are not in the queries file", stats.missing_query_text);
     }
     if stats.no_negative > 0 {
-        tracing::warn!("{} queries skipped: no negative left in the run (absent, or all candidates relevant)", stats.no_negative);
+        tracing::warn!(
+            "{} queries skipped: no negative left in the run (absent, or all candidates relevant)",
+            stats.no_negative
+        );
     }
     if stats.short > 0 {
         tracing::warn!("{} examples have fewer than {} negatives", stats.short, a.count);

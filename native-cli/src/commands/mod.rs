@@ -7,7 +7,6 @@ pub mod export_web;
 pub mod fuse;
 pub mod info;
 pub mod merge_lora;
-pub mod adapter_layout;
 pub mod mine_negatives;
 pub mod orchestrator;
 pub mod ql_train;
@@ -15,12 +14,13 @@ pub mod quickstart;
 pub mod rerank;
 pub mod search;
 pub mod train;
+pub mod training_args;
 
 use anyhow::{bail, Result};
-use clap::Args;
-use llmql_core::truncation::Truncation;
 use burn::tensor::DType;
+use clap::Args;
 use llmql_core::train::data_parallel::{BurnCollective, MultiNode};
+use llmql_core::truncation::Truncation;
 
 /// `--truncation`, shared by every command that cuts inputs to a length limit.
 #[derive(Args, Debug, Clone, Copy)]
@@ -60,14 +60,25 @@ pub fn dtype_name(d: DType) -> &'static str {
 /// device, each in its own thread with its own copy of the model, joined by Burn's collective
 /// all-reduce (see `llmql_core::train::data_parallel`); with `multi_node`, this process is one node
 /// of several. Fails if any peer fails.
-pub fn run_peers<T, F>(devices: &[llmql_backends::DeviceSpec], multi_node: Option<&MultiNode>, checkpointing: bool, make: F) -> Result<()>
+pub fn run_peers<T, F>(
+    devices: &[llmql_backends::DeviceSpec],
+    multi_node: Option<&MultiNode>,
+    checkpointing: bool,
+    make: F,
+) -> Result<()>
 where
     T: llmql_backends::AutodiffTask<Output = Result<()>> + Send,
     F: Fn(BurnCollective) -> T + Sync,
 {
     if let Some(m) = multi_node {
         tracing::warn!("multi-node training is experimental: with Burn 0.21 the nodes can deadlock in a global all-reduce (README, \"Several machines\")");
-        tracing::info!("node {} of {}: data parallel over {} devices here, {} in all", m.node_rank, m.nodes, devices.len(), devices.len() * m.nodes);
+        tracing::info!(
+            "node {} of {}: data parallel over {} devices here, {} in all",
+            m.node_rank,
+            m.nodes,
+            devices.len(),
+            devices.len() * m.nodes
+        );
     } else if devices.len() > 1 {
         tracing::info!("data parallel over {} devices", devices.len());
     }
@@ -100,7 +111,9 @@ where
                 let task = make(c);
                 let guard = AbortUnlessDone(Some(abort.clone()));
                 s.spawn(move || {
-                    let r = llmql_backends::run_autodiff_on(d, checkpointing, task).map_err(anyhow::Error::from).and_then(|r| r);
+                    let r = llmql_backends::run_autodiff_on(d, checkpointing, task)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|r| r);
                     if r.is_ok() {
                         guard.disarm();
                     }
@@ -114,7 +127,8 @@ where
     .map(|r| r.map_err(anyhow::Error::from).and_then(|r| r))
     .collect();
     // The failing peer's own error first (the others only report that a peer failed).
-    if let Some(e) = results.iter().position(|r| r.as_ref().is_err_and(|e| e.downcast_ref::<PeerPanicked>().is_none())) {
+    if let Some(e) = results.iter().position(|r| r.as_ref().is_err_and(|e| e.downcast_ref::<PeerPanicked>().is_none()))
+    {
         return results.into_iter().nth(e).unwrap();
     }
     results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
@@ -133,7 +147,8 @@ impl std::error::Error for PeerPanicked {}
 /// `--devices a,b,...` (or `--device`) as device specs.
 pub fn device_list(device: &str, devices: Option<&str>) -> Result<Vec<llmql_backends::DeviceSpec>> {
     let list = devices.unwrap_or(device);
-    let v = list.split(',').map(str::trim).filter(|d| !d.is_empty()).map(|d| d.parse()).collect::<Result<Vec<_>, _>>()?;
+    let v =
+        list.split(',').map(str::trim).filter(|d| !d.is_empty()).map(|d| d.parse()).collect::<Result<Vec<_>, _>>()?;
     if v.is_empty() {
         bail!("--devices: no device given");
     }
@@ -200,6 +215,12 @@ impl MultiNodeArgs {
             .and_then(|hp| hp.rsplit_once(':'))
             .and_then(|(_, p)| p.parse::<u16>().ok())
             .ok_or_else(|| anyhow::anyhow!("--node-address {node_address:?}: no port (expected ws://host:port)"))?;
-        Ok(Some(MultiNode { nodes: self.nodes, node_rank: self.node_rank, orchestrator, node_address, data_service_port: port }))
+        Ok(Some(MultiNode {
+            nodes: self.nodes,
+            node_rank: self.node_rank,
+            orchestrator,
+            node_address,
+            data_service_port: port,
+        }))
     }
 }

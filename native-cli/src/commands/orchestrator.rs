@@ -26,9 +26,7 @@ pub struct OrchestratorArgs {
 
 /// Checks that `host` is what Burn's orchestrator will really listen on (every interface).
 pub fn check_host(host: &str, port: u16) -> Result<()> {
-    let ip: std::net::IpAddr = host
-        .parse()
-        .with_context(|| format!("--host {host:?}: not an IP address"))?;
+    let ip: std::net::IpAddr = host.parse().with_context(|| format!("--host {host:?}: not an IP address"))?;
     if ip.is_unspecified() {
         return Ok(());
     }
@@ -42,10 +40,7 @@ pub fn check_host(host: &str, port: u16) -> Result<()> {
 
 pub fn run(a: OrchestratorArgs) -> Result<()> {
     check_host(&a.host, a.port)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     tracing::warn!(
         "collective orchestrator listening on every interface, port {}, without authentication: anyone who can reach \
          this port can join the run (Ctrl+C to stop)",

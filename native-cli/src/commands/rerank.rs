@@ -11,7 +11,7 @@ use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::passage_text;
 use llmql_core::ql::{ql_scores, QlScoreOptions};
 use llmql_core::trec::{read_run, write_run, Run, RunEntry};
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
@@ -54,7 +54,7 @@ pub struct RerankArgs {
 
 struct Task {
     a: RerankArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
     /// (qid, docid, passage text, query text)
     pairs: Vec<(String, String, String, String)>,
 }
@@ -63,7 +63,10 @@ impl BackendTask for Task {
     type Output = Result<Run>;
     fn run<B: Backend>(self, device: B::Device) -> Result<Run> {
         let dtype = super::parse_dtype(&self.a.dtype)?;
-        let model = self.ckpt.load_model::<B>(LoadOptions { dtype, lm_head: true, host_embeddings: false, compute_dtype: None }, &device)?;
+        let model = self.ckpt.load_model::<B>(
+            LoadOptions { dtype, lm_head: true, host_embeddings: false, compute_dtype: None },
+            &device,
+        )?;
         let pb = bar(self.pairs.len() as u64, "QL scoring");
         let texts: Vec<(String, String)> = self.pairs.iter().map(|(_, _, p, q)| (p.clone(), q.clone())).collect();
         let opts = QlScoreOptions {
@@ -123,7 +126,7 @@ pub fn run(a: RerankArgs) -> Result<()> {
             pairs.push((q.clone(), d, p.clone(), qtext.clone()));
         }
     }
-    let ckpt = Checkpoint::open(&a.model).context("loading the model")?;
+    let ckpt = ModelSource::open(&a.model).context("loading the model")?;
     let output = a.output.clone();
     let tag = a.tag.clone();
     let n = pairs.len();

@@ -73,6 +73,10 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let run = run_on(&device, SearchTask { a, queries })??;
     write_run(&output, &run, &tag)?;
     let secs = start.elapsed().as_secs_f64();
-    tracing::info!("searched {nq} queries in {secs:.2}s ({:.1} queries/s); wrote {}", nq as f64 / secs, output.display());
+    tracing::info!(
+        "searched {nq} queries in {secs:.2}s ({:.1} queries/s); wrote {}",
+        nq as f64 / secs,
+        output.display()
+    );
     Ok(())
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use llmql_backends::{run_on, BackendTask, DeviceSpec};
 use llmql_core::encoder::length_sorted_batches;
 use llmql_core::records::read_records;
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource, Template};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -34,7 +34,7 @@ pub struct BenchEncodeArgs {
 
 struct Task {
     a: BenchEncodeArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
 }
 
 impl BackendTask for Task {
@@ -60,8 +60,7 @@ impl BackendTask for Task {
         let tokens: usize = seqs.iter().map(Vec::len).sum();
         // Warm-up, not timed: the first (longest) batch (kernel compilation on GPU backends,
         // allocator on CPU).
-        let batches =
-            length_sorted_batches(&seqs.iter().map(Vec::len).collect::<Vec<_>>(), a.batch_size);
+        let batches = length_sorted_batches(&seqs.iter().map(Vec::len).collect::<Vec<_>>(), a.batch_size);
         let first: Vec<Vec<u32>> = batches[0].iter().map(|&i| seqs[i].clone()).collect();
         enc.embed_ids_to_vec(&first);
         let start = Instant::now();
@@ -86,6 +85,6 @@ impl BackendTask for Task {
 
 pub fn run(a: BenchEncodeArgs) -> Result<serde_json::Value> {
     let device: DeviceSpec = a.device.parse()?;
-    let ckpt = Checkpoint::open(&a.model)?;
+    let ckpt = ModelSource::open(&a.model)?;
     run_on(&device, Task { a, ckpt })?
 }

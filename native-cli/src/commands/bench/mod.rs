@@ -21,7 +21,7 @@ mod train;
 use anyhow::Result;
 use clap::Subcommand;
 use llmql_core::train::checkpoint::LogEntry;
-use llmql_core::train::ql_train::{BatchInputs, TrainObserver};
+use llmql_core::train::{BatchInputs, TrainObserver};
 use std::time::Instant;
 
 #[derive(Subcommand)]
@@ -110,14 +110,7 @@ pub(crate) struct StepSummary {
 impl StepClock {
     /// For a loop of `last` steps in all (the warm-up step included).
     pub fn new(last: usize, dump: bool) -> Self {
-        Self {
-            last,
-            ends: Vec::new(),
-            tokens: Vec::new(),
-            losses: Vec::new(),
-            peak: None,
-            dump: dump.then(Vec::new),
-        }
+        Self { last, ends: Vec::new(), tokens: Vec::new(), losses: Vec::new(), peak: None, dump: dump.then(Vec::new) }
     }
 
     pub fn summary(&self) -> StepSummary {
@@ -127,21 +120,11 @@ impl StepClock {
             _ => f64::NAN,
         };
         let timed = |s: usize| s >= 2 && s <= self.last;
-        let losses: Vec<f64> = self
-            .losses
-            .iter()
-            .filter(|(s, _)| timed(*s))
-            .map(|(_, l)| *l)
-            .collect();
+        let losses: Vec<f64> = self.losses.iter().filter(|(s, _)| timed(*s)).map(|(_, l)| *l).collect();
         StepSummary {
             steps: self.last.saturating_sub(1),
             seconds,
-            tokens: self
-                .tokens
-                .iter()
-                .filter(|(s, _)| timed(*s))
-                .map(|(_, n)| n)
-                .sum(),
+            tokens: self.tokens.iter().filter(|(s, _)| timed(*s)).map(|(_, n)| n).sum(),
             loss_first: losses.first().copied(),
             loss_last: losses.last().copied(),
             peak_rss_mib: self.peak,

@@ -11,10 +11,9 @@ use llmql_core::formats::read_tevatron;
 use llmql_core::ql::example::passage_text;
 use llmql_core::ql::LossOn;
 use llmql_core::train::data_parallel::Single;
-use llmql_core::train::ql_train::ql_train_parallel;
-use llmql_core::train::{QlPair, QlTrainConfig};
+use llmql_core::train::{ql_train_parallel, QlPair, QlTrainConfig, TrainRun, TrainSettings, Warmup};
 use llmql_core::weights::StoredDtype;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -62,36 +61,22 @@ pub struct BenchQlTrainArgs {
 
 struct Task {
     a: BenchQlTrainArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
     pairs: Vec<QlPair>,
     cfg: QlTrainConfig,
 }
 
 impl llmql_backends::AutodiffTask for Task {
     type Output = Result<serde_json::Value>;
-    fn run<B: burn::tensor::backend::AutodiffBackend>(
-        self,
-        device: B::Device,
-    ) -> Result<serde_json::Value> {
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<serde_json::Value> {
         let a = &self.a;
         let dtype = crate::commands::parse_dtype(&a.dtype)?;
-        let model = self
-            .ckpt
-            .load_model::<B>(crate::commands::training_load(dtype, false, true), &device)?;
+        let model = self.ckpt.load_model::<B>(crate::commands::training_load(dtype, false, true), &device)?;
         let scratch = ScratchDir::new("ql-train")?;
         let mut clock = StepClock::new(a.steps + 1, a.dump_batches.is_some());
         let src = self.ckpt.source_files();
-        ql_train_parallel(
-            model,
-            &self.ckpt.tokenizer,
-            &self.pairs,
-            &self.cfg,
-            &src,
-            &scratch.0,
-            false,
-            &mut clock,
-            &Single,
-        )?;
+        let run = TrainRun { source: &src, out: &scratch.0, resume: false };
+        ql_train_parallel(model, &self.ckpt.tokenizer, &self.pairs, &self.cfg, &run, &mut clock, &Single)?;
         let s = clock.summary();
         if let (Some(path), Some(dump)) = (&a.dump_batches, &clock.dump) {
             write_jsonl(path, dump)?;
@@ -119,50 +104,37 @@ impl llmql_backends::AutodiffTask for Task {
 
 pub fn run(a: BenchQlTrainArgs) -> Result<serde_json::Value> {
     let device: DeviceSpec = a.device.parse()?;
-    let ckpt = Checkpoint::open(&a.model)?;
+    let ckpt = ModelSource::open(&a.model)?;
     let mut pairs = Vec::new();
     for ex in read_tevatron(&a.train_data)? {
         for p in &ex.positive_passages {
             let title = (!p.title.is_empty()).then_some(p.title.as_str());
-            pairs.push(QlPair {
-                passage: passage_text(title, &p.text),
-                query: ex.query.clone(),
-            });
+            pairs.push(QlPair { passage: passage_text(title, &p.text), query: ex.query.clone() });
         }
     }
-    anyhow::ensure!(
-        !pairs.is_empty(),
-        "{}: no (query, positive passage) pairs",
-        a.train_data.display()
-    );
+    anyhow::ensure!(!pairs.is_empty(), "{}: no (query, positive passage) pairs", a.train_data.display());
     let loss_on: LossOn = a.loss_on.parse().map_err(anyhow::Error::msg)?;
     let cfg = QlTrainConfig {
         mask_probability: a.mask_probability,
         p_max_len: a.p_max_len,
         q_max_len: a.q_max_len,
         loss_on,
-        learning_rate: a.lr,
-        max_steps: Some(a.steps + 1),
-        per_device_train_batch_size: a.batch_size,
-        // The first update uses the full learning rate, as the PyTorch side's constant one.
-        warmup_ratio: 0.0,
-        max_grad_norm: (a.max_grad_norm > 0.0).then_some(a.max_grad_norm),
-        seed: a.seed,
-        logging_steps: 1,
-        save_steps: 0,
-        save_dtype: StoredDtype::F32,
-        gradient_checkpointing: a.gradient_checkpointing,
+        train: TrainSettings {
+            learning_rate: a.lr,
+            max_steps: Some(a.steps + 1),
+            per_device_train_batch_size: a.batch_size,
+            // The first update uses the full learning rate, as the PyTorch side's constant one.
+            warmup: Warmup::Ratio(0.0),
+            max_grad_norm: (a.max_grad_norm > 0.0).then_some(a.max_grad_norm),
+            seed: a.seed,
+            logging_steps: 1,
+            save_steps: 0,
+            save_dtype: StoredDtype::F32,
+            grad_checkpoint: a.gradient_checkpointing,
+            ..TrainSettings::stage1()
+        },
         ..QlTrainConfig::default()
     };
     let ckp = a.op_checkpointing;
-    llmql_backends::run_autodiff_on(
-        &device,
-        ckp,
-        Task {
-            a,
-            ckpt,
-            pairs,
-            cfg,
-        },
-    )?
+    llmql_backends::run_autodiff_on(&device, ckp, Task { a, ckpt, pairs, cfg })?
 }

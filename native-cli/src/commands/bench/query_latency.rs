@@ -5,7 +5,7 @@ use burn::tensor::backend::Backend;
 use clap::Args;
 use llmql_backends::{run_on, BackendTask, DeviceSpec};
 use llmql_core::records::read_records;
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind, Template};
+use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource, Template};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -33,7 +33,7 @@ pub struct BenchQueryLatencyArgs {
 
 struct LatencyTask {
     a: BenchQueryLatencyArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
 }
 
 impl BackendTask for LatencyTask {
@@ -59,9 +59,7 @@ impl BackendTask for LatencyTask {
         let enc = Encoder::from_model(model, self.ckpt.tokenizer.clone(), options, None);
         let recs = read_records(&a.input)?;
         anyhow::ensure!(!recs.is_empty(), "{}: no queries", a.input.display());
-        let texts: Vec<&str> = (0..a.queries.max(1))
-            .map(|i| recs[i % recs.len()].text.as_str())
-            .collect();
+        let texts: Vec<&str> = (0..a.queries.max(1)).map(|i| recs[i % recs.len()].text.as_str()).collect();
         // Untimed warm-up, then each query alone: tokenize + forward + readback, as the page does.
         enc.embed_ids_to_vec(&[enc.tokenize(Kind::Query, None, texts[0])?]);
         let mut ms = Vec::with_capacity(texts.len());
@@ -72,11 +70,7 @@ impl BackendTask for LatencyTask {
         }
         ms.sort_by(f64::total_cmp);
         let n = ms.len();
-        let median = if n % 2 == 1 {
-            ms[n / 2]
-        } else {
-            (ms[n / 2 - 1] + ms[n / 2]) / 2.0
-        };
+        let median = if n % 2 == 1 { ms[n / 2] } else { (ms[n / 2 - 1] + ms[n / 2]) / 2.0 };
         Ok(serde_json::json!({
             "impl": "llmql-native",
             "device": a.device,
@@ -91,6 +85,6 @@ impl BackendTask for LatencyTask {
 
 pub fn run(a: BenchQueryLatencyArgs) -> Result<serde_json::Value> {
     let device: DeviceSpec = a.device.parse()?;
-    let ckpt = Checkpoint::open(&a.model)?;
+    let ckpt = ModelSource::open(&a.model)?;
     run_on(&device, LatencyTask { a, ckpt })?
 }

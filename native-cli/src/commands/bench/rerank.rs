@@ -13,7 +13,7 @@ use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::{build_example, passage_text, Direction, QlLengths};
 use llmql_core::ql::{ql_scores, QlScoreOptions};
 use llmql_core::truncation::Truncation;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,7 +49,7 @@ pub struct BenchRerankArgs {
 
 struct Task {
     a: BenchRerankArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
     /// (passage text, query text)
     pairs: Vec<(String, String)>,
 }
@@ -60,12 +60,7 @@ impl BackendTask for Task {
         let a = &self.a;
         let dtype = crate::commands::parse_dtype(&a.dtype)?;
         let model = self.ckpt.load_model::<B>(
-            LoadOptions {
-                dtype,
-                lm_head: true,
-                host_embeddings: false,
-                compute_dtype: None,
-            },
+            LoadOptions { dtype, lm_head: true, host_embeddings: false, compute_dtype: None },
             &device,
         )?;
         let tok = &self.ckpt.tokenizer;
@@ -77,11 +72,7 @@ impl BackendTask for Task {
             attention_stop: true,
         };
         // What ql_scores will build (not timed): token counts and the dump.
-        let lengths = QlLengths {
-            p_max_len: a.p_max_len,
-            q_max_len: a.q_max_len,
-            truncation: opts.truncation,
-        };
+        let lengths = QlLengths { p_max_len: a.p_max_len, q_max_len: a.q_max_len, truncation: opts.truncation };
         let examples = self
             .pairs
             .iter()
@@ -133,23 +124,14 @@ impl BackendTask for Task {
 
 pub fn run(a: BenchRerankArgs) -> Result<serde_json::Value> {
     let device: DeviceSpec = a.device.parse()?;
-    let ckpt = Checkpoint::open(&a.model)?;
+    let ckpt = ModelSource::open(&a.model)?;
     let mut pairs = Vec::new();
     for ex in read_tevatron(&a.train_data)?.into_iter().take(a.queries) {
-        for p in ex
-            .positive_passages
-            .iter()
-            .chain(&ex.negative_passages)
-            .take(a.depth)
-        {
+        for p in ex.positive_passages.iter().chain(&ex.negative_passages).take(a.depth) {
             let title = (!p.title.is_empty()).then_some(p.title.as_str());
             pairs.push((passage_text(title, &p.text), ex.query.clone()));
         }
     }
-    anyhow::ensure!(
-        !pairs.is_empty(),
-        "{}: no (query, passage) pairs",
-        a.train_data.display()
-    );
+    anyhow::ensure!(!pairs.is_empty(), "{}: no (query, passage) pairs", a.train_data.display());
     run_on(&device, Task { a, ckpt, pairs })?
 }

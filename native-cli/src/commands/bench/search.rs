@@ -65,11 +65,8 @@ impl BackendTask for SearchBench {
             dim: a.dim,
         };
         // Warm-up on a small slice (kernel compilation on GPU backends).
-        let warm = Embeddings {
-            ids: corpus.ids[..16].to_vec(),
-            values: corpus.values[..16 * a.dim].to_vec(),
-            dim: a.dim,
-        };
+        let warm =
+            Embeddings { ids: corpus.ids[..16].to_vec(), values: corpus.values[..16 * a.dim].to_vec(), dim: a.dim };
         let mut w = ExactSearch::<B>::new(&queries, a.depth, &device);
         w.add(&warm)?;
         let start = Instant::now();

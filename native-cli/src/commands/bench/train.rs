@@ -10,10 +10,10 @@ use clap::Args;
 use llmql_backends::DeviceSpec;
 use llmql_core::formats::{read_tevatron, TevatronExample};
 use llmql_core::lora::LoraConfig;
-use llmql_core::train::contrastive::{contrastive_train_parallel, ContrastiveConfig};
 use llmql_core::train::data_parallel::Single;
+use llmql_core::train::{contrastive_train_parallel, ContrastiveConfig, TrainRun, TrainSettings, Warmup};
 use llmql_core::weights::StoredDtype;
-use llmql_core::Checkpoint;
+use llmql_core::ModelSource;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -66,38 +66,24 @@ pub struct BenchTrainArgs {
 
 struct Task {
     a: BenchTrainArgs,
-    ckpt: Checkpoint,
+    ckpt: ModelSource,
     examples: Vec<TevatronExample>,
     cfg: ContrastiveConfig,
 }
 
 impl llmql_backends::AutodiffTask for Task {
     type Output = Result<serde_json::Value>;
-    fn run<B: burn::tensor::backend::AutodiffBackend>(
-        self,
-        device: B::Device,
-    ) -> Result<serde_json::Value> {
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<serde_json::Value> {
         let a = &self.a;
         let dtype = crate::commands::parse_dtype(&a.dtype)?;
-        let model = self
-            .ckpt
-            .load_model::<B>(crate::commands::training_load(dtype, true, false), &device)?;
-        let lc = self.cfg.lora.as_ref().expect("LoRA");
-        let model = llmql_core::lora::attach_lora(model, lc, self.cfg.seed)?;
+        let model = self.ckpt.load_model::<B>(crate::commands::training_load(dtype, true, false), &device)?;
+        let lc = self.cfg.train.lora.as_ref().expect("LoRA");
+        let model = llmql_core::lora::attach_lora(model, lc, self.cfg.train.seed)?;
         let scratch = ScratchDir::new("train")?;
         let mut clock = StepClock::new(a.steps + 1, a.dump_batches.is_some());
         let src = self.ckpt.source_files();
-        contrastive_train_parallel(
-            model,
-            &self.ckpt.tokenizer,
-            &self.examples,
-            &self.cfg,
-            &src,
-            &scratch.0,
-            false,
-            &mut clock,
-            &Single,
-        )?;
+        let run = TrainRun { source: &src, out: &scratch.0, resume: false };
+        contrastive_train_parallel(model, &self.ckpt.tokenizer, &self.examples, &self.cfg, &run, &mut clock, &Single)?;
         let s = clock.summary();
         if let (Some(path), Some(dump)) = (&a.dump_batches, &clock.dump) {
             write_jsonl(path, dump)?;
@@ -123,46 +109,36 @@ impl llmql_backends::AutodiffTask for Task {
 
 pub fn run(a: BenchTrainArgs) -> Result<serde_json::Value> {
     let device: DeviceSpec = a.device.parse()?;
-    let ckpt = Checkpoint::open(&a.model)?;
+    let ckpt = ModelSource::open(&a.model)?;
     let examples = read_tevatron(&a.train_data)?;
-    anyhow::ensure!(
-        !examples.is_empty(),
-        "{}: no training examples",
-        a.train_data.display()
-    );
+    anyhow::ensure!(!examples.is_empty(), "{}: no training examples", a.train_data.display());
     let cfg = ContrastiveConfig {
         temperature: a.temperature,
         train_group_size: a.train_group_size,
         query_max_len: a.query_max_len,
         passage_max_len: a.passage_max_len,
-        learning_rate: a.lr,
-        max_steps: Some(a.steps + 1),
-        per_device_train_batch_size: a.batch_size,
-        // The first update uses the full learning rate, as the PyTorch side's constant one.
-        warmup_steps: 0,
-        max_grad_norm: (a.max_grad_norm > 0.0).then_some(a.max_grad_norm),
-        seed: a.seed,
-        logging_steps: 1,
-        save_steps: 0,
-        save_dtype: StoredDtype::F32,
-        lora: Some(LoraConfig {
-            r: a.lora_r,
-            lora_alpha: a.lora_alpha,
-            lora_dropout: a.lora_dropout,
-            ..LoraConfig::default()
-        }),
-        gradient_checkpointing: a.gradient_checkpointing,
+        train: TrainSettings {
+            learning_rate: a.lr,
+            max_steps: Some(a.steps + 1),
+            per_device_train_batch_size: a.batch_size,
+            // The first update uses the full learning rate, as the PyTorch side's constant one.
+            warmup: Warmup::Steps(0),
+            max_grad_norm: (a.max_grad_norm > 0.0).then_some(a.max_grad_norm),
+            seed: a.seed,
+            logging_steps: 1,
+            save_steps: 0,
+            save_dtype: StoredDtype::F32,
+            lora: Some(LoraConfig {
+                r: a.lora_r,
+                lora_alpha: a.lora_alpha,
+                lora_dropout: a.lora_dropout,
+                ..LoraConfig::default()
+            }),
+            grad_checkpoint: a.gradient_checkpointing,
+            ..TrainSettings::stage2()
+        },
         ..ContrastiveConfig::default()
     };
     let ckp = a.op_checkpointing;
-    llmql_backends::run_autodiff_on(
-        &device,
-        ckp,
-        Task {
-            a,
-            ckpt,
-            examples,
-            cfg,
-        },
-    )?
+    llmql_backends::run_autodiff_on(&device, ckp, Task { a, ckpt, examples, cfg })?
 }

@@ -2,53 +2,31 @@
 //! `gradient_checkpointing_enable()` does for Llama, Mistral and Qwen2): the forward pass keeps only
 //! each decoder layer's input and builds no autodiff graph inside the layers; the backward pass
 //! recomputes one layer at a time, with its graph, and back-propagates through it, last layer first.
+//! (Burn's own op-level recomputation, `--op-checkpointing`, is a different mechanism chosen when
+//! the backend is built; see `llmql_backends`.)
 //!
 //! Memory: the inputs of the `L` layers (`[b, s, hidden]` each, in the compute dtype) plus one
 //! layer's graph at a time, instead of every layer's intermediate tensors. Cost: one more forward.
 //!
-//! Use, around one backward pass on one thread:
+//! Use, around one backward pass:
 //! ```ignore
-//! let ck = LayerCheckpointing::<B>::start(true, seed);   // installed on this thread
-//! let loss = /* anything that runs DecoderModel::forward_layers* */;
-//! let grads = ck.backward(loss, &model);                 // instead of loss.backward()
+//! let gc = GradCheckpoint::<B>::start(true, seed);
+//! let loss = /* a forward pass given gc.layers(), e.g. encoder::embed_run(&model, gc.layers(), ..) */;
+//! let grads = gc.backward(loss, &model);                 // instead of loss.backward()
 //! ```
-//! Every `DecoderModel::forward_layers*` call made on this thread while `ck` lives goes through it
-//! (a layer hook, if any, sees values without a graph). Randomness (LoRA dropout) is re-seeded
-//! before each layer, in the forward and in the recomputation alike, so both draw the same masks;
-//! the re-seeding holds a process-wide lock because Burn's RNG is global to a backend. Without
-//! dropout nothing is re-seeded.
-use crate::model::{DecoderModel, LayerContext};
+//! The model knows nothing of this: every forward pass that should be checkpointed is handed the
+//! runner ([`GradCheckpoint::layers`], a [`LayerRunner`]) explicitly. A layer hook, if any, sees
+//! values without a graph. Randomness (LoRA dropout) is re-seeded before each layer, in the forward
+//! and in the recomputation alike, so both draw the same masks; the re-seeding holds a process-wide
+//! lock because Burn's RNG is global to a backend. Without dropout nothing is re-seeded.
+use crate::model::{DecoderModel, LayerContext, LayerRunner, PlainLayers};
 use crate::train::common::mix;
 use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
-use std::any::Any;
 use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Mutex;
-
-/// Runs a decoder's layers in place of the plain loop of `DecoderModel::forward_layers_from`.
-pub(crate) trait LayerRunner<B: Backend> {
-    fn run(
-        &self,
-        model: &DecoderModel<B>,
-        x: Tensor<B, 3>,
-        ctx: &LayerContext<B>,
-        hook: &mut dyn FnMut(usize, Tensor<B, 3>) -> Tensor<B, 3>,
-    ) -> Tensor<B, 3>;
-}
-
-struct Installed<B: Backend>(Rc<dyn LayerRunner<B>>);
-
-thread_local! {
-    static ACTIVE: RefCell<Option<Rc<dyn Any>>> = const { RefCell::new(None) };
-}
-
-/// The runner installed on this thread for backend `B`, if any.
-pub(crate) fn active<B: Backend>() -> Option<Rc<dyn LayerRunner<B>>> {
-    ACTIVE.with(|a| a.borrow().clone()).and_then(|r| r.downcast::<Installed<B>>().ok()).map(|i| i.0.clone())
-}
 
 /// Burn's RNG is one per backend (not per thread): seeding and the draws that follow must not
 /// interleave with another peer's.
@@ -70,7 +48,7 @@ struct Tape<B: AutodiffBackend> {
 
 struct State<B: AutodiffBackend> {
     seed: u64,
-    /// `false`: the reference run ([`LayerCheckpointing::reference`]): the same per-layer seeding,
+    /// `false`: the reference run ([`GradCheckpoint::reference`]): the same per-layer seeding,
     /// one whole graph, no recomputation.
     recompute: bool,
     /// `forward_layers` calls so far (each call's layers have their own seeds).
@@ -123,52 +101,52 @@ impl<B: AutodiffBackend> LayerRunner<B> for State<B> {
             h = self.seeded(call, i, &device, random, || frozen.forward(h, ctx));
         }
         let output = Tensor::<B, 3>::from_inner(h.inner()).require_grad();
-        self.tapes.borrow_mut().push(Tape {
-            input: x,
-            saved,
-            ctx: ctx.clone(),
-            output: output.clone(),
-            random,
-        });
+        self.tapes.borrow_mut().push(Tape { input: x, saved, ctx: ctx.clone(), output: output.clone(), random });
         output
     }
 }
 
-/// Per-layer gradient checkpointing for one backward pass (see the module docs). Disabled, it is
-/// a plain `loss.backward()`.
-pub struct LayerCheckpointing<B: AutodiffBackend> {
-    state: Option<Rc<State<B>>>,
+/// Per-layer gradient checkpointing for one backward pass (see the module docs). Disabled, its
+/// runner is [`PlainLayers`] and its backward a plain `loss.backward()`.
+pub struct GradCheckpoint<B: AutodiffBackend> {
+    state: Option<State<B>>,
 }
 
-impl<B: AutodiffBackend> LayerCheckpointing<B> {
-    /// Installs checkpointing on this thread when `enabled`; `seed` seeds the per-layer RNG.
+impl<B: AutodiffBackend> GradCheckpoint<B> {
+    /// Checkpointing when `enabled`; `seed` seeds the per-layer RNG.
     pub fn start(enabled: bool, seed: u64) -> Self {
         if !enabled {
             return Self { state: None };
         }
-        Self::install(seed, true)
+        Self::new(seed, true)
     }
 
     /// No checkpointing, but the same per-layer seeding as [`Self::start`]`(true, seed)`: the
     /// gradients checkpointing must reproduce, randomness (dropout) included. For tests.
     pub fn reference(seed: u64) -> Self {
-        Self::install(seed, false)
+        Self::new(seed, false)
     }
 
-    fn install(seed: u64, recompute: bool) -> Self {
-        let state = Rc::new(State { seed, recompute, calls: Default::default(), tapes: RefCell::new(Vec::new()) });
-        let runner: Rc<dyn LayerRunner<B>> = state.clone();
-        ACTIVE.with(|a| *a.borrow_mut() = Some(Rc::new(Installed(runner)) as Rc<dyn Any>));
+    fn new(seed: u64, recompute: bool) -> Self {
+        let state = State { seed, recompute, calls: Default::default(), tapes: RefCell::new(Vec::new()) };
         Self { state: Some(state) }
+    }
+
+    /// The runner to hand every forward pass of this backward pass
+    /// ([`DecoderModel::forward_layers_run`] and the functions built on it).
+    pub fn layers(&self) -> &dyn LayerRunner<B> {
+        match &self.state {
+            Some(s) => s,
+            None => &PlainLayers,
+        }
     }
 
     /// The gradients of `loss` for `model`'s parameters (what
     /// `GradientsParams::from_grads(loss.backward(), model)` gives without checkpointing).
-    pub fn backward(mut self, loss: Tensor<B, 1>, model: &DecoderModel<B>) -> GradientsParams {
-        let Some(state) = self.state.take() else {
+    pub fn backward(self, loss: Tensor<B, 1>, model: &DecoderModel<B>) -> GradientsParams {
+        let Some(state) = self.state else {
             return GradientsParams::from_grads(loss.backward(), model);
         };
-        uninstall();
         if !state.recompute {
             return GradientsParams::from_grads(loss.backward(), model);
         }
@@ -193,17 +171,5 @@ impl<B: AutodiffBackend> LayerCheckpointing<B> {
             acc.accumulate(model, GradientsParams::from_grads(grads, model));
         }
         acc.grads()
-    }
-}
-
-fn uninstall() {
-    ACTIVE.with(|a| *a.borrow_mut() = None);
-}
-
-impl<B: AutodiffBackend> Drop for LayerCheckpointing<B> {
-    fn drop(&mut self) {
-        if self.state.is_some() {
-            uninstall();
-        }
     }
 }

@@ -38,7 +38,7 @@ impl SourceFiles {
     }
 }
 
-pub struct Checkpoint {
+pub struct ModelSource {
     /// The folder or file the model was read from (a hub id resolves to its snapshot folder).
     pub dir: PathBuf,
     pub config: ModelConfig,
@@ -48,15 +48,15 @@ pub struct Checkpoint {
     pub tokenizer_files: Vec<(String, Vec<u8>)>,
 }
 
-impl Checkpoint {
+impl ModelSource {
     /// Opens a folder, a `.gguf` file or a hub id (see the module docs).
     pub fn open(path: &Path) -> Result<Self> {
         if path.is_dir() {
             return Self::open_folder(path);
         }
         if path.is_file() {
-            let is_gguf = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
-                || starts_with_gguf_magic(path);
+            let is_gguf =
+                path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) || starts_with_gguf_magic(path);
             if is_gguf {
                 return Self::open_gguf(path);
             }
@@ -88,13 +88,7 @@ impl Checkpoint {
                 tokenizer_files.push((f.to_string(), std::fs::read(&p).map_err(|e| Error::io(&p, e))?));
             }
         }
-        Ok(Self {
-            dir: dir.into(),
-            config,
-            tokenizer,
-            weights,
-            tokenizer_files,
-        })
+        Ok(Self { dir: dir.into(), config, tokenizer, weights, tokenizer_files })
     }
 
     fn open_gguf(path: &Path) -> Result<Self> {
@@ -106,18 +100,9 @@ impl Checkpoint {
         let tokenizer = TextTokenizer::from_bytes(&tok_bytes, Some(&files.tokenizer_config), &config, path)?;
         let tokenizer_files = vec![
             ("tokenizer.json".to_string(), tok_bytes),
-            (
-                "tokenizer_config.json".to_string(),
-                serde_json::to_vec_pretty(&files.tokenizer_config).expect("json"),
-            ),
+            ("tokenizer_config.json".to_string(), serde_json::to_vec_pretty(&files.tokenizer_config).expect("json")),
         ];
-        Ok(Self {
-            dir: path.into(),
-            config,
-            tokenizer,
-            weights: WeightFiles::from_gguf(file)?,
-            tokenizer_files,
-        })
+        Ok(Self { dir: path.into(), config, tokenizer, weights: WeightFiles::from_gguf(file)?, tokenizer_files })
     }
 
     /// Builds a checkpoint from files held in memory (the browser's path): `config.json`,
@@ -136,25 +121,20 @@ impl Checkpoint {
         let config = ModelConfig::from_json_str(text, &cfg_path)?;
         let tok_cfg_path = dir.join("tokenizer_config.json");
         let tok_cfg = match tokenizer_config {
-            Some(b) => Some(serde_json::from_slice::<serde_json::Value>(b).map_err(|source| Error::Json {
-                path: tok_cfg_path.clone(),
-                source,
-            })?),
+            Some(b) => Some(
+                serde_json::from_slice::<serde_json::Value>(b)
+                    .map_err(|source| Error::Json { path: tok_cfg_path.clone(), source })?,
+            ),
             None => None,
         };
-        let tokenizer = TextTokenizer::from_bytes(tokenizer_json, tok_cfg.as_ref(), &config, &dir.join("tokenizer.json"))?;
+        let tokenizer =
+            TextTokenizer::from_bytes(tokenizer_json, tok_cfg.as_ref(), &config, &dir.join("tokenizer.json"))?;
         let mut tokenizer_files = vec![("tokenizer.json".to_string(), tokenizer_json.to_vec())];
         if let Some(b) = tokenizer_config {
             tokenizer_files.push(("tokenizer_config.json".to_string(), b.to_vec()));
         }
         let weights = WeightFiles::from_bytes(&dir, weights)?;
-        Ok(Self {
-            dir,
-            config,
-            tokenizer,
-            weights,
-            tokenizer_files,
-        })
+        Ok(Self { dir, config, tokenizer, weights, tokenizer_files })
     }
 
     pub fn stored_dtype(&self) -> Option<StoredDtype> {
@@ -167,10 +147,7 @@ impl Checkpoint {
 
     /// The tokenizer files and name a model trained from this one carries.
     pub fn source_files(&self) -> SourceFiles {
-        SourceFiles {
-            name: self.dir.display().to_string(),
-            files: self.tokenizer_files.clone(),
-        }
+        SourceFiles { name: self.dir.display().to_string(), files: self.tokenizer_files.clone() }
     }
 }
 
