@@ -1,6 +1,6 @@
 //! `--adapter-layout` of `train`: the Tevatron (AutoModel) layout by default, the causal-LM one on
 //! request; both hold the same weights (same embeddings through `encode --adapter`); the flag
-//! without `--lora` is refused.
+//! without `--lora` is refused; `ql-train` (stage 1, a causal LM) defaults to the causal-LM layout.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -109,6 +109,8 @@ fn train_writes_the_tevatron_layout_by_default_and_causal_lm_on_request() {
         "--adapter-layout",
         "causal-lm",
     ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--adapter-layout applies to the adapter of a --lora run"));
+    // Refused by clap (usage error, exit 2), naming both flags.
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--lora") && err.contains("--adapter-layout"), "{err}");
 }
