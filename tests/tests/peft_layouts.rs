@@ -120,11 +120,14 @@ fn adapter_names_in_keys_are_accepted_in_both_layouts() {
     check_loads_to(&tev, &mat(&g["adapters"]["tevatron"]["peft_embeddings"]), &g);
 }
 
+/// A key renaming (old name -> new name).
+type Rename = Box<dyn Fn(&str) -> String>;
+
 #[test]
 fn keys_that_fit_no_layout_are_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let src = fixture("peft-layouts/tevatron");
-    let cases: [(&str, Box<dyn Fn(&str) -> String>, &str); 4] = [
+    let cases: [(&str, Rename, &str); 4] = [
         // No `base_model.model.` prefix at all (a merged-style name).
         ("bare", Box::new(|k: &str| k.replace("base_model.model.", "")), "`layers.0.mlp.down_proj.lora_A.weight`"),
         // One tensor in the other layout: a mix.
