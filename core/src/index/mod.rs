@@ -263,6 +263,23 @@ impl Index {
         dir.join(INDEX_FILE).is_file()
     }
 
+    /// Reads and checks `index.json` of an index folder (without loading the index).
+    pub fn open_meta(dir: &Path) -> Result<IndexMeta> {
+        let p = dir.join(INDEX_FILE);
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+        let meta: IndexMeta = serde_json::from_str(&text).map_err(|e| Error::Json { path: p.clone(), source: e })?;
+        if meta.format != FORMAT {
+            return Err(Error::config(&p, format!("field `format`: unknown index format {:?} (expected {FORMAT:?})", meta.format)));
+        }
+        if meta.metric != METRIC {
+            return Err(Error::config(&p, format!("field `metric`: unknown metric {:?} (expected {METRIC:?})", meta.metric)));
+        }
+        for (field, name) in [("ids", &meta.ids), ("vectors", &meta.vectors)] {
+            crate::paths::check_relative_name(name, &format!("field `{field}`")).map_err(|m| Error::config(&p, m))?;
+        }
+        Ok(meta)
+    }
+
     /// Opens an index folder, or an `encode` output folder as a flat index.
     pub fn open(dir: &Path) -> Result<Self> {
         if !Self::is_index_dir(dir) {
@@ -283,18 +300,8 @@ impl Index {
             };
             return Ok(Self { meta, dir: dir.into(), store: Store::Flat(e) });
         }
+        let meta = Self::open_meta(dir)?;
         let p = dir.join(INDEX_FILE);
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-        let meta: IndexMeta = serde_json::from_str(&text).map_err(|e| Error::Json { path: p.clone(), source: e })?;
-        if meta.format != FORMAT {
-            return Err(Error::config(&p, format!("field `format`: unknown index format {:?} (expected {FORMAT:?})", meta.format)));
-        }
-        if meta.metric != METRIC {
-            return Err(Error::config(&p, format!("field `metric`: unknown metric {:?} (expected {METRIC:?})", meta.metric)));
-        }
-        for (field, name) in [("ids", &meta.ids), ("vectors", &meta.vectors)] {
-            crate::paths::check_relative_name(name, &format!("field `{field}`")).map_err(|m| Error::config(&p, m))?;
-        }
         let ids_path = dir.join(&meta.ids);
         let store = match meta.kind {
             IndexKind::Flat => {
@@ -364,10 +371,12 @@ impl Index {
             return Err(Error::Other(format!("query vector has {} dimensions, the index has {}", query.len(), self.meta.dim)));
         }
         match &self.store {
-            Store::Flat(e) => Ok(flat_search(e, query, k)),
+            Store::Flat(e) => {
+                let _ = ef;
+                Ok(flat_search(e, query, k))
+            }
             #[cfg(feature = "ann")]
             Store::Hnsw { graph, ids } => {
-                let _ = ef;
                 let mut hits: Vec<(f32, String)> = graph.search(query, k, ef).into_iter().map(|(row, s)| (s, ids[row].clone())).collect();
                 hits.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
                 Ok(hits)
@@ -377,7 +386,7 @@ impl Index {
 }
 
 /// Exact top-`k` of one query over every row, blocks scored in parallel.
-fn flat_search(e: &Embeddings, query: &[f32], k: usize) -> Vec<(f32, String)> {
+pub fn flat_search(e: &Embeddings, query: &[f32], k: usize) -> Vec<(f32, String)> {
     let tops: Vec<TopK> = e
         .ids
         .par_chunks(FLAT_BLOCK)
