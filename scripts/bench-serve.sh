@@ -34,7 +34,7 @@ for m in $MODELS; do
     tiny) bench tiny tests/fixtures/tiny-llama tests/fixtures/stage2/adapter tests/fixtures/collection/corpus.jsonl \
             tests/fixtures/collection/queries.jsonl 64 ;;
     smollm2) bench smollm2 "${LLMQL_HOME:-$HOME/.cache/llmql}/models/SmolLM2-135M-Instruct.Q4_1.gguf" "" \
-            native-cli/assets/quickstart/corpus.jsonl native-cli/assets/quickstart/queries.jsonl 192 ;;
+            tests/fixtures/collection/corpus.jsonl native-cli/assets/quickstart/queries.jsonl 192 ;;
     *) echo "unknown model $m" >&2; exit 2 ;;
   esac
 done

@@ -183,7 +183,7 @@ fn hnsw_refuses_vectors_that_are_not_unit_length() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let enc = t.join("raw");
-    ok(&["encode", "--model", s(&fixture("tiny-llama")), "--input", s(&fixture("collection/corpus.jsonl")), "--kind", "passage", "--max-len", "32", "--no-normalize", "--output", s(&enc)]);
+    ok(&["encode", "--model", s(&fixture("tiny-llama")), "--input", s(&fixture("collection/corpus.jsonl")), "--kind", "passage", "--max-len", "64", "--no-normalize", "--output", s(&enc)]);
     let out = t.join("idx");
     let e = fails(&["index", "--corpus", s(&enc), "--output", s(&out), "--kind", "hnsw"]);
     assert!(e.contains("normalise"), "{e}");
