@@ -109,7 +109,12 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        Self { kind: IndexKind::Flat, m: 16, ef_construction: 100, ef_search: 64 }
+        Self {
+            kind: IndexKind::Flat,
+            m: 16,
+            ef_construction: 100,
+            ef_search: 64,
+        }
     }
 }
 
@@ -119,7 +124,11 @@ fn encoder_meta(corpus: &Path) -> Result<serde_json::Value> {
         let p = corpus.join(name);
         if p.is_file() {
             let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-            let mut v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: p.clone(), source: e })?;
+            let mut v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| Error::Json {
+                    path: p.clone(),
+                    source: e,
+                })?;
             // Shard fields describe one shard, not the corpus.
             if let Some(o) = v.as_object_mut() {
                 o.remove("shard");
@@ -133,12 +142,20 @@ fn encoder_meta(corpus: &Path) -> Result<serde_json::Value> {
 
 /// Checks what an index can hold: rows, finite values, and for HNSW unit vectors (distance
 /// `1 - <a, b>` orders by inner product only for them).
-fn check_rows(corpus: &Path, e: &Embeddings, meta: &serde_json::Value, kind: IndexKind) -> Result<()> {
+fn check_rows(
+    corpus: &Path,
+    e: &Embeddings,
+    meta: &serde_json::Value,
+    kind: IndexKind,
+) -> Result<()> {
     if e.rows() == 0 {
         return Err(Error::config(corpus, "the corpus has no rows"));
     }
     if let Some(i) = (0..e.rows()).find(|&i| !e.row(i).iter().all(|v| v.is_finite())) {
-        return Err(Error::config(corpus, format!("row {} ({:?}) holds a non-finite value", i, e.ids[i])));
+        return Err(Error::config(
+            corpus,
+            format!("row {} ({:?}) holds a non-finite value", i, e.ids[i]),
+        ));
     }
     if kind == IndexKind::Hnsw {
         if meta["normalized"] == serde_json::Value::Bool(false) {
@@ -147,7 +164,8 @@ fn check_rows(corpus: &Path, e: &Embeddings, meta: &serde_json::Value, kind: Ind
                 "the embeddings are not L2-normalised (encoded with --no-normalize): an HNSW index needs unit vectors; use --kind flat",
             ));
         }
-        if let Some(i) = (0..e.rows()).find(|&i| (dot::dot(e.row(i), e.row(i)) - 1.0).abs() > 1e-3) {
+        if let Some(i) = (0..e.rows()).find(|&i| (dot::dot(e.row(i), e.row(i)) - 1.0).abs() > 1e-3)
+        {
             return Err(Error::config(
                 corpus,
                 format!("row {} ({:?}) is not a unit vector: an HNSW index needs L2-normalised embeddings; use --kind flat", i, e.ids[i]),
@@ -159,7 +177,12 @@ fn check_rows(corpus: &Path, e: &Embeddings, meta: &serde_json::Value, kind: Ind
 
 /// Builds an index of every shard of the `encode` output `corpus` into `out` (replaced only when
 /// llmql wrote it). `on_progress(done, total)` reports HNSW insertion.
-pub fn build(corpus: &Path, out: &Path, opts: &BuildOptions, on_progress: &mut dyn FnMut(usize, usize)) -> Result<IndexMeta> {
+pub fn build(
+    corpus: &Path,
+    out: &Path,
+    opts: &BuildOptions,
+    on_progress: &mut dyn FnMut(usize, usize),
+) -> Result<IndexMeta> {
     crate::output::check_replaceable(out)?;
     let start = std::time::Instant::now();
     let encoder = encoder_meta(corpus)?;
@@ -206,13 +229,15 @@ pub fn build(corpus: &Path, out: &Path, opts: &BuildOptions, on_progress: &mut d
 fn write_vectors(dir: &Path, e: &Embeddings) -> Result<()> {
     let p = dir.join(VECTORS_FILE);
     let f = std::fs::File::create(&p).map_err(|err| Error::io(&p, err))?;
-    let mut npy = NpyWriter::new(std::io::BufWriter::new(f), e.dim).map_err(|err| Error::io(&p, err))?;
+    let mut npy =
+        NpyWriter::new(std::io::BufWriter::new(f), e.dim).map_err(|err| Error::io(&p, err))?;
     for i in 0..e.rows() {
         npy.write_row(e.row(i)).map_err(|err| Error::io(&p, err))?;
     }
     npy.finish().map_err(|err| Error::io(&p, err))?;
     let p = dir.join(IDS_FILE);
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&p).map_err(|err| Error::io(&p, err))?);
+    let mut w =
+        std::io::BufWriter::new(std::fs::File::create(&p).map_err(|err| Error::io(&p, err))?);
     for id in &e.ids {
         writeln!(w, "{id}").map_err(|err| Error::io(&p, err))?;
     }
@@ -220,12 +245,25 @@ fn write_vectors(dir: &Path, e: &Embeddings) -> Result<()> {
 }
 
 #[cfg(feature = "ann")]
-fn build_hnsw(dir: &Path, e: &Embeddings, opts: &BuildOptions, on_progress: &mut dyn FnMut(usize, usize)) -> Result<HnswMeta> {
-    let params = hnsw::HnswParams { m: opts.m, ef_construction: opts.ef_construction, ef_search: opts.ef_search };
+fn build_hnsw(
+    dir: &Path,
+    e: &Embeddings,
+    opts: &BuildOptions,
+    on_progress: &mut dyn FnMut(usize, usize),
+) -> Result<HnswMeta> {
+    let params = hnsw::HnswParams {
+        m: opts.m,
+        ef_construction: opts.ef_construction,
+        ef_search: opts.ef_search,
+    };
     let g = hnsw::HnswIndex::build(&e.values, e.dim, params, on_progress)?;
     let name = g.dump(dir, HNSW_NAME)?;
     let [graph, data] = hnsw::HnswIndex::files(dir, &name);
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(|err| Error::io(p, err));
+    let size = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len())
+            .map_err(|err| Error::io(p, err))
+    };
     Ok(HnswMeta {
         m: params.m,
         ef_construction: params.ef_construction,
@@ -237,14 +275,25 @@ fn build_hnsw(dir: &Path, e: &Embeddings, opts: &BuildOptions, on_progress: &mut
 }
 
 #[cfg(not(feature = "ann"))]
-fn build_hnsw(dir: &Path, _: &Embeddings, _: &BuildOptions, _: &mut dyn FnMut(usize, usize)) -> Result<HnswMeta> {
-    Err(Error::config(dir, "this build of llmql has no HNSW support (feature `ann`)"))
+fn build_hnsw(
+    dir: &Path,
+    _: &Embeddings,
+    _: &BuildOptions,
+    _: &mut dyn FnMut(usize, usize),
+) -> Result<HnswMeta> {
+    Err(Error::config(
+        dir,
+        "this build of llmql has no HNSW support (feature `ann`)",
+    ))
 }
 
 enum Store {
     Flat(Embeddings),
     #[cfg(feature = "ann")]
-    Hnsw { graph: hnsw::HnswIndex, ids: Vec<String> },
+    Hnsw {
+        graph: hnsw::HnswIndex,
+        ids: Vec<String>,
+    },
 }
 
 /// An opened index: an `llmql index` folder, or an `encode` output (searched exactly).
@@ -267,15 +316,31 @@ impl Index {
     pub fn open_meta(dir: &Path) -> Result<IndexMeta> {
         let p = dir.join(INDEX_FILE);
         let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-        let meta: IndexMeta = serde_json::from_str(&text).map_err(|e| Error::Json { path: p.clone(), source: e })?;
+        let meta: IndexMeta = serde_json::from_str(&text).map_err(|e| Error::Json {
+            path: p.clone(),
+            source: e,
+        })?;
         if meta.format != FORMAT {
-            return Err(Error::config(&p, format!("field `format`: unknown index format {:?} (expected {FORMAT:?})", meta.format)));
+            return Err(Error::config(
+                &p,
+                format!(
+                    "field `format`: unknown index format {:?} (expected {FORMAT:?})",
+                    meta.format
+                ),
+            ));
         }
         if meta.metric != METRIC {
-            return Err(Error::config(&p, format!("field `metric`: unknown metric {:?} (expected {METRIC:?})", meta.metric)));
+            return Err(Error::config(
+                &p,
+                format!(
+                    "field `metric`: unknown metric {:?} (expected {METRIC:?})",
+                    meta.metric
+                ),
+            ));
         }
         for (field, name) in [("ids", &meta.ids), ("vectors", &meta.vectors)] {
-            crate::paths::check_relative_name(name, &format!("field `{field}`")).map_err(|m| Error::config(&p, m))?;
+            crate::paths::check_relative_name(name, &format!("field `{field}`"))
+                .map_err(|m| Error::config(&p, m))?;
         }
         Ok(meta)
     }
@@ -298,7 +363,11 @@ impl Index {
                 build_seconds: 0.0,
                 llmql_version: env!("CARGO_PKG_VERSION").into(),
             };
-            return Ok(Self { meta, dir: dir.into(), store: Store::Flat(e) });
+            return Ok(Self {
+                meta,
+                dir: dir.into(),
+                store: Store::Flat(e),
+            });
         }
         let meta = Self::open_meta(dir)?;
         let p = dir.join(INDEX_FILE);
@@ -309,20 +378,35 @@ impl Index {
                 if e.dim != meta.dim || e.rows() != meta.count {
                     return Err(Error::config(
                         &p,
-                        format!("says {} rows of dimension {}, {} holds {} of {}", meta.count, meta.dim, meta.vectors, e.rows(), e.dim),
+                        format!(
+                            "says {} rows of dimension {}, {} holds {} of {}",
+                            meta.count,
+                            meta.dim,
+                            meta.vectors,
+                            e.rows(),
+                            e.dim
+                        ),
                     ));
                 }
                 Store::Flat(e)
             }
             IndexKind::Hnsw => Self::open_hnsw(dir, &p, &meta, &ids_path)?,
         };
-        Ok(Self { meta, dir: dir.into(), store })
+        Ok(Self {
+            meta,
+            dir: dir.into(),
+            store,
+        })
     }
 
     #[cfg(feature = "ann")]
     fn open_hnsw(dir: &Path, p: &Path, meta: &IndexMeta, ids_path: &Path) -> Result<Store> {
-        let h = meta.hnsw.as_ref().ok_or_else(|| Error::config(p, "field `hnsw`: missing for an index of kind hnsw"))?;
-        crate::paths::check_relative_name(&h.name, "field `hnsw.name`").map_err(|m| Error::config(p, m))?;
+        let h = meta
+            .hnsw
+            .as_ref()
+            .ok_or_else(|| Error::config(p, "field `hnsw`: missing for an index of kind hnsw"))?;
+        crate::paths::check_relative_name(&h.name, "field `hnsw.name`")
+            .map_err(|m| Error::config(p, m))?;
         let files = hnsw::HnswIndex::files(dir, &h.name);
         for (f, want) in files.iter().zip([h.graph_bytes, h.data_bytes]) {
             let got = std::fs::metadata(f).map_err(|e| Error::io(f, e))?.len();
@@ -333,19 +417,32 @@ impl Index {
         let text = std::fs::read_to_string(ids_path).map_err(|e| Error::io(ids_path, e))?;
         let ids: Vec<String> = text.lines().map(str::to_string).collect();
         if ids.len() != meta.count {
-            return Err(Error::config(ids_path, format!("{} ids, index.json says {}", ids.len(), meta.count)));
+            return Err(Error::config(
+                ids_path,
+                format!("{} ids, index.json says {}", ids.len(), meta.count),
+            ));
         }
-        let params = hnsw::HnswParams { m: h.m, ef_construction: h.ef_construction, ef_search: h.ef_search };
+        let params = hnsw::HnswParams {
+            m: h.m,
+            ef_construction: h.ef_construction,
+            ef_search: h.ef_search,
+        };
         let graph = hnsw::HnswIndex::load(dir, &h.name, params)?;
         if graph.len() != meta.count {
-            return Err(Error::config(&files[0], format!("{} rows, index.json says {}", graph.len(), meta.count)));
+            return Err(Error::config(
+                &files[0],
+                format!("{} rows, index.json says {}", graph.len(), meta.count),
+            ));
         }
         Ok(Store::Hnsw { graph, ids })
     }
 
     #[cfg(not(feature = "ann"))]
     fn open_hnsw(_: &Path, p: &Path, _: &IndexMeta, _: &Path) -> Result<Store> {
-        Err(Error::config(p, "an HNSW index, but this build of llmql has no HNSW support (feature `ann`)"))
+        Err(Error::config(
+            p,
+            "an HNSW index, but this build of llmql has no HNSW support (feature `ann`)",
+        ))
     }
 
     pub fn kind(&self) -> IndexKind {
@@ -368,7 +465,11 @@ impl Index {
     /// by id (as `llmql search`); HNSW: approximate, with `ef` candidates (default: the index's).
     pub fn search(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<(f32, String)>> {
         if query.len() != self.meta.dim {
-            return Err(Error::Other(format!("query vector has {} dimensions, the index has {}", query.len(), self.meta.dim)));
+            return Err(Error::Other(format!(
+                "query vector has {} dimensions, the index has {}",
+                query.len(),
+                self.meta.dim
+            )));
         }
         match &self.store {
             Store::Flat(e) => {
@@ -377,7 +478,11 @@ impl Index {
             }
             #[cfg(feature = "ann")]
             Store::Hnsw { graph, ids } => {
-                let mut hits: Vec<(f32, String)> = graph.search(query, k, ef).into_iter().map(|(row, s)| (s, ids[row].clone())).collect();
+                let mut hits: Vec<(f32, String)> = graph
+                    .search(query, k, ef)
+                    .into_iter()
+                    .map(|(row, s)| (s, ids[row].clone()))
+                    .collect();
                 hits.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
                 Ok(hits)
             }
@@ -392,7 +497,9 @@ pub fn flat_search(e: &Embeddings, query: &[f32], k: usize) -> Vec<(f32, String)
         .par_chunks(FLAT_BLOCK)
         .enumerate()
         .map(|(b, ids)| {
-            let scores: Vec<f32> = (0..ids.len()).map(|i| dot::dot(e.row(b * FLAT_BLOCK + i), query)).collect();
+            let scores: Vec<f32> = (0..ids.len())
+                .map(|i| dot::dot(e.row(b * FLAT_BLOCK + i), query))
+                .collect();
             let mut t = TopK::new(k);
             t.offer(&scores, ids);
             t
@@ -419,7 +526,11 @@ mod tests {
             let norm = dot::dot(&row, &row).sqrt();
             values.extend(row.iter().map(|v| v / norm));
         }
-        Embeddings { ids: (0..n).map(|i| format!("d{i}")).collect(), values, dim }
+        Embeddings {
+            ids: (0..n).map(|i| format!("d{i}")).collect(),
+            values,
+            dim,
+        }
     }
 
     #[test]
