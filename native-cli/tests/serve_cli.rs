@@ -523,3 +523,91 @@ fn sigterm_finishes_requests_in_flight_then_exits_cleanly() {
         "still answering after shutdown"
     );
 }
+
+/// Copies a folder's files (one level) into `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn quickstart_shortcut_serves_its_model_adapter_corpus_and_texts() {
+    // A quickstart output's layout: ql/ (stage-1 model), dense/ (adapter), embeddings/llmql/{passage,query}/,
+    // collection/corpus.jsonl.
+    let tmp = tempfile::tempdir().unwrap();
+    let q = tmp.path().join("qs");
+    copy_dir(&fixture("tiny-llama"), &q.join("ql"));
+    copy_dir(&fixture("stage2/adapter"), &q.join("dense"));
+    copy_dir(&fixture("collection"), &q.join("collection"));
+    let corpus = q.join("collection/corpus.jsonl");
+    llmql(&[
+        "encode",
+        "--model",
+        s(&q.join("ql")),
+        "--adapter",
+        s(&q.join("dense")),
+        "--input",
+        s(&corpus),
+        "--kind",
+        "passage",
+        "--max-len",
+        "64",
+        "--output",
+        s(&q.join("embeddings/llmql/passage")),
+    ]);
+    let queries = q.join("collection/queries.jsonl");
+    llmql(&[
+        "encode",
+        "--model",
+        s(&q.join("ql")),
+        "--adapter",
+        s(&q.join("dense")),
+        "--input",
+        s(&queries),
+        "--kind",
+        "query",
+        "--max-len",
+        "48",
+        "--output",
+        s(&q.join("embeddings/llmql/query")),
+    ]);
+    let srv = Server::start(&["--quickstart", s(&q)], &[]);
+    let (_, h) = srv.get("/health");
+    let h: serde_json::Value = serde_json::from_str(&h).unwrap();
+    assert!(
+        h["model"].as_str().unwrap().ends_with("ql")
+            && h["adapter"].as_str().unwrap().ends_with("dense"),
+        "{h}"
+    );
+    assert_eq!(h["index"]["count"], 60);
+    assert_eq!(h["passages"], 60);
+    assert_eq!(h["query_max_len"], 48);
+    assert_eq!(h["passage_max_len"], 64);
+    let (c, r) = srv.json(
+        "/search",
+        serde_json::json!({"query": "how do bees make honey", "k": 3}),
+    );
+    assert_eq!(c, 200);
+    assert!(!r["results"][0]["text"].as_str().unwrap().is_empty());
+    // The query vector is the one `llmql encode` gives with the quickstart's settings.
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&queries)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let (want, _, dim) =
+        llmql_core::npy::read_f32_matrix(&q.join("embeddings/llmql/query/embeddings.npy")).unwrap();
+    let (_, v) = srv.json(
+        "/v1/embeddings",
+        serde_json::json!({"input": first["text"]}),
+    );
+    assert!(max_diff(&vector(&v["data"][0]["embedding"]), &want[..dim]) <= 1e-5);
+}

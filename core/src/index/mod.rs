@@ -33,6 +33,7 @@ pub const FORMAT: &str = "llmql-index/1";
 pub const METRIC: &str = "inner_product";
 const VECTORS_FILE: &str = "embeddings.npy";
 const IDS_FILE: &str = "ids.txt";
+#[cfg(feature = "ann")]
 const HNSW_NAME: &str = "hnsw";
 
 /// Which index.
