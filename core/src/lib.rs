@@ -15,6 +15,7 @@
 //! - [`npy`]: `.npy` float32 matrices
 //! - [`paths`]: files a model folder names are regular files inside it
 //! - [`search`]: exact inner-product top-K over encoded shards
+//! - [`index`]: `llmql index` folders: flat (exact) and HNSW (approximate) search over encoded shards
 //! - [`trec`], [`metrics`]: qrels and runs; nDCG, RR, R, P, AP exactly as trec_eval / ir-measures
 //! - [`formats`]: BEIR, MS MARCO tsv, Tevatron jsonl
 //! - [`fusion`]: interpolating a first-stage run with a reranker's, the weight chosen on held-out queries
@@ -35,6 +36,7 @@ pub mod export;
 pub mod formats;
 pub mod fusion;
 pub mod gguf;
+pub mod index;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod infonce;

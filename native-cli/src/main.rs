@@ -26,6 +26,10 @@ enum Command {
     Encode(commands::encode::EncodeArgs),
     /// Exact inner-product top-K search of encoded queries over encoded corpus shards; writes a TREC run.
     Search(commands::search::SearchArgs),
+    /// Build a search index (flat exact, or HNSW approximate) from `encode` output, for `search` and `serve`.
+    Index(commands::index::IndexArgs),
+    /// Serve the retriever over HTTP: embeddings (OpenAI / TEI shapes), search, health, metrics, demo page.
+    Serve(commands::serve::ServeArgs),
     /// Score a TREC run against qrels (nDCG@k, RR@k, R@k, P@k, AP as trec_eval defines them).
     Eval(commands::eval::EvalArgs),
     /// BM25 baseline run over a corpus (tantivy).
@@ -86,6 +90,8 @@ fn main() {
         Command::Encode(a) => commands::encode::run(a),
         Command::Info(a) => commands::info::run(a),
         Command::Search(a) => commands::search::run(a),
+        Command::Index(a) => commands::index::run(a),
+        Command::Serve(a) => commands::serve::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Bm25(a) => commands::bm25::run(a),
         Command::RerankDirichlet(a) => commands::dirichlet::run(a),

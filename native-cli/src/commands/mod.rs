@@ -5,6 +5,7 @@ pub mod encode;
 pub mod eval;
 pub mod export_web;
 pub mod fuse;
+pub mod index;
 pub mod info;
 pub mod merge_lora;
 pub mod mine_negatives;
@@ -13,6 +14,7 @@ pub mod ql_train;
 pub mod quickstart;
 pub mod rerank;
 pub mod search;
+pub mod serve;
 pub mod train;
 pub mod training_args;
 

@@ -13,7 +13,8 @@ pub struct SearchArgs {
     /// Folder written by `llmql encode --kind query`.
     #[arg(long)]
     pub queries: PathBuf,
-    /// Folder written by `llmql encode --kind passage` (all shards in it are searched).
+    /// Folder written by `llmql encode --kind passage` (all shards in it are searched exactly), or
+    /// an `llmql index` folder (flat: exact on --device; hnsw: approximate, on the CPU).
     #[arg(long)]
     pub corpus: PathBuf,
     /// Results per query.
@@ -31,6 +32,25 @@ pub struct SearchArgs {
     /// Corpus rows scored per matmul (bounds device memory).
     #[arg(long, default_value_t = 16384)]
     pub block_rows: usize,
+    #[command(flatten)]
+    pub ef: super::index::EfSearchArgs,
+}
+
+/// Every query through an approximate index (queries in parallel).
+fn search_index(dir: &std::path::Path, queries: &Embeddings, depth: usize, ef: Option<usize>) -> Result<Run> {
+    use rayon::prelude::*;
+    let index = llmql_core::index::Index::open(dir)?;
+    if index.dim() != queries.dim {
+        bail!("{}: the index has dimension {}, the queries {}", dir.display(), index.dim(), queries.dim);
+    }
+    (0..queries.rows())
+        .into_par_iter()
+        .map(|i| {
+            let hits = index.search(queries.row(i), depth, ef)?;
+            let entries = hits.into_iter().map(|(s, d)| llmql_core::trec::RunEntry { docid: d, score: s as f64 }).collect();
+            Ok((queries.ids[i].clone(), entries))
+        })
+        .collect()
 }
 
 struct SearchTask {
@@ -70,7 +90,13 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let nq = queries.rows();
     let output = a.output.clone();
     let tag = a.tag.clone();
-    let run = run_on(&device, SearchTask { a, queries })??;
+    let approximate = llmql_core::index::Index::is_index_dir(&a.corpus)
+        && llmql_core::index::Index::open_meta(&a.corpus)?.kind != llmql_core::index::IndexKind::Flat;
+    let run = if approximate {
+        search_index(&a.corpus, &queries, a.depth, a.ef.ef_search)?
+    } else {
+        run_on(&device, SearchTask { a, queries })??
+    };
     write_run(&output, &run, &tag)?;
     let secs = start.elapsed().as_secs_f64();
     tracing::info!(

@@ -12,10 +12,12 @@
 //! - `gemm`: the GEMM peak of the backend (large square f32 matmul), the yardstick for the others.
 mod encode;
 mod gemm;
+pub(crate) mod index;
 mod ql_train;
 mod query_latency;
 mod rerank;
 mod search;
+mod serve;
 mod train;
 
 use anyhow::Result;
@@ -39,6 +41,12 @@ pub enum BenchCommand {
     Train(train::BenchTrainArgs),
     /// QL rerank throughput (pairs/s): `llmql rerank`'s scorer (compare bench/pytorch_rerank.py).
     Rerank(rerank::BenchRerankArgs),
+    /// Flat (exact) versus HNSW (approximate) index on a synthetic clustered corpus: build time,
+    /// recall@k against exact search, queries/s, memory.
+    Index(index::BenchIndexArgs),
+    /// Load on a running `llmql serve`: K concurrent clients for a while; requests/s, p50/p99
+    /// latency, errors, server memory at start and end.
+    Serve(serve::BenchServeArgs),
     /// GEMM peak: large square f32 matmuls on the backend (GFLOP/s); compare bench/torch_gemm.py.
     Gemm(gemm::BenchGemmArgs),
 }
@@ -52,6 +60,8 @@ pub fn run(c: BenchCommand) -> Result<()> {
         BenchCommand::Train(a) => train::run(a)?,
         BenchCommand::Rerank(a) => rerank::run(a)?,
         BenchCommand::Gemm(a) => gemm::run(a)?,
+        BenchCommand::Index(a) => index::run(a)?,
+        BenchCommand::Serve(a) => serve::run(a)?,
     };
     println!("{v}");
     Ok(())

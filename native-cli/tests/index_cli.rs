@@ -1,0 +1,392 @@
+//! `llmql index`: self-describing index folders written atomically; a flat index searches exactly
+//! like the encode output it came from; an HNSW index round-trips through its files and keeps
+//! recall@10 against exact search; bad input fails clearly and leaves nothing behind.
+use llmql_core::npy::NpyWriter;
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn llmql(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_llmql"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run llmql")
+}
+
+fn ok(args: &[&str]) {
+    let o = llmql(args);
+    assert!(
+        o.status.success(),
+        "llmql {args:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = llmql(args);
+    assert!(!o.status.success(), "llmql {args:?} should fail");
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
+
+/// query -> ranked docids of a TREC run file.
+fn run_of(path: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in std::fs::read_to_string(path).unwrap().lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        m.entry(f[0].to_string())
+            .or_default()
+            .push(f[2].to_string());
+    }
+    m
+}
+
+fn recall_at(
+    k: usize,
+    got: &BTreeMap<String, Vec<String>>,
+    exact: &BTreeMap<String, Vec<String>>,
+) -> f64 {
+    let mut hit = 0;
+    for (q, want) in exact {
+        let want: HashSet<&String> = want.iter().take(k).collect();
+        hit += got[q].iter().take(k).filter(|d| want.contains(d)).count();
+    }
+    hit as f64 / (k * exact.len()) as f64
+}
+
+fn meta(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn flat_and_hnsw_indexes_of_an_encoded_corpus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (model, adapter) = (fixture("tiny-llama"), fixture("stage2/adapter"));
+    let (enc, qenc) = (t.join("enc"), t.join("qenc"));
+    ok(&[
+        "encode",
+        "--model",
+        s(&model),
+        "--adapter",
+        s(&adapter),
+        "--input",
+        s(&fixture("collection/corpus.jsonl")),
+        "--kind",
+        "passage",
+        "--max-len",
+        "64",
+        "--output",
+        s(&enc),
+    ]);
+    ok(&[
+        "encode",
+        "--model",
+        s(&model),
+        "--adapter",
+        s(&adapter),
+        "--input",
+        s(&fixture("collection/queries.jsonl")),
+        "--kind",
+        "query",
+        "--max-len",
+        "64",
+        "--output",
+        s(&qenc),
+    ]);
+
+    let flat = t.join("flat");
+    ok(&["index", "--corpus", s(&enc), "--output", s(&flat)]);
+    let m = meta(&flat);
+    assert_eq!(m["format"], "llmql-index/1");
+    assert_eq!(m["kind"], "flat");
+    assert_eq!(m["dim"], 64);
+    assert_eq!(m["metric"], "inner_product");
+    assert_eq!(m["count"], 60);
+    assert_eq!(m["encoder"]["model"], s(&model));
+    assert_eq!(m["encoder"]["max_len"], 64);
+    assert!(flat.join(".llmql-output").is_file());
+    assert_eq!(
+        std::fs::read_to_string(flat.join("ids.txt")).unwrap(),
+        std::fs::read_to_string(enc.join("ids.txt")).unwrap()
+    );
+
+    // A flat index searches exactly like the encode output.
+    let (exact_run, flat_run) = (t.join("exact.trec"), t.join("flat.trec"));
+    ok(&[
+        "search",
+        "--queries",
+        s(&qenc),
+        "--corpus",
+        s(&enc),
+        "--depth",
+        "10",
+        "--output",
+        s(&exact_run),
+    ]);
+    ok(&[
+        "search",
+        "--queries",
+        s(&qenc),
+        "--corpus",
+        s(&flat),
+        "--depth",
+        "10",
+        "--output",
+        s(&flat_run),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&exact_run).unwrap(),
+        std::fs::read_to_string(&flat_run).unwrap()
+    );
+
+    let hnsw = t.join("hnsw");
+    ok(&[
+        "index",
+        "--corpus",
+        s(&enc),
+        "--output",
+        s(&hnsw),
+        "--kind",
+        "hnsw",
+        "--hnsw-m",
+        "8",
+    ]);
+    let m = meta(&hnsw);
+    assert_eq!(m["kind"], "hnsw");
+    assert_eq!(m["hnsw"]["m"], 8);
+    let hnsw_run = t.join("hnsw.trec");
+    ok(&[
+        "search",
+        "--queries",
+        s(&qenc),
+        "--corpus",
+        s(&hnsw),
+        "--depth",
+        "10",
+        "--output",
+        s(&hnsw_run),
+    ]);
+    let (exact, got) = (run_of(&exact_run), run_of(&hnsw_run));
+    assert_eq!(got.len(), exact.len());
+    let r = recall_at(10, &got, &exact);
+    assert!(r >= 0.95, "recall@10 {r} on 60 passages");
+
+    // Rebuilding replaces the index; an existing folder that llmql did not write is never replaced.
+    ok(&[
+        "index",
+        "--corpus",
+        s(&enc),
+        "--output",
+        s(&hnsw),
+        "--kind",
+        "flat",
+    ]);
+    assert_eq!(meta(&hnsw)["kind"], "flat");
+    assert!(!hnsw.join("hnsw.hnsw.graph").exists());
+    let mine = t.join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "x").unwrap();
+    assert!(fails(&["index", "--corpus", s(&enc), "--output", s(&mine)])
+        .contains("not written by llmql"));
+    assert!(mine.join("notes.txt").exists());
+    let names: Vec<String> = std::fs::read_dir(t)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.contains("llmql-tmp")),
+        "temporaries left: {names:?}"
+    );
+}
+
+/// `n` clustered unit vectors (`clusters` centres plus noise) as an encode-like folder.
+fn write_synthetic(dir: &Path, n: usize, dim: usize, seed: u64, centres: &[Vec<f32>]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let f = std::fs::File::create(dir.join("embeddings.npy")).unwrap();
+    let mut npy = NpyWriter::new(std::io::BufWriter::new(f), dim).unwrap();
+    let mut ids = std::fs::File::create(dir.join("ids.txt")).unwrap();
+    for i in 0..n {
+        let c =
+            &centres[(next() + 0.5).mul_add(centres.len() as f32, 0.0) as usize % centres.len()];
+        let mut row: Vec<f32> = c.iter().map(|x| x + 0.5 * next()).collect();
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        row.iter_mut().for_each(|x| *x /= norm);
+        npy.write_row(&row).unwrap();
+        writeln!(ids, "x{i}").unwrap();
+    }
+    npy.finish().unwrap();
+}
+
+#[test]
+fn hnsw_recall_on_a_clustered_corpus_and_damaged_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let dim = 48;
+    let mut state = 7u64;
+    let centres: Vec<Vec<f32>> = (0..30)
+        .map(|_| {
+            (0..dim)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                })
+                .collect()
+        })
+        .collect();
+    let (corpus, queries) = (t.join("corpus"), t.join("queries"));
+    write_synthetic(&corpus, 6000, dim, 1, &centres);
+    write_synthetic(&queries, 100, dim, 2, &centres);
+    let idx = t.join("idx");
+    ok(&[
+        "index",
+        "--corpus",
+        s(&corpus),
+        "--output",
+        s(&idx),
+        "--kind",
+        "hnsw",
+    ]);
+    assert_eq!(meta(&idx)["encoder"], serde_json::Value::Null);
+    let (exact_run, hnsw_run) = (t.join("exact.trec"), t.join("hnsw.trec"));
+    ok(&[
+        "search",
+        "--queries",
+        s(&queries),
+        "--corpus",
+        s(&corpus),
+        "--depth",
+        "10",
+        "--output",
+        s(&exact_run),
+    ]);
+    ok(&[
+        "search",
+        "--queries",
+        s(&queries),
+        "--corpus",
+        s(&idx),
+        "--depth",
+        "10",
+        "--output",
+        s(&hnsw_run),
+    ]);
+    let r = recall_at(10, &run_of(&hnsw_run), &run_of(&exact_run));
+    assert!(r >= 0.9, "recall@10 {r}");
+    // A tiny candidate list gives lower recall: the flag reaches the search.
+    let low_run = t.join("low.trec");
+    ok(&[
+        "search",
+        "--queries",
+        s(&queries),
+        "--corpus",
+        s(&idx),
+        "--depth",
+        "10",
+        "--ef-search",
+        "10",
+        "--output",
+        s(&low_run),
+    ]);
+    assert!(recall_at(10, &run_of(&low_run), &run_of(&exact_run)) <= r);
+
+    // A truncated graph file is refused with its name, not loaded (and no panic).
+    let data = idx.join("hnsw.hnsw.data");
+    let bytes = std::fs::read(&data).unwrap();
+    std::fs::write(&data, &bytes[..bytes.len() / 2]).unwrap();
+    let e = fails(&[
+        "search",
+        "--queries",
+        s(&queries),
+        "--corpus",
+        s(&idx),
+        "--depth",
+        "10",
+        "--output",
+        s(&t.join("x.trec")),
+    ]);
+    assert!(e.contains("hnsw.hnsw.data") && e.contains("damaged"), "{e}");
+    // An unknown format is refused naming the field.
+    std::fs::write(&data, &bytes).unwrap();
+    let m = std::fs::read_to_string(idx.join("index.json"))
+        .unwrap()
+        .replace("llmql-index/1", "llmql-index/9");
+    std::fs::write(idx.join("index.json"), m).unwrap();
+    let e = fails(&[
+        "search",
+        "--queries",
+        s(&queries),
+        "--corpus",
+        s(&idx),
+        "--depth",
+        "10",
+        "--output",
+        s(&t.join("x.trec")),
+    ]);
+    assert!(e.contains("index.json") && e.contains("format"), "{e}");
+}
+
+#[test]
+fn hnsw_refuses_vectors_that_are_not_unit_length() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let enc = t.join("raw");
+    ok(&[
+        "encode",
+        "--model",
+        s(&fixture("tiny-llama")),
+        "--input",
+        s(&fixture("collection/corpus.jsonl")),
+        "--kind",
+        "passage",
+        "--max-len",
+        "64",
+        "--no-normalize",
+        "--output",
+        s(&enc),
+    ]);
+    let out = t.join("idx");
+    let e = fails(&[
+        "index",
+        "--corpus",
+        s(&enc),
+        "--output",
+        s(&out),
+        "--kind",
+        "hnsw",
+    ]);
+    assert!(e.contains("normalise"), "{e}");
+    assert!(!out.exists());
+    // Flat takes them (exact inner products).
+    ok(&["index", "--corpus", s(&enc), "--output", s(&out)]);
+    let e = fails(&[
+        "index",
+        "--corpus",
+        s(&t.join("missing")),
+        "--output",
+        s(&t.join("idx2")),
+    ]);
+    assert!(e.contains("missing"), "{e}");
+}
