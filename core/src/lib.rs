@@ -36,9 +36,9 @@ pub mod export;
 pub mod formats;
 pub mod fusion;
 pub mod gguf;
-pub mod index;
 #[cfg(feature = "hub")]
 pub mod hub;
+pub mod index;
 pub mod infonce;
 pub mod lora;
 pub mod metrics;
@@ -63,9 +63,6 @@ pub mod weights;
 mod fuzz_tests;
 
 pub use model_source::ModelSource;
-/// The former name of [`ModelSource`] (an opened model, not a training checkpoint), kept only so
-/// that branches written against it still build; new code says `ModelSource`.
-pub type Checkpoint = ModelSource;
 pub use config::{Family, ModelConfig};
 pub use encoder::{Encoder, EncoderOptions};
 pub use error::{Error, Result};

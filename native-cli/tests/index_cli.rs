@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
 }
 
 fn s(p: &Path) -> &str {
@@ -18,20 +16,12 @@ fn s(p: &Path) -> &str {
 }
 
 fn llmql(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_llmql"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run llmql")
+    Command::new(env!("CARGO_BIN_EXE_llmql")).args(args).env("RUST_LOG", "warn").output().expect("run llmql")
 }
 
 fn ok(args: &[&str]) {
     let o = llmql(args);
-    assert!(
-        o.status.success(),
-        "llmql {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "llmql {args:?} failed:\n{}", String::from_utf8_lossy(&o.stderr));
 }
 
 fn fails(args: &[&str]) -> String {
@@ -47,18 +37,12 @@ fn run_of(path: &Path) -> BTreeMap<String, Vec<String>> {
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for l in std::fs::read_to_string(path).unwrap().lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
-        m.entry(f[0].to_string())
-            .or_default()
-            .push(f[2].to_string());
+        m.entry(f[0].to_string()).or_default().push(f[2].to_string());
     }
     m
 }
 
-fn recall_at(
-    k: usize,
-    got: &BTreeMap<String, Vec<String>>,
-    exact: &BTreeMap<String, Vec<String>>,
-) -> f64 {
+fn recall_at(k: usize, got: &BTreeMap<String, Vec<String>>, exact: &BTreeMap<String, Vec<String>>) -> f64 {
     let mut hit = 0;
     for (q, want) in exact {
         let want: HashSet<&String> = want.iter().take(k).collect();
@@ -126,91 +110,34 @@ fn flat_and_hnsw_indexes_of_an_encoded_corpus() {
 
     // A flat index searches exactly like the encode output.
     let (exact_run, flat_run) = (t.join("exact.trec"), t.join("flat.trec"));
-    ok(&[
-        "search",
-        "--queries",
-        s(&qenc),
-        "--corpus",
-        s(&enc),
-        "--depth",
-        "10",
-        "--output",
-        s(&exact_run),
-    ]);
-    ok(&[
-        "search",
-        "--queries",
-        s(&qenc),
-        "--corpus",
-        s(&flat),
-        "--depth",
-        "10",
-        "--output",
-        s(&flat_run),
-    ]);
-    assert_eq!(
-        std::fs::read_to_string(&exact_run).unwrap(),
-        std::fs::read_to_string(&flat_run).unwrap()
-    );
+    ok(&["search", "--queries", s(&qenc), "--corpus", s(&enc), "--depth", "10", "--output", s(&exact_run)]);
+    ok(&["search", "--queries", s(&qenc), "--corpus", s(&flat), "--depth", "10", "--output", s(&flat_run)]);
+    assert_eq!(std::fs::read_to_string(&exact_run).unwrap(), std::fs::read_to_string(&flat_run).unwrap());
 
     let hnsw = t.join("hnsw");
-    ok(&[
-        "index",
-        "--corpus",
-        s(&enc),
-        "--output",
-        s(&hnsw),
-        "--kind",
-        "hnsw",
-        "--hnsw-m",
-        "8",
-    ]);
+    ok(&["index", "--corpus", s(&enc), "--output", s(&hnsw), "--kind", "hnsw", "--hnsw-m", "8"]);
     let m = meta(&hnsw);
     assert_eq!(m["kind"], "hnsw");
     assert_eq!(m["hnsw"]["m"], 8);
     let hnsw_run = t.join("hnsw.trec");
-    ok(&[
-        "search",
-        "--queries",
-        s(&qenc),
-        "--corpus",
-        s(&hnsw),
-        "--depth",
-        "10",
-        "--output",
-        s(&hnsw_run),
-    ]);
+    ok(&["search", "--queries", s(&qenc), "--corpus", s(&hnsw), "--depth", "10", "--output", s(&hnsw_run)]);
     let (exact, got) = (run_of(&exact_run), run_of(&hnsw_run));
     assert_eq!(got.len(), exact.len());
     let r = recall_at(10, &got, &exact);
     assert!(r >= 0.95, "recall@10 {r} on 60 passages");
 
     // Rebuilding replaces the index; an existing folder that llmql did not write is never replaced.
-    ok(&[
-        "index",
-        "--corpus",
-        s(&enc),
-        "--output",
-        s(&hnsw),
-        "--kind",
-        "flat",
-    ]);
+    ok(&["index", "--corpus", s(&enc), "--output", s(&hnsw), "--kind", "flat"]);
     assert_eq!(meta(&hnsw)["kind"], "flat");
     assert!(!hnsw.join("hnsw.hnsw.graph").exists());
     let mine = t.join("mine");
     std::fs::create_dir(&mine).unwrap();
     std::fs::write(mine.join("notes.txt"), "x").unwrap();
-    assert!(fails(&["index", "--corpus", s(&enc), "--output", s(&mine)])
-        .contains("not written by llmql"));
+    assert!(fails(&["index", "--corpus", s(&enc), "--output", s(&mine)]).contains("not written by llmql"));
     assert!(mine.join("notes.txt").exists());
-    let names: Vec<String> = std::fs::read_dir(t)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
-    assert!(
-        names.iter().all(|n| !n.contains("llmql-tmp")),
-        "temporaries left: {names:?}"
-    );
+    let names: Vec<String> =
+        std::fs::read_dir(t).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    assert!(names.iter().all(|n| !n.contains("llmql-tmp")), "temporaries left: {names:?}");
 }
 
 /// `n` clustered unit vectors (`clusters` centres plus noise) as an encode-like folder.
@@ -227,8 +154,7 @@ fn write_synthetic(dir: &Path, n: usize, dim: usize, seed: u64, centres: &[Vec<f
     let mut npy = NpyWriter::new(std::io::BufWriter::new(f), dim).unwrap();
     let mut ids = std::fs::File::create(dir.join("ids.txt")).unwrap();
     for i in 0..n {
-        let c =
-            &centres[(next() + 0.5).mul_add(centres.len() as f32, 0.0) as usize % centres.len()];
+        let c = &centres[(next() + 0.5).mul_add(centres.len() as f32, 0.0) as usize % centres.len()];
         let mut row: Vec<f32> = c.iter().map(|x| x + 0.5 * next()).collect();
         let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
         row.iter_mut().for_each(|x| *x /= norm);
@@ -248,9 +174,7 @@ fn hnsw_recall_on_a_clustered_corpus_and_damaged_files() {
         .map(|_| {
             (0..dim)
                 .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
                 })
                 .collect()
@@ -260,39 +184,11 @@ fn hnsw_recall_on_a_clustered_corpus_and_damaged_files() {
     write_synthetic(&corpus, 6000, dim, 1, &centres);
     write_synthetic(&queries, 100, dim, 2, &centres);
     let idx = t.join("idx");
-    ok(&[
-        "index",
-        "--corpus",
-        s(&corpus),
-        "--output",
-        s(&idx),
-        "--kind",
-        "hnsw",
-    ]);
+    ok(&["index", "--corpus", s(&corpus), "--output", s(&idx), "--kind", "hnsw"]);
     assert_eq!(meta(&idx)["encoder"], serde_json::Value::Null);
     let (exact_run, hnsw_run) = (t.join("exact.trec"), t.join("hnsw.trec"));
-    ok(&[
-        "search",
-        "--queries",
-        s(&queries),
-        "--corpus",
-        s(&corpus),
-        "--depth",
-        "10",
-        "--output",
-        s(&exact_run),
-    ]);
-    ok(&[
-        "search",
-        "--queries",
-        s(&queries),
-        "--corpus",
-        s(&idx),
-        "--depth",
-        "10",
-        "--output",
-        s(&hnsw_run),
-    ]);
+    ok(&["search", "--queries", s(&queries), "--corpus", s(&corpus), "--depth", "10", "--output", s(&exact_run)]);
+    ok(&["search", "--queries", s(&queries), "--corpus", s(&idx), "--depth", "10", "--output", s(&hnsw_run)]);
     let r = recall_at(10, &run_of(&hnsw_run), &run_of(&exact_run));
     assert!(r >= 0.9, "recall@10 {r}");
     // A tiny candidate list gives lower recall: the flag reaches the search.
@@ -330,9 +226,7 @@ fn hnsw_recall_on_a_clustered_corpus_and_damaged_files() {
     assert!(e.contains("hnsw.hnsw.data") && e.contains("damaged"), "{e}");
     // An unknown format is refused naming the field.
     std::fs::write(&data, &bytes).unwrap();
-    let m = std::fs::read_to_string(idx.join("index.json"))
-        .unwrap()
-        .replace("llmql-index/1", "llmql-index/9");
+    let m = std::fs::read_to_string(idx.join("index.json")).unwrap().replace("llmql-index/1", "llmql-index/9");
     std::fs::write(idx.join("index.json"), m).unwrap();
     let e = fails(&[
         "search",
@@ -368,25 +262,11 @@ fn hnsw_refuses_vectors_that_are_not_unit_length() {
         s(&enc),
     ]);
     let out = t.join("idx");
-    let e = fails(&[
-        "index",
-        "--corpus",
-        s(&enc),
-        "--output",
-        s(&out),
-        "--kind",
-        "hnsw",
-    ]);
+    let e = fails(&["index", "--corpus", s(&enc), "--output", s(&out), "--kind", "hnsw"]);
     assert!(e.contains("normalise"), "{e}");
     assert!(!out.exists());
     // Flat takes them (exact inner products).
     ok(&["index", "--corpus", s(&enc), "--output", s(&out)]);
-    let e = fails(&[
-        "index",
-        "--corpus",
-        s(&t.join("missing")),
-        "--output",
-        s(&t.join("idx2")),
-    ]);
+    let e = fails(&["index", "--corpus", s(&t.join("missing")), "--output", s(&t.join("idx2"))]);
     assert!(e.contains("missing"), "{e}");
 }

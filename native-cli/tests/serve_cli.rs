@@ -8,9 +8,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
 }
 
 fn s(p: &Path) -> &str {
@@ -18,26 +16,15 @@ fn s(p: &Path) -> &str {
 }
 
 fn llmql(args: &[&str]) {
-    let o = Command::new(env!("CARGO_BIN_EXE_llmql"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run llmql");
-    assert!(
-        o.status.success(),
-        "llmql {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = Command::new(env!("CARGO_BIN_EXE_llmql")).args(args).env("RUST_LOG", "warn").output().expect("run llmql");
+    assert!(o.status.success(), "llmql {args:?} failed:\n{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// The tiny model + stage-2 adapter's passage embeddings of the fixture collection, as an index.
 fn tiny_index(dir: &Path) -> PathBuf {
     let enc = dir.join("enc");
-    let (model, adapter, corpus) = (
-        fixture("tiny-llama"),
-        fixture("stage2/adapter"),
-        fixture("collection/corpus.jsonl"),
-    );
+    let (model, adapter, corpus) =
+        (fixture("tiny-llama"), fixture("stage2/adapter"), fixture("collection/corpus.jsonl"));
     llmql(&[
         "encode",
         "--model",
@@ -78,18 +65,13 @@ impl Server {
         }
         let mut child = cmd.spawn().expect("start llmql serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let url = line
             .trim()
             .strip_prefix("llmql serve: listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "binds loopback by default: {url}"
-        );
+        assert!(url.starts_with("http://127.0.0.1:"), "binds loopback by default: {url}");
         Self { child, url }
     }
 
@@ -98,27 +80,17 @@ impl Server {
     }
 
     fn post(&self, path: &str, body: &str) -> (u16, String) {
-        respond(
-            ureq::post(&format!("{}{path}", self.url))
-                .set("content-type", "application/json")
-                .send_string(body),
-        )
+        respond(ureq::post(&format!("{}{path}", self.url)).set("content-type", "application/json").send_string(body))
     }
 
     fn json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let (c, t) = self.post(path, &body.to_string());
-        (
-            c,
-            serde_json::from_str(&t).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {t}")),
-        )
+        (c, serde_json::from_str(&t).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {t}")))
     }
 
     fn metric(&self, name: &str) -> f64 {
         let (_, text) = self.get("/metrics");
-        text.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
     }
 }
 
@@ -138,31 +110,20 @@ fn respond(r: Result<ureq::Response, ureq::Error>) -> (u16, String) {
 }
 
 fn vector(v: &serde_json::Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// The error body's type and message, checking the shape.
 fn error_of(code: u16, body: &str, want: u16) -> (String, String) {
     assert_eq!(code, want, "{body}");
-    let v: serde_json::Value =
-        serde_json::from_str(body).unwrap_or_else(|_| panic!("error body is not JSON: {body}"));
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("error body is not JSON: {body}"));
     assert_eq!(v["error"]["code"], want);
-    (
-        v["error"]["type"].as_str().unwrap().into(),
-        v["error"]["message"].as_str().unwrap().into(),
-    )
+    (v["error"]["type"].as_str().unwrap().into(), v["error"]["message"].as_str().unwrap().into())
 }
 
 #[test]
@@ -172,16 +133,7 @@ fn endpoints_answer_in_their_shapes_and_refuse_bad_requests() {
     let corpus = fixture("collection/corpus.jsonl");
     // The model and adapter come from the index's record of its encoding.
     let srv = Server::start(
-        &[
-            "--index",
-            s(&idx),
-            "--passages",
-            s(&corpus),
-            "--max-inputs",
-            "4",
-            "--max-request-bytes",
-            "4096",
-        ],
+        &["--index", s(&idx), "--passages", s(&corpus), "--max-inputs", "4", "--max-request-bytes", "4096"],
         &[],
     );
 
@@ -196,10 +148,7 @@ fn endpoints_answer_in_their_shapes_and_refuse_bad_requests() {
     assert!(h["adapter"].as_str().unwrap().ends_with("adapter"), "{h}");
 
     // OpenAI shape.
-    let (c, v) = srv.json(
-        "/v1/embeddings",
-        serde_json::json!({"input": "how do bees make honey", "model": "x"}),
-    );
+    let (c, v) = srv.json("/v1/embeddings", serde_json::json!({"input": "how do bees make honey", "model": "x"}));
     assert_eq!(c, 200, "{v}");
     assert_eq!(v["object"], "list");
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
@@ -209,59 +158,37 @@ fn endpoints_answer_in_their_shapes_and_refuse_bad_requests() {
     assert_eq!(q.len(), 64);
     assert!((q.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
     assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 5);
-    let (_, many) = srv.json(
-        "/v1/embeddings",
-        serde_json::json!({"input": ["a cat", "how do bees make honey", "rust"]}),
-    );
+    let (_, many) =
+        srv.json("/v1/embeddings", serde_json::json!({"input": ["a cat", "how do bees make honey", "rust"]}));
     assert_eq!(many["data"].as_array().unwrap().len(), 3);
     assert_eq!(many["data"][1]["index"], 1);
     assert!(
         max_diff(&vector(&many["data"][1]["embedding"]), &q) < 1e-5,
         "a row does not depend on its batch companions"
     );
-    let (_, p) = srv.json(
-        "/v1/embeddings",
-        serde_json::json!({"input": "how do bees make honey", "llmql_kind": "passage"}),
-    );
-    assert!(
-        max_diff(&vector(&p["data"][0]["embedding"]), &q) > 1e-3,
-        "the passage template applies"
-    );
-    let (_, b) = srv.json(
-        "/v1/embeddings",
-        serde_json::json!({"input": "how do bees make honey", "encoding_format": "base64"}),
-    );
+    let (_, p) =
+        srv.json("/v1/embeddings", serde_json::json!({"input": "how do bees make honey", "llmql_kind": "passage"}));
+    assert!(max_diff(&vector(&p["data"][0]["embedding"]), &q) > 1e-3, "the passage template applies");
+    let (_, b) =
+        srv.json("/v1/embeddings", serde_json::json!({"input": "how do bees make honey", "encoding_format": "base64"}));
     use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b["data"][0]["embedding"].as_str().unwrap())
-        .unwrap();
-    let decoded: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b["data"][0]["embedding"].as_str().unwrap()).unwrap();
+    let decoded: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     assert_eq!(decoded, q);
 
     // TEI shape.
-    let (c, t) = srv.json(
-        "/embed",
-        serde_json::json!({"inputs": ["how do bees make honey", "a cat"]}),
-    );
+    let (c, t) = srv.json("/embed", serde_json::json!({"inputs": ["how do bees make honey", "a cat"]}));
     assert_eq!(c, 200);
     assert_eq!(t.as_array().unwrap().len(), 2);
     assert!(max_diff(&vector(&t[0]), &q) < 1e-5);
 
     // Search, both ways, with passage texts.
-    let (c, r) = srv.json(
-        "/search",
-        serde_json::json!({"query": "how do bees make honey", "k": 5}),
-    );
+    let (c, r) = srv.json("/search", serde_json::json!({"query": "how do bees make honey", "k": 5}));
     assert_eq!(c, 200, "{r}");
     let hits = r["results"].as_array().unwrap();
     assert_eq!(hits.len(), 5);
     assert_eq!(hits[0]["rank"], 1);
-    assert!(hits
-        .windows(2)
-        .all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64()));
+    assert!(hits.windows(2).all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64()));
     assert!(!hits[0]["text"].as_str().unwrap().is_empty());
     let (c, g) = srv.get("/search?q=how%20do%20bees%20make%20honey&k=5");
     assert_eq!(c, 200);
@@ -277,10 +204,7 @@ fn endpoints_answer_in_their_shapes_and_refuse_bad_requests() {
     assert!(error_of(c, &b, 400).1.contains("token ids"));
     let (c, b) = srv.post("/v1/embeddings", r#"{"input": []}"#);
     error_of(c, &b, 400);
-    let (c, b) = srv.post(
-        "/v1/embeddings",
-        r#"{"input": "x", "llmql_kind": "document"}"#,
-    );
+    let (c, b) = srv.post("/v1/embeddings", r#"{"input": "x", "llmql_kind": "document"}"#);
     assert!(error_of(c, &b, 400).1.contains("llmql_kind"));
     let (c, b) = srv.post("/v1/embeddings", r#"{"input": "x", "dimensions": 8}"#);
     assert!(error_of(c, &b, 400).1.contains("dimensions"));
@@ -305,10 +229,7 @@ fn endpoints_answer_in_their_shapes_and_refuse_bad_requests() {
     // Metrics and the page.
     let (c, m) = srv.get("/metrics");
     assert_eq!(c, 200);
-    assert!(
-        m.contains(r#"llmql_requests_total{endpoint="/v1/embeddings",status="200"}"#),
-        "{m}"
-    );
+    assert!(m.contains(r#"llmql_requests_total{endpoint="/v1/embeddings",status="200"}"#), "{m}");
     assert!(m.contains(r#"llmql_requests_total{endpoint="/v1/embeddings",status="400"}"#));
     for name in [
         "llmql_batch_size_bucket",
@@ -357,26 +278,12 @@ fn concurrent_single_queries_equal_one_encode_of_them_all() {
     let texts: Vec<String> = std::fs::read_to_string(&queries)
         .unwrap()
         .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(texts.len(), rows);
     // A long wait so that the concurrent requests are merged into few batches.
     let srv = Arc::new(Server::start(
-        &[
-            "--model",
-            s(&model),
-            "--adapter",
-            s(&adapter),
-            "--query-max-len",
-            "64",
-            "--max-wait-ms",
-            "300",
-        ],
+        &["--model", s(&model), "--adapter", s(&adapter), "--query-max-len", "64", "--max-wait-ms", "300"],
         &[],
     ));
     let barrier = Arc::new(Barrier::new(texts.len()));
@@ -397,32 +304,18 @@ fn concurrent_single_queries_equal_one_encode_of_them_all() {
     });
     for (i, g) in got.iter().enumerate() {
         let d = max_diff(g, &want[i * dim..(i + 1) * dim]);
-        assert!(
-            d <= 1e-5,
-            "query {i}: served vector differs from `llmql encode` by {d}"
-        );
+        assert!(d <= 1e-5, "query {i}: served vector differs from `llmql encode` by {d}");
     }
     let batches = srv.metric("llmql_batch_requests_count");
     let requests = srv.metric("llmql_batch_requests_sum");
     assert_eq!(requests as usize, texts.len());
-    assert!(
-        batches < texts.len() as f64,
-        "{} requests in {batches} batches: nothing was batched",
-        texts.len()
-    );
+    assert!(batches < texts.len() as f64, "{} requests in {batches} batches: nothing was batched", texts.len());
 }
 
 #[test]
 fn over_max_concurrent_requests_get_503() {
     let srv = Arc::new(Server::start(
-        &[
-            "--model",
-            s(&fixture("tiny-llama")),
-            "--max-concurrent",
-            "2",
-            "--max-wait-ms",
-            "0",
-        ],
+        &["--model", s(&fixture("tiny-llama")), "--max-concurrent", "2", "--max-wait-ms", "0"],
         &[("LLMQL_TEST_SERVE_DELAY_MS", "1500")],
     ));
     let n = 6;
@@ -433,10 +326,7 @@ fn over_max_concurrent_requests_get_503() {
                 let (srv, barrier) = (srv.clone(), barrier.clone());
                 sc.spawn(move || {
                     barrier.wait();
-                    srv.post(
-                        "/v1/embeddings",
-                        &serde_json::json!({"input": format!("query {i}")}).to_string(),
-                    )
+                    srv.post("/v1/embeddings", &serde_json::json!({"input": format!("query {i}")}).to_string())
                 })
             })
             .collect();
@@ -445,18 +335,11 @@ fn over_max_concurrent_requests_get_503() {
     let ok = answers.iter().filter(|(c, _)| *c == 200).count();
     let busy: Vec<&(u16, String)> = answers.iter().filter(|(c, _)| *c == 503).collect();
     assert_eq!(ok + busy.len(), n, "{answers:?}");
-    assert!(
-        ok >= 2 && !busy.is_empty(),
-        "{ok} answered, {} refused",
-        busy.len()
-    );
+    assert!(ok >= 2 && !busy.is_empty(), "{ok} answered, {} refused", busy.len());
     for (c, b) in &busy {
         assert_eq!(error_of(*c, b, 503).0, "overloaded");
     }
-    assert_eq!(
-        srv.metric("llmql_requests_rejected_total") as usize,
-        busy.len()
-    );
+    assert_eq!(srv.metric("llmql_requests_rejected_total") as usize, busy.len());
     // Once the load is gone, the server answers again.
     let (c, _) = srv.post("/v1/embeddings", r#"{"input": "again"}"#);
     assert_eq!(c, 200);
@@ -490,16 +373,11 @@ fn sigterm_finishes_requests_in_flight_then_exits_cleanly() {
             if h["in_flight"] == n {
                 break;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "requests never in flight: {h}"
-            );
+            assert!(start.elapsed() < Duration::from_secs(20), "requests never in flight: {h}");
             std::thread::sleep(Duration::from_millis(20));
         }
         unsafe { libc::kill(srv.child.id() as i32, libc::SIGTERM) };
-        hs.into_iter()
-            .map(|h| h.join().unwrap())
-            .collect::<Vec<_>>()
+        hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
     });
     for (c, b) in &answers {
         assert_eq!(*c, 200, "an in-flight request was dropped at shutdown: {b}");
@@ -511,17 +389,11 @@ fn sigterm_finishes_requests_in_flight_then_exits_cleanly() {
         if let Some(st) = srv.child.try_wait().unwrap() {
             break st;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the server did not exit after SIGTERM"
-        );
+        assert!(start.elapsed() < Duration::from_secs(20), "the server did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit status {status:?}");
-    assert!(
-        ureq::get(&format!("{url}/health")).call().is_err(),
-        "still answering after shutdown"
-    );
+    assert!(ureq::get(&format!("{url}/health")).call().is_err(), "still answering after shutdown");
 }
 
 /// Copies a folder's files (one level) into `to`.
@@ -579,35 +451,18 @@ fn quickstart_shortcut_serves_its_model_adapter_corpus_and_texts() {
     let srv = Server::start(&["--quickstart", s(&q)], &[]);
     let (_, h) = srv.get("/health");
     let h: serde_json::Value = serde_json::from_str(&h).unwrap();
-    assert!(
-        h["model"].as_str().unwrap().ends_with("ql")
-            && h["adapter"].as_str().unwrap().ends_with("dense"),
-        "{h}"
-    );
+    assert!(h["model"].as_str().unwrap().ends_with("ql") && h["adapter"].as_str().unwrap().ends_with("dense"), "{h}");
     assert_eq!(h["index"]["count"], 60);
     assert_eq!(h["passages"], 60);
     assert_eq!(h["query_max_len"], 48);
     assert_eq!(h["passage_max_len"], 64);
-    let (c, r) = srv.json(
-        "/search",
-        serde_json::json!({"query": "how do bees make honey", "k": 3}),
-    );
+    let (c, r) = srv.json("/search", serde_json::json!({"query": "how do bees make honey", "k": 3}));
     assert_eq!(c, 200);
     assert!(!r["results"][0]["text"].as_str().unwrap().is_empty());
     // The query vector is the one `llmql encode` gives with the quickstart's settings.
-    let first: serde_json::Value = serde_json::from_str(
-        std::fs::read_to_string(&queries)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
-    let (want, _, dim) =
-        llmql_core::npy::read_f32_matrix(&q.join("embeddings/llmql/query/embeddings.npy")).unwrap();
-    let (_, v) = srv.json(
-        "/v1/embeddings",
-        serde_json::json!({"input": first["text"]}),
-    );
+    let first: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&queries).unwrap().lines().next().unwrap()).unwrap();
+    let (want, _, dim) = llmql_core::npy::read_f32_matrix(&q.join("embeddings/llmql/query/embeddings.npy")).unwrap();
+    let (_, v) = srv.json("/v1/embeddings", serde_json::json!({"input": first["text"]}));
     assert!(max_diff(&vector(&v["data"][0]["embedding"]), &want[..dim]) <= 1e-5);
 }

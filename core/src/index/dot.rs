@@ -39,11 +39,7 @@ fn dot_lanes<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     let (bc, br) = b.split_at(n - n % L);
     for (x, y) in ac.chunks_exact(L).zip(bc.chunks_exact(L)) {
         for i in 0..L {
-            acc[i] = if FMA {
-                x[i].mul_add(y[i], acc[i])
-            } else {
-                acc[i] + x[i] * y[i]
-            };
+            acc[i] = if FMA { x[i].mul_add(y[i], acc[i]) } else { acc[i] + x[i] * y[i] };
         }
     }
     let mut s: f32 = acc.iter().sum();
@@ -60,18 +56,11 @@ mod tests {
     #[test]
     fn matches_the_sum_in_f64() {
         for n in [0, 1, 7, 16, 17, 64, 576, 1000] {
-            let a: Vec<f32> = (0..n)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-                .collect();
-            let b: Vec<f32> = (0..n)
-                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
-                .collect();
+            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0).collect();
             let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
             let got = dot(&a, &b) as f64;
-            assert!(
-                (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                "n={n}: {got} vs {want}"
-            );
+            assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "n={n}: {got} vs {want}");
         }
     }
 }

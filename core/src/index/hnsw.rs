@@ -36,11 +36,7 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
-        Self {
-            m: 16,
-            ef_construction: 100,
-            ef_search: 64,
-        }
+        Self { m: 16, ef_construction: 100, ef_search: 64 }
     }
 }
 
@@ -78,18 +74,8 @@ impl HnswIndex {
     ) -> Result<Self> {
         params.validate().map_err(Error::Other)?;
         let count = values.len() / dim.max(1);
-        let mut graph = Hnsw::new(
-            params.m,
-            count.max(1),
-            MAX_LAYERS,
-            params.ef_construction,
-            InnerProductDistance,
-        );
-        let rows: Vec<(&[f32], usize)> = values
-            .chunks_exact(dim)
-            .enumerate()
-            .map(|(i, r)| (r, i))
-            .collect();
+        let mut graph = Hnsw::new(params.m, count.max(1), MAX_LAYERS, params.ef_construction, InnerProductDistance);
+        let rows: Vec<(&[f32], usize)> = values.chunks_exact(dim).enumerate().map(|(i, r)| (r, i)).collect();
         for (c, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
             graph.parallel_insert_slice(&chunk.to_vec());
             on_progress((c * INSERT_CHUNK + chunk.len()).min(count), count);
@@ -107,10 +93,7 @@ impl HnswIndex {
 
     /// The two files of a dump named `name`.
     pub fn files(dir: &Path, name: &str) -> [std::path::PathBuf; 2] {
-        [
-            dir.join(format!("{name}.hnsw.graph")),
-            dir.join(format!("{name}.hnsw.data")),
-        ]
+        [dir.join(format!("{name}.hnsw.graph")), dir.join(format!("{name}.hnsw.data"))]
     }
 
     /// Loads a dump. The loader is kept for the life of the process (`hnsw_rs` ties the graph's
@@ -123,18 +106,8 @@ impl HnswIndex {
         let what = || Self::files(dir, name)[0].display().to_string();
         let mut graph = match loaded {
             Ok(Ok(g)) => g,
-            Ok(Err(e)) => {
-                return Err(Error::Other(format!(
-                    "{}: cannot load the HNSW graph: {e}",
-                    what()
-                )))
-            }
-            Err(_) => {
-                return Err(Error::Other(format!(
-                    "{}: malformed HNSW graph (the loader failed)",
-                    what()
-                )))
-            }
+            Ok(Err(e)) => return Err(Error::Other(format!("{}: cannot load the HNSW graph: {e}", what()))),
+            Err(_) => return Err(Error::Other(format!("{}: malformed HNSW graph (the loader failed)", what()))),
         };
         graph.set_searching_mode(true);
         Ok(Self { graph, params })
@@ -156,11 +129,7 @@ impl HnswIndex {
             return Vec::new();
         }
         let ef = ef.unwrap_or(self.params.ef_search).max(k);
-        self.graph
-            .search(query, k, ef)
-            .into_iter()
-            .map(|n| (n.d_id, 1.0 - n.distance))
-            .collect()
+        self.graph.search(query, k, ef).into_iter().map(|n| (n.d_id, 1.0 - n.distance)).collect()
     }
 }
 
@@ -172,16 +141,11 @@ mod tests {
     /// Clustered unit vectors (centres plus noise), the shape of real embeddings.
     fn clustered(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let centres: Vec<Vec<f32>> = (0..20)
-            .map(|_| (0..dim).map(|_| rng.random::<f32>() - 0.5).collect())
-            .collect();
+        let centres: Vec<Vec<f32>> = (0..20).map(|_| (0..dim).map(|_| rng.random::<f32>() - 0.5).collect()).collect();
         let mut out = Vec::with_capacity(n * dim);
         for i in 0..n {
             let c = &centres[i % centres.len()];
-            let row: Vec<f32> = c
-                .iter()
-                .map(|x| x + 0.4 * (rng.random::<f32>() - 0.5))
-                .collect();
+            let row: Vec<f32> = c.iter().map(|x| x + 0.4 * (rng.random::<f32>() - 0.5)).collect();
             let norm = dot(&row, &row).sqrt();
             out.extend(row.iter().map(|v| v / norm));
         }
@@ -196,11 +160,7 @@ mod tests {
         assert_eq!(g.len(), n);
         let queries = clustered(50, dim, 2);
         let exact = |q: &[f32]| {
-            let mut s: Vec<(usize, f32)> = values
-                .chunks_exact(dim)
-                .map(|r| dot(r, q))
-                .enumerate()
-                .collect();
+            let mut s: Vec<(usize, f32)> = values.chunks_exact(dim).map(|r| dot(r, q)).enumerate().collect();
             s.sort_by(|a, b| b.1.total_cmp(&a.1));
             s.into_iter().take(10).map(|x| x.0).collect::<Vec<_>>()
         };

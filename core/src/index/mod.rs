@@ -110,12 +110,7 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        Self {
-            kind: IndexKind::Flat,
-            m: 16,
-            ef_construction: 100,
-            ef_search: 64,
-        }
+        Self { kind: IndexKind::Flat, m: 16, ef_construction: 100, ef_search: 64 }
     }
 }
 
@@ -126,10 +121,7 @@ fn encoder_meta(corpus: &Path) -> Result<serde_json::Value> {
         if p.is_file() {
             let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
             let mut v: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| Error::Json {
-                    path: p.clone(),
-                    source: e,
-                })?;
+                serde_json::from_str(&text).map_err(|e| Error::Json { path: p.clone(), source: e })?;
             // Shard fields describe one shard, not the corpus.
             if let Some(o) = v.as_object_mut() {
                 o.remove("shard");
@@ -143,20 +135,12 @@ fn encoder_meta(corpus: &Path) -> Result<serde_json::Value> {
 
 /// Checks what an index can hold: rows, finite values, and for HNSW unit vectors (distance
 /// `1 - <a, b>` orders by inner product only for them).
-fn check_rows(
-    corpus: &Path,
-    e: &Embeddings,
-    meta: &serde_json::Value,
-    kind: IndexKind,
-) -> Result<()> {
+fn check_rows(corpus: &Path, e: &Embeddings, meta: &serde_json::Value, kind: IndexKind) -> Result<()> {
     if e.rows() == 0 {
         return Err(Error::config(corpus, "the corpus has no rows"));
     }
     if let Some(i) = (0..e.rows()).find(|&i| !e.row(i).iter().all(|v| v.is_finite())) {
-        return Err(Error::config(
-            corpus,
-            format!("row {} ({:?}) holds a non-finite value", i, e.ids[i]),
-        ));
+        return Err(Error::config(corpus, format!("row {} ({:?}) holds a non-finite value", i, e.ids[i])));
     }
     if kind == IndexKind::Hnsw {
         if meta["normalized"] == serde_json::Value::Bool(false) {
@@ -165,11 +149,13 @@ fn check_rows(
                 "the embeddings are not L2-normalised (encoded with --no-normalize): an HNSW index needs unit vectors; use --kind flat",
             ));
         }
-        if let Some(i) = (0..e.rows()).find(|&i| (dot::dot(e.row(i), e.row(i)) - 1.0).abs() > 1e-3)
-        {
+        if let Some(i) = (0..e.rows()).find(|&i| (dot::dot(e.row(i), e.row(i)) - 1.0).abs() > 1e-3) {
             return Err(Error::config(
                 corpus,
-                format!("row {} ({:?}) is not a unit vector: an HNSW index needs L2-normalised embeddings; use --kind flat", i, e.ids[i]),
+                format!(
+                    "row {} ({:?}) is not a unit vector: an HNSW index needs L2-normalised embeddings; use --kind flat",
+                    i, e.ids[i]
+                ),
             ));
         }
     }
@@ -230,15 +216,13 @@ pub fn build(
 fn write_vectors(dir: &Path, e: &Embeddings) -> Result<()> {
     let p = dir.join(VECTORS_FILE);
     let f = std::fs::File::create(&p).map_err(|err| Error::io(&p, err))?;
-    let mut npy =
-        NpyWriter::new(std::io::BufWriter::new(f), e.dim).map_err(|err| Error::io(&p, err))?;
+    let mut npy = NpyWriter::new(std::io::BufWriter::new(f), e.dim).map_err(|err| Error::io(&p, err))?;
     for i in 0..e.rows() {
         npy.write_row(e.row(i)).map_err(|err| Error::io(&p, err))?;
     }
     npy.finish().map_err(|err| Error::io(&p, err))?;
     let p = dir.join(IDS_FILE);
-    let mut w =
-        std::io::BufWriter::new(std::fs::File::create(&p).map_err(|err| Error::io(&p, err))?);
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&p).map_err(|err| Error::io(&p, err))?);
     for id in &e.ids {
         writeln!(w, "{id}").map_err(|err| Error::io(&p, err))?;
     }
@@ -252,19 +236,11 @@ fn build_hnsw(
     opts: &BuildOptions,
     on_progress: &mut dyn FnMut(usize, usize),
 ) -> Result<HnswMeta> {
-    let params = hnsw::HnswParams {
-        m: opts.m,
-        ef_construction: opts.ef_construction,
-        ef_search: opts.ef_search,
-    };
+    let params = hnsw::HnswParams { m: opts.m, ef_construction: opts.ef_construction, ef_search: opts.ef_search };
     let g = hnsw::HnswIndex::build(&e.values, e.dim, params, on_progress)?;
     let name = g.dump(dir, HNSW_NAME)?;
     let [graph, data] = hnsw::HnswIndex::files(dir, &name);
-    let size = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.len())
-            .map_err(|err| Error::io(p, err))
-    };
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(|err| Error::io(p, err));
     Ok(HnswMeta {
         m: params.m,
         ef_construction: params.ef_construction,
@@ -276,16 +252,8 @@ fn build_hnsw(
 }
 
 #[cfg(not(feature = "ann"))]
-fn build_hnsw(
-    dir: &Path,
-    _: &Embeddings,
-    _: &BuildOptions,
-    _: &mut dyn FnMut(usize, usize),
-) -> Result<HnswMeta> {
-    Err(Error::config(
-        dir,
-        "this build of llmql has no HNSW support (feature `ann`)",
-    ))
+fn build_hnsw(dir: &Path, _: &Embeddings, _: &BuildOptions, _: &mut dyn FnMut(usize, usize)) -> Result<HnswMeta> {
+    Err(Error::config(dir, "this build of llmql has no HNSW support (feature `ann`)"))
 }
 
 enum Store {
@@ -317,31 +285,21 @@ impl Index {
     pub fn open_meta(dir: &Path) -> Result<IndexMeta> {
         let p = dir.join(INDEX_FILE);
         let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-        let meta: IndexMeta = serde_json::from_str(&text).map_err(|e| Error::Json {
-            path: p.clone(),
-            source: e,
-        })?;
+        let meta: IndexMeta = serde_json::from_str(&text).map_err(|e| Error::Json { path: p.clone(), source: e })?;
         if meta.format != FORMAT {
             return Err(Error::config(
                 &p,
-                format!(
-                    "field `format`: unknown index format {:?} (expected {FORMAT:?})",
-                    meta.format
-                ),
+                format!("field `format`: unknown index format {:?} (expected {FORMAT:?})", meta.format),
             ));
         }
         if meta.metric != METRIC {
             return Err(Error::config(
                 &p,
-                format!(
-                    "field `metric`: unknown metric {:?} (expected {METRIC:?})",
-                    meta.metric
-                ),
+                format!("field `metric`: unknown metric {:?} (expected {METRIC:?})", meta.metric),
             ));
         }
         for (field, name) in [("ids", &meta.ids), ("vectors", &meta.vectors)] {
-            crate::paths::check_relative_name(name, &format!("field `{field}`"))
-                .map_err(|m| Error::config(&p, m))?;
+            crate::paths::check_relative_name(name, &format!("field `{field}`")).map_err(|m| Error::config(&p, m))?;
         }
         Ok(meta)
     }
@@ -364,11 +322,7 @@ impl Index {
                 build_seconds: 0.0,
                 llmql_version: env!("CARGO_PKG_VERSION").into(),
             };
-            return Ok(Self {
-                meta,
-                dir: dir.into(),
-                store: Store::Flat(e),
-            });
+            return Ok(Self { meta, dir: dir.into(), store: Store::Flat(e) });
         }
         let meta = Self::open_meta(dir)?;
         let p = dir.join(INDEX_FILE);
@@ -393,57 +347,40 @@ impl Index {
             }
             IndexKind::Hnsw => Self::open_hnsw(dir, &p, &meta, &ids_path)?,
         };
-        Ok(Self {
-            meta,
-            dir: dir.into(),
-            store,
-        })
+        Ok(Self { meta, dir: dir.into(), store })
     }
 
     #[cfg(feature = "ann")]
     fn open_hnsw(dir: &Path, p: &Path, meta: &IndexMeta, ids_path: &Path) -> Result<Store> {
-        let h = meta
-            .hnsw
-            .as_ref()
-            .ok_or_else(|| Error::config(p, "field `hnsw`: missing for an index of kind hnsw"))?;
-        crate::paths::check_relative_name(&h.name, "field `hnsw.name`")
-            .map_err(|m| Error::config(p, m))?;
+        let h =
+            meta.hnsw.as_ref().ok_or_else(|| Error::config(p, "field `hnsw`: missing for an index of kind hnsw"))?;
+        crate::paths::check_relative_name(&h.name, "field `hnsw.name`").map_err(|m| Error::config(p, m))?;
         let files = hnsw::HnswIndex::files(dir, &h.name);
         for (f, want) in files.iter().zip([h.graph_bytes, h.data_bytes]) {
             let got = std::fs::metadata(f).map_err(|e| Error::io(f, e))?.len();
             if got != want {
-                return Err(Error::config(f, format!("{got} bytes, index.json says {want}: the file is damaged or from another build")));
+                return Err(Error::config(
+                    f,
+                    format!("{got} bytes, index.json says {want}: the file is damaged or from another build"),
+                ));
             }
         }
         let text = std::fs::read_to_string(ids_path).map_err(|e| Error::io(ids_path, e))?;
         let ids: Vec<String> = text.lines().map(str::to_string).collect();
         if ids.len() != meta.count {
-            return Err(Error::config(
-                ids_path,
-                format!("{} ids, index.json says {}", ids.len(), meta.count),
-            ));
+            return Err(Error::config(ids_path, format!("{} ids, index.json says {}", ids.len(), meta.count)));
         }
-        let params = hnsw::HnswParams {
-            m: h.m,
-            ef_construction: h.ef_construction,
-            ef_search: h.ef_search,
-        };
+        let params = hnsw::HnswParams { m: h.m, ef_construction: h.ef_construction, ef_search: h.ef_search };
         let graph = hnsw::HnswIndex::load(dir, &h.name, params)?;
         if graph.len() != meta.count {
-            return Err(Error::config(
-                &files[0],
-                format!("{} rows, index.json says {}", graph.len(), meta.count),
-            ));
+            return Err(Error::config(&files[0], format!("{} rows, index.json says {}", graph.len(), meta.count)));
         }
         Ok(Store::Hnsw { graph, ids })
     }
 
     #[cfg(not(feature = "ann"))]
     fn open_hnsw(_: &Path, p: &Path, _: &IndexMeta, _: &Path) -> Result<Store> {
-        Err(Error::config(
-            p,
-            "an HNSW index, but this build of llmql has no HNSW support (feature `ann`)",
-        ))
+        Err(Error::config(p, "an HNSW index, but this build of llmql has no HNSW support (feature `ann`)"))
     }
 
     pub fn kind(&self) -> IndexKind {
@@ -479,11 +416,8 @@ impl Index {
             }
             #[cfg(feature = "ann")]
             Store::Hnsw { graph, ids } => {
-                let mut hits: Vec<(f32, String)> = graph
-                    .search(query, k, ef)
-                    .into_iter()
-                    .map(|(row, s)| (s, ids[row].clone()))
-                    .collect();
+                let mut hits: Vec<(f32, String)> =
+                    graph.search(query, k, ef).into_iter().map(|(row, s)| (s, ids[row].clone())).collect();
                 hits.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
                 Ok(hits)
             }
@@ -498,9 +432,7 @@ pub fn flat_search(e: &Embeddings, query: &[f32], k: usize) -> Vec<(f32, String)
         .par_chunks(FLAT_BLOCK)
         .enumerate()
         .map(|(b, ids)| {
-            let scores: Vec<f32> = (0..ids.len())
-                .map(|i| dot::dot(e.row(b * FLAT_BLOCK + i), query))
-                .collect();
+            let scores: Vec<f32> = (0..ids.len()).map(|i| dot::dot(e.row(b * FLAT_BLOCK + i), query)).collect();
             let mut t = TopK::new(k);
             t.offer(&scores, ids);
             t
@@ -527,11 +459,7 @@ mod tests {
             let norm = dot::dot(&row, &row).sqrt();
             values.extend(row.iter().map(|v| v / norm));
         }
-        Embeddings {
-            ids: (0..n).map(|i| format!("d{i}")).collect(),
-            values,
-            dim,
-        }
+        Embeddings { ids: (0..n).map(|i| format!("d{i}")).collect(), values, dim }
     }
 
     #[test]

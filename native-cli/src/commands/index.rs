@@ -44,12 +44,8 @@ fn parse_kind(s: &str) -> std::result::Result<IndexKind, String> {
 }
 
 pub fn run(a: IndexArgs) -> Result<()> {
-    let opts = BuildOptions {
-        kind: a.kind,
-        m: a.hnsw_m,
-        ef_construction: a.ef_construction,
-        ef_search: a.default_ef_search,
-    };
+    let opts =
+        BuildOptions { kind: a.kind, m: a.hnsw_m, ef_construction: a.ef_construction, ef_search: a.default_ef_search };
     if a.kind == IndexKind::Hnsw {
         if !(2..=255).contains(&a.hnsw_m) {
             bail!("--hnsw-m must be in 2..=255");

@@ -47,7 +47,8 @@ fn search_index(dir: &std::path::Path, queries: &Embeddings, depth: usize, ef: O
         .into_par_iter()
         .map(|i| {
             let hits = index.search(queries.row(i), depth, ef)?;
-            let entries = hits.into_iter().map(|(s, d)| llmql_core::trec::RunEntry { docid: d, score: s as f64 }).collect();
+            let entries =
+                hits.into_iter().map(|(s, d)| llmql_core::trec::RunEntry { docid: d, score: s as f64 }).collect();
             Ok((queries.ids[i].clone(), entries))
         })
         .collect()

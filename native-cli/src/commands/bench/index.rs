@@ -89,8 +89,7 @@ fn rows(n: usize, a: &BenchIndexArgs, centres: &[f32], stream: u64) -> Vec<f32> 
     let d = a.dim;
     let mut v = vec![0f32; n * d];
     v.par_chunks_mut(d).enumerate().for_each(|(i, row)| {
-        let mut g =
-            Gauss::new(a.seed ^ (stream << 40) ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let mut g = Gauss::new(a.seed ^ (stream << 40) ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
         if a.clusters == 0 {
             row.iter_mut().for_each(|x| *x = g.next());
         } else {
@@ -120,12 +119,7 @@ impl BackendTask for ExactTruth<'_> {
         self.queries
             .ids
             .iter()
-            .map(|q| {
-                Ok(run[q]
-                    .iter()
-                    .map(|e| e.docid[1..].parse::<usize>())
-                    .collect::<Result<Vec<_>, _>>()?)
-            })
+            .map(|q| Ok(run[q].iter().map(|e| e.docid[1..].parse::<usize>()).collect::<Result<Vec<_>, _>>()?))
             .collect()
     }
 }
@@ -134,22 +128,10 @@ pub fn run(a: BenchIndexArgs) -> Result<serde_json::Value> {
     if a.rows == 0 || a.dim == 0 || a.queries == 0 || a.k == 0 {
         bail!("--rows, --dim, --queries and --k must be at least 1");
     }
-    let efs: Vec<usize> = a
-        .ef_search
-        .split(',')
-        .map(|s| s.trim().parse())
-        .collect::<Result<_, _>>()?;
+    let efs: Vec<usize> = a.ef_search.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
     let rss_start = rss_mib();
     let t = Instant::now();
-    let mut centres = rows(
-        a.clusters,
-        &BenchIndexArgs {
-            clusters: 0,
-            ..a.clone()
-        },
-        &[],
-        1,
-    );
+    let mut centres = rows(a.clusters, &BenchIndexArgs { clusters: 0, ..a.clone() }, &[], 1);
     if a.clusters == 0 {
         centres.clear();
     }
@@ -168,14 +150,7 @@ pub fn run(a: BenchIndexArgs) -> Result<serde_json::Value> {
     tracing::info!("generated {} x {} in {gen_secs:.1}s", a.rows, a.dim);
 
     let t = Instant::now();
-    let truth = run_on(
-        &DeviceSpec::Flex,
-        ExactTruth {
-            corpus: &corpus,
-            queries: &queries,
-            k: a.k,
-        },
-    )??;
+    let truth = run_on(&DeviceSpec::Flex, ExactTruth { corpus: &corpus, queries: &queries, k: a.k })??;
     let exact_secs = t.elapsed().as_secs_f64();
     tracing::info!("exact ground truth (batched matmul) in {exact_secs:.1}s");
 
@@ -187,20 +162,13 @@ pub fn run(a: BenchIndexArgs) -> Result<serde_json::Value> {
     }
     let flat_secs = t.elapsed().as_secs_f64();
 
-    let params = HnswParams {
-        m: a.hnsw_m,
-        ef_construction: a.ef_construction,
-        ef_search: efs[0],
-    };
+    let params = HnswParams { m: a.hnsw_m, ef_construction: a.ef_construction, ef_search: efs[0] };
     let t = Instant::now();
     let mut last = Instant::now();
     let graph = HnswIndex::build(&corpus.values, a.dim, params, &mut |done, total| {
         if last.elapsed().as_secs() >= 30 {
             last = Instant::now();
-            tracing::info!(
-                "hnsw: {done}/{total} inserted ({:.0}s)",
-                t.elapsed().as_secs_f64()
-            );
+            tracing::info!("hnsw: {done}/{total} inserted ({:.0}s)", t.elapsed().as_secs_f64());
         }
     })?;
     let build_secs = t.elapsed().as_secs_f64();
@@ -213,15 +181,11 @@ pub fn run(a: BenchIndexArgs) -> Result<serde_json::Value> {
             got.iter().filter(|(r, _)| want.contains(r)).count()
         };
         let t = Instant::now();
-        let found: usize = (0..a.queries)
-            .map(|i| hit(i, g.search(queries.row(i), a.k, Some(ef))))
-            .sum();
+        let found: usize = (0..a.queries).map(|i| hit(i, g.search(queries.row(i), a.k, Some(ef)))).sum();
         let one = a.queries as f64 / t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let found_par: usize = (0..a.queries)
-            .into_par_iter()
-            .map(|i| hit(i, g.search(queries.row(i), a.k, Some(ef))))
-            .sum();
+        let found_par: usize =
+            (0..a.queries).into_par_iter().map(|i| hit(i, g.search(queries.row(i), a.k, Some(ef)))).sum();
         let all = a.queries as f64 / t.elapsed().as_secs_f64();
         let _ = found_par;
         (found as f64 / (a.queries * a.k) as f64, one, all)
@@ -243,10 +207,7 @@ pub fn run(a: BenchIndexArgs) -> Result<serde_json::Value> {
             let name = graph.dump(dir, "bench")?;
             let dump_secs = t.elapsed().as_secs_f64();
             let files = HnswIndex::files(dir, &name);
-            let bytes: u64 = files
-                .iter()
-                .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-                .sum();
+            let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
             let t = Instant::now();
             let back = HnswIndex::load(dir, &name, params)?;
             let load_secs = t.elapsed().as_secs_f64();

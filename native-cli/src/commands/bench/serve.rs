@@ -38,11 +38,7 @@ const BUILT_IN: &[&str] = &[
 
 /// `llmql_process_resident_memory_bytes` from the server's /metrics, in MiB.
 fn server_rss_mib(agent: &ureq::Agent, url: &str) -> Result<f64> {
-    let text = agent
-        .get(&format!("{url}/metrics"))
-        .call()
-        .context("GET /metrics")?
-        .into_string()?;
+    let text = agent.get(&format!("{url}/metrics")).call().context("GET /metrics")?.into_string()?;
     let line = text
         .lines()
         .find(|l| l.starts_with("llmql_process_resident_memory_bytes "))
@@ -57,16 +53,14 @@ pub fn run(a: BenchServeArgs) -> Result<serde_json::Value> {
     let url = a.url.trim_end_matches('/').to_string();
     let queries: Vec<String> = match &a.queries {
         None => BUILT_IN.iter().map(|s| s.to_string()).collect(),
-        Some(p) => llmql_core::records::RecordReader::open(p)?
-            .map(|r| r.map(|r| r.text))
-            .collect::<llmql_core::Result<_>>()?,
+        Some(p) => {
+            llmql_core::records::RecordReader::open(p)?.map(|r| r.map(|r| r.text)).collect::<llmql_core::Result<_>>()?
+        }
     };
     if queries.is_empty() {
         bail!("no queries");
     }
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(120))
-        .build();
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build();
     let health = agent
         .get(&format!("{url}/health"))
         .call()
@@ -78,11 +72,7 @@ pub fn run(a: BenchServeArgs) -> Result<serde_json::Value> {
         "search" => serde_json::json!({"query": q, "k": 10}).to_string(),
         _ => serde_json::json!({"input": q}).to_string(),
     };
-    let path = if a.endpoint == "search" {
-        "/search"
-    } else {
-        "/v1/embeddings"
-    };
+    let path = if a.endpoint == "search" { "/search" } else { "/v1/embeddings" };
     for q in queries.iter().take(a.clients.max(2)) {
         agent
             .post(&format!("{url}{path}"))
@@ -122,20 +112,14 @@ pub fn run(a: BenchServeArgs) -> Result<serde_json::Value> {
                 })
             })
             .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("client thread"))
-            .collect()
+        hs.into_iter().map(|h| h.join().expect("client thread")).collect()
     });
     let secs = start.elapsed().as_secs_f64();
     let rss_end = server_rss_mib(&agent, &url)?;
     let mut lat: Vec<f64> = results.iter().flat_map(|r| r.0.iter().copied()).collect();
     let errors: Vec<String> = results.iter().flat_map(|r| r.1.iter().cloned()).collect();
     lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    let pct = |p: f64| lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN);
     Ok(serde_json::json!({
         "bench": "serve",
         "endpoint": path,

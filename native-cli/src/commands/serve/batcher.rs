@@ -12,7 +12,7 @@ use super::metrics::Metrics;
 use anyhow::Result;
 use burn::tensor::backend::Backend;
 use llmql_backends::BackendTask;
-use llmql_core::{Checkpoint, Encoder, EncoderOptions, Kind};
+use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -49,7 +49,7 @@ pub struct Ready {
 
 /// The model thread's work: load the encoder, report, then serve jobs until every sender is gone.
 pub struct ModelWorker {
-    pub ckpt: Checkpoint,
+    pub ckpt: ModelSource,
     pub adapter: Option<PathBuf>,
     pub options: EncoderOptions,
     pub dtype: burn::tensor::DType,
@@ -104,10 +104,7 @@ impl BackendTask for ModelWorker {
             let mut batch = vec![first];
             while tokens < self.limits.max_batch_tokens {
                 let now = Instant::now();
-                let job = match self
-                    .jobs
-                    .recv_timeout(deadline.saturating_duration_since(now))
-                {
+                let job = match self.jobs.recv_timeout(deadline.saturating_duration_since(now)) {
                     Ok(job) => job,
                     Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
                 };
@@ -133,9 +130,7 @@ impl ModelWorker {
     fn encode_batch<B: Backend>(&self, encoder: &Encoder<B>, batch: Vec<Tokenized>, tokens: usize) {
         let start = Instant::now();
         for t in &batch {
-            self.metrics
-                .queue_seconds
-                .observe(start.duration_since(t.job.enqueued).as_secs_f64());
+            self.metrics.queue_seconds.observe(start.duration_since(t.job.enqueued).as_secs_f64());
         }
         // Every sequence of the batch, as (job, position in job).
         let seqs: Vec<(usize, usize, &Vec<u32>)> = batch
@@ -145,10 +140,7 @@ impl ModelWorker {
             .collect();
         let mut order: Vec<usize> = (0..seqs.len()).collect();
         order.sort_by(|&a, &b| seqs[b].2.len().cmp(&seqs[a].2.len()).then(a.cmp(&b)));
-        let mut out: Vec<Vec<Vec<f32>>> = batch
-            .iter()
-            .map(|t| vec![Vec::new(); t.seqs.len()])
-            .collect();
+        let mut out: Vec<Vec<Vec<f32>>> = batch.iter().map(|t| vec![Vec::new(); t.seqs.len()]).collect();
         // Forward passes of at most max_batch_tokens padded tokens (longest first: the first row
         // of a pass is its longest).
         let mut i = 0;
@@ -163,18 +155,13 @@ impl ModelWorker {
             }
             i += n;
         }
-        self.metrics
-            .encode_seconds
-            .observe(start.elapsed().as_secs_f64());
+        self.metrics.encode_seconds.observe(start.elapsed().as_secs_f64());
         self.metrics.batch_requests.observe(batch.len() as f64);
         self.metrics.batch_inputs.observe(seqs.len() as f64);
         self.metrics.batch_tokens.observe(tokens as f64);
         for (t, vectors) in batch.into_iter().zip(out) {
             let result = if vectors.iter().all(|v| v.iter().all(|x| x.is_finite())) {
-                Ok(Encoded {
-                    vectors,
-                    tokens: t.tokens,
-                })
+                Ok(Encoded { vectors, tokens: t.tokens })
             } else {
                 Err("the model produced a non-finite embedding (try --dtype f32)".to_string())
             };
@@ -185,29 +172,19 @@ impl ModelWorker {
 
 /// Token ids of a job's texts, each cut to its kind's length limit; a tokenizer error answers the
 /// job (and gives `None`).
-fn tokenize<B: Backend>(
-    encoder: &mut Encoder<B>,
-    limits: &BatchLimits,
-    job: Job,
-) -> Option<Tokenized> {
+fn tokenize<B: Backend>(encoder: &mut Encoder<B>, limits: &BatchLimits, job: Job) -> Option<Tokenized> {
     encoder.options.max_len = match job.kind {
         Kind::Query => limits.query_max_len,
         Kind::Passage => limits.passage_max_len,
     };
-    let seqs: Result<Vec<Vec<u32>>, _> = job
-        .texts
-        .iter()
-        .map(|t| encoder.tokenize(job.kind, None, t))
-        .collect();
+    let seqs: Result<Vec<Vec<u32>>, _> = job.texts.iter().map(|t| encoder.tokenize(job.kind, None, t)).collect();
     match seqs {
         Ok(seqs) => {
             let tokens = seqs.iter().map(Vec::len).sum();
             Some(Tokenized { job, seqs, tokens })
         }
         Err(e) => {
-            let _ = job
-                .reply
-                .send(Err(format!("cannot tokenize the input: {e}")));
+            let _ = job.reply.send(Err(format!("cannot tokenize the input: {e}")));
             None
         }
     }
@@ -216,8 +193,5 @@ fn tokenize<B: Backend>(
 /// Test hook (`LLMQL_TEST_SERVE_DELAY_MS`): sleep this long before each batch, so tests can hold
 /// requests in flight (shutdown drain, overload).
 fn test_delay() -> Option<Duration> {
-    std::env::var("LLMQL_TEST_SERVE_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(Duration::from_millis)
+    std::env::var("LLMQL_TEST_SERVE_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis)
 }

@@ -3,8 +3,8 @@
 //! and status, request time, requests in flight and refused, the dynamic batches (requests, inputs
 //! and tokens per batch), queue time and encode time, and the process's resident memory.
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -22,15 +22,12 @@ pub struct Metrics {
     resident: IntGauge,
 }
 
-const TIME_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const TIME_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 const TOKEN_BUCKETS: &[f64] = &[16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0];
 
 fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
-        .expect("valid histogram");
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())).expect("valid histogram");
     r.register(Box::new(h.clone())).expect("unique metric name");
     h
 }
@@ -39,30 +36,21 @@ impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new(
-                "llmql_requests_total",
-                "HTTP requests by endpoint and status",
-            ),
+            Opts::new("llmql_requests_total", "HTTP requests by endpoint and status"),
             &["endpoint", "status"],
         )
         .expect("valid");
         r.register(Box::new(requests.clone())).expect("unique");
         let request_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "llmql_request_duration_seconds",
-                "Time from request to response, by endpoint",
-            )
-            .buckets(TIME_BUCKETS.to_vec()),
+            HistogramOpts::new("llmql_request_duration_seconds", "Time from request to response, by endpoint")
+                .buckets(TIME_BUCKETS.to_vec()),
             &["endpoint"],
         )
         .expect("valid");
-        r.register(Box::new(request_seconds.clone()))
-            .expect("unique");
-        let in_flight = IntGauge::new(
-            "llmql_requests_in_flight",
-            "Encode/search requests admitted and not yet answered",
-        )
-        .expect("valid");
+        r.register(Box::new(request_seconds.clone())).expect("unique");
+        let in_flight =
+            IntGauge::new("llmql_requests_in_flight", "Encode/search requests admitted and not yet answered")
+                .expect("valid");
         r.register(Box::new(in_flight.clone())).expect("unique");
         let rejected = IntCounter::new(
             "llmql_requests_rejected_total",
@@ -70,11 +58,9 @@ impl Metrics {
         )
         .expect("valid");
         r.register(Box::new(rejected.clone())).expect("unique");
-        let resident = IntGauge::new(
-            "llmql_process_resident_memory_bytes",
-            "Resident memory of the server process (VmRSS)",
-        )
-        .expect("valid");
+        let resident =
+            IntGauge::new("llmql_process_resident_memory_bytes", "Resident memory of the server process (VmRSS)")
+                .expect("valid");
         r.register(Box::new(resident.clone())).expect("unique");
         Self {
             batch_requests: histogram(
@@ -83,18 +69,8 @@ impl Metrics {
                 "Requests merged into one dynamic batch",
                 SIZE_BUCKETS,
             ),
-            batch_inputs: histogram(
-                &r,
-                "llmql_batch_size",
-                "Texts encoded per dynamic batch",
-                SIZE_BUCKETS,
-            ),
-            batch_tokens: histogram(
-                &r,
-                "llmql_batch_tokens",
-                "Tokens (unpadded) per dynamic batch",
-                TOKEN_BUCKETS,
-            ),
+            batch_inputs: histogram(&r, "llmql_batch_size", "Texts encoded per dynamic batch", SIZE_BUCKETS),
+            batch_tokens: histogram(&r, "llmql_batch_tokens", "Tokens (unpadded) per dynamic batch", TOKEN_BUCKETS),
             queue_seconds: histogram(
                 &r,
                 "llmql_queue_duration_seconds",
@@ -107,12 +83,7 @@ impl Metrics {
                 "Model time per dynamic batch",
                 TIME_BUCKETS,
             ),
-            search_seconds: histogram(
-                &r,
-                "llmql_search_duration_seconds",
-                "Index search time per query",
-                TIME_BUCKETS,
-            ),
+            search_seconds: histogram(&r, "llmql_search_duration_seconds", "Index search time per query", TIME_BUCKETS),
             registry: r,
             requests,
             request_seconds,
@@ -128,9 +99,7 @@ impl Metrics {
             self.resident.set(b as i64);
         }
         let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding of valid metrics");
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding of valid metrics");
         String::from_utf8(out).expect("Prometheus text is UTF-8")
     }
 }
@@ -138,12 +107,6 @@ impl Metrics {
 /// `VmRSS` of this process (Linux), in bytes.
 pub fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
+    let kib: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }

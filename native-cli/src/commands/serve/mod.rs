@@ -22,7 +22,7 @@ use llmql_core::index::Index;
 use llmql_core::pooling::Pooling;
 use llmql_core::records::RecordReader;
 use llmql_core::template::{DEFAULT_PASSAGE_MAX_LEN, DEFAULT_QUERY_MAX_LEN};
-use llmql_core::{Checkpoint, EncoderOptions, Template};
+use llmql_core::{EncoderOptions, ModelSource, Template};
 use routes::{AppState, Passage};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -128,13 +128,7 @@ fn load_passages(path: &Path) -> Result<HashMap<String, Passage>> {
     let mut out = HashMap::new();
     for r in RecordReader::open(path)? {
         let r = r?;
-        out.insert(
-            r.id,
-            Passage {
-                title: r.title,
-                text: r.text,
-            },
-        );
+        out.insert(r.id, Passage { title: r.title, text: r.text });
     }
     Ok(out)
 }
@@ -146,18 +140,17 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let qs = a.quickstart.as_deref();
     if let Some(q) = qs {
         if !q.join("embeddings/llmql/passage").is_dir() {
-            bail!("{}: not a finished quickstart output (no embeddings/llmql/passage; run `llmql quickstart` first)", q.display());
+            bail!(
+                "{}: not a finished quickstart output (no embeddings/llmql/passage; run `llmql quickstart` first)",
+                q.display()
+            );
         }
     }
-    let index_dir = a
-        .index
-        .clone()
-        .or_else(|| qs.map(|q| q.join("embeddings/llmql/passage")));
+    let index_dir = a.index.clone().or_else(|| qs.map(|q| q.join("embeddings/llmql/passage")));
     let index = match &index_dir {
         Some(d) => {
             let t = std::time::Instant::now();
-            let i = Index::open(d)
-                .with_context(|| format!("{}: cannot open the index", d.display()))?;
+            let i = Index::open(d).with_context(|| format!("{}: cannot open the index", d.display()))?;
             tracing::info!(
                 "index {}: {} passages, {} dims, {} ({:.1}s)",
                 d.display(),
@@ -170,10 +163,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         }
         None => None,
     };
-    let enc = index
-        .as_ref()
-        .map(|i| i.meta.encoder.clone())
-        .unwrap_or(Value::Null);
+    let enc = index.as_ref().map(|i| i.meta.encoder.clone()).unwrap_or(Value::Null);
     let m = &a.model;
     // The model: given, else the one the index was encoded with (and then its adapter too).
     let (model, adapter) = match (&m.model, qs) {
@@ -181,55 +171,26 @@ pub fn run(a: ServeArgs) -> Result<()> {
         // A quickstart's own folders (its meta.json records paths as given on its command line).
         (None, Some(q)) if q.join("ql").is_dir() || meta_str(&enc, "model").is_none() => {
             let dense = q.join("dense");
-            (
-                q.join("ql"),
-                m.adapter
-                    .clone()
-                    .or_else(|| dense.join("adapter_config.json").is_file().then_some(dense)),
-            )
+            (q.join("ql"), m.adapter.clone().or_else(|| dense.join("adapter_config.json").is_file().then_some(dense)))
         }
         (None, _) => match meta_str(&enc, "model") {
-            Some(p) => (
-                PathBuf::from(p),
-                m.adapter
-                    .clone()
-                    .or_else(|| meta_str(&enc, "adapter").map(PathBuf::from)),
-            ),
+            Some(p) => (PathBuf::from(p), m.adapter.clone().or_else(|| meta_str(&enc, "adapter").map(PathBuf::from))),
             None => {
                 bail!("--model is required (the index records no model; or use --quickstart DIR)")
             }
         },
     };
-    let template: Template = m
-        .template
-        .as_deref()
-        .or(meta_str(&enc, "template"))
-        .unwrap_or("llmql")
-        .parse()
-        .map_err(anyhow::Error::msg)?;
-    let pooling: Pooling = m
-        .pooling
-        .as_deref()
-        .or(meta_str(&enc, "pooling"))
-        .unwrap_or("eos")
-        .parse()
-        .map_err(anyhow::Error::msg)?;
+    let template: Template =
+        m.template.as_deref().or(meta_str(&enc, "template")).unwrap_or("llmql").parse().map_err(anyhow::Error::msg)?;
+    let pooling: Pooling =
+        m.pooling.as_deref().or(meta_str(&enc, "pooling")).unwrap_or("eos").parse().map_err(anyhow::Error::msg)?;
     let passage_max_len = m
         .passage_max_len
-        .or(enc
-            .get("max_len")
-            .and_then(Value::as_u64)
-            .map(|v| v as usize))
+        .or(enc.get("max_len").and_then(Value::as_u64).map(|v| v as usize))
         .unwrap_or(DEFAULT_PASSAGE_MAX_LEN);
     let query_max_len = m
         .query_max_len
-        .or(qs
-            .and_then(|q| {
-                quickstart_meta(q, "query")
-                    .get("max_len")
-                    .and_then(Value::as_u64)
-            })
-            .map(|v| v as usize))
+        .or(qs.and_then(|q| quickstart_meta(q, "query").get("max_len").and_then(Value::as_u64)).map(|v| v as usize))
         .unwrap_or(DEFAULT_QUERY_MAX_LEN);
     if query_max_len < 2 || passage_max_len < 2 {
         bail!("--query-max-len and --passage-max-len must be at least 2 (one token and the EOS)");
@@ -238,16 +199,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let truncation = m.truncation.truncation;
     // Settings that differ from the index's make queries land in another space: say so.
     if let Some(t) = meta_str(&enc, "truncation").filter(|t| *t != truncation.name()) {
-        tracing::warn!(
-            "the index was encoded with --truncation {t}, serving with {}",
-            truncation.name()
-        );
+        tracing::warn!("the index was encoded with --truncation {t}, serving with {}", truncation.name());
     }
-    if enc
-        .get("normalized")
-        .and_then(Value::as_bool)
-        .is_some_and(|n| n != normalize)
-    {
+    if enc.get("normalized").and_then(Value::as_bool).is_some_and(|n| n != normalize) {
         tracing::warn!(
             "the index's vectors were {}normalised, this server's are {}",
             if normalize { "not " } else { "" },
@@ -255,17 +209,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
         );
     }
     if let Some(p) = meta_str(&enc, "model").filter(|p| Path::new(p) != model) {
-        tracing::warn!(
-            "the index was encoded with model {p}, serving {}",
-            model.display()
-        );
+        tracing::warn!("the index was encoded with model {p}, serving {}", model.display());
     }
     let device: DeviceSpec = m.device.parse()?;
     let dtype = super::parse_dtype(&m.dtype)?;
-    let passages_file = a
-        .passages
-        .clone()
-        .or_else(|| qs.map(|q| q.join("collection/corpus.jsonl")));
+    let passages_file = a.passages.clone().or_else(|| qs.map(|q| q.join("collection/corpus.jsonl")));
     let passages = match &passages_file {
         Some(p) => load_passages(p)?,
         None => HashMap::new(),
@@ -284,7 +232,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         }
     }
 
-    let ckpt = Checkpoint::open(&model)?;
+    let ckpt = ModelSource::open(&model)?;
     let metrics = Arc::new(metrics::Metrics::new());
     let (job_tx, job_rx) = std::sync::mpsc::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
@@ -297,22 +245,14 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let worker = ModelWorker {
         ckpt,
         adapter: adapter.clone(),
-        options: EncoderOptions {
-            template,
-            max_len: query_max_len,
-            normalize,
-            pooling,
-            truncation,
-        },
+        options: EncoderOptions { template, max_len: query_max_len, normalize, pooling, truncation },
         dtype,
         limits,
         jobs: job_rx,
         ready: ready_tx,
         metrics: metrics.clone(),
     };
-    let model_thread = std::thread::Builder::new()
-        .name("llmql-model".into())
-        .spawn(move || run_on(&device, worker))?;
+    let model_thread = std::thread::Builder::new().name("llmql-model".into()).spawn(move || run_on(&device, worker))?;
     let dim = match ready_rx.recv() {
         Ok(r) => r?.dim,
         Err(_) => {
@@ -324,14 +264,15 @@ pub fn run(a: ServeArgs) -> Result<()> {
     };
     if let Some(i) = &index {
         if i.dim() != dim {
-            bail!("the index has {} dimensions, the model {} gives {dim}: serve it with the model it was encoded with", i.dim(), model.display());
+            bail!(
+                "the index has {} dimensions, the model {} gives {dim}: serve it with the model it was encoded with",
+                i.dim(),
+                model.display()
+            );
         }
     }
-    let name = |p: &Path| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| p.display().to_string())
-    };
+    let name =
+        |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| p.display().to_string());
     let model_name = match &adapter {
         Some(ad) => format!("{}+{}", name(&model), name(ad)),
         None => name(&model),
@@ -368,10 +309,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         info,
     });
     let app = routes::router(state, a.max_request_bytes);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("llmql-http")
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("llmql-http").build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind((a.host.as_str(), a.port))
             .await

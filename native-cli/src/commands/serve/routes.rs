@@ -65,18 +65,10 @@ pub struct ApiError {
 
 impl ApiError {
     fn bad(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            kind: "invalid_request_error",
-            message: message.into(),
-        }
+        Self { status: StatusCode::BAD_REQUEST, kind: "invalid_request_error", message: message.into() }
     }
     fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            message: message.into(),
-        }
+        Self { status, kind, message: message.into() }
     }
 }
 
@@ -85,8 +77,7 @@ impl IntoResponse for ApiError {
         let body = json!({"error": {"message": self.message, "type": self.kind, "code": self.status.as_u16()}});
         let mut r = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         r
     }
@@ -100,19 +91,9 @@ pub fn router(state: Shared, max_request_bytes: usize) -> Router {
         .route("/v1/embeddings", post(openai_embeddings))
         .route("/embed", post(tei_embed))
         .route("/search", get(search_get).post(search_post))
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint (see GET /health)",
-            )
-        })
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint (see GET /health)") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed on this endpoint",
-            )
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(axum::extract::DefaultBodyLimit::max(max_request_bytes))
@@ -120,25 +101,12 @@ pub fn router(state: Shared, max_request_bytes: usize) -> Router {
 }
 
 /// Counts every request by endpoint and status, and times it.
-async fn track(
-    State(s): State<Shared>,
-    path: Option<MatchedPath>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let endpoint = path
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "other".into());
+async fn track(State(s): State<Shared>, path: Option<MatchedPath>, req: Request, next: Next) -> Response {
+    let endpoint = path.map(|p| p.as_str().to_string()).unwrap_or_else(|| "other".into());
     let start = Instant::now();
     let r = next.run(req).await;
-    s.metrics
-        .requests
-        .with_label_values(&[&endpoint, r.status().as_str()])
-        .inc();
-    s.metrics
-        .request_seconds
-        .with_label_values(&[&endpoint])
-        .observe(start.elapsed().as_secs_f64());
+    s.metrics.requests.with_label_values(&[&endpoint, r.status().as_str()]).inc();
+    s.metrics.request_seconds.with_label_values(&[&endpoint]).observe(start.elapsed().as_secs_f64());
     r
 }
 
@@ -159,10 +127,7 @@ impl AppState {
         match self.permits.clone().try_acquire_owned() {
             Ok(p) => {
                 self.metrics.in_flight.inc();
-                Ok(Admitted {
-                    _permit: p,
-                    metrics: self.metrics.clone(),
-                })
+                Ok(Admitted { _permit: p, metrics: self.metrics.clone() })
             }
             Err(_) => {
                 self.metrics.rejected.inc();
@@ -181,26 +146,13 @@ impl AppState {
     /// Encodes texts on the model thread (batched with whatever else is waiting).
     async fn encode(&self, kind: Kind, texts: Vec<String>) -> Result<Encoded, ApiError> {
         let (tx, rx) = oneshot::channel();
-        let job = Job {
-            kind,
-            texts,
-            enqueued: Instant::now(),
-            reply: tx,
-        };
+        let job = Job { kind, texts, enqueued: Instant::now(), reply: tx };
         self.jobs.send(job).map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the model thread has stopped",
-            )
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the model thread has stopped")
         })?;
         match rx.await {
             Ok(Ok(e)) => Ok(e),
-            Ok(Err(m)) => Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                m,
-            )),
+            Ok(Err(m)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", m)),
             Err(_) => Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -231,10 +183,9 @@ impl AppState {
 /// The request body as JSON: a 400 naming the line and column of a syntax error, 413 over the
 /// body limit.
 fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let body =
-        body.map_err(|r| ApiError::new(r.status(), "invalid_request_error", r.body_text()))?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad(format!("the body is not valid JSON: {e}")))?;
+    let body = body.map_err(|r| ApiError::new(r.status(), "invalid_request_error", r.body_text()))?;
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("the body is not valid JSON: {e}")))?;
     if !v.is_object() {
         return Err(ApiError::bad("the body must be a JSON object"));
     }
@@ -250,16 +201,12 @@ fn texts(v: &Value, field: &str) -> Result<Vec<String>, ApiError> {
             .enumerate()
             .map(|(i, x)| {
                 x.as_str().map(str::to_string).ok_or_else(|| {
-                    ApiError::bad(format!(
-                        "field `{field}`[{i}]: expected a string (token ids are not accepted)"
-                    ))
+                    ApiError::bad(format!("field `{field}`[{i}]: expected a string (token ids are not accepted)"))
                 })
             })
             .collect(),
         Value::Null => Err(ApiError::bad(format!("field `{field}` is required"))),
-        _ => Err(ApiError::bad(format!(
-            "field `{field}`: expected a string or a list of strings"
-        ))),
+        _ => Err(ApiError::bad(format!("field `{field}`: expected a string or a list of strings"))),
     }
 }
 
@@ -268,9 +215,7 @@ fn kind_of(v: &Value) -> Result<Kind, ApiError> {
         None | Some(Value::Null) => Ok(Kind::Query),
         Some(Value::String(s)) if s == "query" => Ok(Kind::Query),
         Some(Value::String(s)) if s == "passage" => Ok(Kind::Passage),
-        Some(o) => Err(ApiError::bad(format!(
-            "field `llmql_kind`: expected \"query\" or \"passage\", got {o}"
-        ))),
+        Some(o) => Err(ApiError::bad(format!("field `llmql_kind`: expected \"query\" or \"passage\", got {o}"))),
     }
 }
 
@@ -286,19 +231,14 @@ async fn openai_embeddings(
         None | Some("float") => false,
         Some("base64") => true,
         Some(o) => {
-            return Err(ApiError::bad(format!(
-                "field `encoding_format`: expected \"float\" or \"base64\", got {o:?}"
-            )))
+            return Err(ApiError::bad(format!("field `encoding_format`: expected \"float\" or \"base64\", got {o:?}")))
         }
     };
     match v.get("dimensions") {
         None | Some(Value::Null) => {}
         Some(d) if d.as_u64() == Some(s.dim as u64) => {}
         Some(d) => {
-            return Err(ApiError::bad(format!(
-                "field `dimensions`: this model gives {} dimensions, got {d}",
-                s.dim
-            )))
+            return Err(ApiError::bad(format!("field `dimensions`: this model gives {} dimensions, got {d}", s.dim)))
         }
     }
     let _slot = s.admit()?;
@@ -325,10 +265,7 @@ async fn openai_embeddings(
     })))
 }
 
-async fn tei_embed(
-    State(s): State<Shared>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+async fn tei_embed(State(s): State<Shared>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
     let v = parse_body(body)?;
     let inputs = texts(&v["inputs"], "inputs")?;
     s.check_inputs(&inputs, "inputs")?;
@@ -336,14 +273,12 @@ async fn tei_embed(
     let normalize = match v.get("normalize") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
-        Some(o) => {
-            return Err(ApiError::bad(format!(
-                "field `normalize`: expected true or false, got {o}"
-            )))
-        }
+        Some(o) => return Err(ApiError::bad(format!("field `normalize`: expected true or false, got {o}"))),
     };
     if !normalize && s.normalize {
-        return Err(ApiError::bad("field `normalize`: this server returns L2-normalised vectors (start it with --no-normalize for raw ones)"));
+        return Err(ApiError::bad(
+            "field `normalize`: this server returns L2-normalised vectors (start it with --no-normalize for raw ones)",
+        ));
     }
     let _slot = s.admit()?;
     let mut e = s.encode(kind, inputs).await?;
@@ -370,27 +305,18 @@ fn count_field(v: Option<&Value>, field: &str) -> Result<Option<usize>, ApiError
             Some(n) => Ok(Some(n as usize)),
             None => match x.as_str().and_then(|s| s.trim().parse::<usize>().ok()) {
                 Some(n) => Ok(Some(n)),
-                None => Err(ApiError::bad(format!(
-                    "field `{field}`: expected a positive integer, got {x}"
-                ))),
+                None => Err(ApiError::bad(format!("field `{field}`: expected a positive integer, got {x}"))),
             },
         },
     }
 }
 
-async fn search_post(
-    State(s): State<Shared>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+async fn search_post(State(s): State<Shared>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
     let v = parse_body(body)?;
     let query = match &v["query"] {
         Value::String(q) => q.clone(),
         Value::Null => return Err(ApiError::bad("field `query` is required")),
-        o => {
-            return Err(ApiError::bad(format!(
-                "field `query`: expected a string, got {o}"
-            )))
-        }
+        o => return Err(ApiError::bad(format!("field `query`: expected a string, got {o}"))),
     };
     let k = count_field(v.get("k"), "k")?.unwrap_or(10);
     let ef = count_field(v.get("ef_search"), "ef_search")?;
@@ -401,19 +327,10 @@ async fn search_get(
     State(s): State<Shared>,
     q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) =
-        q.map_err(|e| ApiError::bad(format!("invalid query string: {}", e.body_text())))?;
-    let query = q
-        .get("q")
-        .cloned()
-        .ok_or_else(|| ApiError::bad("parameter `q` is required"))?;
+    let Query(q) = q.map_err(|e| ApiError::bad(format!("invalid query string: {}", e.body_text())))?;
+    let query = q.get("q").cloned().ok_or_else(|| ApiError::bad("parameter `q` is required"))?;
     let k = count_field(q.get("k").map(|x| Value::String(x.clone())).as_ref(), "k")?.unwrap_or(10);
-    let ef = count_field(
-        q.get("ef_search")
-            .map(|x| Value::String(x.clone()))
-            .as_ref(),
-        "ef_search",
-    )?;
+    let ef = count_field(q.get("ef_search").map(|x| Value::String(x.clone())).as_ref(), "ef_search")?;
     search(s, SearchRequest { query, k, ef }).await
 }
 
@@ -429,10 +346,7 @@ async fn search(s: Shared, r: SearchRequest) -> Result<Json<Value>, ApiError> {
         return Err(ApiError::bad("the query is empty"));
     }
     if r.k == 0 || r.k > s.max_k {
-        return Err(ApiError::bad(format!(
-            "`k` must be in 1..={} (--max-k), got {}",
-            s.max_k, r.k
-        )));
+        return Err(ApiError::bad(format!("`k` must be in 1..={} (--max-k), got {}", s.max_k, r.k)));
     }
     if r.ef == Some(0) {
         return Err(ApiError::bad("`ef_search` must be at least 1"));
@@ -447,19 +361,9 @@ async fn search(s: Shared, r: SearchRequest) -> Result<Json<Value>, ApiError> {
     let hits = tokio::task::spawn_blocking(move || index.search(&vector, k, ef))
         .await
         .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                format!("search task failed: {e}"),
-            )
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("search task failed: {e}"))
         })?
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                e.to_string(),
-            )
-        })?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e.to_string()))?;
     let search_secs = t.elapsed().as_secs_f64();
     s.metrics.search_seconds.observe(search_secs);
     let results: Vec<Value> = hits
@@ -487,13 +391,7 @@ async fn health(State(s): State<Shared>) -> Json<Value> {
 }
 
 async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render())
 }
 
 async fn page() -> Html<&'static str> {
