@@ -62,8 +62,8 @@ pub mod weights;
 #[cfg(test)]
 mod fuzz_tests;
 
-pub use model_source::ModelSource;
 pub use config::{Family, ModelConfig};
 pub use encoder::{Encoder, EncoderOptions};
 pub use error::{Error, Result};
+pub use model_source::ModelSource;
 pub use template::{Kind, Template};

@@ -49,6 +49,10 @@ impl Progress {
         self.pb.inc(n);
         self.plain_line(false);
     }
+    /// The total, when it is known only once the work has started.
+    pub fn set_length(&self, len: u64) {
+        self.pb.set_length(len);
+    }
     pub fn set_position(&self, pos: u64) {
         self.pb.set_position(pos);
         self.plain_line(false);
