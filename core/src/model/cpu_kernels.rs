@@ -11,15 +11,17 @@
 //! - [`softmax_rows`]: softmax over the last dimension of a `[rows, n]` tensor, training (flex's own
 //!   softmax, already parallel and vectorised, serves inference);
 //! - [`rms_norm`]: `x / sqrt(mean(x^2) + eps) * w` over the last dimension, inference and training;
-//! - [`dropout_mask`]: LoRA's dropout masks.
+//! - [`dropout_mask`]: LoRA's dropout masks;
+//! - [`target_log_probs`]: log-softmax over the vocabulary and the target's entry (the QL loss and
+//!   QL scores), inference and training.
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::{log_softmax, silu, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 use std::any::{Any, TypeId};
 
@@ -102,15 +104,15 @@ fn row_dot(a: &[f32], b: &[f32]) -> f32 {
 /// `f(args)` compiled for the best instruction set the CPU has (AVX-512, AVX2 + FMA, baseline):
 /// the crate is built for baseline x86-64, where these loops would run 4 lanes wide.
 macro_rules! dispatch {
-    ($name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+    ($name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
         #[inline(always)]
-        fn body($($arg: $ty),*) $body
+        fn body($($arg: $ty),*) $(-> $ret)? $body
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f")]
-        unsafe fn avx512($($arg: $ty),*) { body($($arg),*) }
+        unsafe fn avx512($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2($($arg: $ty),*) { body($($arg),*) }
+        unsafe fn avx2($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -122,7 +124,8 @@ macro_rules! dispatch {
                 return unsafe { avx2($($arg),*) };
             }
         }
-        body($($arg),*)
+        #[allow(clippy::needless_return)]
+        return body($($arg),*);
     };
 }
 
@@ -492,4 +495,245 @@ fn rms_norm_ad<B: Backend, C: CheckpointStrategy, const D: usize>(
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     cast::<Autodiff<Flex, C>, B, D>(Tensor::from_primitive(TensorPrimitive::Float(y))).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log-probabilities of target tokens (log-softmax + gather, the language-model loss)
+
+/// `log_softmax(logits, 1)[i, targets[i]]` for `logits` `[n, vocab]` and `targets` `[n]`: the
+/// log-probability of each row's target token. The fused form never materialises the `[n, vocab]`
+/// log-probabilities (forward) nor the softmax's intermediate passes (backward: `g * (onehot -
+/// softmax)` in one pass over the saved logits).
+pub fn target_log_probs<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    if let Ok(x) = cast::<B, Flex, 2>(logits.clone()) {
+        if let Some((out, _)) = target_forward(&float(x), &targets) {
+            return cast::<Flex, B, 1>(Tensor::from_primitive(TensorPrimitive::Float(out))).expect("B is Flex");
+        }
+    }
+    if let Some(out) = target_ad::<B, NoCheckpointing>(&logits, &targets) {
+        return out;
+    }
+    if let Some(out) = target_ad::<B, BalancedCheckpointing>(&logits, &targets) {
+        return out;
+    }
+    log_softmax(logits, 1).gather(1, targets.unsqueeze_dim(1)).squeeze_dim::<1>(1)
+}
+
+/// The targets as row indices, when every one is inside `0..vocab`.
+fn target_indices<B: Backend>(targets: &Tensor<B, 1, Int>, vocab: usize) -> Option<Vec<usize>> {
+    let data = targets.clone().into_data().convert::<i64>();
+    data.as_slice::<i64>().ok()?.iter().map(|&t| usize::try_from(t).ok().filter(|&t| t < vocab)).collect()
+}
+
+/// The outputs `[n]` and each row's log-sum-exp, or `None` where the kernel does not apply.
+fn target_forward<B: Backend>(x: &FlexTensor, targets: &Tensor<B, 1, Int>) -> Option<(FlexTensor, TargetState)> {
+    let xs = f32_slice(x)?;
+    let [n, vocab] = <[usize; 2]>::try_from(x.layout().shape().as_slice()).ok()?;
+    let idx = target_indices(targets, vocab)?;
+    if idx.len() != n || vocab == 0 {
+        return None;
+    }
+    let mut lse = vec![0f32; n];
+    lse.par_iter_mut().zip(xs.par_chunks(vocab)).for_each(|(l, row)| *l = log_sum_exp(row));
+    let out: Vec<f32> = (0..n).map(|i| xs[i * vocab + idx[i]] - lse[i]).collect();
+    let out = FlexTensor::from_data(TensorData::new(out, [n]));
+    Some((out, TargetState { lse: std::sync::Arc::new(lse), idx: std::sync::Arc::new(idx) }))
+}
+
+fn log_sum_exp(row: &[f32]) -> f32 {
+    dispatch!(log_sum_exp(row: &[f32]) -> f32 {
+        let max = row_max(row);
+        if !max.is_finite() {
+            return max;
+        }
+        let mut acc = [0f32; LANES];
+        let mut chunks = row.chunks_exact(LANES);
+        for c in &mut chunks {
+            for (a, &v) in acc.iter_mut().zip(c) {
+                *a += exp(v - max);
+            }
+        }
+        let tail: f32 = chunks.remainder().iter().map(|&v| exp(v - max)).sum();
+        max + (acc.iter().sum::<f32>() + tail).ln()
+    });
+}
+
+fn target_bwd_rows(dx: &mut [f32], x: &[f32], lse: &[f32], idx: &[usize], dy: &[f32], vocab: usize) {
+    dispatch!(target_bwd_rows(dx: &mut [f32], x: &[f32], lse: &[f32], idx: &[usize], dy: &[f32], vocab: usize) {
+        for ((((dx, x), &l), &t), &g) in dx.chunks_mut(vocab).zip(x.chunks(vocab)).zip(lse).zip(idx).zip(dy) {
+            for (d, &v) in dx.iter_mut().zip(x) {
+                *d = -g * exp(v - l);
+            }
+            dx[t] += g;
+        }
+    });
+}
+
+#[derive(Debug, Clone)]
+struct TargetState {
+    lse: std::sync::Arc<Vec<f32>>,
+    idx: std::sync::Arc<Vec<usize>>,
+}
+
+#[derive(Debug)]
+struct TargetBackward;
+
+impl Backward<Flex, 1> for TargetBackward {
+    /// The logits, each row's log-sum-exp and target index.
+    type State = (FlexTensor, TargetState);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, st) = ops.state;
+        let [parent] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let Some(node) = parent else { return };
+        let (xs, dy) = (f32_slice(&x).expect("f32"), f32_slice(&grad).expect("f32"));
+        let vocab = *x.layout().shape().as_slice().last().expect("rank 2");
+        let rows = chunk_rows(vocab).max(1);
+        let mut dx = vec![0f32; xs.len()];
+        dx.par_chunks_mut(rows * vocab).enumerate().for_each(|(c, dxc)| {
+            let r = c * rows..c * rows + dxc.len() / vocab;
+            let xr = &xs[r.start * vocab..r.end * vocab];
+            target_bwd_rows(dxc, xr, &st.lse[r.clone()], &st.idx[r.clone()], &dy[r], vocab);
+        });
+        grads.register::<Flex>(node.id, flex_from(dx, &x));
+    }
+}
+
+fn target_ad<B: Backend, C: CheckpointStrategy>(
+    logits: &Tensor<B, 2>,
+    targets: &Tensor<B, 1, Int>,
+) -> Option<Tensor<B, 1>> {
+    let x = float(cast::<B, Autodiff<Flex, C>, 2>(logits.clone()).ok()?);
+    let (out, st) = target_forward(&x.primitive, targets)?;
+    let out = match TargetBackward.prepare::<C>([x.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((x.primitive, st), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    cast::<Autodiff<Flex, C>, B, 1>(Tensor::from_primitive(TensorPrimitive::Float(out))).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// AdamW
+
+/// One AdamW step's scalars, as Burn's `AdamW` computes them (see `crate::train::adamw`).
+#[derive(Debug, Clone, Copy)]
+pub struct AdamWScalars {
+    pub lr: f64,
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    pub weight_decay: f32,
+    /// The step number, from 1 (bias correction).
+    pub time: i32,
+}
+
+/// The parameter and its two moments after one AdamW step.
+pub type AdamWOutput<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Tensor<B, D>);
+/// The inputs of [`adamw_update`] given back where the kernel does not apply.
+pub type AdamWInputs<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Option<(Tensor<B, D>, Tensor<B, D>)>);
+
+/// One AdamW update (Burn's formula, operation for operation in f32: `m = m b1 + g (1 - b1)`,
+/// `v = v b2 + g^2 (1 - b2)`, `p = p (1 - lr wd) - lr (m / c1) / (sqrt(v / c2) + eps)`) of
+/// `param` with `grad` and the moments (zeros before the first step), in one multi-threaded pass
+/// that updates uniquely owned buffers in place. Burn's `AdamW` makes ~14 passes, each allocating a
+/// tensor the size of the parameter. `Err` gives the inputs back (another backend or dtype).
+pub fn adamw_update<B: Backend, const D: usize>(
+    param: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    moments: Option<(Tensor<B, D>, Tensor<B, D>)>,
+    k: &AdamWScalars,
+) -> Result<AdamWOutput<B, D>, AdamWInputs<B, D>> {
+    if TypeId::of::<B>() != TypeId::of::<Flex>() {
+        return Err((param, grad, moments));
+    }
+    let flex = |t: Tensor<B, D>| float(cast::<B, Flex, D>(t).expect("B is Flex"));
+    let back =
+        |t: FlexTensor| cast::<Flex, B, D>(Tensor::from_primitive(TensorPrimitive::Float(t))).expect("B is Flex");
+    let (p, g) = (flex(param), flex(grad));
+    let (m, v) = match moments {
+        Some((m, v)) => (Some(flex(m)), Some(flex(v))),
+        None => (None, None),
+    };
+    let n = p.layout().shape().num_elements();
+    let fits = |t: &FlexTensor| t.dtype() == DType::F32 && t.layout().shape().num_elements() == n;
+    if !(fits(&p) && fits(&g) && m.as_ref().is_none_or(fits) && v.as_ref().is_none_or(fits)) {
+        let moments = m.zip(v).map(|(m, v)| (back(m), back(v)));
+        return Err((back(p), back(g), moments));
+    }
+    let g = if f32_slice(&g).is_some() { g } else { g.to_contiguous() };
+    let shape = p.layout().shape().clone();
+    let zeros = || FlexTensor::from_data(TensorData::new(vec![0f32; n], shape.clone()));
+    let (mut p, mut m, mut v) = (owned(p), m.map(owned).unwrap_or_else(zeros), v.map(owned).unwrap_or_else(zeros));
+    let gs = f32_slice(&g).expect("checked");
+    let decay = k.lr * k.weight_decay as f64;
+    let c = AdamWConstants {
+        beta_1: k.beta_1,
+        one_minus_beta_1: 1.0 - k.beta_1,
+        beta_2: k.beta_2,
+        one_minus_beta_2: 1.0 - k.beta_2,
+        correction_1: 1f32 - k.beta_1.powi(k.time),
+        correction_2: 1f32 - k.beta_2.powi(k.time),
+        epsilon: k.epsilon,
+        lr: k.lr as f32,
+        keep: (decay != 0.0).then_some((1.0 - decay) as f32),
+    };
+    {
+        let ps = &mut p.try_storage_mut::<f32>().expect("owned")[..n];
+        let ms = &mut m.try_storage_mut::<f32>().expect("owned")[..n];
+        let vs = &mut v.try_storage_mut::<f32>().expect("owned")[..n];
+        const STEP: usize = 16_384;
+        ps.par_chunks_mut(STEP)
+            .zip(ms.par_chunks_mut(STEP))
+            .zip(vs.par_chunks_mut(STEP))
+            .zip(gs.par_chunks(STEP))
+            .for_each(|(((p, m), v), g)| adamw_rows(p, m, v, g, &c));
+    }
+    Ok((back(p), back(m), back(v)))
+}
+
+/// `t` itself when its f32 buffer is uniquely owned, contiguous from offset 0; else a copy.
+fn owned(mut t: FlexTensor) -> FlexTensor {
+    let n = t.layout().shape().num_elements();
+    if f32_slice(&t).is_some() && t.try_storage_mut::<f32>().is_some_and(|s| s.len() >= n) {
+        return t;
+    }
+    let t = t.to_contiguous();
+    let shape = t.layout().shape().clone();
+    let values = match f32_slice(&t) {
+        Some(s) => s.to_vec(),
+        None => t.into_data().to_vec::<f32>().expect("f32"),
+    };
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+struct AdamWConstants {
+    beta_1: f32,
+    one_minus_beta_1: f32,
+    beta_2: f32,
+    one_minus_beta_2: f32,
+    correction_1: f32,
+    correction_2: f32,
+    epsilon: f32,
+    lr: f32,
+    /// `1 - lr * weight_decay`, when there is decay.
+    keep: Option<f32>,
+}
+
+fn adamw_rows(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &AdamWConstants) {
+    dispatch!(adamw_rows(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &AdamWConstants) {
+        for i in 0..p.len() {
+            let gi = g[i];
+            let mi = m[i] * c.beta_1 + gi * c.one_minus_beta_1;
+            let vi = v[i] * c.beta_2 + gi * gi * c.one_minus_beta_2;
+            m[i] = mi;
+            v[i] = vi;
+            let delta = (mi / c.correction_1) / ((vi / c.correction_2).sqrt() + c.epsilon);
+            let base = match c.keep {
+                Some(keep) => p[i] * keep,
+                None => p[i],
+            };
+            p[i] = base - delta * c.lr;
+        }
+    });
 }

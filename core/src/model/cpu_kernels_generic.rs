@@ -1,8 +1,8 @@
 //! The browser build's stand-in for `cpu_kernels.rs` (which names Burn's flex and autodiff backends
 //! and x86 instruction sets): the same functions as plain Burn expressions.
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::{log_softmax, silu, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 
 /// `silu(gate) * up`.
 pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) -> Tensor<B, D> {
@@ -12,6 +12,11 @@ pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) 
 /// Softmax over the last dimension of `x` `[rows, n]`.
 pub fn softmax_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     softmax(x, 1)
+}
+
+/// `log_softmax(logits, 1)[i, targets[i]]`.
+pub fn target_log_probs<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    log_softmax(logits, 1).gather(1, targets.unsqueeze_dim(1)).squeeze_dim::<1>(1)
 }
 
 /// No fused RMSNorm here: the caller computes it with Burn's operations.
@@ -35,4 +40,30 @@ pub fn dropout_mask(seed: u64, keep: f64, scale: f32, n: usize) -> Vec<f32> {
             }
         })
         .collect()
+}
+
+/// One AdamW step's scalars (see `cpu_kernels.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct AdamWScalars {
+    pub lr: f64,
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    pub weight_decay: f32,
+    pub time: i32,
+}
+
+/// The parameter and its two moments after one AdamW step.
+pub type AdamWOutput<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Tensor<B, D>);
+/// The inputs of [`adamw_update`] given back.
+pub type AdamWInputs<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Option<(Tensor<B, D>, Tensor<B, D>)>);
+
+/// No fused AdamW here: the inputs are given back for Burn's `AdamW`.
+pub fn adamw_update<B: Backend, const D: usize>(
+    param: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    moments: Option<(Tensor<B, D>, Tensor<B, D>)>,
+    _k: &AdamWScalars,
+) -> Result<AdamWOutput<B, D>, AdamWInputs<B, D>> {
+    Err((param, grad, moments))
 }

@@ -4,7 +4,7 @@
 use super::attention_stop::attention_stop_mask;
 use super::example::{LossOn, QlExample};
 use crate::model::{AttentionMask, DecoderModel, LayerRunner, PlainLayers};
-use burn::tensor::{activation::log_softmax, backend::Backend, DType, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, DType, Int, Tensor, TensorData};
 
 pub struct QlBatch<B: Backend> {
     pub input_ids: Tensor<B, 2, Int>,
@@ -79,8 +79,7 @@ pub fn target_log_probs_run<B: Backend>(
     let rows = hidden.reshape([b * s, h]).select(0, batch.pred_rows.clone());
     let logits = model.logits(rows);
     let logits = if logits.dtype() == DType::F32 { logits } else { logits.cast(DType::F32) };
-    let logp = log_softmax(logits, 1);
-    logp.gather(1, batch.targets.clone().unsqueeze_dim(1)).squeeze_dim::<1>(1)
+    crate::model::cpu_kernels::target_log_probs(logits, batch.targets.clone())
 }
 
 /// Mean negative log-likelihood over the batch's targets (a one-element tensor).

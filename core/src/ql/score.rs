@@ -311,9 +311,9 @@ fn score_queries<B: Backend>(
         let h = hidden.dims()[2];
         let n = rows_sel.len();
         let sel = Tensor::<B, 1, Int>::from_data(TensorData::new(rows_sel, [n]), &device);
-        let logp = log_softmax(model.logits(hidden.reshape([b * s, h]).select(0, sel)).cast(DType::F32), 1);
-        let tgt = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
-        (idx, owners, host_f32(logp.gather(1, tgt)))
+        let logits = model.logits(hidden.reshape([b * s, h]).select(0, sel)).cast(DType::F32);
+        let tgt = Tensor::<B, 1, Int>::from_data(TensorData::new(targets, [n]), &device);
+        (idx, owners, host_f32(crate::model::cpu_kernels::target_log_probs(logits, tgt)))
     };
     // Several batches at once on the CPU backend (see `for_each_batch`).
     crate::model::for_each_batch(model, &length_sorted_batches(&lens, rows), read, |_, (idx, owners, lp)| {

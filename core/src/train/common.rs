@@ -85,7 +85,7 @@ pub fn step_counts(n: usize, bs: usize, accum: usize, epochs: usize, max_steps: 
 
 /// The optimizer both stages use: AdamW (betas 0.9/0.999, eps 1e-8, as torch/transformers).
 pub type TrainOptimizer<B> =
-    burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, crate::model::DecoderModel<B>, B>;
+    burn::optim::adaptor::OptimizerAdaptor<super::adamw::FusedAdamW, crate::model::DecoderModel<B>, B>;
 
 /// Creates the optimizer and the output folder, gives the run its id (a new one, written by rank
 /// 0, unless `resume` continues the run recorded in `out`; see
@@ -100,12 +100,7 @@ pub fn start_run<B: burn::tensor::backend::AutodiffBackend>(
     weight_decay: f64,
     state: &mut TrainerState,
 ) -> Result<(crate::model::DecoderModel<B>, TrainOptimizer<B>)> {
-    let optim = burn::optim::AdamWConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.999)
-        .with_epsilon(1e-8)
-        .with_weight_decay(weight_decay as f32)
-        .init::<B, crate::model::DecoderModel<B>>();
+    let optim = burn::optim::adaptor::OptimizerAdaptor::from(super::adamw::FusedAdamW::new(weight_decay as f32));
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let recorded = if resume { super::checkpoint::read_run_id(out)? } else { None };
     // A fresh run, or a resume with nothing to resume, starts a new run id; a resume of an older

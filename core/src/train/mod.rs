@@ -1,7 +1,8 @@
 //! Training: one loop for both stages ([`trainer`]) with its shared settings ([`settings`]) and
 //! progress callbacks ([`observer`]); the stages ([`ql_train`] for stage 1, [`contrastive`] for
 //! stage 2); and the loop's pieces: schedule, global-norm clipping, gradient checkpointing, data
-//! parallelism, `checkpoint-N` folders with resumable state.
+//! parallelism, the optimizer ([`adamw`]), `checkpoint-N` folders with resumable state.
+pub mod adamw;
 pub mod checkpoint;
 pub mod clip;
 pub mod collapse;

@@ -185,6 +185,7 @@ where
         let micro = peer_micro_batches::<C>(S::PEER_LOSS, &order, first..last, bs, c);
         // Dropout and any other backend randomness: a function of (seed, step).
         B::seed(&device, mix(seed, step as u64));
+        let t_start = std::time::Instant::now();
         let batches = micro.iter().map(|items| stage.build(epoch, items, &device)).collect::<Result<Vec<_>>>()?;
         for b in &batches {
             observer.on_batch(step + 1, stage.inputs(b));
@@ -201,14 +202,18 @@ where
             }
         };
         let norm = StepNorm { micro_batches: batches.len(), units };
+        let t_built = std::time::Instant::now();
         let mut acc = GradientsAccumulator::<DecoderModel<B>>::new();
         let mut loss_sum = 0f64;
         let mut tokens = 0usize;
+        let mut forward = std::time::Duration::ZERO;
         for (k, batch) in batches.iter().enumerate() {
             let gc = GradCheckpoint::<B>::start(settings.grad_checkpoint, mix(mix(seed, step as u64), k as u64));
             tokens += stage.tokens(batch);
+            let t0 = std::time::Instant::now();
             let loss = stage.loss(&model, batch, gc.layers(), &norm, c);
             loss_sum += loss.value;
+            forward += t0.elapsed();
             let mut grads = gc.backward(loss.backward, &model);
             if S::PEER_LOSS == PeerLoss::Coupled {
                 grads = sync_gradients(c, &model, grads);
@@ -229,9 +234,21 @@ where
             }
         }
         ensure_finite(loss_sum, step, run.out, state.run_id.as_deref())?;
+        let t_grads = std::time::Instant::now();
         let grad_norm = clip_global_norm(&model, &mut grads, settings.max_grad_norm);
+        let t_clipped = std::time::Instant::now();
         let lr = schedule.lr_at(step);
         model = optim.step(lr, model, grads);
+        // Where a step's time goes (exact on CPU backends; on GPUs work is queued asynchronously).
+        tracing::debug!(
+            step = step + 1,
+            build_ms = (t_built - t_start).as_millis() as u64,
+            forward_ms = forward.as_millis() as u64,
+            backward_ms = (t_grads - t_built).saturating_sub(forward).as_millis() as u64,
+            clip_ms = (t_clipped - t_grads).as_millis() as u64,
+            optimizer_ms = t_clipped.elapsed().as_millis() as u64,
+            "step phases"
+        );
         state.global_step += 1;
         state.epoch = state.global_step as f64 / steps_per_epoch as f64;
         stage.end_step(loss_sum);
