@@ -8,8 +8,8 @@
 //! training step those passes, not the matmuls, were most of the wall time on 2 cores.
 //!
 //! - [`swiglu`]: `silu(gate) * up` (the MLP's activation), inference and training;
-//! - [`softmax_rows`]: softmax over the last dimension of a `[rows, n]` tensor, training (flex's own
-//!   softmax, already parallel and vectorised, serves inference);
+//! - [`softmax_rows`]: softmax over the last dimension of a `[rows, n]` tensor, inference and
+//!   training (flex's own softmax calls libm's `expf`, whose underflow path for masked scores is slow);
 //! - [`rms_norm`]: `x / sqrt(mean(x^2) + eps) * w` over the last dimension, inference and training;
 //! - [`dropout_mask`]: LoRA's dropout masks;
 //! - [`target_log_probs`]: log-softmax over the vocabulary and the target's entry (the QL loss and
@@ -282,6 +282,18 @@ fn swiglu_ad<B: Backend, C: CheckpointStrategy, const D: usize>(
 
 /// Softmax over the last dimension of `x` `[rows, n]`.
 pub fn softmax_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let x = match cast::<B, Flex, 2>(x) {
+        Ok(xf) => {
+            let xp = float(xf);
+            let cols = *xp.layout().shape().as_slice().last().expect("rank 2");
+            let out = match f32_slice(&xp) {
+                Some(values) => flex_from(softmax_forward(values, cols), &xp),
+                None => float(softmax(Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(xp)), 1)),
+            };
+            return cast::<Flex, B, 2>(Tensor::from_primitive(TensorPrimitive::Float(out))).expect("B is Flex");
+        }
+        Err(x) => x,
+    };
     let x = match softmax_ad::<B, NoCheckpointing>(x) {
         Ok(out) => return out,
         Err(x) => x,
