@@ -12,6 +12,7 @@
 //!   training (flex's own softmax calls libm's `expf`, whose underflow path for masked scores is slow);
 //! - [`rms_norm`]: `x / sqrt(mean(x^2) + eps) * w` over the last dimension, inference and training;
 //! - [`dropout_mask`]: LoRA's dropout masks;
+//! - [`sum_squares`], [`scale`]: a gradient's squared norm and its scaling (global-norm clipping);
 //! - [`target_log_probs`]: log-softmax over the vocabulary and the target's entry (the QL loss and
 //!   QL scores), inference and training.
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -21,7 +22,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::activation::{log_softmax, silu, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{DType, ElementConversion, Int, Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 use std::any::{Any, TypeId};
 
@@ -748,4 +749,38 @@ fn adamw_rows(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &AdamWC
             p[i] = base - delta * c.lr;
         }
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sum of squares and scaling (gradient clipping)
+
+/// `sum(t^2)` in f64 (f32 values summed in f64 per thread on flex; elsewhere Burn's
+/// `powi_scalar(2).sum()` in f32).
+pub fn sum_squares<B: Backend, const D: usize>(t: Tensor<B, D>) -> f64 {
+    if let Ok(tf) = cast::<B, Flex, D>(t.clone()) {
+        let tp = float(tf);
+        if let Some(values) = f32_slice(&tp) {
+            return values.par_chunks(1 << 16).map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()).sum();
+        }
+    }
+    t.cast(DType::F32).powi_scalar(2).sum().into_scalar().elem::<f64>()
+}
+
+/// `t * factor` (in place and multi-threaded on flex when `t`'s buffer is its own).
+pub fn scale<B: Backend, const D: usize>(t: Tensor<B, D>, factor: f64) -> Tensor<B, D> {
+    if TypeId::of::<B>() == TypeId::of::<Flex>() {
+        let tp = float(cast::<B, Flex, D>(t).expect("B is Flex"));
+        let back = |t: FlexTensor| cast::<Flex, B, D>(Tensor::from_primitive(TensorPrimitive::Float(t))).expect("B");
+        if tp.dtype() != DType::F32 {
+            return back(tp) * factor;
+        }
+        let n = tp.layout().shape().num_elements();
+        let mut tp = owned(tp);
+        let f = factor as f32;
+        tp.try_storage_mut::<f32>().expect("owned")[..n]
+            .par_chunks_mut(1 << 16)
+            .for_each(|c| c.iter_mut().for_each(|v| *v *= f));
+        return back(tp);
+    }
+    t * factor
 }

@@ -67,3 +67,14 @@ pub fn adamw_update<B: Backend, const D: usize>(
 ) -> Result<AdamWOutput<B, D>, AdamWInputs<B, D>> {
     Err((param, grad, moments))
 }
+
+/// `sum(t^2)`.
+pub fn sum_squares<B: Backend, const D: usize>(t: Tensor<B, D>) -> f64 {
+    use burn::tensor::{DType, ElementConversion};
+    t.cast(DType::F32).powi_scalar(2).sum().into_scalar().elem::<f64>()
+}
+
+/// `t * factor`.
+pub fn scale<B: Backend, const D: usize>(t: Tensor<B, D>, factor: f64) -> Tensor<B, D> {
+    t * factor
+}
