@@ -8,7 +8,8 @@
 # Needs python3 with torch, transformers, peft, safetensors, tokenizers, numpy (CPU wheels are enough).
 # The model is a random-init SmolLM2-135M-shaped Llama (bench/make_bench_model.py), the texts and the
 # Tevatron training data are synthetic (bench/make_bench_texts.py, bench/make_bench_train.py); all are
-# made once under $BENCH_DIR. The training and rerank benchmarks of llmql dump the exact token ids they
+# made once under $BENCH_DIR. Training runs 6 timed steps after an untimed warm-up step (a steady state:
+# the first steps of a run still grow its memory). The training and rerank benchmarks of llmql dump the exact token ids they
 # ran, and the PyTorch scripts run those (see bench/README.md). Run on an otherwise idle machine: every
 # number is a wall-clock rate.
 set -euo pipefail
@@ -45,11 +46,11 @@ torch encode bench/pytorch_encode.py --model "$M" --input "$WORK/texts.jsonl" --
 
 for gc in "" --gradient-checkpointing; do
     tag=${gc:+-gc}
-    llmql "ql-train$tag" ql-train --model "$M" --train-data "$WORK/train.jsonl" --steps 3 --batch-size 4 \
+    llmql "ql-train$tag" ql-train --model "$M" --train-data "$WORK/train.jsonl" --steps 6 --batch-size 4 \
         --p-max-len 128 --q-max-len 32 $gc --dump-batches "$WORK/ql-batches.jsonl"
     torch "ql-train$tag" bench/pytorch_ql_train.py --model "$M" --train-data "$WORK/train.jsonl" \
         --batches "$WORK/ql-batches.jsonl" $gc
-    llmql "train$tag" train --model "$M" --train-data "$WORK/train.jsonl" --steps 3 --batch-size 4 \
+    llmql "train$tag" train --model "$M" --train-data "$WORK/train.jsonl" --steps 6 --batch-size 4 \
         --train-group-size 4 --query-max-len 32 --passage-max-len 128 $gc --dump-batches "$WORK/train-batches.jsonl"
     torch "train$tag" bench/pytorch_train_contrastive.py --model "$M" --train-data "$WORK/train.jsonl" \
         --batches "$WORK/train-batches.jsonl" $gc

@@ -12,6 +12,7 @@
 //!   training (flex's own softmax calls libm's `expf`, whose underflow path for masked scores is slow);
 //! - [`rms_norm`]: `x / sqrt(mean(x^2) + eps) * w` over the last dimension, inference and training;
 //! - [`dropout_mask`]: LoRA's dropout masks;
+//! - [`tied_logits`]: logits through tied embeddings, with a contiguous embedding gradient;
 //! - [`sum_squares`], [`scale`]: a gradient's squared norm and its scaling (global-norm clipping);
 //! - [`target_log_probs`]: log-softmax over the vocabulary and the target's entry (the QL loss and
 //!   QL scores), inference and training.
@@ -783,4 +784,121 @@ pub fn scale<B: Backend, const D: usize>(t: Tensor<B, D>, factor: f64) -> Tensor
         return back(tp);
     }
     t * factor
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logits through tied embeddings
+
+/// `hidden` `[n, h]` times the transposed embedding matrix `weight` `[vocab, h]`: the logits of a
+/// model whose `lm_head` is its token embeddings. Autodiff's plain form gives the embeddings'
+/// gradient as a transposed view (`(hidden^T dlogits)^T`), which every later use (the sum with the
+/// embedding lookup's gradient, clipping, the optimizer) walks element by element across a
+/// vocabulary-sized matrix on one thread; here the backward writes it contiguous (`dlogits^T
+/// hidden`, one GEMM).
+pub fn tied_logits<B: Backend>(hidden: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
+    if let Some(out) = tied_logits_ad::<B, NoCheckpointing>(&hidden, &weight) {
+        return out;
+    }
+    if let Some(out) = tied_logits_ad::<B, BalancedCheckpointing>(&hidden, &weight) {
+        return out;
+    }
+    hidden.matmul(weight.transpose())
+}
+
+fn flex_tensor(t: FlexTensor) -> Tensor<Flex, 2> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+#[derive(Debug)]
+struct TiedLogitsBackward;
+
+impl Backward<Flex, 2> for TiedLogitsBackward {
+    /// The hidden states and the embeddings.
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (h, w) = ops.state;
+        let [ph, pw] = ops.parents;
+        let g = flex_tensor(grads.consume::<Flex>(&ops.node));
+        if let Some(node) = ph {
+            grads.register::<Flex>(node.id, float(g.clone().matmul(flex_tensor(w))));
+        }
+        if let Some(node) = pw {
+            grads.register::<Flex>(node.id, float(g.transpose().matmul(flex_tensor(h))));
+        }
+    }
+}
+
+fn tied_logits_ad<B: Backend, C: CheckpointStrategy>(
+    hidden: &Tensor<B, 2>,
+    weight: &Tensor<B, 2>,
+) -> Option<Tensor<B, 2>> {
+    let h = float(cast::<B, Autodiff<Flex, C>, 2>(hidden.clone()).ok()?);
+    let w = float(cast::<B, Autodiff<Flex, C>, 2>(weight.clone()).ok()?);
+    let out = float(flex_tensor(h.primitive.clone()).matmul(flex_tensor(w.primitive.clone()).transpose()));
+    let out = match TiedLogitsBackward.prepare::<C>([h.node.clone(), w.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((h.primitive, w.primitive), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    cast::<Autodiff<Flex, C>, B, 2>(Tensor::from_primitive(TensorPrimitive::Float(out))).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    type A = Autodiff<Flex>;
+
+    fn close(a: Tensor<Flex, 2>, b: Tensor<Flex, 2>, what: &str) {
+        let (a, b) = (a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap());
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0f32, f32::max);
+        assert!(worst < 1e-5, "{what}: worst relative difference {worst}");
+    }
+
+    /// The fused log-probabilities of targets and their gradient equal Burn's log_softmax + gather
+    /// (inference and autodiff).
+    #[test]
+    fn target_log_probs_match_log_softmax_gather() {
+        let device = Default::default();
+        let x = Tensor::<Flex, 2>::random([7, 300], Distribution::Normal(0.0, 3.0), &device);
+        let t = Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![0i64, 5, 299, 17, 17, 100, 3], [7]), &device);
+        let want = log_softmax(x.clone(), 1).gather(1, t.clone().unsqueeze_dim(1)).squeeze_dim::<1>(1);
+        close(target_log_probs(x.clone(), t.clone()).unsqueeze_dim(0), want.unsqueeze_dim(0), "forward");
+
+        let weights = Tensor::<A, 1>::from_data(TensorData::new((1..=7).map(|i| i as f32).collect(), [7]), &device);
+        let ta = Tensor::<A, 1, Int>::from_data(t.into_data(), &device);
+        let grad = |fused: bool| {
+            let xa = Tensor::<A, 2>::from_data(x.clone().into_data(), &device).require_grad();
+            let lp = if fused {
+                target_log_probs(xa.clone(), ta.clone())
+            } else {
+                log_softmax(xa.clone(), 1).gather(1, ta.clone().unsqueeze_dim(1)).squeeze_dim::<1>(1)
+            };
+            let g = (lp * weights.clone()).sum().backward();
+            xa.grad(&g).expect("gradient")
+        };
+        close(grad(true), grad(false), "gradient");
+    }
+
+    /// Logits through tied embeddings: values and both gradients equal the plain matmul's.
+    #[test]
+    fn tied_logits_match_the_plain_matmul() {
+        let device = Default::default();
+        let h = Tensor::<Flex, 2>::random([5, 8], Distribution::Normal(0.0, 1.0), &device);
+        let w = Tensor::<Flex, 2>::random([40, 8], Distribution::Normal(0.0, 1.0), &device);
+        let dy = Tensor::<A, 2>::random([5, 40], Distribution::Normal(0.0, 1.0), &device);
+        let run = |fused: bool| {
+            let ha = Tensor::<A, 2>::from_data(h.clone().into_data(), &device).require_grad();
+            let wa = Tensor::<A, 2>::from_data(w.clone().into_data(), &device).require_grad();
+            let y = if fused { tied_logits(ha.clone(), wa.clone()) } else { ha.clone().matmul(wa.clone().transpose()) };
+            let g = (y.clone() * dy.clone()).sum().backward();
+            (y.inner(), ha.grad(&g).expect("d hidden"), wa.grad(&g).expect("d weight"))
+        };
+        let ((y1, dh1, dw1), (y2, dh2, dw2)) = (run(true), run(false));
+        close(y1, y2, "logits");
+        close(dh1, dh2, "hidden gradient");
+        assert!(dw1.clone().into_primitive().tensor().is_contiguous(), "the embeddings' gradient is contiguous");
+        close(dw1, dw2, "embedding gradient");
+    }
 }

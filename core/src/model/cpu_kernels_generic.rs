@@ -78,3 +78,8 @@ pub fn sum_squares<B: Backend, const D: usize>(t: Tensor<B, D>) -> f64 {
 pub fn scale<B: Backend, const D: usize>(t: Tensor<B, D>, factor: f64) -> Tensor<B, D> {
     t * factor
 }
+
+/// `hidden` `[n, h]` times the transposed embeddings `weight` `[vocab, h]`.
+pub fn tied_logits<B: Backend>(hidden: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
+    hidden.matmul(weight.transpose())
+}

@@ -290,7 +290,12 @@ impl<B: Backend> DecoderModel<B> {
                 );
                 let w = self.embed_tokens.val();
                 let w = if w.dtype() == hidden.dtype() { w } else { w.cast(hidden.dtype()) };
-                hidden.matmul(w.transpose().unsqueeze())
+                let dims = hidden.dims();
+                let rows = dims[..D - 1].iter().product();
+                let logits = super::cpu_kernels::tied_logits(hidden.reshape([rows, dims[D - 1]]), w);
+                let mut out = dims;
+                out[D - 1] = logits.dims()[1];
+                logits.reshape(out)
             }
         }
     }
