@@ -175,6 +175,43 @@ impl TrainObserver for StepClock {
     }
 }
 
+/// Runs one real training loop (`train`, given the run's scratch output and a [`StepClock`]) for
+/// `steps` timed steps after one warm-up step, writes the dumped batches to `dump` when asked, and
+/// returns the keys both training benchmarks report (`impl`, `steps`, `tokens`, `seconds`,
+/// `tokens_per_s`, `step_seconds`, `threads`, `loss_first`, `loss_last`, `peak_rss_mib`); the caller
+/// adds its own.
+pub(crate) fn timed_training(
+    what: &str,
+    source: &llmql_core::model_source::SourceFiles,
+    steps: usize,
+    dump: Option<&std::path::Path>,
+    train: impl FnOnce(&llmql_core::train::TrainRun<'_>, &mut StepClock) -> Result<()>,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let scratch = ScratchDir::new(what)?;
+    let mut clock = StepClock::new(steps + 1, dump.is_some());
+    let run = llmql_core::train::TrainRun { source, out: &scratch.0, resume: false };
+    train(&run, &mut clock)?;
+    let s = clock.summary();
+    if let (Some(path), Some(batches)) = (dump, &clock.dump) {
+        write_jsonl(path, batches)?;
+    }
+    let serde_json::Value::Object(keys) = serde_json::json!({
+        "impl": "llmql",
+        "steps": s.steps,
+        "tokens": s.tokens,
+        "seconds": s.seconds,
+        "tokens_per_s": s.tokens as f64 / s.seconds,
+        "step_seconds": s.seconds / s.steps.max(1) as f64,
+        "threads": rayon::current_num_threads(),
+        "loss_first": s.loss_first,
+        "loss_last": s.loss_last,
+        "peak_rss_mib": s.peak_rss_mib,
+    }) else {
+        unreachable!("a JSON object")
+    };
+    Ok(keys)
+}
+
 /// Writes `dump` as JSON lines to `path`.
 pub(crate) fn write_jsonl(path: &std::path::Path, dump: &[serde_json::Value]) -> Result<()> {
     use std::io::Write;

@@ -3,7 +3,7 @@
 //! linear schedule, clipping), steps+1 steps of which the first is the untimed warm-up; no
 //! intermediate checkpoints, the final save (into a scratch folder) is not timed. Same keys as
 //! `bench/pytorch_ql_train.py`, which trains on the very batches this run dumps (`--dump-batches`).
-use super::{write_jsonl, ScratchDir, StepClock};
+use super::timed_training;
 use anyhow::Result;
 use clap::Args;
 use llmql_backends::DeviceSpec;
@@ -11,7 +11,7 @@ use llmql_core::formats::read_tevatron;
 use llmql_core::ql::example::passage_text;
 use llmql_core::ql::LossOn;
 use llmql_core::train::data_parallel::Single;
-use llmql_core::train::{ql_train_parallel, QlPair, QlTrainConfig, TrainRun, TrainSettings, Warmup};
+use llmql_core::train::{ql_train_parallel, QlPair, QlTrainConfig, TrainSettings, Warmup};
 use llmql_core::weights::StoredDtype;
 use llmql_core::ModelSource;
 use std::path::PathBuf;
@@ -72,33 +72,25 @@ impl llmql_backends::AutodiffTask for Task {
         let a = &self.a;
         let dtype = crate::commands::parse_dtype(&a.dtype)?;
         let model = self.ckpt.load_model::<B>(crate::commands::training_load(dtype, false, true), &device)?;
-        let scratch = ScratchDir::new("ql-train")?;
-        let mut clock = StepClock::new(a.steps + 1, a.dump_batches.is_some());
         let src = self.ckpt.source_files();
-        let run = TrainRun { source: &src, out: &scratch.0, resume: false };
-        ql_train_parallel(model, &self.ckpt.tokenizer, &self.pairs, &self.cfg, &run, &mut clock, &Single)?;
-        let s = clock.summary();
-        if let (Some(path), Some(dump)) = (&a.dump_batches, &clock.dump) {
-            write_jsonl(path, dump)?;
-        }
-        Ok(serde_json::json!({
-            "impl": "llmql",
-            "steps": s.steps,
-            "tokens": s.tokens,
-            "seconds": s.seconds,
-            "tokens_per_s": s.tokens as f64 / s.seconds,
-            "step_seconds": s.seconds / s.steps.max(1) as f64,
-            "threads": rayon::current_num_threads(),
-            "batch_size": a.batch_size,
-            "p_max_len": a.p_max_len,
-            "q_max_len": a.q_max_len,
-            "mask_probability": a.mask_probability,
-            "loss_first": s.loss_first,
-            "loss_last": s.loss_last,
-            "peak_rss_mib": s.peak_rss_mib,
-            "gradient_checkpointing": a.gradient_checkpointing,
-            "device": a.device,
-        }))
+        let mut keys = timed_training("ql-train", &src, a.steps, a.dump_batches.as_deref(), |run, clock| {
+            ql_train_parallel(model, &self.ckpt.tokenizer, &self.pairs, &self.cfg, run, clock, &Single)?;
+            Ok(())
+        })?;
+        keys.extend(
+            serde_json::json!({
+                "batch_size": a.batch_size,
+                "p_max_len": a.p_max_len,
+                "q_max_len": a.q_max_len,
+                "mask_probability": a.mask_probability,
+                "gradient_checkpointing": a.gradient_checkpointing,
+                "device": a.device,
+            })
+            .as_object()
+            .expect("object")
+            .clone(),
+        );
+        Ok(serde_json::Value::Object(keys))
     }
 }
 

@@ -4,14 +4,14 @@
 //! intermediate checkpoints, the final save (into a scratch folder) is not timed. Same keys as
 //! `bench/pytorch_train_contrastive.py`, which trains on the very batches this run dumps
 //! (`--dump-batches`).
-use super::{write_jsonl, ScratchDir, StepClock};
+use super::timed_training;
 use anyhow::Result;
 use clap::Args;
 use llmql_backends::DeviceSpec;
 use llmql_core::formats::{read_tevatron, TevatronExample};
 use llmql_core::lora::LoraConfig;
 use llmql_core::train::data_parallel::Single;
-use llmql_core::train::{contrastive_train_parallel, ContrastiveConfig, TrainRun, TrainSettings, Warmup};
+use llmql_core::train::{contrastive_train_parallel, ContrastiveConfig, TrainSettings, Warmup};
 use llmql_core::weights::StoredDtype;
 use llmql_core::ModelSource;
 use std::path::PathBuf;
@@ -79,31 +79,23 @@ impl llmql_backends::AutodiffTask for Task {
         let model = self.ckpt.load_model::<B>(crate::commands::training_load(dtype, true, false), &device)?;
         let lc = self.cfg.train.lora.as_ref().expect("LoRA");
         let model = llmql_core::lora::attach_lora(model, lc, self.cfg.train.seed)?;
-        let scratch = ScratchDir::new("train")?;
-        let mut clock = StepClock::new(a.steps + 1, a.dump_batches.is_some());
         let src = self.ckpt.source_files();
-        let run = TrainRun { source: &src, out: &scratch.0, resume: false };
-        contrastive_train_parallel(model, &self.ckpt.tokenizer, &self.examples, &self.cfg, &run, &mut clock, &Single)?;
-        let s = clock.summary();
-        if let (Some(path), Some(dump)) = (&a.dump_batches, &clock.dump) {
-            write_jsonl(path, dump)?;
-        }
-        Ok(serde_json::json!({
-            "impl": "llmql",
-            "steps": s.steps,
-            "tokens": s.tokens,
-            "seconds": s.seconds,
-            "tokens_per_s": s.tokens as f64 / s.seconds,
-            "step_seconds": s.seconds / s.steps.max(1) as f64,
-            "threads": rayon::current_num_threads(),
-            "batch_size": a.batch_size,
-            "group": a.train_group_size,
-            "loss_first": s.loss_first,
-            "loss_last": s.loss_last,
-            "peak_rss_mib": s.peak_rss_mib,
-            "gradient_checkpointing": a.gradient_checkpointing,
-            "device": a.device,
-        }))
+        let mut keys = timed_training("train", &src, a.steps, a.dump_batches.as_deref(), |run, clock| {
+            contrastive_train_parallel(model, &self.ckpt.tokenizer, &self.examples, &self.cfg, run, clock, &Single)?;
+            Ok(())
+        })?;
+        keys.extend(
+            serde_json::json!({
+                "batch_size": a.batch_size,
+                "group": a.train_group_size,
+                "gradient_checkpointing": a.gradient_checkpointing,
+                "device": a.device,
+            })
+            .as_object()
+            .expect("object")
+            .clone(),
+        );
+        Ok(serde_json::Value::Object(keys))
     }
 }
 
