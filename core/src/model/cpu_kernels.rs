@@ -16,14 +16,15 @@
 //! - [`sum_squares`], [`scale`]: a gradient's squared norm and its scaling (global-norm clipping);
 //! - [`target_log_probs`]: log-softmax over the vocabulary and the target's entry (the QL loss and
 //!   QL scores), inference and training.
+use super::cpu_kernels_generic as plain;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::activation::{log_softmax, silu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, ElementConversion, Int, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 use std::any::{Any, TypeId};
 
@@ -214,7 +215,7 @@ pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) 
     if let Some(out) = swiglu_ad::<B, BalancedCheckpointing, D>(&gate, &up) {
         return out;
     }
-    silu(gate) * up
+    plain::swiglu(gate, up)
 }
 
 fn swiglu_forward(g: &[f32], u: &[f32], cols: usize) -> Vec<f32> {
@@ -304,7 +305,7 @@ pub fn softmax_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
         Ok(out) => return out,
         Err(x) => x,
     };
-    softmax(x, 1)
+    plain::softmax_rows(x)
 }
 
 fn softmax_forward(x: &[f32], cols: usize) -> Vec<f32> {
@@ -530,7 +531,7 @@ pub fn target_log_probs<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, 
     if let Some(out) = target_ad::<B, BalancedCheckpointing>(&logits, &targets) {
         return out;
     }
-    log_softmax(logits, 1).gather(1, targets.unsqueeze_dim(1)).squeeze_dim::<1>(1)
+    plain::target_log_probs(logits, targets)
 }
 
 /// The targets as row indices, when every one is inside `0..vocab`.
@@ -630,22 +631,7 @@ fn target_ad<B: Backend, C: CheckpointStrategy>(
 // ---------------------------------------------------------------------------------------------
 // AdamW
 
-/// One AdamW step's scalars, as Burn's `AdamW` computes them (see `crate::train::adamw`).
-#[derive(Debug, Clone, Copy)]
-pub struct AdamWScalars {
-    pub lr: f64,
-    pub beta_1: f32,
-    pub beta_2: f32,
-    pub epsilon: f32,
-    pub weight_decay: f32,
-    /// The step number, from 1 (bias correction).
-    pub time: i32,
-}
-
-/// The parameter and its two moments after one AdamW step.
-pub type AdamWOutput<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Tensor<B, D>);
-/// The inputs of [`adamw_update`] given back where the kernel does not apply.
-pub type AdamWInputs<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Option<(Tensor<B, D>, Tensor<B, D>)>);
+pub use super::cpu_kernels_generic::{AdamWInputs, AdamWOutput, AdamWScalars};
 
 /// One AdamW update (Burn's formula, operation for operation in f32: `m = m b1 + g (1 - b1)`,
 /// `v = v b2 + g^2 (1 - b2)`, `p = p (1 - lr wd) - lr (m / c1) / (sqrt(v / c2) + eps)`) of
@@ -764,7 +750,7 @@ pub fn sum_squares<B: Backend, const D: usize>(t: Tensor<B, D>) -> f64 {
             return values.par_chunks(1 << 16).map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()).sum();
         }
     }
-    t.cast(DType::F32).powi_scalar(2).sum().into_scalar().elem::<f64>()
+    plain::sum_squares(t)
 }
 
 /// `t * factor` (in place and multi-threaded on flex when `t`'s buffer is its own).
@@ -783,7 +769,7 @@ pub fn scale<B: Backend, const D: usize>(t: Tensor<B, D>, factor: f64) -> Tensor
             .for_each(|c| c.iter_mut().for_each(|v| *v *= f));
         return back(tp);
     }
-    t * factor
+    plain::scale(t, factor)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -802,7 +788,7 @@ pub fn tied_logits<B: Backend>(hidden: Tensor<B, 2>, weight: Tensor<B, 2>) -> Te
     if let Some(out) = tied_logits_ad::<B, BalancedCheckpointing>(&hidden, &weight) {
         return out;
     }
-    hidden.matmul(weight.transpose())
+    plain::tied_logits(hidden, weight)
 }
 
 fn flex_tensor(t: FlexTensor) -> Tensor<Flex, 2> {
@@ -846,6 +832,7 @@ fn tied_logits_ad<B: Backend, C: CheckpointStrategy>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::activation::log_softmax;
     use burn::tensor::Distribution;
 
     type A = Autodiff<Flex>;

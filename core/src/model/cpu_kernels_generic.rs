@@ -1,5 +1,7 @@
-//! The browser build's stand-in for `cpu_kernels.rs` (which names Burn's flex and autodiff backends
-//! and x86 instruction sets): the same functions as plain Burn expressions.
+//! The plain Burn expressions the fused kernels of `cpu_kernels.rs` stand for, with the same
+//! signatures: what `cpu_kernels.rs` falls back to on other backends, dtypes and layouts, and the
+//! browser build's `cpu_kernels` (which cannot name Burn's flex and autodiff backends or x86
+//! instruction sets).
 use burn::tensor::activation::{log_softmax, silu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
@@ -42,7 +44,7 @@ pub fn dropout_mask(seed: u64, keep: f64, scale: f32, n: usize) -> Vec<f32> {
         .collect()
 }
 
-/// One AdamW step's scalars (see `cpu_kernels.rs`).
+/// One AdamW step's scalars, as Burn's `AdamW` computes them (see `crate::train::adamw`).
 #[derive(Debug, Clone, Copy)]
 pub struct AdamWScalars {
     pub lr: f64,
@@ -50,15 +52,16 @@ pub struct AdamWScalars {
     pub beta_2: f32,
     pub epsilon: f32,
     pub weight_decay: f32,
+    /// The step number, from 1 (bias correction).
     pub time: i32,
 }
 
 /// The parameter and its two moments after one AdamW step.
 pub type AdamWOutput<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Tensor<B, D>);
-/// The inputs of [`adamw_update`] given back.
+/// The inputs of `adamw_update` given back where no fused kernel applies.
 pub type AdamWInputs<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Option<(Tensor<B, D>, Tensor<B, D>)>);
 
-/// No fused AdamW here: the inputs are given back for Burn's `AdamW`.
+/// No fused AdamW in plain expressions: the inputs are given back for Burn's `AdamW`.
 pub fn adamw_update<B: Backend, const D: usize>(
     param: Tensor<B, D>,
     grad: Tensor<B, D>,

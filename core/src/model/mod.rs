@@ -2,9 +2,10 @@
 pub mod attention;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cpu_kernels;
+/// The browser build's kernels are the plain expressions.
 #[cfg(target_arch = "wasm32")]
-#[path = "cpu_kernels_generic.rs"]
-pub mod cpu_kernels;
+pub use cpu_kernels_generic as cpu_kernels;
+pub mod cpu_kernels_generic;
 pub mod decoder;
 pub mod layer_runner;
 pub mod linear;
