@@ -1,4 +1,5 @@
 //! `llmql`: a thin command-line front end over `llmql-core` and `llmql-backends`.
+mod allocator;
 mod commands;
 mod logging;
 mod output;
@@ -63,24 +64,8 @@ enum Command {
     Bench(commands::bench::BenchCommand),
 }
 
-/// glibc's malloc serves large blocks with fresh `mmap`s and returns them on free, so every
-/// activation tensor of a forward pass costs page faults and zeroing (measured: ~10% of CPU encode
-/// time). Keep blocks up to 32 MiB (glibc's maximum) on the heap and do not trim it: freed
-/// activations are reused by the next layer. One arena for all threads: worker threads (which run
-/// whole batches on the CPU backend) would otherwise get their own small arenas, which do mmap and
-/// trim. Peak memory is unchanged (the same tensors live).
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
-}
-
 fn main() {
-    tune_allocator();
+    allocator::configure();
     let cli = Cli::parse();
     logging::init(cli.log_format);
     if let Some(n) = cli.threads {
