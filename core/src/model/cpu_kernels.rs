@@ -12,6 +12,8 @@
 //!   training (flex's own softmax calls libm's `expf`, whose underflow path for masked scores is slow);
 //! - [`rms_norm`]: `x / sqrt(mean(x^2) + eps) * w` over the last dimension, inference and training;
 //! - [`dropout_mask`]: LoRA's dropout masks;
+//! - [`matmul`]: a 2-D GEMM (the linear layers), forward and backward, written straight into its
+//!   output (flex's matmul allocates each output twice and copies it on the calling thread);
 //! - [`tied_logits`]: logits through tied embeddings, with a contiguous embedding gradient;
 //! - [`sum_squares`], [`scale`]: a gradient's squared norm and its scaling (global-norm clipping);
 //! - [`target_log_probs`]: log-softmax over the vocabulary and the target's entry (the QL loss and
@@ -773,6 +775,126 @@ pub fn scale<B: Backend, const D: usize>(t: Tensor<B, D>, factor: f64) -> Tensor
 }
 
 // ---------------------------------------------------------------------------------------------
+// 2-D matmul
+
+/// `x` `[m, k]` times `w` `[k, n]` (any strides): the linear layers' GEMM. Flex's matmul allocates
+/// every output as a zeroed byte vector and then copies it into an aligned buffer, on the calling
+/// thread while the GEMM threads wait (a memset and a memcpy of every activation and gradient of
+/// every linear layer); here the `gemm` crate (what flex calls, with flex's threading threshold)
+/// writes straight into a fresh f32 buffer, and the backward pass computes Burn's two GEMMs
+/// (`dx = dy w^T`, `dw = x^T dy`) the same way.
+pub fn matmul<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>) -> Tensor<B, 2> {
+    if let Some(out) = matmul_ad::<B, NoCheckpointing>(&x, &w) {
+        return out;
+    }
+    if let Some(out) = matmul_ad::<B, BalancedCheckpointing>(&x, &w) {
+        return out;
+    }
+    let x = match cast::<B, Flex, 2>(x) {
+        Ok(x) => {
+            let w = cast::<B, Flex, 2>(w).expect("B is Flex");
+            return cast::<Flex, B, 2>(flex_tensor(mm(float(x), float(w)))).expect("B is Flex");
+        }
+        Err(x) => x,
+    };
+    plain::matmul(x, w)
+}
+
+/// `a` `[m, k]` times `b` `[k, n]` into a new contiguous `[m, n]` tensor; Burn's matmul for
+/// anything but two f32 matrices.
+fn mm(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+    gemm_f32(&a, &b).unwrap_or_else(|| float(flex_tensor(a).matmul(flex_tensor(b))))
+}
+
+/// A transposed view (no copy).
+fn t(a: FlexTensor) -> FlexTensor {
+    float(flex_tensor(a).transpose())
+}
+
+fn gemm_f32(a: &FlexTensor, b: &FlexTensor) -> Option<FlexTensor> {
+    let f32_2d = |t: &FlexTensor| t.dtype() == DType::F32 && t.layout().shape().num_dims() == 2;
+    if !(f32_2d(a) && f32_2d(b)) {
+        return None;
+    }
+    let (sa, sb) = (a.layout().shape(), b.layout().shape());
+    let (m, k, n) = (sa[0], sa[1], sb[1]);
+    assert_eq!(k, sb[0], "matmul: [{m}, {k}] x [{}, {n}]", sb[0]);
+    let (a_rs, a_cs) = (a.layout().strides()[0], a.layout().strides()[1]);
+    let (b_rs, b_cs) = (b.layout().strides()[0], b.layout().strides()[1]);
+    let mut out = Vec::<f32>::with_capacity(m * n);
+    if k == 0 {
+        out.resize(m * n, 0.0);
+    } else if m > 0 && n > 0 {
+        let parallelism = if m * n * k >= 192 * 192 * 192 {
+            gemm::Parallelism::Rayon(rayon::current_num_threads())
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: the operands' pointers and strides describe `[m, k]` and `[k, n]` views inside
+        // their buffers (flex's layouts); the output is `m * n` writable floats with row stride
+        // `n`, all of which `gemm` writes (`read_dst = false`, `k > 0`) before `set_len`.
+        unsafe {
+            let pa = a.storage::<f32>().as_ptr().add(a.layout().start_offset());
+            let pb = b.storage::<f32>().as_ptr().add(b.layout().start_offset());
+            gemm::gemm(
+                m,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                pa,
+                a_cs,
+                a_rs,
+                pb,
+                b_cs,
+                b_rs,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+            out.set_len(m * n);
+        }
+    }
+    Some(FlexTensor::from_data(TensorData::new(out, [m, n])))
+}
+
+#[derive(Debug)]
+struct MatmulBackward;
+
+impl Backward<Flex, 2> for MatmulBackward {
+    /// The two operands.
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, w) = ops.state;
+        let [px, pw] = ops.parents;
+        let g = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = px {
+            grads.register::<Flex>(node.id, mm(g.clone(), t(w)));
+        }
+        if let Some(node) = pw {
+            grads.register::<Flex>(node.id, mm(t(x), g));
+        }
+    }
+}
+
+fn matmul_ad<B: Backend, C: CheckpointStrategy>(x: &Tensor<B, 2>, w: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
+    let x = float(cast::<B, Autodiff<Flex, C>, 2>(x.clone()).ok()?);
+    let w = float(cast::<B, Autodiff<Flex, C>, 2>(w.clone()).ok()?);
+    let out = mm(x.primitive.clone(), w.primitive.clone());
+    let out = match MatmulBackward.prepare::<C>([x.node.clone(), w.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((x.primitive, w.primitive), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    cast::<Autodiff<Flex, C>, B, 2>(Tensor::from_primitive(TensorPrimitive::Float(out))).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Logits through tied embeddings
 
 /// `hidden` `[n, h]` times the transposed embedding matrix `weight` `[vocab, h]`: the logits of a
@@ -805,12 +927,12 @@ impl Backward<Flex, 2> for TiedLogitsBackward {
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (h, w) = ops.state;
         let [ph, pw] = ops.parents;
-        let g = flex_tensor(grads.consume::<Flex>(&ops.node));
+        let g = grads.consume::<Flex>(&ops.node);
         if let Some(node) = ph {
-            grads.register::<Flex>(node.id, float(g.clone().matmul(flex_tensor(w))));
+            grads.register::<Flex>(node.id, mm(g.clone(), w));
         }
         if let Some(node) = pw {
-            grads.register::<Flex>(node.id, float(g.transpose().matmul(flex_tensor(h))));
+            grads.register::<Flex>(node.id, mm(t(g), h));
         }
     }
 }
@@ -821,7 +943,7 @@ fn tied_logits_ad<B: Backend, C: CheckpointStrategy>(
 ) -> Option<Tensor<B, 2>> {
     let h = float(cast::<B, Autodiff<Flex, C>, 2>(hidden.clone()).ok()?);
     let w = float(cast::<B, Autodiff<Flex, C>, 2>(weight.clone()).ok()?);
-    let out = float(flex_tensor(h.primitive.clone()).matmul(flex_tensor(w.primitive.clone()).transpose()));
+    let out = mm(h.primitive.clone(), t(w.primitive.clone()));
     let out = match TiedLogitsBackward.prepare::<C>([h.node.clone(), w.node.clone()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish((h.primitive, w.primitive), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
@@ -869,6 +991,38 @@ mod tests {
     }
 
     /// Logits through tied embeddings: values and both gradients equal the plain matmul's.
+    #[test]
+    fn matmul_matches_burns_forward_and_backward() {
+        let device = Default::default();
+        // Big enough for the threaded GEMM (m n k >= 192^3) and small; `x` a view at an offset, `w`
+        // a transposed view (as a linear layer's weight is after loading), frozen or trained.
+        for (m, k, n, train_w) in [(200, 300, 130, true), (7, 5, 3, true), (9, 16, 12, false)] {
+            let big = Tensor::<Flex, 2>::random([m + 1, k], Distribution::Normal(0.0, 1.0), &device);
+            let w_hf = Tensor::<Flex, 2>::random([n, k], Distribution::Normal(0.0, 1.0), &device);
+            let dy = Tensor::<A, 2>::random([m, n], Distribution::Normal(0.0, 1.0), &device);
+            let run = |fused: bool| {
+                let xa = Tensor::<A, 2>::from_data(big.clone().into_data(), &device).require_grad();
+                let wa = Tensor::<A, 2>::from_data(w_hf.clone().into_data(), &device);
+                let wa = if train_w { wa.require_grad() } else { wa };
+                let (x, w) = (xa.clone().slice([1..m + 1, 0..k]), wa.clone().transpose());
+                let y = if fused { matmul(x, w) } else { x.matmul(w) };
+                let g = (y.clone() * dy.clone()).sum().backward();
+                (y.inner(), xa.grad(&g).expect("d x"), wa.grad(&g))
+            };
+            let ((y1, dx1, dw1), (y2, dx2, dw2)) = (run(true), run(false));
+            close(y1, y2, "output");
+            close(dx1, dx2, "input gradient");
+            match (dw1, dw2) {
+                (Some(a), Some(b)) => close(a, b, "weight gradient"),
+                (None, None) => assert!(!train_w),
+                _ => panic!("weight gradient present on one side only"),
+            }
+            // Inference (no autodiff) takes the same GEMM.
+            let (x, w) = (big.clone().slice([1..m + 1, 0..k]), w_hf.clone().transpose());
+            close(matmul(x.clone(), w.clone()), x.matmul(w), "inference output");
+        }
+    }
+
     #[test]
     fn tied_logits_match_the_plain_matmul() {
         let device = Default::default();

@@ -11,6 +11,11 @@ pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) 
     silu(gate) * up
 }
 
+/// `x` `[m, k]` times `w` `[k, n]`.
+pub fn matmul<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>) -> Tensor<B, 2> {
+    x.matmul(w)
+}
+
 /// Softmax over the last dimension of `x` `[rows, n]`.
 pub fn softmax_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     softmax(x, 1)

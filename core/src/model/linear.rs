@@ -53,8 +53,8 @@ impl<B: Backend> Linear<B> {
         let w = self.weight.val();
         let w = if w.dtype() == x2.dtype() { w } else { w.cast(x2.dtype()) };
         let y2 = match &self.lora {
-            Some(ad) => x2.clone().matmul(w) + ad.forward(x2),
-            None => x2.matmul(w),
+            Some(ad) => super::cpu_kernels::matmul(x2.clone(), w) + ad.forward(x2),
+            None => super::cpu_kernels::matmul(x2, w),
         };
         let mut out_dims = dims;
         out_dims[D - 1] = self.d_out();

@@ -212,13 +212,9 @@ pub(crate) fn timed_training(
     Ok(keys)
 }
 
-/// Writes `dump` as JSON lines to `path`.
+/// Writes `dump` as JSON lines to `path` (atomically: a failed write leaves no partial dump).
 pub(crate) fn write_jsonl(path: &std::path::Path, dump: &[serde_json::Value]) -> Result<()> {
     use std::io::Write;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    for v in dump {
-        writeln!(f, "{v}")?;
-    }
-    f.flush()?;
+    llmql_core::formats::write_atomic(path, |w| dump.iter().try_for_each(|v| writeln!(w, "{v}")))?;
     Ok(())
 }
