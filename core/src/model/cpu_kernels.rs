@@ -784,20 +784,30 @@ pub fn scale<B: Backend, const D: usize>(t: Tensor<B, D>, factor: f64) -> Tensor
 /// writes straight into a fresh f32 buffer, and the backward pass computes Burn's two GEMMs
 /// (`dx = dy w^T`, `dw = x^T dy`) the same way.
 pub fn matmul<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>) -> Tensor<B, 2> {
-    if let Some(out) = matmul_ad::<B, NoCheckpointing>(&x, &w) {
+    matmul_any(x, w, false)
+}
+
+/// `x` times `w` (`w_transposed`: times `w^T`), fused on flex, Burn's plain expression elsewhere.
+fn matmul_any<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>, w_transposed: bool) -> Tensor<B, 2> {
+    if let Some(out) = matmul_ad::<B, NoCheckpointing>(&x, &w, w_transposed) {
         return out;
     }
-    if let Some(out) = matmul_ad::<B, BalancedCheckpointing>(&x, &w) {
+    if let Some(out) = matmul_ad::<B, BalancedCheckpointing>(&x, &w, w_transposed) {
         return out;
     }
     let x = match cast::<B, Flex, 2>(x) {
         Ok(x) => {
-            let w = cast::<B, Flex, 2>(w).expect("B is Flex");
-            return cast::<Flex, B, 2>(flex_tensor(mm(float(x), float(w)))).expect("B is Flex");
+            let w = float(cast::<B, Flex, 2>(w).expect("B is Flex"));
+            let w = if w_transposed { t(w) } else { w };
+            return cast::<Flex, B, 2>(flex_tensor(mm(float(x), w))).expect("B is Flex");
         }
         Err(x) => x,
     };
-    plain::matmul(x, w)
+    if w_transposed {
+        plain::tied_logits(x, w)
+    } else {
+        plain::matmul(x, w)
+    }
 }
 
 /// `a` `[m, k]` times `b` `[k, n]` into a new contiguous `[m, n]` tensor; Burn's matmul for
@@ -863,11 +873,14 @@ fn gemm_f32(a: &FlexTensor, b: &FlexTensor) -> Option<FlexTensor> {
     Some(FlexTensor::from_data(TensorData::new(out, [m, n])))
 }
 
+/// The backward pass of `x op(w)`, `op` the identity or (`w_transposed`) the transpose.
 #[derive(Debug)]
-struct MatmulBackward;
+struct MatmulBackward {
+    w_transposed: bool,
+}
 
 impl Backward<Flex, 2> for MatmulBackward {
-    /// The two operands.
+    /// The two operands, as given (`w` untransposed).
     type State = (FlexTensor, FlexTensor);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
@@ -875,19 +888,29 @@ impl Backward<Flex, 2> for MatmulBackward {
         let [px, pw] = ops.parents;
         let g = grads.consume::<Flex>(&ops.node);
         if let Some(node) = px {
-            grads.register::<Flex>(node.id, mm(g.clone(), t(w)));
+            // dx = g op(w)^T
+            let w_t = if self.w_transposed { w } else { t(w) };
+            grads.register::<Flex>(node.id, mm(g.clone(), w_t));
         }
         if let Some(node) = pw {
-            grads.register::<Flex>(node.id, mm(t(x), g));
+            // dw = x^T g; for `w` used transposed, (x^T g)^T = g^T x, written contiguous.
+            let dw = if self.w_transposed { mm(t(g), x) } else { mm(t(x), g) };
+            grads.register::<Flex>(node.id, dw);
         }
     }
 }
 
-fn matmul_ad<B: Backend, C: CheckpointStrategy>(x: &Tensor<B, 2>, w: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
+fn matmul_ad<B: Backend, C: CheckpointStrategy>(
+    x: &Tensor<B, 2>,
+    w: &Tensor<B, 2>,
+    w_transposed: bool,
+) -> Option<Tensor<B, 2>> {
     let x = float(cast::<B, Autodiff<Flex, C>, 2>(x.clone()).ok()?);
     let w = float(cast::<B, Autodiff<Flex, C>, 2>(w.clone()).ok()?);
-    let out = mm(x.primitive.clone(), w.primitive.clone());
-    let out = match MatmulBackward.prepare::<C>([x.node.clone(), w.node.clone()]).compute_bound().stateful() {
+    let op_w = if w_transposed { t(w.primitive.clone()) } else { w.primitive.clone() };
+    let out = mm(x.primitive.clone(), op_w);
+    let backward = MatmulBackward { w_transposed };
+    let out = match backward.prepare::<C>([x.node.clone(), w.node.clone()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish((x.primitive, w.primitive), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
@@ -904,51 +927,11 @@ fn matmul_ad<B: Backend, C: CheckpointStrategy>(x: &Tensor<B, 2>, w: &Tensor<B, 
 /// vocabulary-sized matrix on one thread; here the backward writes it contiguous (`dlogits^T
 /// hidden`, one GEMM).
 pub fn tied_logits<B: Backend>(hidden: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
-    if let Some(out) = tied_logits_ad::<B, NoCheckpointing>(&hidden, &weight) {
-        return out;
-    }
-    if let Some(out) = tied_logits_ad::<B, BalancedCheckpointing>(&hidden, &weight) {
-        return out;
-    }
-    plain::tied_logits(hidden, weight)
+    matmul_any(hidden, weight, true)
 }
 
 fn flex_tensor(t: FlexTensor) -> Tensor<Flex, 2> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
-}
-
-#[derive(Debug)]
-struct TiedLogitsBackward;
-
-impl Backward<Flex, 2> for TiedLogitsBackward {
-    /// The hidden states and the embeddings.
-    type State = (FlexTensor, FlexTensor);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (h, w) = ops.state;
-        let [ph, pw] = ops.parents;
-        let g = grads.consume::<Flex>(&ops.node);
-        if let Some(node) = ph {
-            grads.register::<Flex>(node.id, mm(g.clone(), w));
-        }
-        if let Some(node) = pw {
-            grads.register::<Flex>(node.id, mm(t(g), h));
-        }
-    }
-}
-
-fn tied_logits_ad<B: Backend, C: CheckpointStrategy>(
-    hidden: &Tensor<B, 2>,
-    weight: &Tensor<B, 2>,
-) -> Option<Tensor<B, 2>> {
-    let h = float(cast::<B, Autodiff<Flex, C>, 2>(hidden.clone()).ok()?);
-    let w = float(cast::<B, Autodiff<Flex, C>, 2>(weight.clone()).ok()?);
-    let out = mm(h.primitive.clone(), t(w.primitive.clone()));
-    let out = match TiedLogitsBackward.prepare::<C>([h.node.clone(), w.node.clone()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish((h.primitive, w.primitive), out),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    cast::<Autodiff<Flex, C>, B, 2>(Tensor::from_primitive(TensorPrimitive::Float(out))).ok()
 }
 
 #[cfg(test)]
@@ -990,7 +973,7 @@ mod tests {
         close(grad(true), grad(false), "gradient");
     }
 
-    /// Logits through tied embeddings: values and both gradients equal the plain matmul's.
+    /// The 2-D matmul: values and both gradients equal Burn's matmul.
     #[test]
     fn matmul_matches_burns_forward_and_backward() {
         let device = Default::default();
@@ -1023,6 +1006,7 @@ mod tests {
         }
     }
 
+    /// Logits through tied embeddings: values and both gradients equal the plain matmul's.
     #[test]
     fn tied_logits_match_the_plain_matmul() {
         let device = Default::default();
