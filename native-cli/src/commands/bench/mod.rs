@@ -76,24 +76,6 @@ pub(crate) fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// A scratch output folder for a training loop's final save (removed on drop).
-pub(crate) struct ScratchDir(pub std::path::PathBuf);
-
-impl ScratchDir {
-    pub fn new(what: &str) -> Result<Self> {
-        let p = std::env::temp_dir().join(format!("llmql-bench-{what}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p)?;
-        Ok(Self(p))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Times a real training loop from its own callbacks: step 1 is the warm-up; steps 2..=N+1 are
 /// timed (from the end of step 1 to the end of the last step, before the loop's final save), with
 /// their real (non-padding) tokens, losses and the peak RSS at the end of the last step. With
@@ -187,9 +169,10 @@ pub(crate) fn timed_training(
     dump: Option<&std::path::Path>,
     train: impl FnOnce(&llmql_core::train::TrainRun<'_>, &mut StepClock) -> Result<()>,
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let scratch = ScratchDir::new(what)?;
+    // A fresh, uniquely named scratch folder for the loop's final save, removed on drop.
+    let scratch = tempfile::Builder::new().prefix(&format!("llmql-bench-{what}-")).tempdir()?;
     let mut clock = StepClock::new(steps + 1, dump.is_some());
-    let run = llmql_core::train::TrainRun { source, out: &scratch.0, resume: false };
+    let run = llmql_core::train::TrainRun { source, out: scratch.path(), resume: false };
     train(&run, &mut clock)?;
     let s = clock.summary();
     if let (Some(path), Some(batches)) = (dump, &clock.dump) {
