@@ -290,12 +290,7 @@ impl<B: Backend> DecoderModel<B> {
                 );
                 let w = self.embed_tokens.val();
                 let w = if w.dtype() == hidden.dtype() { w } else { w.cast(hidden.dtype()) };
-                let dims = hidden.dims();
-                let rows = dims[..D - 1].iter().product();
-                let logits = super::cpu_kernels::tied_logits(hidden.reshape([rows, dims[D - 1]]), w);
-                let mut out = dims;
-                out[D - 1] = logits.dims()[1];
-                logits.reshape(out)
+                super::linear::on_rows(hidden, |h| super::cpu_kernels::tied_logits(h, w))
             }
         }
     }

@@ -45,20 +45,16 @@ impl<B: Backend> Linear<B> {
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         // One `[rows, d_in] x [d_in, d_out]` GEMM rather than a batched matmul over leading dims.
-        let dims = x.dims();
-        let rows: usize = dims[..D - 1].iter().product();
-        let x2: Tensor<B, 2> = x.reshape([rows, dims[D - 1]]);
-        // Mixed precision: weights kept in another dtype are cast to the activations' (the cast is
-        // differentiable, so gradients reach the master weights).
-        let w = self.weight.val();
-        let w = if w.dtype() == x2.dtype() { w } else { w.cast(x2.dtype()) };
-        let y2 = match &self.lora {
-            Some(ad) => super::cpu_kernels::matmul(x2.clone(), w) + ad.forward(x2),
-            None => super::cpu_kernels::matmul(x2, w),
-        };
-        let mut out_dims = dims;
-        out_dims[D - 1] = self.d_out();
-        let y: Tensor<B, D> = y2.reshape(out_dims);
+        let y = on_rows(x, |x2| {
+            // Mixed precision: weights kept in another dtype are cast to the activations' (the cast
+            // is differentiable, so gradients reach the master weights).
+            let w = self.weight.val();
+            let w = if w.dtype() == x2.dtype() { w } else { w.cast(x2.dtype()) };
+            match &self.lora {
+                Some(ad) => super::cpu_kernels::matmul(x2.clone(), w) + ad.forward(x2),
+                None => super::cpu_kernels::matmul(x2, w),
+            }
+        });
         match &self.bias {
             Some(b) => {
                 let b = b.val();
@@ -68,4 +64,17 @@ impl<B: Backend> Linear<B> {
             None => y,
         }
     }
+}
+
+/// `f` applied to `x` `[..., n]` seen as the 2-D `[rows, n]` (one GEMM instead of a batched matmul
+/// over the leading dimensions); its `[rows, m]` result reshaped back to `[..., m]`.
+pub(crate) fn on_rows<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    f: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>,
+) -> Tensor<B, D> {
+    let mut dims = x.dims();
+    let rows = dims[..D - 1].iter().product();
+    let y = f(x.reshape([rows, dims[D - 1]]));
+    dims[D - 1] = y.dims()[1];
+    y.reshape(dims)
 }

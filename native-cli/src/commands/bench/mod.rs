@@ -160,15 +160,16 @@ impl TrainObserver for StepClock {
 /// Runs one real training loop (`train`, given the run's scratch output and a [`StepClock`]) for
 /// `steps` timed steps after one warm-up step, writes the dumped batches to `dump` when asked, and
 /// returns the keys both training benchmarks report (`impl`, `steps`, `tokens`, `seconds`,
-/// `tokens_per_s`, `step_seconds`, `threads`, `loss_first`, `loss_last`, `peak_rss_mib`); the caller
-/// adds its own.
+/// `tokens_per_s`, `step_seconds`, `threads`, `loss_first`, `loss_last`, `peak_rss_mib`) together with
+/// the caller's own (`own`, a JSON object: its settings).
 pub(crate) fn timed_training(
     what: &str,
     source: &llmql_core::model_source::SourceFiles,
     steps: usize,
     dump: Option<&std::path::Path>,
+    own: serde_json::Value,
     train: impl FnOnce(&llmql_core::train::TrainRun<'_>, &mut StepClock) -> Result<()>,
-) -> Result<serde_json::Map<String, serde_json::Value>> {
+) -> Result<serde_json::Value> {
     // A fresh, uniquely named scratch folder for the loop's final save, removed on drop.
     let scratch = tempfile::Builder::new().prefix(&format!("llmql-bench-{what}-")).tempdir()?;
     let mut clock = StepClock::new(steps + 1, dump.is_some());
@@ -178,7 +179,7 @@ pub(crate) fn timed_training(
     if let (Some(path), Some(batches)) = (dump, &clock.dump) {
         write_jsonl(path, batches)?;
     }
-    let serde_json::Value::Object(keys) = serde_json::json!({
+    let serde_json::Value::Object(mut keys) = serde_json::json!({
         "impl": "llmql",
         "steps": s.steps,
         "tokens": s.tokens,
@@ -192,7 +193,10 @@ pub(crate) fn timed_training(
     }) else {
         unreachable!("a JSON object")
     };
-    Ok(keys)
+    if let serde_json::Value::Object(own) = own {
+        keys.extend(own);
+    }
+    Ok(serde_json::Value::Object(keys))
 }
 
 /// Writes `dump` as JSON lines to `path` (atomically: a failed write leaves no partial dump).

@@ -73,24 +73,18 @@ impl llmql_backends::AutodiffTask for Task {
         let dtype = crate::commands::parse_dtype(&a.dtype)?;
         let model = self.ckpt.load_model::<B>(crate::commands::training_load(dtype, false, true), &device)?;
         let src = self.ckpt.source_files();
-        let mut keys = timed_training("ql-train", &src, a.steps, a.dump_batches.as_deref(), |run, clock| {
+        let own = serde_json::json!({
+            "batch_size": a.batch_size,
+            "p_max_len": a.p_max_len,
+            "q_max_len": a.q_max_len,
+            "mask_probability": a.mask_probability,
+            "gradient_checkpointing": a.gradient_checkpointing,
+            "device": a.device,
+        });
+        timed_training("ql-train", &src, a.steps, a.dump_batches.as_deref(), own, |run, clock| {
             ql_train_parallel(model, &self.ckpt.tokenizer, &self.pairs, &self.cfg, run, clock, &Single)?;
             Ok(())
-        })?;
-        keys.extend(
-            serde_json::json!({
-                "batch_size": a.batch_size,
-                "p_max_len": a.p_max_len,
-                "q_max_len": a.q_max_len,
-                "mask_probability": a.mask_probability,
-                "gradient_checkpointing": a.gradient_checkpointing,
-                "device": a.device,
-            })
-            .as_object()
-            .expect("object")
-            .clone(),
-        );
-        Ok(serde_json::Value::Object(keys))
+        })
     }
 }
 

@@ -80,22 +80,16 @@ impl llmql_backends::AutodiffTask for Task {
         let lc = self.cfg.train.lora.as_ref().expect("LoRA");
         let model = llmql_core::lora::attach_lora(model, lc, self.cfg.train.seed)?;
         let src = self.ckpt.source_files();
-        let mut keys = timed_training("train", &src, a.steps, a.dump_batches.as_deref(), |run, clock| {
+        let own = serde_json::json!({
+            "batch_size": a.batch_size,
+            "group": a.train_group_size,
+            "gradient_checkpointing": a.gradient_checkpointing,
+            "device": a.device,
+        });
+        timed_training("train", &src, a.steps, a.dump_batches.as_deref(), own, |run, clock| {
             contrastive_train_parallel(model, &self.ckpt.tokenizer, &self.examples, &self.cfg, run, clock, &Single)?;
             Ok(())
-        })?;
-        keys.extend(
-            serde_json::json!({
-                "batch_size": a.batch_size,
-                "group": a.train_group_size,
-                "gradient_checkpointing": a.gradient_checkpointing,
-                "device": a.device,
-            })
-            .as_object()
-            .expect("object")
-            .clone(),
-        );
-        Ok(serde_json::Value::Object(keys))
+        })
     }
 }
 
