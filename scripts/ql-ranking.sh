@@ -2,7 +2,7 @@
 # QL ranking, the paper's own comparison: rerank BM25's top K (default 100) of the test queries with
 #   - Dirichlet-smoothed word QL           (llmql rerank-dirichlet)
 #   - LLM-QL: the stage-1 model's QL score under Attention Stop (llmql rerank)
-#   - the same model scored with plain causal attention (llmql rerank --no-attention-stop)
+#   - the same model scored with plain causal attention (llmql rerank --attention causal)
 #   - with ALL=1, the untrained base model both ways too (what stage 1 adds)
 # and print one table (nDCG@10, RR@10) from `llmql eval`.
 #
@@ -35,10 +35,10 @@ rank() { # name model [flags]
         --run "$out/bm25.trec" --depth "$K" "${lengths[@]}" --output "$out/$name.trec" "$@"
 }
 rank llmql-ql "$QS/ql"
-rank llmql-ql-causal "$QS/ql" --no-attention-stop
+rank llmql-ql-causal "$QS/ql" --attention causal
 if [ "${ALL:-0}" = 1 ]; then
     rank base-ql "$BASE_MODEL"
-    rank base-ql-causal "$BASE_MODEL" --no-attention-stop
+    rank base-ql-causal "$BASE_MODEL" --attention causal
 fi
 {
     echo "| ranking of BM25's top $K (test queries) | nDCG@10 | RR@10 |"

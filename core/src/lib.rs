@@ -18,9 +18,11 @@
 //! - [`index`]: `llmql index` folders: flat (exact) and HNSW (approximate) search over encoded shards
 //! - [`trec`], [`metrics`]: qrels and runs; nDCG, RR, R, P, AP exactly as trec_eval / ir-measures
 //! - [`formats`]: BEIR, MS MARCO tsv, Tevatron jsonl
+//! - [`consistency`]: the consistency filter for generated queries (a query's passage must rank in the top k)
 //! - [`fusion`]: interpolating a first-stage run with a reranker's, the weight chosen on held-out queries
 //! - [`bm25`], [`dirichlet`], [`mining`]: BM25 (tantivy), Dirichlet-smoothed word QL, hard-negative mining
-//! - [`ql`]: LLM-QL stage 1 — Attention Stop mask, Input Corruption, example layouts, loss, QL ranking
+//! - [`ql`]: LLM-QL stage 1 — Attention Stop mask, Input Corruption, example layouts, loss, QL ranking,
+//!   query generation with the stage-1 model
 //! - [`train`]: training loops, schedule, clipping, checkpoints and resume
 //! - [`export`]: writing HF folders
 //! - [`output`]: outputs that never destroy the user's files or the previous output (markers, atomic replace)
@@ -28,6 +30,7 @@
 #[cfg(feature = "bm25")]
 pub mod bm25;
 pub mod config;
+pub mod consistency;
 #[cfg(feature = "bm25")]
 pub mod dirichlet;
 pub mod encoder;

@@ -224,6 +224,26 @@ pub fn sort_entries(entries: &mut [RunEntry]) {
     entries.sort_by(|a, b| (b.score + 0.0).total_cmp(&(a.score + 0.0)).then_with(|| a.docid.cmp(&b.docid)));
 }
 
+/// Writes qrels as BEIR tsv (`query-id<TAB>corpus-id<TAB>score` with its header line), queries and
+/// documents in id order, atomically ([`crate::output::write_atomic`]).
+pub fn write_qrels(path: &Path, qrels: &Qrels) -> Result<()> {
+    for (qid, docs) in qrels {
+        check_token(path, "query id", qid)?;
+        for d in docs.keys() {
+            check_token(path, "document id", d)?;
+        }
+    }
+    crate::output::write_atomic(path, |w| {
+        writeln!(w, "query-id\tcorpus-id\tscore")?;
+        for (qid, docs) in qrels {
+            for (d, g) in docs {
+                writeln!(w, "{qid}\t{d}\t{g}")?;
+            }
+        }
+        Ok(())
+    })
+}
+
 fn check_token(path: &Path, what: &str, s: &str) -> Result<()> {
     if s.is_empty() || s.chars().any(char::is_whitespace) {
         return Err(Error::Other(format!(

@@ -47,6 +47,11 @@ enum Command {
     ExportWeb(commands::export_web::ExportWebArgs),
     /// Rerank a run's top-K by LLM-QL query likelihood.
     Rerank(commands::rerank::RerankArgs),
+    /// Write training queries for a collection's passages with the QL model (doc2query), as BEIR
+    /// queries + qrels; optionally keep only those BM25 connects back to their passage.
+    GenerateQueries(commands::generate_queries::GenerateQueriesArgs),
+    /// Keep the queries whose judged passage every given run ranks in its top K (the consistency filter).
+    FilterQueries(commands::generate_queries::FilterQueriesArgs),
     /// Interpolate a first-stage run with a reranker's run (weight fixed, or chosen on held-out judged queries).
     Fuse(commands::fuse::FuseArgs),
     /// Mine hard negatives from a run into Tevatron-format training data.
@@ -83,6 +88,8 @@ fn main() {
         Command::MineNegatives(a) => commands::mine_negatives::run(a),
         Command::QlTrain(a) => commands::ql_train::run(a),
         Command::Rerank(a) => commands::rerank::run(a),
+        Command::GenerateQueries(a) => commands::generate_queries::run(a),
+        Command::FilterQueries(a) => commands::generate_queries::run_filter(a),
         Command::Fuse(a) => commands::fuse::run(a),
         Command::Train(a) => commands::train::run(a),
         Command::MergeLora(a) => commands::merge_lora::run(a),

@@ -10,6 +10,10 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn quickstart(out: &Path, env: Option<(&str, &str)>) -> std::process::Output {
+    quickstart_with(out, env, &[])
+}
+
+fn quickstart_with(out: &Path, env: Option<(&str, &str)>, extra: &[&str]) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_llmql"));
     c.args([
         "quickstart",
@@ -25,7 +29,12 @@ fn quickstart(out: &Path, env: Option<(&str, &str)>) -> std::process::Output {
         "10",
         "--passage-max-len",
         "64",
+        "--synthetic-queries",
+        "12",
+        "--synthetic-filter-top-k",
+        "0",
     ])
+    .args(extra)
     .env("RUST_LOG", "warn");
     if let Some((k, v)) = env {
         c.env(k, v);
@@ -55,8 +64,8 @@ fn quickstart_runs_every_stage_and_resumes_by_stage() {
     for row in [
         "| BM25 |",
         "| zero-shot dense |",
-        "| LLM-QL dense |",
-        "| QL ranking of the dense top 10 (stage-1 model) |",
+        "| LLM-QL dense (110 judged + 12 generated training queries) |",
+        "| QL ranking of the dense top 10 (stage-1 model, ",
         "| LLM-QL dense + QL (weight ",
     ] {
         assert!(stdout.contains(row), "missing {row}:\n{stdout}");
@@ -101,9 +110,34 @@ fn quickstart_runs_every_stage_and_resumes_by_stage() {
     let q0 = rerank.lines().next().unwrap().split_whitespace().next().unwrap().to_string();
     assert_eq!(rerank.lines().filter(|l| l.starts_with(&format!("{q0} "))).count(), 10);
 
+    // The reranker's attention was chosen on the dev queries, both scores recorded.
+    let rerank = &results["rerank"];
+    assert_eq!(rerank["chosen_on"], "dev", "{rerank}");
+    assert!(rerank["dev_nDCG@10"]["stop"].is_number() && rerank["dev_nDCG@10"]["causal"].is_number(), "{rerank}");
+    assert_eq!(results["training_queries"]["generated"], 12);
+    assert_eq!(std::fs::read_to_string(out.join("data/synthetic-queries.jsonl")).unwrap().lines().count(), 12);
+
     // A third run finds everything done.
     let o = quickstart(&out, None);
     assert!(o.status.success());
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(stderr.matches("done before").count(), 8, "{stderr}");
+    assert_eq!(stderr.matches("done before").count(), 9, "{stderr}");
+
+    // A stage-2 setting changed: stage 2 and everything after it run again, nothing before it,
+    // and stage 2's old output is removed first (so its checkpoints are not resumed).
+    std::fs::write(out.join("dense/sentinel"), "old").unwrap();
+    let o = quickstart_with(&out, None, &["--train-steps", "3"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    for s in [
+        "BM25 baseline",
+        "stage 1: QL training (Attention Stop + Input Corruption)",
+        "synthetic training queries (written by the stage-1 model, consistency-filtered)",
+    ] {
+        assert!(stderr.contains(&format!("{s}: done before")), "{s}: {stderr}");
+    }
+    assert!(stderr.contains("stage 2: contrastive LoRA training: its settings changed"), "{stderr}");
+    assert_eq!(stderr.matches("done before").count(), 5, "{stderr}");
+    assert!(!out.join("dense/sentinel").exists(), "the old stage-2 output was removed");
+    assert!(out.join("dense/adapter_model.safetensors").exists());
 }

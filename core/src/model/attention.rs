@@ -96,6 +96,44 @@ impl<B: Backend> LayerContext<B> {
     }
 }
 
+/// One layer's KV cache laid out for decoding one token at a time ([`SelfAttention::forward_step`]):
+/// room for `capacity` positions allocated once, keys stored transposed (`kt`
+/// `[b, kv_heads, head_dim, capacity]`) and values as `[b, kv_heads, capacity, head_dim]`, the
+/// layouts the attention's two matmuls read without a copy. Each step writes its key and value
+/// into its column in place (the cache is owned, so nothing else holds the buffer), where
+/// appending to a `[b, s, kv_heads, head_dim]` cache would copy all of it at every step. Columns
+/// not yet written are masked by the caller.
+#[derive(Debug, Clone)]
+pub struct StepKv<B: Backend> {
+    pub kt: Tensor<B, 4>,
+    pub v: Tensor<B, 4>,
+}
+
+impl<B: Backend> StepKv<B> {
+    /// A cache of `capacity` columns holding the rotated keys/values `k`, `v`
+    /// (`[b, s, kv_heads, head_dim]`, e.g. a prompt's from [`SelfAttention::forward_kv`]) in its
+    /// first `s` columns.
+    pub fn from_prefix(k: Tensor<B, 4>, v: Tensor<B, 4>, capacity: usize) -> Self {
+        let [b, s, kvh, d] = k.dims();
+        assert!(capacity >= s, "capacity {capacity} below the prefix's {s} positions");
+        let device = k.device();
+        let kt = Tensor::<B, 4>::zeros([b, kvh, d, capacity], (&device, k.dtype()))
+            .slice_assign([0..b, 0..kvh, 0..d, 0..s], k.permute([0, 2, 3, 1]));
+        let v = Tensor::<B, 4>::zeros([b, kvh, capacity, d], (&device, v.dtype()))
+            .slice_assign([0..b, 0..kvh, 0..s, 0..d], v.permute([0, 2, 1, 3]));
+        Self { kt, v }
+    }
+
+    /// Only the given rows (batch entries), in that order.
+    pub fn select(self, rows: Tensor<B, 1, Int>) -> Self {
+        Self { kt: self.kt.select(0, rows.clone()), v: self.v.select(0, rows) }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.kt.dims()[3]
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct SelfAttention<B: Backend> {
     pub q_proj: Linear<B>,
@@ -134,9 +172,10 @@ impl<B: Backend> SelfAttention<B> {
         self.forward_kv(x, ctx, None).0
     }
 
-    /// [`Self::forward`] that also returns this call's rotated keys and values
-    /// (`[b, s, kv_heads, head_dim]`) and may attend to `prefix` keys/values (same layout) placed
-    /// before the sequence (a KV cache); `ctx` must have been built for that prefix length.
+    /// [`Self::forward`] that may attend to `prefix` keys/values (`[b, p, kv_heads, head_dim]`)
+    /// placed before the sequence (a KV cache), and returns every rotated key and value attended
+    /// to, the prefix's followed by this call's (`[b, p + s, kv_heads, head_dim]`: the cache to
+    /// pass to the next call); `ctx` must have been built for that prefix length.
     pub fn forward_kv(
         &self,
         x: Tensor<B, 3>,
@@ -153,13 +192,66 @@ impl<B: Backend> SelfAttention<B> {
         let k_new = RotaryEmbedding::apply_rows(k, &ctx.rope_k.0, &ctx.rope_k.1).reshape([b, s, kvh, d]);
         let v_new = self.v_proj.forward(x2).reshape([b, s, kvh, d]);
         let (k, v) = match prefix {
-            Some((pk, pv)) => (Tensor::cat(vec![pk, k_new.clone()], 1), Tensor::cat(vec![pv, v_new.clone()], 1)),
-            None => (k_new.clone(), v_new.clone()),
+            Some((pk, pv)) => (Tensor::cat(vec![pk, k_new], 1), Tensor::cat(vec![pv, v_new], 1)),
+            None => (k_new, v_new),
         };
         let sk = k.dims()[1];
         assert_eq!(sk, ctx.keys, "layer context built for another KV prefix");
-        let out = if ctx.fused { self.fused(q, k, v, ctx) } else { self.grouped(q, k, v, ctx) };
-        (self.o_proj.forward(out).reshape([b, s, hidden]), k_new, v_new)
+        let out = if ctx.fused {
+            self.fused(q, k.clone(), v.clone(), ctx)
+        } else {
+            self.grouped(q, k.clone(), v.clone(), ctx)
+        };
+        (self.o_proj.forward(out).reshape([b, s, hidden]), k, v)
+    }
+
+    /// One decoding step: `x` `[b, 1, hidden]` (one new token per row) writes its key and value into
+    /// column `at` of `cache` and attends to all of the cache's columns (`ctx` built for one position
+    /// after `capacity - 1`, with a mask hiding the columns each row may not see, those after `at`
+    /// included). Returns the output and the cache.
+    pub fn forward_step(
+        &self,
+        x: Tensor<B, 3>,
+        ctx: &LayerContext<B>,
+        cache: StepKv<B>,
+        at: usize,
+    ) -> (Tensor<B, 3>, StepKv<B>) {
+        let [b, s, hidden] = x.dims();
+        assert_eq!(s, 1, "a decoding step takes one position per row");
+        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let cap = cache.capacity();
+        assert_eq!(ctx.keys, cap, "layer context built for another cache capacity");
+        let x2 = x.reshape([b, hidden]);
+        let q = self.q_proj.forward(x2.clone()).reshape([b * h, d]);
+        let q = RotaryEmbedding::apply_rows(q, &ctx.rope_q.0, &ctx.rope_q.1);
+        let k = self.k_proj.forward(x2.clone()).reshape([b * kvh, d]);
+        let k = RotaryEmbedding::apply_rows(k, &ctx.rope_k.0, &ctx.rope_k.1);
+        let v = self.v_proj.forward(x2);
+        // [b, 1, kvh, d] has the element order of [b, kvh, d, 1] and of [b, kvh, 1, d].
+        let kt = cache.kt.slice_assign([0..b, 0..kvh, 0..d, at..at + 1], k.reshape([b, kvh, d, 1]));
+        let vc = cache.v.slice_assign([0..b, 0..kvh, at..at + 1, 0..d], v.reshape([b, kvh, 1, d]));
+        let r = h / kvh;
+        let out = if ctx.fused {
+            let q = q.reshape([b, h, 1, d]);
+            let k = Self::repeat_kv(kt.clone().swap_dims(2, 3), r);
+            let v = Self::repeat_kv(vc.clone(), r);
+            let mask = match &ctx.mask {
+                AttentionMask::Explicit(m) => Some(m.clone().expand([b, h, 1, cap])),
+                AttentionMask::Causal => None,
+            };
+            let options = AttentionModuleOptions { scale: Some(1.0), softcap: None, is_causal: false };
+            attention(q, k, v, mask, None, options).reshape([b, h * d])
+        } else {
+            let q = q.reshape([b, kvh, r, 1, d]);
+            let scores = q.matmul(kt.clone().unsqueeze_dim::<5>(2)).reshape([b, h, cap]);
+            let scores = match &ctx.bias {
+                Some(bias) => scores + bias.clone(),
+                None => scores,
+            };
+            let p = super::cpu_kernels::softmax_rows(scores.reshape([b * h, cap])).reshape([b, kvh, r, 1, cap]);
+            p.matmul(vc.clone().unsqueeze_dim::<5>(2)).reshape([b, h * d])
+        };
+        (self.o_proj.forward(out).reshape([b, 1, hidden]), StepKv { kt, v: vc })
     }
 
     /// Scores, bias, softmax and values as two batched matmuls, queries grouped by KV head.

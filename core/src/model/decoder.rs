@@ -1,5 +1,5 @@
 //! The decoder stack: `model.embed_tokens`, `model.layers.N.*`, `model.norm`, optional `lm_head`.
-use super::attention::{AttentionMask, LayerContext, SelfAttention};
+use super::attention::{AttentionMask, LayerContext, SelfAttention, StepKv};
 use super::layer_runner::{LayerRunner, PlainLayers};
 use super::linear::Linear;
 use super::mlp::Mlp;
@@ -42,7 +42,8 @@ impl<B: Backend> DecoderLayer<B> {
         self.mlp.forward(self.post_attention_layernorm.forward(h.clone())) + h
     }
 
-    /// [`Self::forward`] with a KV prefix; also returns this call's keys and values.
+    /// [`Self::forward`] with a KV prefix; also returns the keys and values attended to (the
+    /// prefix's, then this call's).
     pub fn forward_kv(
         &self,
         x: Tensor<B, 3>,
@@ -52,6 +53,22 @@ impl<B: Backend> DecoderLayer<B> {
         let (a, k, v) = self.self_attn.forward_kv(self.input_layernorm.forward(x.clone()), ctx, prefix);
         let h = a + x;
         (self.mlp.forward(self.post_attention_layernorm.forward(h.clone())) + h, (k, v))
+    }
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    /// [`Self::forward`] for one decoding step against a [`StepKv`] cache (see
+    /// [`SelfAttention::forward_step`]).
+    pub fn forward_step(
+        &self,
+        x: Tensor<B, 3>,
+        ctx: &LayerContext<B>,
+        cache: StepKv<B>,
+        at: usize,
+    ) -> (Tensor<B, 3>, StepKv<B>) {
+        let (a, cache) = self.self_attn.forward_step(self.input_layernorm.forward(x.clone()), ctx, cache, at);
+        let h = a + x;
+        (self.mlp.forward(self.post_attention_layernorm.forward(h.clone())) + h, cache)
     }
 }
 
@@ -234,8 +251,9 @@ impl<B: Backend> DecoderModel<B> {
     }
 
     /// Hidden states after the final norm, attending also to a per-layer KV `prefix` (one entry per
-    /// layer, e.g. a document's separator under Attention Stop); returns each layer's new keys and
-    /// values too. `positions` continue after the prefix; `mask` is `[b, 1, s, p + s]`.
+    /// layer, e.g. a document's separator under Attention Stop); returns each layer's keys and
+    /// values too, the prefix's followed by this call's (`[b, p + s, ..]`: the KV cache of the
+    /// next call). `positions` continue after the prefix; `mask` is `[b, 1, s, p + s]`.
     pub fn forward_kv(
         &self,
         input_ids: Tensor<B, 2, Int>,
@@ -255,6 +273,29 @@ impl<B: Backend> DecoderModel<B> {
             kvs.push(kv);
         }
         (self.norm.forward(x), kvs)
+    }
+
+    /// One decoding step: hidden states after the final norm (`[b, 1, hidden]`) of one new token
+    /// per row, written into column `at` of each layer's [`StepKv`] cache and attending to the
+    /// cache's columns as `mask` (`[b, 1, 1, capacity]`) allows; returns the caches too.
+    pub fn forward_step(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+        mask: &AttentionMask<B>,
+        cache: Vec<StepKv<B>>,
+        at: usize,
+    ) -> (Tensor<B, 3>, Vec<StepKv<B>>) {
+        let cap = cache.first().map_or(1, StepKv::capacity);
+        let ctx = self.layer_context(positions, mask, cap - 1);
+        let mut x = self.embed(input_ids);
+        let mut out = Vec::with_capacity(cache.len());
+        for (layer, kv) in self.layers.iter().zip(cache) {
+            let (y, kv) = layer.forward_step(x, &ctx, kv, at);
+            x = y;
+            out.push(kv);
+        }
+        (self.norm.forward(x), out)
     }
 
     /// Hidden states after the final norm (`last_hidden_state` in transformers).

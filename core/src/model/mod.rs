@@ -13,7 +13,7 @@ pub mod mlp;
 pub mod rms_norm;
 pub mod rope;
 
-pub use attention::{AttentionMask, LayerContext, SelfAttention};
+pub use attention::{AttentionMask, LayerContext, SelfAttention, StepKv};
 pub use decoder::{embed_tokens_name, DecoderLayer, DecoderModel, LayerKv, LoadOptions};
 pub use layer_runner::{LayerRunner, PlainLayers};
 pub use linear::Linear;

@@ -84,7 +84,7 @@ pub fn full_sequence_scores<B: Backend>(
     Ok(out)
 }
 
-fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+pub(crate) fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     let t = if t.dtype() == DType::F32 { t } else { t.cast(DType::F32) };
     t.into_data().convert::<f32>().to_vec().expect("f32")
 }

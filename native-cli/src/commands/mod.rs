@@ -5,6 +5,7 @@ pub mod encode;
 pub mod eval;
 pub mod export_web;
 pub mod fuse;
+pub mod generate_queries;
 pub mod index;
 pub mod info;
 pub mod merge_lora;

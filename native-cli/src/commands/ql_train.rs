@@ -5,7 +5,6 @@ use super::training_args::{CliStage, LoraArgs, ModelArgs, StageDefaults, Trainin
 use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use llmql_core::formats::read_tevatron;
 use llmql_core::model::DecoderModel;
 use llmql_core::ql::example::passage_text;
 use llmql_core::ql::LossOn;
@@ -119,18 +118,17 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
         train: a.training.settings(stage, &a.lora, a.model.dtype()?),
     };
     super::training_args::validate(&cfg.train, cfg.validate())?;
-    let data = &a.training.train_data;
     let mut pairs = Vec::new();
-    for ex in &read_tevatron(data)? {
+    for ex in &super::training_args::read_train_data(&a.training.train_data)? {
         for p in &ex.positive_passages {
             let title = (!p.title.is_empty()).then_some(p.title.as_str());
             pairs.push(QlPair { passage: passage_text(title, &p.text), query: ex.query.clone() });
         }
     }
     if pairs.is_empty() {
-        bail!("{}: no (query, positive passage) pairs", data.display());
+        bail!("no (query, positive passage) pairs in --train-data");
     }
-    tracing::info!("{} training pairs from {}", pairs.len(), data.display());
+    tracing::info!("{} training pairs", pairs.len());
     let stage = Stage { pairs, cfg };
     super::training_args::run_stage(&stage, &a.model, &a.training, &peers, &stage.cfg.train)
 }

@@ -5,19 +5,29 @@
 //! 2. `zero-shot`   encode + search with the untrained model
 //! 3. `negatives`   BM25 hard negatives for the training queries (Tevatron jsonl)
 //! 4. `ql`          stage 1: QL training (Attention Stop, Input Corruption) on their positives
-//! 5. `contrastive` stage 2: contrastive LoRA training on the QL-trained model
-//! 6. `dense`       encode + search with the trained retriever
-//! 7. `rerank`      QL ranking of the dense top-k with the stage-1 model
-//! 8. `fuse`        dense + QL score interpolation, the weight chosen on held-out training queries
+//! 5. `synthetic`   training queries written by the stage-1 model for the collection's passages
+//!                  (`llmql generate-queries`, consistency-filtered by BM25), with their negatives
+//! 6. `contrastive` stage 2: contrastive LoRA training on the QL-trained model, judged and
+//!                  generated queries together
+//! 7. `dense`       encode + search with the trained retriever
+//! 8. `rerank`      QL ranking of the dense top-k with the stage-1 model, its attention (Attention
+//!                  Stop or causal) chosen on the dev queries
+//! 9. `fuse`        dense + QL score interpolation, the weight chosen on the dev queries
 //!
 //! then one table (nDCG@10, RR@10, R@100 and each stage's time), also written to
-//! `results.json` / `results.md`. A finished stage leaves `stages/<name>.json`; a restarted
-//! quickstart skips finished stages and resumes training from its last checkpoint.
+//! `results.json` / `results.md`. A finished stage leaves `stages/<name>.json` with a key of its
+//! settings and of the stages it builds on: a restarted quickstart skips finished stages whose
+//! key is unchanged, resumes training from its last checkpoint, and reruns (after removing their
+//! outputs) the stages whose settings changed and every stage after them.
 //!
-//! The fusion weight is chosen on the collection's dev queries (`qrels/dev.tsv`; the embedded
-//! collection has 40, written like its test queries), never on the test queries; a collection
-//! without dev queries gives `--dev-queries N` of its training queries (a seeded choice), held out
-//! of both training stages.
+//! The fusion weight and the reranker's attention are chosen on the collection's dev queries
+//! (`qrels/dev.tsv`; the embedded collection has 40, written like its test queries), never on the
+//! test queries; a collection without dev queries gives `--dev-queries N` of its training
+//! queries (a seeded choice), held out of both training stages and of query generation's filter.
+//!
+//! Synthetic queries (`--synthetic-queries auto|N|0`): a collection with few judged training
+//! queries gets training queries written for its passages by its own stage-1 model (see
+//! [`SYNTHETIC_AUTO_RULE`]); judged test and dev queries are never used to write or filter them.
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use llmql_core::metrics::{evaluate, parse_metrics};
@@ -125,6 +135,30 @@ pub struct QuickstartArgs {
     /// Skip the BM25 and zero-shot baselines.
     #[arg(long)]
     pub no_baselines: bool,
+    /// Training queries written by the stage-1 model for the collection's passages, one each, used
+    /// with the judged ones in stage 2: `auto` (see the rule in the README, "The recipe"), `N`
+    /// (N passages, a seeded choice), or `0` (none).
+    #[arg(long, default_value = "auto", value_parser = parse_synthetic)]
+    pub synthetic_queries: Synthetic,
+    /// The query generator (default: the stage-1 model; with --no-ql, the base model).
+    #[arg(long)]
+    pub synthetic_model: Option<PathBuf>,
+    /// Attention of the generated query's tokens (`llmql generate-queries --attention`).
+    #[arg(long, default_value = "causal", value_parser = ["stop", "causal"])]
+    pub synthetic_attention: String,
+    /// How generated queries are decoded (`llmql generate-queries --sampling`).
+    #[arg(long, default_value = "greedy", value_parser = ["greedy", "top-p"])]
+    pub synthetic_sampling: String,
+    /// Most tokens of a generated query (the closing EOS included; at most --query-max-len).
+    #[arg(long, default_value_t = 48)]
+    pub synthetic_max_new_tokens: usize,
+    /// Keep a generated query only if BM25 ranks its passage in the top K (0: keep all).
+    #[arg(long, default_value_t = 10)]
+    pub synthetic_filter_top_k: usize,
+    /// The QL reranker's attention: `auto` (the better of the two on the dev queries; Attention
+    /// Stop without dev queries), `stop` or `causal` (`llmql rerank --attention`).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "stop", "causal"])]
+    pub rerank_attention: String,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     #[arg(long, default_value_t = 32)]
@@ -152,11 +186,66 @@ pub fn model_cache() -> PathBuf {
         .join("models")
 }
 
+/// `--synthetic-queries`: how many passages get a generated training query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synthetic {
+    /// [`SYNTHETIC_AUTO_RULE`].
+    Auto,
+    /// This many passages (0: none).
+    Passages(usize),
+}
+
+fn parse_synthetic(s: &str) -> std::result::Result<Synthetic, String> {
+    match s {
+        "auto" => Ok(Synthetic::Auto),
+        n => n
+            .parse()
+            .map(Synthetic::Passages)
+            .map_err(|_| format!("expected auto, 0 or a number of passages, not {n:?}")),
+    }
+}
+
+/// The rule `--synthetic-queries auto` follows (README, "The recipe"): generate one query for
+/// each passage, up to this many passages (a seeded choice beyond), when the collection has fewer
+/// judged training queries than that; none otherwise.
+pub const SYNTHETIC_AUTO_MAX: usize = 2000;
+pub const SYNTHETIC_AUTO_RULE: &str = "one generated query per passage (at most 2000 passages) when the collection has fewer than 2000 judged training queries";
+
+impl Synthetic {
+    /// Passages to generate for, given the collection's size and its judged training queries.
+    pub fn passages(self, corpus: usize, train_queries: usize) -> usize {
+        match self {
+            Synthetic::Passages(n) => n.min(corpus),
+            Synthetic::Auto if train_queries < SYNTHETIC_AUTO_MAX => corpus.min(SYNTHETIC_AUTO_MAX),
+            Synthetic::Auto => 0,
+        }
+    }
+}
+
 struct Pipeline {
     a: QuickstartArgs,
     exe: PathBuf,
     threads: Option<usize>,
     stages: Vec<(String, f64, bool)>,
+    /// Each finished (or skipped) stage's key: a hash of its settings and of the keys of the stages
+    /// it builds on.
+    keys: std::collections::HashMap<String, String>,
+}
+
+/// A stage: what it is called, which stages it builds on, the settings that decide its outputs,
+/// and the outputs (files or folders under the quickstart's folder) to remove before it reruns.
+struct Stage<'a> {
+    name: &'a str,
+    title: &'a str,
+    after: &'a [&'a str],
+    settings: serde_json::Value,
+    outputs: &'a [&'a str],
+}
+
+/// A stable hash (FNV-1a, 64 bits) as hex.
+fn fnv_hex(s: &str) -> String {
+    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3));
+    format!("{h:016x}")
 }
 
 impl Pipeline {
@@ -164,10 +253,14 @@ impl Pipeline {
         self.a.output.join(rel)
     }
 
+    /// How many queries a file of the collection copy holds.
+    fn count_queries(&self, rel: &str) -> usize {
+        std::fs::read_to_string(self.path(rel)).map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
+    }
+
     /// How many dev queries the collection copy holds.
     fn dev_queries(&self) -> usize {
-        std::fs::read_to_string(self.path("collection/queries-dev.jsonl"))
-            .map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
+        self.count_queries("collection/queries-dev.jsonl")
     }
 
     /// Runs `llmql <args>` (printing the command), failing the stage if it fails.
@@ -189,26 +282,63 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Runs a stage unless its marker says it finished; records its time.
-    fn stage(&mut self, name: &str, title: &str, body: impl FnOnce(&Self) -> Result<()>) -> Result<()> {
-        let marker = self.path(&format!("stages/{name}.json"));
-        if let Ok(text) = std::fs::read_to_string(&marker) {
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            let secs = v["seconds"].as_f64().unwrap_or(0.0);
-            eprintln!("== {title}: done before ({secs:.0} s), skipped");
-            self.stages.push((name.into(), secs, true));
-            return Ok(());
+    /// Runs a stage unless its marker holds the same key (then it is skipped); records its time.
+    /// A stage whose settings (or whose earlier stages') changed since it ran, or since a run of it
+    /// was interrupted, starts over: its outputs are removed first.
+    fn stage(&mut self, st: Stage, body: impl FnOnce(&Self) -> Result<()>) -> Result<()> {
+        let mut keyed = st.settings.to_string();
+        for dep in st.after {
+            keyed.push_str(&format!("|{dep}={}", self.keys.get(*dep).map_or("-", String::as_str)));
         }
+        let key = fnv_hex(&keyed);
+        let (name, title) = (st.name, st.title);
+        let marker = self.path(&format!("stages/{name}.json"));
+        let started = self.path(&format!("stages/{name}.started.json"));
+        let read_key = |p: &Path| -> Option<(String, f64)> {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+            Some((v["key"].as_str()?.to_string(), v["seconds"].as_f64().unwrap_or(0.0)))
+        };
+        match read_key(&marker) {
+            Some((k, secs)) if k == key => {
+                eprintln!("== {title}: done before ({secs:.0} s), skipped");
+                self.stages.push((name.into(), secs, true));
+                self.keys.insert(name.into(), key);
+                return Ok(());
+            }
+            Some(_) => eprintln!("== {title}: its settings changed since it ran: running it again"),
+            None if std::fs::metadata(&marker).is_ok() => {
+                eprintln!("== {title}: done by an older llmql (no settings recorded): running it again")
+            }
+            None => {}
+        }
+        if read_key(&started).is_some_and(|(k, _)| k != key) || std::fs::metadata(&marker).is_ok() {
+            // Outputs of other settings (a finished run, or one interrupted part-way).
+            for rel in st.outputs {
+                let p = self.path(rel);
+                let gone = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                if let Err(e) = gone.or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+                {
+                    bail!("{}: cannot remove the output of earlier settings: {e}", p.display());
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&marker);
+        std::fs::create_dir_all(marker.parent().unwrap())?;
+        let record = |p: &Path, secs: Option<f64>| -> Result<()> {
+            let v = json!({"stage": name, "key": key, "settings": st.settings, "after": st.after, "seconds": secs});
+            llmql_core::output::write_file_atomic(p, &serde_json::to_vec_pretty(&v)?)?;
+            Ok(())
+        };
+        record(&started, None)?;
         eprintln!("\n== {title}");
         let start = Instant::now();
         body(self).with_context(|| format!("stage `{name}` ({title})"))?;
         let secs = start.elapsed().as_secs_f64();
-        std::fs::create_dir_all(marker.parent().unwrap())?;
-        let tmp = marker.with_extension("json.partial");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&json!({"stage": name, "seconds": secs}))?)?;
-        std::fs::rename(&tmp, &marker)?;
+        record(&marker, Some(secs))?;
+        let _ = std::fs::remove_file(&started);
         eprintln!("== {title}: {secs:.0} s");
         self.stages.push((name.into(), secs, false));
+        self.keys.insert(name.into(), key);
         Ok(())
     }
 
@@ -265,6 +395,76 @@ impl Pipeline {
             "--output",
             self.path(&format!("runs/{name}.trec")).display()
         ])
+    }
+
+    /// BM25 top 30 of `queries` (a collection file) and hard negatives mined from it into `out`.
+    fn mine(&self, queries: &Path, qrels: &Path, run: &str, out: &str) -> Result<()> {
+        let col = self.path("collection");
+        self.llmql(&argv![
+            "bm25",
+            "--corpus",
+            col.join("corpus.jsonl").display(),
+            "--queries",
+            queries.display(),
+            "--depth",
+            "30",
+            "--output",
+            self.path(run).display()
+        ])?;
+        self.llmql(&argv![
+            "mine-negatives",
+            "--train-queries",
+            queries.display(),
+            "--qrels",
+            qrels.display(),
+            "--run",
+            self.path(run).display(),
+            "--corpus",
+            col.join("corpus.jsonl").display(),
+            "--depth",
+            "30",
+            "--count",
+            "15",
+            "--output",
+            self.path(out).display()
+        ])
+    }
+
+    /// `llmql rerank` of `run`'s top `rerank_depth` for `queries` with the stage-1 model.
+    fn rerank(&self, ql_model: &Path, queries: &str, run: &str, attention: &str, out: &str) -> Result<()> {
+        let col = self.path("collection");
+        let mut args = argv![
+            "rerank",
+            "--model",
+            ql_model.display(),
+            "--queries",
+            col.join(queries).display(),
+            "--corpus",
+            col.join("corpus.jsonl").display(),
+            "--run",
+            self.path(run).display(),
+            "--depth",
+            self.a.rerank_depth,
+            "--p-max-len",
+            self.a.passage_max_len,
+            "--q-max-len",
+            self.a.query_max_len,
+            "--attention",
+            attention,
+            "--output",
+            self.path(out).display()
+        ];
+        args.extend(self.truncation_flags());
+        args.extend(self.common_model_flags());
+        self.llmql(&args)
+    }
+
+    /// The queries of `run` that `keep` holds, written to `out`.
+    fn split_run(&self, run: &str, keep: &std::collections::HashSet<String>, out: &str) -> Result<()> {
+        let mut r = read_run(&self.path(run))?;
+        r.retain(|q, _| keep.contains(q));
+        llmql_core::trec::write_run(&self.path(out), &r, "llmql")?;
+        Ok(())
     }
 }
 
@@ -394,88 +594,283 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
     std::fs::create_dir_all(&a.output)?;
     prepare_collection(&a)?;
     let exe = std::env::current_exe().context("cannot find the llmql executable")?;
-    let mut p = Pipeline { a: a.clone(), exe, threads, stages: Vec::new() };
+    let mut p = Pipeline { a: a.clone(), exe, threads, stages: Vec::new(), keys: Default::default() };
     let col = p.path("collection");
     eprintln!("llmql quickstart: model {}, output {}", model.display(), a.output.display());
+    // Which collection and split every stage reads (the dev split is a seeded choice).
+    let collection = json!({
+        "collection": a.collection.as_ref().map_or("embedded".to_string(), |c| c.display().to_string()),
+        "dev_queries": a.dev_queries,
+        "split_seed": a.seed,
+    });
+    // What every model stage reads the collection with.
+    let model_settings = json!({
+        "collection": collection,
+        "model": model.display().to_string(),
+        "device": a.device,
+        "dtype": a.dtype,
+        "query_max_len": a.query_max_len,
+        "passage_max_len": a.passage_max_len,
+        "truncation": a.truncation.truncation.name(),
+        "batch_size": a.batch_size,
+    });
 
     if !a.no_baselines {
-        p.stage("bm25", "BM25 baseline", |p| {
-            p.llmql(&argv![
-                "bm25",
-                "--corpus",
-                col.join("corpus.jsonl").display(),
-                "--queries",
-                col.join("queries-test.jsonl").display(),
-                "--depth",
-                "100",
-                "--output",
-                p.path("runs/bm25.trec").display()
-            ])
-        })?;
-        p.stage("zero-shot", "zero-shot dense retrieval (untrained model)", |p| {
-            p.encode_and_search(&model, None, "zero-shot", "queries-test.jsonl")
-        })?;
+        p.stage(
+            Stage {
+                name: "bm25",
+                title: "BM25 baseline",
+                after: &[],
+                settings: collection.clone(),
+                outputs: &["runs/bm25.trec"],
+            },
+            |p| {
+                p.llmql(&argv![
+                    "bm25",
+                    "--corpus",
+                    col.join("corpus.jsonl").display(),
+                    "--queries",
+                    col.join("queries-test.jsonl").display(),
+                    "--depth",
+                    "100",
+                    "--output",
+                    p.path("runs/bm25.trec").display()
+                ])
+            },
+        )?;
+        p.stage(
+            Stage {
+                name: "zero-shot",
+                title: "zero-shot dense retrieval (untrained model)",
+                after: &[],
+                settings: model_settings.clone(),
+                outputs: &["embeddings/zero-shot", "runs/zero-shot.trec"],
+            },
+            |p| p.encode_and_search(&model, None, "zero-shot", "queries-test.jsonl"),
+        )?;
     }
 
     // Training data: (query, positive) pairs for stage 1, with BM25 hard negatives for stage 2.
-    p.stage("negatives", "BM25 hard negatives for the training queries", |p| {
-        p.llmql(&argv![
-            "bm25",
-            "--corpus",
-            col.join("corpus.jsonl").display(),
-            "--queries",
-            col.join("queries-train.jsonl").display(),
-            "--depth",
-            "30",
-            "--output",
-            p.path("runs/bm25-train.trec").display()
-        ])?;
-        p.llmql(&argv![
-            "mine-negatives",
-            "--train-queries",
-            col.join("queries-train.jsonl").display(),
-            "--qrels",
-            col.join("qrels/train.tsv").display(),
-            "--run",
-            p.path("runs/bm25-train.trec").display(),
-            "--corpus",
-            col.join("corpus.jsonl").display(),
-            "--depth",
-            "30",
-            "--count",
-            "15",
-            "--output",
-            p.path("data/train-negatives.jsonl").display()
-        ])
-    })?;
+    p.stage(
+        Stage {
+            name: "negatives",
+            title: "BM25 hard negatives for the training queries",
+            after: &[],
+            settings: collection.clone(),
+            outputs: &["runs/bm25-train.trec", "data/train-negatives.jsonl"],
+        },
+        |p| {
+            p.mine(
+                &col.join("queries-train.jsonl"),
+                &col.join("qrels/train.tsv"),
+                "runs/bm25-train.trec",
+                "data/train-negatives.jsonl",
+            )
+        },
+    )?;
     // Stage 1: QL training on (training query, positive passage) pairs.
     let ql_model = if a.no_ql { model.clone() } else { p.path("ql") };
     if !a.no_ql {
-        p.stage("ql", "stage 1: QL training (Attention Stop + Input Corruption)", |p| {
+        let settings = json!({
+            "model": model_settings,
+            "steps": a.ql_steps,
+            "batch_size": a.ql_batch_size,
+            "learning_rate": a.ql_learning_rate(),
+            "loss_on": a.ql_loss_on,
+            "mask_probability": a.mask_probability,
+            "attention_stop": !a.no_attention_stop,
+            "lora_r": a.ql_lora_r,
+            "seed": a.seed,
+        });
+        p.stage(
+            Stage {
+                name: "ql",
+                title: "stage 1: QL training (Attention Stop + Input Corruption)",
+                after: &["negatives"],
+                settings,
+                outputs: &["ql"],
+            },
+            |p| {
+                let mut args = argv![
+                    "ql-train",
+                    "--model",
+                    model.display(),
+                    "--train-data",
+                    p.path("data/train-negatives.jsonl").display(),
+                    "--output-dir",
+                    p.path("ql").display(),
+                    "--max-steps",
+                    a.ql_steps,
+                    "--per-device-train-batch-size",
+                    a.ql_batch_size,
+                    "--learning-rate",
+                    a.ql_learning_rate(),
+                    "--loss-on",
+                    a.ql_loss_on,
+                    "--mask-probability",
+                    a.mask_probability,
+                    "--p-max-len",
+                    a.passage_max_len,
+                    "--q-max-len",
+                    a.query_max_len,
+                    "--save-steps",
+                    "20",
+                    "--save-total-limit",
+                    "1",
+                    "--logging-steps",
+                    "5",
+                    "--seed",
+                    a.seed,
+                    "--resume"
+                ];
+                if a.no_attention_stop {
+                    args.extend(argv!["--no-attention-stop"]);
+                }
+                args.extend(p.truncation_flags());
+                if a.ql_lora_r > 0 {
+                    args.extend(argv!["--lora", "--lora-r", a.ql_lora_r, "--lora-alpha", 2 * a.ql_lora_r]);
+                }
+                args.extend(p.common_model_flags());
+                p.llmql(&args)
+            },
+        )?;
+    }
+
+    // Synthetic training queries, written by the stage-1 model for the collection's passages.
+    let corpus_len = p.count_queries("collection/corpus.jsonl");
+    let n_synthetic = a.synthetic_queries.passages(corpus_len, p.count_queries("collection/queries-train.jsonl"));
+    if a.synthetic_queries == Synthetic::Auto {
+        eprintln!("quickstart: --synthetic-queries auto ({SYNTHETIC_AUTO_RULE}): {n_synthetic} passages");
+    }
+    let mut train_data = vec![p.path("data/train-negatives.jsonl")];
+    if n_synthetic > 0 {
+        let generator = a.synthetic_model.clone().unwrap_or_else(|| ql_model.clone());
+        let settings = json!({
+            "model": model_settings,
+            // The stage-1 model is named, not its path: the key stays when the folder is copied.
+            "generator": a.synthetic_model.as_ref().map_or(if a.no_ql { "base model" } else { "stage-1 model" }.to_string(), |m| m.display().to_string()),
+            "passages": n_synthetic,
+            "attention": a.synthetic_attention,
+            "sampling": a.synthetic_sampling,
+            "max_new_tokens": a.synthetic_max_new_tokens.min(a.query_max_len),
+            "filter_top_k": a.synthetic_filter_top_k,
+            "seed": a.seed,
+        });
+        p.stage(
+            Stage {
+                name: "synthetic",
+                title: "synthetic training queries (written by the stage-1 model, consistency-filtered)",
+                after: if a.no_ql || a.synthetic_model.is_some() { &[] } else { &["ql"] },
+                settings,
+                outputs: &[
+                    "data/synthetic-queries.jsonl",
+                    "data/synthetic-queries.qrels.tsv",
+                    "runs/bm25-synthetic.trec",
+                    "data/synthetic-negatives.jsonl",
+                ],
+            },
+            |p| {
+                let mut args = argv![
+                    "generate-queries",
+                    "--model",
+                    generator.display(),
+                    "--corpus",
+                    col.join("corpus.jsonl").display(),
+                    "--output",
+                    p.path("data/synthetic-queries.jsonl").display(),
+                    "--max-passages",
+                    n_synthetic,
+                    "--attention",
+                    a.synthetic_attention,
+                    "--sampling",
+                    a.synthetic_sampling,
+                    "--max-new-tokens",
+                    a.synthetic_max_new_tokens.min(a.query_max_len),
+                    "--p-max-len",
+                    a.passage_max_len,
+                    "--filter-top-k",
+                    a.synthetic_filter_top_k,
+                    "--seed",
+                    a.seed,
+                    "--batch-size",
+                    a.batch_size.min(16)
+                ];
+                args.extend(p.truncation_flags());
+                args.extend(p.common_model_flags());
+                p.llmql(&args)?;
+                if p.count_queries("data/synthetic-queries.jsonl") == 0 {
+                    eprintln!(
+                        "quickstart: no generated query passed the filter: stage 2 trains on the judged queries only"
+                    );
+                    return Ok(());
+                }
+                p.mine(
+                    &p.path("data/synthetic-queries.jsonl"),
+                    &p.path("data/synthetic-queries.qrels.tsv"),
+                    "runs/bm25-synthetic.trec",
+                    "data/synthetic-negatives.jsonl",
+                )
+            },
+        )?;
+        if p.path("data/synthetic-negatives.jsonl").exists() {
+            train_data.push(p.path("data/synthetic-negatives.jsonl"));
+        }
+    }
+
+    // Stage 2: contrastive LoRA training.
+    let settings = json!({
+        "model": model_settings,
+        "base": if a.no_ql { "base model" } else { "stage-1 model" },
+        "steps": a.train_steps,
+        "batch_size": a.train_batch_size,
+        "group_size": a.train_group_size,
+        "learning_rate": a.train_learning_rate,
+        "temperature": a.temperature,
+        "lora_r": a.lora_r,
+        "seed": a.seed,
+        "synthetic": n_synthetic,
+    });
+    let train_data_arg = train_data.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",");
+    p.stage(
+        Stage {
+            name: "contrastive",
+            title: "stage 2: contrastive LoRA training",
+            after: &["negatives", "ql", "synthetic"],
+            settings,
+            outputs: &["dense"],
+        },
+        |p| {
             let mut args = argv![
-                "ql-train",
+                "train",
                 "--model",
-                model.display(),
+                ql_model.display(),
                 "--train-data",
-                p.path("data/train-negatives.jsonl").display(),
+                train_data_arg,
                 "--output-dir",
-                p.path("ql").display(),
+                p.path("dense").display(),
+                "--lora",
+                "--lora-r",
+                a.lora_r,
+                "--lora-alpha",
+                (2 * a.lora_r),
                 "--max-steps",
-                a.ql_steps,
+                a.train_steps,
+                "--warmup-steps",
+                (a.train_steps / 10),
                 "--per-device-train-batch-size",
-                a.ql_batch_size,
+                a.train_batch_size,
+                "--train-group-size",
+                a.train_group_size,
                 "--learning-rate",
-                a.ql_learning_rate(),
-                "--loss-on",
-                a.ql_loss_on,
-                "--mask-probability",
-                a.mask_probability,
-                "--p-max-len",
-                a.passage_max_len,
-                "--q-max-len",
+                a.train_learning_rate,
+                "--temperature",
+                a.temperature,
+                "--query-max-len",
                 a.query_max_len,
+                "--passage-max-len",
+                a.passage_max_len,
                 "--save-steps",
-                "20",
+                "10",
                 "--save-total-limit",
                 "1",
                 "--logging-steps",
@@ -484,136 +879,152 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
                 a.seed,
                 "--resume"
             ];
-            if a.no_attention_stop {
-                args.extend(argv!["--no-attention-stop"]);
-            }
             args.extend(p.truncation_flags());
-            if a.ql_lora_r > 0 {
-                args.extend(argv!["--lora", "--lora-r", a.ql_lora_r, "--lora-alpha", 2 * a.ql_lora_r]);
-            }
             args.extend(p.common_model_flags());
             p.llmql(&args)
-        })?;
-    }
-
-    // Stage 2: contrastive LoRA training.
-    p.stage("contrastive", "stage 2: contrastive LoRA training", |p| {
-        let mut args = argv![
-            "train",
-            "--model",
-            ql_model.display(),
-            "--train-data",
-            p.path("data/train-negatives.jsonl").display(),
-            "--output-dir",
-            p.path("dense").display(),
-            "--lora",
-            "--lora-r",
-            a.lora_r,
-            "--lora-alpha",
-            (2 * a.lora_r),
-            "--max-steps",
-            a.train_steps,
-            "--warmup-steps",
-            (a.train_steps / 10),
-            "--per-device-train-batch-size",
-            a.train_batch_size,
-            "--train-group-size",
-            a.train_group_size,
-            "--learning-rate",
-            a.train_learning_rate,
-            "--temperature",
-            a.temperature,
-            "--query-max-len",
-            a.query_max_len,
-            "--passage-max-len",
-            a.passage_max_len,
-            "--save-steps",
-            "10",
-            "--save-total-limit",
-            "1",
-            "--logging-steps",
-            "5",
-            "--seed",
-            a.seed,
-            "--resume"
-        ];
-        args.extend(p.truncation_flags());
-        args.extend(p.common_model_flags());
-        p.llmql(&args)
-    })?;
+        },
+    )?;
     let dense = p.path("dense");
-    p.stage("dense", "LLM-QL dense retrieval (encode + search)", |p| {
-        p.encode_and_search(&ql_model, Some(&dense), "llmql", "queries-eval.jsonl")
-    })?;
+    p.stage(
+        Stage {
+            name: "dense",
+            title: "LLM-QL dense retrieval (encode + search)",
+            after: &["contrastive"],
+            settings: model_settings.clone(),
+            outputs: &["embeddings/llmql", "runs/llmql.trec"],
+        },
+        |p| p.encode_and_search(&ql_model, Some(&dense), "llmql", "queries-eval.jsonl"),
+    )?;
     if !a.no_rerank && !a.no_ql {
-        p.stage("rerank", "QL ranking of the dense top-k (stage-1 model)", |p| {
-            let mut args = argv![
-                "rerank",
-                "--model",
-                ql_model.display(),
-                "--queries",
-                col.join("queries-eval.jsonl").display(),
-                "--corpus",
-                col.join("corpus.jsonl").display(),
-                "--run",
-                p.path("runs/llmql.trec").display(),
-                "--depth",
-                a.rerank_depth,
-                "--p-max-len",
-                a.passage_max_len,
-                "--q-max-len",
-                a.query_max_len,
-                "--output",
-                p.path("runs/llmql-ql.trec").display()
-            ];
-            args.extend(p.truncation_flags());
-            args.extend(p.common_model_flags());
-            p.llmql(&args)
-        })?;
+        let ids = |rel: &str| -> Result<std::collections::HashSet<String>> {
+            Ok(read_qrels(&p.path(rel))?.into_keys().collect())
+        };
+        let (dev_ids, test_ids) = (ids("collection/qrels/dev.tsv")?, ids("collection/qrels/test.tsv")?);
+        let choose = a.rerank_attention == "auto" && !dev_ids.is_empty();
+        p.stage(
+            Stage {
+                name: "rerank",
+                title: "QL ranking of the dense top-k (stage-1 model)",
+                after: &["dense", "ql"],
+                settings: json!({"model": model_settings, "depth": a.rerank_depth, "attention": a.rerank_attention}),
+                outputs: &[
+                    "runs/llmql-ql.trec",
+                    "runs/llmql-ql.json",
+                    "runs/llmql-ql-dev-stop.trec",
+                    "runs/llmql-ql-dev-causal.trec",
+                ],
+            },
+            |p| {
+                if choose {
+                    // Both attentions on the dev queries; the better one (nDCG@10) reranks the test queries.
+                    p.split_run("runs/llmql.trec", &dev_ids, "runs/llmql-dev.trec")?;
+                    let dev_qrels = read_qrels(&p.path("collection/qrels/dev.tsv"))?;
+                    let measures = parse_metrics("nDCG@10").map_err(anyhow::Error::msg)?;
+                    let mut scores = Vec::new();
+                    for att in ["stop", "causal"] {
+                        let out = format!("runs/llmql-ql-dev-{att}.trec");
+                        p.rerank(&ql_model, "queries-dev.jsonl", "runs/llmql-dev.trec", att, &out)?;
+                        let v = evaluate(&dev_qrels, &read_run(&p.path(&out))?, &measures, true).means[0];
+                        eprintln!("QL ranking with {att} attention: nDCG@10 {v:.4} on the dev queries");
+                        scores.push((att, v));
+                    }
+                    let best = if scores[1].1 > scores[0].1 { "causal" } else { "stop" };
+                    eprintln!("QL ranking: {best} attention chosen on the dev queries");
+                    p.split_run("runs/llmql.trec", &test_ids, "runs/llmql-test.trec")?;
+                    p.rerank(&ql_model, "queries-test.jsonl", "runs/llmql-test.trec", best, "runs/llmql-ql-test.trec")?;
+                    let mut run = read_run(&p.path("runs/llmql-ql-test.trec"))?;
+                    run.extend(read_run(&p.path(&format!("runs/llmql-ql-dev-{best}.trec")))?);
+                    llmql_core::trec::write_run(&p.path("runs/llmql-ql.trec"), &run, "llmql-ql")?;
+                    for tmp in ["runs/llmql-dev.trec", "runs/llmql-test.trec", "runs/llmql-ql-test.trec"] {
+                        let _ = std::fs::remove_file(p.path(tmp));
+                    }
+                    let dev: serde_json::Map<String, serde_json::Value> =
+                        scores.iter().map(|(att, v)| (att.to_string(), json!(v))).collect();
+                    write_json(
+                        &p.path("runs/llmql-ql.json"),
+                        &json!({"attention": best, "chosen_on": "dev", "dev_nDCG@10": dev}),
+                    )
+                } else {
+                    let att = if a.rerank_attention == "auto" { "stop" } else { a.rerank_attention.as_str() };
+                    p.rerank(&ql_model, "queries-eval.jsonl", "runs/llmql.trec", att, "runs/llmql-ql.trec")?;
+                    write_json(&p.path("runs/llmql-ql.json"), &json!({"attention": att, "chosen_on": null}))
+                }
+            },
+        )?;
         if p.dev_queries() > 0 {
-            p.stage("fuse", "dense + QL interpolation (weight chosen on the dev queries)", |p| {
-                p.llmql(&argv![
-                    "fuse",
-                    "--first",
-                    p.path("runs/llmql.trec").display(),
-                    "--second",
-                    p.path("runs/llmql-ql.trec").display(),
-                    "--tune-qrels",
-                    col.join("qrels/dev.tsv").display(),
-                    "--report",
-                    p.path("runs/llmql-fused.json").display(),
-                    "--output",
-                    p.path("runs/llmql-fused.trec").display()
-                ])
-            })?;
+            p.stage(
+                Stage {
+                    name: "fuse",
+                    title: "dense + QL interpolation (weight chosen on the dev queries)",
+                    after: &["rerank"],
+                    settings: json!({}),
+                    outputs: &["runs/llmql-fused.trec", "runs/llmql-fused.json"],
+                },
+                |p| {
+                    p.llmql(&argv![
+                        "fuse",
+                        "--first",
+                        p.path("runs/llmql.trec").display(),
+                        "--second",
+                        p.path("runs/llmql-ql.trec").display(),
+                        "--tune-qrels",
+                        col.join("qrels/dev.tsv").display(),
+                        "--report",
+                        p.path("runs/llmql-fused.json").display(),
+                        "--output",
+                        p.path("runs/llmql-fused.trec").display()
+                    ])
+                },
+            )?;
         }
     }
-    report(&p, &model, total.elapsed().as_secs_f64())
+    report(&p, &model, n_synthetic, total.elapsed().as_secs_f64())
 }
 
-fn report(p: &Pipeline, model: &Path, total: f64) -> Result<()> {
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    llmql_core::output::write_file_atomic(path, &serde_json::to_vec_pretty(v)?)?;
+    Ok(())
+}
+
+fn report(p: &Pipeline, model: &Path, n_synthetic: usize, total: f64) -> Result<()> {
     let qrels = read_qrels(&p.path("collection/qrels/test.tsv"))?;
     let measures = parse_metrics("nDCG@10,RR@10,R@100").map_err(anyhow::Error::msg)?;
     let secs = |names: &[&str]| -> f64 {
         p.stages.iter().filter(|(n, ..)| names.contains(&n.as_str())).map(|(_, s, _)| s).sum()
     };
-    let fusion: Option<serde_json::Value> =
-        std::fs::read(p.path("runs/llmql-fused.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let read = |rel: &str| -> Option<serde_json::Value> {
+        std::fs::read(p.path(rel)).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    };
+    let fusion = read("runs/llmql-fused.json");
     let weight = fusion.as_ref().and_then(|f| f["weight"].as_f64());
-    let ql_label = format!("QL ranking of the dense top {} (stage-1 model)", p.a.rerank_depth);
+    let rerank = read("runs/llmql-ql.json");
+    let attention =
+        match rerank.as_ref().map(|r| (r["attention"].as_str().unwrap_or("stop"), r["chosen_on"].is_string())) {
+            Some(("causal", true)) => ", causal attention chosen on dev",
+            Some(("causal", false)) => ", causal attention",
+            Some((_, true)) => ", Attention Stop chosen on dev",
+            _ => "",
+        };
+    let ql_label = format!("QL ranking of the dense top {} (stage-1 model{attention})", p.a.rerank_depth);
     let fused_label = format!(
         "LLM-QL dense + QL (weight {} chosen on {} dev queries)",
         weight.map_or("?".into(), |w| format!("{w:.2}")),
         p.dev_queries()
     );
+    // Which training queries the dense retriever saw.
+    let judged = p.count_queries("collection/queries-train.jsonl");
+    let generated = if n_synthetic > 0 { p.count_queries("data/synthetic-queries.jsonl") } else { 0 };
+    let trained_on = if generated > 0 {
+        format!(" ({judged} judged + {generated} generated training queries)")
+    } else {
+        String::new()
+    };
+    let dense_label =
+        format!("{}{trained_on}", if p.a.no_ql { "contrastive only (no QL stage)" } else { "LLM-QL dense" });
     let rows: Vec<(&str, &str, Vec<&str>)> = vec![
         ("BM25", "bm25", vec!["bm25"]),
         ("zero-shot dense", "zero-shot", vec!["zero-shot"]),
-        (
-            if p.a.no_ql { "contrastive only (no QL stage)" } else { "LLM-QL dense" },
-            "llmql",
-            vec!["ql", "negatives", "contrastive", "dense"],
-        ),
+        (&dense_label, "llmql", vec!["ql", "negatives", "synthetic", "contrastive", "dense"]),
         (&ql_label, "llmql-ql", vec!["rerank"]),
         (&fused_label, "llmql-fused", vec!["fuse"]),
     ];
@@ -653,6 +1064,8 @@ fn report(p: &Pipeline, model: &Path, total: f64) -> Result<()> {
         "results": results,
         "dev_results": dev,
         "fusion": fusion,
+        "rerank": rerank,
+        "training_queries": {"judged": judged, "generated": generated},
         "stages": stages,
         "total_seconds": total,
     });

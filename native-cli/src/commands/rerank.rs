@@ -1,6 +1,7 @@
 //! `llmql rerank`: rerank a run's top-K by LLM-QL query likelihood: the summed natural-log
 //! probability of the query tokens and the closing EOS given the (uncorrupted) document prompt and
-//! separator, under the Attention Stop mask.
+//! separator, under the Attention Stop mask (`--attention stop`, the default) or with plain causal
+//! attention (`--attention causal`).
 use crate::progress::bar;
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
@@ -41,8 +42,13 @@ pub struct RerankArgs {
     pub q_max_len: usize,
     #[command(flatten)]
     pub truncation: super::TruncationArgs,
-    /// Ablation: score with plain causal attention.
-    #[arg(long)]
+    /// Attention of the query tokens: `stop` (Attention Stop, LLM-QL's QL ranking: the query sees
+    /// the document only through its separator) or `causal` (the whole document, as zero-shot LLM
+    /// rerankers score).
+    #[arg(long, default_value = "stop", value_parser = ["stop", "causal"])]
+    pub attention: String,
+    /// The same as `--attention causal` (kept for scripts that use it).
+    #[arg(long, conflicts_with = "attention")]
     pub no_attention_stop: bool,
     #[arg(long, default_value = "flex")]
     pub device: String,
@@ -50,6 +56,12 @@ pub struct RerankArgs {
     pub dtype: String,
     #[arg(long, default_value = "llmql-ql")]
     pub tag: String,
+}
+
+impl RerankArgs {
+    pub fn attention_stop(&self) -> bool {
+        self.attention == "stop" && !self.no_attention_stop
+    }
 }
 
 struct Task {
@@ -74,7 +86,7 @@ impl BackendTask for Task {
             q_max_len: self.a.q_max_len,
             truncation: self.a.truncation.truncation,
             batch_size: self.a.batch_size,
-            attention_stop: !self.a.no_attention_stop,
+            attention_stop: self.a.attention_stop(),
         };
         let scores = ql_scores(&model, &self.ckpt.tokenizer, &texts, opts, |n| pb.inc(n as u64))?;
         pb.finish_and_clear();

@@ -2,10 +2,10 @@
 //! dense retriever, with LoRA in the reference implementation's recipe (`--lora`). The flags it
 //! shares with `llmql ql-train` live in [`super::training_args`].
 use super::training_args::{CliStage, LoraArgs, ModelArgs, StageDefaults, TrainingArgs};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use llmql_core::formats::{read_tevatron, TevatronExample};
+use llmql_core::formats::TevatronExample;
 use llmql_core::model::DecoderModel;
 use llmql_core::pooling::Pooling;
 use llmql_core::train::data_parallel::Collective;
@@ -124,11 +124,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         train: a.training.settings(stage, &a.lora, a.model.dtype()?),
     };
     super::training_args::validate(&cfg.train, cfg.validate())?;
-    let data = &a.training.train_data;
-    let examples = read_tevatron(data)?;
-    if examples.is_empty() {
-        bail!("{}: no training examples", data.display());
-    }
+    let examples = super::training_args::read_train_data(&a.training.train_data)?;
     let stage = Stage { examples, cfg };
     super::training_args::run_stage(&stage, &a.model, &a.training, &peers, &stage.cfg.train)
 }

@@ -57,8 +57,9 @@ pub fn stored_dtype(d: DType) -> StoredDtype {
 pub struct TrainingArgs {
     /// Tevatron jsonl: {"query_id", "query", "positive_passages": [{"docid", "title", "text"}, ...],
     /// "negative_passages": [...]} (stage 1 uses the query and its positives, one example each).
-    #[arg(long, alias = "dataset-path")]
-    pub train_data: PathBuf,
+    /// Several files, comma-separated, are read as one data set (e.g. judged and generated queries).
+    #[arg(long, alias = "dataset-path", value_delimiter = ',', required = true)]
+    pub train_data: Vec<PathBuf>,
     #[arg(long)]
     pub output_dir: PathBuf,
     /// Stop after N optimizer steps (overrides --num-train-epochs; the data is cycled).
@@ -167,6 +168,22 @@ pub struct StageDefaults {
     pub per_device_train_batch_size: usize,
     pub warmup: llmql_core::train::Warmup,
     pub adapter_layout: AdapterLayout,
+}
+
+/// The training examples of every `--train-data` file, in the order given.
+pub fn read_train_data(files: &[PathBuf]) -> Result<Vec<llmql_core::formats::TevatronExample>> {
+    let mut examples = Vec::new();
+    for f in files {
+        let part = llmql_core::formats::read_tevatron(f)?;
+        if part.is_empty() {
+            bail!("{}: no training examples", f.display());
+        }
+        if files.len() > 1 {
+            tracing::info!("{} training examples from {}", part.len(), f.display());
+        }
+        examples.extend(part);
+    }
+    Ok(examples)
 }
 
 impl TrainingArgs {
