@@ -19,14 +19,15 @@ fn llmql(args: &[&str], env: Option<(&str, &str)>) -> std::process::Output {
 }
 
 fn generate(out: &Path, extra: &[&str], env: Option<(&str, &str)>) -> std::process::Output {
+    let (model, corpus) = (fixture("tiny-llama"), fixture("collection/corpus.jsonl"));
     let mut args = vec![
         "--threads",
         "1",
         "generate-queries",
         "--model",
-        fixture("tiny-llama").to_str().unwrap(),
+        model.to_str().unwrap(),
         "--corpus",
-        fixture("collection/corpus.jsonl").to_str().unwrap(),
+        corpus.to_str().unwrap(),
         "--output",
         out.to_str().unwrap(),
         "--max-new-tokens",

@@ -64,7 +64,7 @@ fn quickstart_runs_every_stage_and_resumes_by_stage() {
     for row in [
         "| BM25 |",
         "| zero-shot dense |",
-        "| LLM-QL dense (110 judged + 12 generated training queries) |",
+        "| LLM-QL dense (150 judged + 12 generated training queries) |",
         "| QL ranking of the dense top 10 (stage-1 model, ",
         "| LLM-QL dense + QL (weight ",
     ] {
@@ -126,7 +126,7 @@ fn quickstart_runs_every_stage_and_resumes_by_stage() {
     // A stage-2 setting changed: stage 2 and everything after it run again, nothing before it,
     // and stage 2's old output is removed first (so its checkpoints are not resumed).
     std::fs::write(out.join("dense/sentinel"), "old").unwrap();
-    let o = quickstart_with(&out, None, &["--train-steps", "3"]);
+    let o = quickstart_with(&out, None, &["--temperature", "0.02"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     for s in [
