@@ -31,6 +31,8 @@ mkdir -p "$OUT/$coll"
 start=$(date +%s)
 "$L" quickstart "${src[@]}" --output "$dest" --no-baselines --no-rerank "$@" > "$dest.log" 2>&1
 secs=$(( $(date +%s) - start ))
+# The quickstart prints its test-query table: keep it out of the study's logs (choices are made on dev only).
+sed -i '/^| /d' "$dest.log"; rm -f "$dest/results.md"
 line=$(python3 - "$dest/results.json" "$coll" "$name" "$secs" "$*" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

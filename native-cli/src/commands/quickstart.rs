@@ -793,7 +793,7 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
                     "--seed",
                     a.seed,
                     "--batch-size",
-                    a.batch_size.min(16)
+                    a.batch_size
                 ];
                 args.extend(p.truncation_flags());
                 args.extend(p.common_model_flags());
