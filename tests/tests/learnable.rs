@@ -206,7 +206,8 @@ fn generated_queries_alone_train_dense_retrieval() {
     let stats = llmql_core::truncation::TruncationStats::default();
     let requests: Vec<Request> = (0..WORDS.len())
         .map(|i| Request {
-            prompt: d2q_prompt(&ck.tokenizer, &doc(i), 96, llmql_core::truncation::Truncation::Content, &stats).unwrap(),
+            prompt: d2q_prompt(&ck.tokenizer, &doc(i), 96, llmql_core::truncation::Truncation::Content, &stats)
+                .unwrap(),
             key: i as u64,
         })
         .collect();
@@ -229,10 +230,8 @@ fn generated_queries_alone_train_dense_retrieval() {
     let before = judged(&model.valid());
     let dir2 = tempfile::tempdir().unwrap();
     let run = TrainRun { source: &ck.source_files(), out: dir2.path(), resume: false };
-    let cfg_more = ContrastiveConfig {
-        train: TrainSettings { max_steps: Some(60), ..cfg.train.clone() },
-        ..cfg.clone()
-    };
+    let cfg_more =
+        ContrastiveConfig { train: TrainSettings { max_steps: Some(60), ..cfg.train.clone() }, ..cfg.clone() };
     let model = contrastive_train(model, &ck.tokenizer, &examples, &cfg_more, &run, &mut Quiet).unwrap();
     let after = judged(&model.valid());
     println!("dense top-1 accuracy on the judged queries, trained on generated ones only: {before:.3} -> {after:.3}");

@@ -1,18 +1,18 @@
 //! `llmql quickstart`: the whole LLM-QL pipeline on the embedded collection (or yours), one stage
 //! after another, each a plain `llmql` command (printed, so it can be rerun by hand):
 //!
-//! 1. `bm25`        BM25 baseline on the test queries
-//! 2. `zero-shot`   encode + search with the untrained model
-//! 3. `negatives`   BM25 hard negatives for the training queries (Tevatron jsonl)
-//! 4. `ql`          stage 1: QL training (Attention Stop, Input Corruption) on their positives
-//! 5. `synthetic`   training queries written by the stage-1 model for the collection's passages
-//!                  (`llmql generate-queries`, consistency-filtered by BM25), with their negatives
-//! 6. `contrastive` stage 2: contrastive LoRA training on the QL-trained model, judged and
-//!                  generated queries together
-//! 7. `dense`       encode + search with the trained retriever
-//! 8. `rerank`      QL ranking of the dense top-k with the stage-1 model, its attention (Attention
-//!                  Stop or causal) chosen on the dev queries
-//! 9. `fuse`        dense + QL score interpolation, the weight chosen on the dev queries
+//! 1. `bm25`: BM25 baseline on the test queries
+//! 2. `zero-shot`: encode + search with the untrained model
+//! 3. `negatives`: BM25 hard negatives for the training queries (Tevatron jsonl)
+//! 4. `ql`: stage 1, QL training (Attention Stop, Input Corruption) on their positives
+//! 5. `synthetic`: training queries written by the stage-1 model for the collection's passages
+//!    (`llmql generate-queries`, consistency-filtered by BM25), with their negatives
+//! 6. `contrastive`: stage 2, contrastive LoRA training on the QL-trained model, judged and
+//!    generated queries together
+//! 7. `dense`: encode + search with the trained retriever
+//! 8. `rerank`: QL ranking of the dense top-k with the stage-1 model, its attention (Attention
+//!    Stop or causal) chosen on the dev queries
+//! 9. `fuse`: dense + QL score interpolation, the weight chosen on the dev queries
 //!
 //! then one table (nDCG@10, RR@10, R@100 and each stage's time), also written to
 //! `results.json` / `results.md`. A finished stage leaves `stages/<name>.json` with a key of its
@@ -205,18 +205,18 @@ fn parse_synthetic(s: &str) -> std::result::Result<Synthetic, String> {
     }
 }
 
-/// The rule `--synthetic-queries auto` follows (README, "The recipe"): generate one query for
-/// each passage, up to this many passages (a seeded choice beyond), when the collection has fewer
-/// judged training queries than that; none otherwise.
+/// The rule `--synthetic-queries auto` follows (README, "The recipe"): one generated query for
+/// each passage, up to [`SYNTHETIC_AUTO_MAX`] passages (a seeded choice beyond), when the
+/// collection has fewer judged training queries than a tenth of its passages; none otherwise.
 pub const SYNTHETIC_AUTO_MAX: usize = 2000;
-pub const SYNTHETIC_AUTO_RULE: &str = "one generated query per passage (at most 2000 passages) when the collection has fewer than 2000 judged training queries";
+pub const SYNTHETIC_AUTO_RULE: &str = "one generated query per passage (at most 2000 passages) when the collection has fewer judged training queries than a tenth of its passages";
 
 impl Synthetic {
     /// Passages to generate for, given the collection's size and its judged training queries.
     pub fn passages(self, corpus: usize, train_queries: usize) -> usize {
         match self {
             Synthetic::Passages(n) => n.min(corpus),
-            Synthetic::Auto if train_queries < SYNTHETIC_AUTO_MAX => corpus.min(SYNTHETIC_AUTO_MAX),
+            Synthetic::Auto if train_queries * 10 < corpus => corpus.min(SYNTHETIC_AUTO_MAX),
             Synthetic::Auto => 0,
         }
     }
@@ -1099,6 +1099,19 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         a: QuickstartArgs,
+    }
+
+    #[test]
+    fn synthetic_queries_auto_writes_them_where_judged_queries_are_few() {
+        // CISI: 20 judged training queries, 1,460 passages; the embedded collection: 150 and 300.
+        assert_eq!(Synthetic::Auto.passages(1460, 20), 1460);
+        assert_eq!(Synthetic::Auto.passages(300, 150), 0);
+        assert_eq!(Synthetic::Auto.passages(1_000_000, 500), SYNTHETIC_AUTO_MAX);
+        assert_eq!(Synthetic::Passages(500).passages(300, 150), 300);
+        assert_eq!(Synthetic::Passages(0).passages(1460, 20), 0);
+        assert_eq!(parse_synthetic("auto"), Ok(Synthetic::Auto));
+        assert_eq!(parse_synthetic("12"), Ok(Synthetic::Passages(12)));
+        assert!(parse_synthetic("many").is_err());
     }
 
     #[test]
