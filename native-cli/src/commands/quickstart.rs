@@ -149,6 +149,10 @@ pub struct QuickstartArgs {
     /// How generated queries are decoded (`llmql generate-queries --sampling`).
     #[arg(long, default_value = "greedy", value_parser = ["greedy", "top-p"])]
     pub synthetic_sampling: String,
+    /// With generated queries: repeat the judged ones so that they make about this share of stage 2's
+    /// training examples (unset: each query once).
+    #[arg(long, value_parser = parse_share)]
+    pub judged_share: Option<f64>,
     /// Most tokens of a generated query (the closing EOS included; at most --query-max-len).
     #[arg(long, default_value_t = 48)]
     pub synthetic_max_new_tokens: usize,
@@ -195,6 +199,13 @@ pub enum Synthetic {
     Passages(usize),
 }
 
+fn parse_share(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a share in [0, 1), not {s:?}")),
+    }
+}
+
 fn parse_synthetic(s: &str) -> std::result::Result<Synthetic, String> {
     match s {
         "auto" => Ok(Synthetic::Auto),
@@ -208,8 +219,8 @@ fn parse_synthetic(s: &str) -> std::result::Result<Synthetic, String> {
 /// The rule `--synthetic-queries auto` follows (README, "The recipe"): one generated query for
 /// each passage, up to [`SYNTHETIC_AUTO_MAX`] passages (a seeded choice beyond), when the
 /// collection has fewer judged training queries than a tenth of its passages; none otherwise.
-pub const SYNTHETIC_AUTO_MAX: usize = 2000;
-pub const SYNTHETIC_AUTO_RULE: &str = "one generated query per passage (at most 2000 passages) when the collection has fewer judged training queries than a tenth of its passages";
+pub const SYNTHETIC_AUTO_MAX: usize = 500;
+pub const SYNTHETIC_AUTO_RULE: &str = "one generated query per passage (at most 500 passages, a seeded choice) when the collection has fewer judged training queries than a tenth of its passages";
 
 impl Synthetic {
     /// Passages to generate for, given the collection's size and its judged training queries.
@@ -813,6 +824,15 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
             },
         )?;
         if p.path("data/synthetic-negatives.jsonl").exists() {
+            // Judged queries repeated so that they make about --judged-share of stage 2's examples.
+            let judged = p.count_queries("data/train-negatives.jsonl");
+            let generated = p.count_queries("data/synthetic-negatives.jsonl");
+            if let Some(share) = a.judged_share.filter(|_| judged > 0) {
+                let want = share / (1.0 - share) * generated as f64;
+                let repeats = ((want / judged as f64).round() as usize).max(1);
+                eprintln!("quickstart: {judged} judged training queries x {repeats} with {generated} generated (--judged-share {share})");
+                train_data = vec![p.path("data/train-negatives.jsonl"); repeats];
+            }
             train_data.push(p.path("data/synthetic-negatives.jsonl"));
         }
     }
@@ -829,6 +849,7 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
         "lora_r": a.lora_r,
         "seed": a.seed,
         "synthetic": n_synthetic,
+        "judged_share": a.judged_share,
     });
     let train_data_arg = train_data.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",");
     p.stage(
@@ -1104,7 +1125,8 @@ mod tests {
     #[test]
     fn synthetic_queries_auto_writes_them_where_judged_queries_are_few() {
         // CISI: 20 judged training queries, 1,460 passages; the embedded collection: 150 and 300.
-        assert_eq!(Synthetic::Auto.passages(1460, 20), 1460);
+        assert_eq!(Synthetic::Auto.passages(1460, 20), 500);
+        assert_eq!(Synthetic::Auto.passages(150, 10), 150);
         assert_eq!(Synthetic::Auto.passages(300, 150), 0);
         assert_eq!(Synthetic::Auto.passages(1_000_000, 500), SYNTHETIC_AUTO_MAX);
         assert_eq!(Synthetic::Passages(500).passages(300, 150), 300);
