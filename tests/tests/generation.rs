@@ -4,9 +4,11 @@
 //! `generate` for causal attention; a greedy loop with only the separator's keys/values cached for
 //! Attention Stop, cross-checked there against a full re-run under the 4D mask). Here: the same
 //! prompt ids, the same generated ids, through the KV cache and without it, alone and in a padded
-//! batch; sampled generation is deterministic per request whatever the batching.
+//! batch; sampled generation is deterministic per request whatever the batching. With the `wgpu`
+//! feature the same greedy check runs on wgpu (lavapipe in CI): one code path on every backend.
 #![cfg(feature = "flex")]
 use burn::backend::Flex;
+use burn::tensor::backend::Backend;
 use burn::tensor::DType;
 use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::ql::{d2q_prompt, generate, GenerateOptions, Generated, Request, Sampling};
@@ -43,10 +45,12 @@ fn golden(model: &str) -> (u32, usize, Vec<Case>) {
 }
 
 fn load(model: &str) -> (ModelSource, DecoderModel<Flex>) {
+    load_on::<Flex>(model, &Default::default())
+}
+
+fn load_on<B: Backend>(model: &str, device: &B::Device) -> (ModelSource, DecoderModel<B>) {
     let ck = ModelSource::open(&fixture(model)).unwrap();
-    let m = ck
-        .load_model::<Flex>(LoadOptions { dtype: DType::F32, lm_head: true, ..Default::default() }, &Default::default())
-        .unwrap();
+    let m = ck.load_model::<B>(LoadOptions { dtype: DType::F32, lm_head: true, ..Default::default() }, device).unwrap();
     (ck, m)
 }
 
@@ -63,16 +67,17 @@ fn requests(ck: &ModelSource, cases: &[Case]) -> Vec<Request> {
         .collect()
 }
 
-#[test]
-fn greedy_generation_equals_transformers() {
+/// Greedy generation on backend `B` equals transformers' ids for every fixture case, with Attention
+/// Stop and causal attention, through each KV-cache mode and batch size given.
+fn check_greedy<B: Backend>(device: &B::Device, kv_caches: &[bool], batch_sizes: &[usize]) {
     for model_name in ["tiny-llama", "tiny-qwen2"] {
         let (eos, max_new, cases) = golden(model_name);
-        let (ck, model) = load(model_name);
+        let (ck, model) = load_on::<B>(model_name, device);
         assert_eq!(ck.tokenizer.eos_id, eos);
         let reqs = requests(&ck, &cases);
         for attention_stop in [false, true] {
-            for kv_cache in [true, false] {
-                for batch_size in [1, 3, 16] {
+            for &kv_cache in kv_caches {
+                for &batch_size in batch_sizes {
                     let opts = GenerateOptions {
                         max_new_tokens: max_new,
                         batch_size,
@@ -96,6 +101,18 @@ fn greedy_generation_equals_transformers() {
         }
         println!("{model_name}: {} greedy generations equal transformers' (causal and Attention Stop)", cases.len());
     }
+}
+
+#[test]
+fn greedy_generation_equals_transformers() {
+    check_greedy::<Flex>(&Default::default(), &[true, false], &[1, 3, 16]);
+}
+
+/// The same loop on wgpu: the KV cache in a padded batch (few shapes: wgpu JIT-compiles each kernel).
+#[cfg(feature = "wgpu")]
+#[test]
+fn greedy_generation_on_wgpu_equals_transformers() {
+    check_greedy::<burn::backend::Wgpu>(&burn::backend::wgpu::WgpuDevice::DefaultDevice, &[true], &[16]);
 }
 
 #[test]
