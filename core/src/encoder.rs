@@ -21,11 +21,11 @@ pub struct EncoderOptions {
 impl Default for EncoderOptions {
     fn default() -> Self {
         Self {
-            template: Template::Llmql,
-            max_len: 512,
-            normalize: true,
-            pooling: Pooling::Eos,
-            truncation: Truncation::Content,
+            template: crate::defaults::TEMPLATE,
+            max_len: crate::defaults::PASSAGE_MAX_LEN,
+            normalize: crate::defaults::NORMALIZE,
+            pooling: crate::defaults::POOLING,
+            truncation: crate::defaults::TRUNCATION,
         }
     }
 }

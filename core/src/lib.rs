@@ -31,6 +31,7 @@
 pub mod bm25;
 pub mod config;
 pub mod consistency;
+pub mod defaults;
 #[cfg(feature = "bm25")]
 pub mod dirichlet;
 pub mod encoder;
@@ -58,6 +59,7 @@ pub mod search;
 pub mod template;
 pub mod tokenizer;
 pub mod train;
+pub mod trained_with;
 pub mod trec;
 pub mod truncation;
 pub mod weights;

@@ -1,7 +1,8 @@
 //! Pooling a sequence's hidden states into one vector, and L2 normalisation.
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Pooling {
     /// The hidden state of the last token (the appended EOS): LLM-QL / RepLLaMA.
     Eos,
@@ -16,6 +17,16 @@ impl std::str::FromStr for Pooling {
             "eos" | "last" => Ok(Pooling::Eos),
             "mean" => Ok(Pooling::Mean),
             o => Err(format!("unknown pooling {o:?} (expected eos or mean)")),
+        }
+    }
+}
+
+impl Pooling {
+    /// The name `FromStr` reads.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Pooling::Eos => "eos",
+            Pooling::Mean => "mean",
         }
     }
 }

@@ -9,17 +9,8 @@ pub const QUERY_SUFFIX: &str = "\nThe most relevant passage:";
 pub const PASSAGE_PREFIX: &str = "Instruct: Given a retrieved passage, summarize the passage.\nPassage: ";
 pub const PASSAGE_SUFFIX: &str = "\nSummarization:";
 
-/// Default query length limit (tokens, with EOS) of the commands that encode or train. Measured
-/// with SmolLM2's tokenizer: the `llmql` query template alone takes 29 tokens; the quickstart's
-/// queries take 34-46 in it, the medical collection's up to 52 (tests/tests/truncation.rs keeps
-/// every fixture query whole at this limit).
-pub const DEFAULT_QUERY_MAX_LEN: usize = 64;
-/// Default passage length limit (tokens, with EOS): the `llmql` passage template takes ~20 tokens;
-/// the quickstart's passages take 94-142 in it; longer passages lose their end (never the
-/// template's suffix, see [`crate::truncation`]).
-pub const DEFAULT_PASSAGE_MAX_LEN: usize = 192;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Template {
     /// The reference's instruction prompts (default).
     Llmql,

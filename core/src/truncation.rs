@@ -17,7 +17,8 @@ use crate::template::TemplateParts;
 use crate::tokenizer::TextTokenizer;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Truncation {
     /// Cut the content; keep the template's prefix and suffix, then EOS (default).
     #[default]

@@ -55,7 +55,7 @@ fn export_web_writes_what_the_page_loads() {
     assert_eq!(m["format"], "llmql-web/1");
     assert_eq!(m["model"]["weights_dtype"], "f16");
     assert_eq!(m["encoder"]["passage_max_len"], 64);
-    assert_eq!(m["encoder"]["query_max_len"], llmql_core::template::DEFAULT_QUERY_MAX_LEN);
+    assert_eq!(m["encoder"]["query_max_len"], llmql_core::defaults::QUERY_MAX_LEN);
     assert_eq!(m["corpus"]["count"], 60);
     assert_eq!(m["corpus"]["dim"], 64);
     for key in [

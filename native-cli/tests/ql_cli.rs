@@ -70,6 +70,9 @@ fn killed_and_resumed_run_equals_uninterrupted_run() {
     for f in ["config.json", "tokenizer.json", "model.safetensors"] {
         assert!(a.join(f).exists(), "{f}");
     }
+    // The model records query likelihood's lengths (rerank and generate-queries follow them).
+    let ql = llmql_core::trained_with::TrainedWith::read(&a).unwrap().expect("llmql.json").ql.unwrap();
+    assert_eq!((ql.p_max_len, ql.q_max_len), (Some(96), Some(24)));
     let enc_in = dir.path().join("q.jsonl");
     std::fs::write(&enc_in, "{\"_id\": \"q\", \"text\": \"honey bees\"}\n").unwrap();
     let e = Command::new(env!("CARGO_BIN_EXE_llmql"))

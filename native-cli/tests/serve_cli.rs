@@ -466,3 +466,72 @@ fn quickstart_shortcut_serves_its_model_adapter_corpus_and_texts() {
     let (_, v) = srv.json("/v1/embeddings", serde_json::json!({"input": first["text"]}));
     assert!(max_diff(&vector(&v["data"][0]["embedding"]), &want[..dim]) <= 1e-5);
 }
+
+/// `serve` and `encode`, both with defaults, give the same query vectors, also for queries longer
+/// than the default query limit (64 tokens); and both follow what an adapter records (llmql.json).
+#[test]
+fn serve_with_defaults_equals_encode_with_defaults_and_both_follow_the_adapters_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture("tiny-llama");
+    // A one-word query and queries of up to ~200 words: with the template (45 tokens of the fixture's
+    // tokenizer) the longer ones are cut at 64 tokens (or at 56).
+    let words = "honey bees pollinate flowering plants in spring meadows";
+    let mut texts: Vec<String> = (1..=6).map(|n| vec![words; n * n / 2 + 1].join(" ")).collect();
+    texts[0] = "bees".into();
+    let queries = tmp.path().join("long.jsonl");
+    let lines: String = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{}\n", serde_json::json!({"_id": format!("q{i}"), "text": t})))
+        .collect();
+    std::fs::write(&queries, lines).unwrap();
+    let encode = |adapter: &Path, out: &str| -> (Vec<f32>, usize, serde_json::Value) {
+        let o = tmp.path().join(out);
+        llmql(&[
+            "encode",
+            "--model",
+            s(&model),
+            "--adapter",
+            s(adapter),
+            "--input",
+            s(&queries),
+            "--kind",
+            "query",
+            "--output",
+            s(&o),
+        ]);
+        let (v, _, dim) = llmql_core::npy::read_f32_matrix(&o.join("embeddings.npy")).unwrap();
+        let meta = serde_json::from_str(&std::fs::read_to_string(o.join("meta.json")).unwrap()).unwrap();
+        (v, dim, meta)
+    };
+    let served = |adapter: &Path| -> (Vec<Vec<f32>>, serde_json::Value) {
+        let srv = Server::start(&["--model", s(&model), "--adapter", s(adapter)], &[]);
+        let (c, v) = srv.json("/v1/embeddings", serde_json::json!({"input": texts}));
+        assert_eq!(c, 200, "{v}");
+        let rows = v["data"].as_array().unwrap().iter().map(|d| vector(&d["embedding"])).collect();
+        let (_, h) = srv.get("/health");
+        (rows, serde_json::from_str(&h).unwrap())
+    };
+    let check = |adapter: &Path, out: &str, want_len: usize| -> Vec<f32> {
+        let (enc, dim, meta) = encode(adapter, out);
+        assert_eq!(meta["max_len"], want_len, "encode's query limit");
+        let (rows, health) = served(adapter);
+        assert_eq!(health["query_max_len"], want_len, "serve's query limit: {health}");
+        for (i, r) in rows.iter().enumerate() {
+            let d = max_diff(r, &enc[i * dim..(i + 1) * dim]);
+            assert!(d <= 1e-5, "query {i} ({} words): serve vs encode differ by {d}", texts[i].split(' ').count());
+        }
+        enc
+    };
+    let adapter = fixture("stage2/adapter");
+    let plain = check(&adapter, "plain", llmql_core::defaults::QUERY_MAX_LEN);
+    // The same adapter with a record of a shorter query limit.
+    let recorded = tmp.path().join("adapter");
+    copy_dir(&adapter, &recorded);
+    let enc = llmql_core::trained_with::EncoderRecord { query_max_len: Some(56), ..Default::default() };
+    llmql_core::trained_with::TrainedWith::new("train", Some(enc), None).write(&recorded).unwrap();
+    let short = check(&recorded, "recorded", 56);
+    let dim = plain.len() / texts.len();
+    assert_eq!(plain[..dim], short[..dim], "a query that fits both limits is unchanged");
+    assert!(max_diff(&plain[5 * dim..], &short[5 * dim..]) > 1e-3, "the long query is cut at 56 tokens");
+}

@@ -104,6 +104,11 @@ fn lora_training_improves_retrieval_and_adapter_equals_merged() {
     a.extend(["--num-train-epochs", "12", "--lora-dropout", "0.0", "--save-steps", "0"]);
     ok(&a);
     assert!(out.join("adapter_config.json").exists() && out.join("adapter_model.safetensors").exists());
+    // The adapter records the settings it was trained with (encode, serve and export-web follow them).
+    let record = llmql_core::trained_with::TrainedWith::read(&out).unwrap().expect("llmql.json");
+    let enc = record.encoder.unwrap();
+    assert_eq!((record.command.as_str(), enc.query_max_len, enc.passage_max_len), ("train", Some(64), Some(96)));
+    assert_eq!((enc.pooling, enc.normalize), (Some(llmql_core::pooling::Pooling::Eos), Some(true)));
     let before = ndcg(m, None, dir.path(), "base");
     let after = ndcg(m, Some(&out), dir.path(), "lora");
     // The tiny random checkpoint cannot generalise to held-out queries; on the training queries
@@ -112,6 +117,8 @@ fn lora_training_improves_retrieval_and_adapter_equals_merged() {
     // merge-lora gives a plain folder whose embeddings equal base + adapter.
     let merged = dir.path().join("merged");
     ok(&["merge-lora", "--model", m, "--adapter", out.to_str().unwrap(), "--output", merged.to_str().unwrap()]);
+    let merged_record = llmql_core::trained_with::TrainedWith::read(&merged).unwrap();
+    assert_eq!(merged_record, Some(record), "merge-lora keeps the adapter's record");
     let after_merged = ndcg(merged.to_str().unwrap(), None, dir.path(), "merged");
     assert!((after - after_merged).abs() < 1e-9, "{after} vs {after_merged}");
     let (x, _, _) = llmql_core::npy::read_f32_matrix(&dir.path().join("lora-c/embeddings.npy")).unwrap();

@@ -2,7 +2,8 @@
 //! EOS; the reference's whole-string cut stays reachable; texts that fit are untouched; the work
 //! is bounded by the limit, not the text; and the default lengths keep every fixture query whole
 //! with the default model's tokenizer.
-use llmql_core::template::{TemplateParts, DEFAULT_PASSAGE_MAX_LEN, DEFAULT_QUERY_MAX_LEN};
+use llmql_core::defaults::{PASSAGE_MAX_LEN as DEFAULT_PASSAGE_MAX_LEN, QUERY_MAX_LEN as DEFAULT_QUERY_MAX_LEN};
+use llmql_core::template::TemplateParts;
 use llmql_core::truncation::Truncation;
 use llmql_core::{Kind, ModelSource, Template};
 use llmql_tests::fixture;

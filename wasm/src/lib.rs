@@ -125,12 +125,12 @@ impl EncoderOptions {
     pub fn new() -> EncoderOptions {
         EncoderOptions {
             backend: "auto".into(),
-            template: "llmql".into(),
-            query_max_len: llmql_core::template::DEFAULT_QUERY_MAX_LEN as u32,
-            passage_max_len: llmql_core::template::DEFAULT_PASSAGE_MAX_LEN as u32,
-            truncation: "content".into(),
-            pooling: "eos".into(),
-            normalize: true,
+            template: llmql_core::defaults::TEMPLATE.name().into(),
+            query_max_len: llmql_core::defaults::QUERY_MAX_LEN as u32,
+            passage_max_len: llmql_core::defaults::PASSAGE_MAX_LEN as u32,
+            truncation: llmql_core::defaults::TRUNCATION.name().into(),
+            pooling: llmql_core::defaults::POOLING.name().into(),
+            normalize: llmql_core::defaults::NORMALIZE,
             dtype: "auto".into(),
             host_embeddings: false,
         }

@@ -91,8 +91,8 @@ pub struct GenerateOptions {
 impl Default for GenerateOptions {
     fn default() -> Self {
         Self {
-            p_max_len: 200,
-            truncation: Truncation::Content,
+            p_max_len: crate::defaults::QL_PASSAGE_MAX_LEN,
+            truncation: crate::defaults::TRUNCATION,
             max_new_tokens: 64,
             batch_size: 16,
             attention_stop: true,

@@ -35,7 +35,13 @@ pub struct QlScoreOptions {
 
 impl Default for QlScoreOptions {
     fn default() -> Self {
-        Self { p_max_len: 200, q_max_len: 200, truncation: Truncation::Content, batch_size: 16, attention_stop: true }
+        Self {
+            p_max_len: crate::defaults::QL_PASSAGE_MAX_LEN,
+            q_max_len: crate::defaults::QL_QUERY_MAX_LEN,
+            truncation: crate::defaults::TRUNCATION,
+            batch_size: 16,
+            attention_stop: true,
+        }
     }
 }
 

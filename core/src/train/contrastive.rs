@@ -46,14 +46,14 @@ pub struct ContrastiveConfig {
 impl Default for ContrastiveConfig {
     fn default() -> Self {
         Self {
-            template: Template::Llmql,
-            pooling: Pooling::Eos,
-            normalize: true,
+            template: crate::defaults::TEMPLATE,
+            pooling: crate::defaults::POOLING,
+            normalize: crate::defaults::NORMALIZE,
             temperature: 0.01,
             train_group_size: 16,
-            query_max_len: crate::template::DEFAULT_QUERY_MAX_LEN,
-            passage_max_len: crate::template::DEFAULT_PASSAGE_MAX_LEN,
-            truncation: Truncation::Content,
+            query_max_len: crate::defaults::QUERY_MAX_LEN,
+            passage_max_len: crate::defaults::PASSAGE_MAX_LEN,
+            truncation: crate::defaults::TRUNCATION,
             train: TrainSettings::stage2(),
         }
     }

@@ -49,9 +49,9 @@ impl Default for QlTrainConfig {
         Self {
             q2d_ratio: 0.0,
             mask_probability: 0.6,
-            p_max_len: 200,
-            q_max_len: 200,
-            truncation: Truncation::Content,
+            p_max_len: crate::defaults::QL_PASSAGE_MAX_LEN,
+            q_max_len: crate::defaults::QL_QUERY_MAX_LEN,
+            truncation: crate::defaults::TRUNCATION,
             loss_on: LossOn::All,
             attention_stop: true,
             train: TrainSettings::stage1(),

@@ -1,4 +1,5 @@
 //! `llmql encode`: JSON lines -> `embeddings.npy` + `ids.txt` + `meta.json`.
+use super::input_settings::{self, LengthArgs};
 use crate::output::OutputDir;
 use crate::progress::bar;
 use anyhow::{bail, Context, Result};
@@ -6,9 +7,8 @@ use burn::tensor::backend::Backend;
 use clap::Args;
 use llmql_backends::{run_on, BackendTask, DeviceSpec};
 use llmql_core::npy::NpyWriter;
-use llmql_core::pooling::Pooling;
 use llmql_core::records::{RecordReader, TextRecord};
-use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource, Template};
+use llmql_core::{Encoder, EncoderOptions, Kind, ModelSource};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
@@ -26,14 +26,13 @@ pub struct EncodeArgs {
     /// Output folder: embeddings.npy, ids.txt, meta.json.
     #[arg(long)]
     pub output: PathBuf,
-    /// Input template: llmql (reference instructions), repllama, raw.
-    #[arg(long, default_value = "llmql")]
-    pub template: String,
-    /// Maximum tokens per input, including the appended EOS.
-    #[arg(long, default_value_t = 512)]
-    pub max_len: usize,
+    /// Maximum tokens per input, including the appended EOS. Default: the length the adapter or
+    /// model was trained with for this --kind (its llmql.json), else 64 for queries and 192 for
+    /// passages (as `llmql train` and `llmql serve`).
+    #[arg(long)]
+    pub max_len: Option<usize>,
     #[command(flatten)]
-    pub truncation: super::TruncationArgs,
+    pub encoder: super::input_settings::EncoderArgs,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// flex | cpu | wgpu | wgpu:N | cuda | cuda:N
@@ -42,12 +41,6 @@ pub struct EncodeArgs {
     /// Compute dtype: f32 | f16 | bf16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// Pooling: eos (LLM-QL) or mean.
-    #[arg(long, default_value = "eos")]
-    pub pooling: String,
-    /// Keep raw pooled vectors (skip L2 normalisation).
-    #[arg(long)]
-    pub no_normalize: bool,
     /// A PEFT LoRA adapter applied on top of --model: a folder or a hub id org/name, in either PEFT
     /// layout (AutoModel/Tevatron or causal LM; decided from its tensor names).
     #[arg(long)]
@@ -61,6 +54,19 @@ pub struct EncodeArgs {
     /// reads as one corpus. Overrides --device; not with --shard.
     #[arg(long)]
     pub devices: Option<String>,
+}
+
+/// The encoder options: the flags, else what the adapter or model was trained with, else the
+/// defaults (`input_settings`).
+fn options(a: &EncodeArgs, ckpt: &ModelSource, kind: Kind) -> Result<EncoderOptions> {
+    let sources = input_settings::trained_with(&ckpt.dir, a.adapter.as_deref())?;
+    let lengths = match kind {
+        Kind::Query => LengthArgs { query_max_len: a.max_len, passage_max_len: None },
+        Kind::Passage => LengthArgs { query_max_len: None, passage_max_len: a.max_len },
+    };
+    let what = format!("encode --kind {}", kind.name());
+    let s = input_settings::resolve_encoder(&what, &a.encoder, &lengths, &input_settings::encoder_sources(&sources))?;
+    Ok(s.options(kind))
 }
 
 /// Parses `--shard I/N`.
@@ -147,7 +153,7 @@ impl BackendTask for EncodeTask {
             "dim": dim,
             "count": written,
             "normalized": self.options.normalize,
-            "pooling": a.pooling,
+            "pooling": self.options.pooling.name(),
             "dtype": super::dtype_name(dtype),
             "device": a.device,
             "shard": self.shard.map(|(i, n)| serde_json::json!({"index": i, "count": n, "first_record": first, "end_record": end})),
@@ -187,11 +193,9 @@ pub fn run(a: EncodeArgs) -> Result<()> {
         return results.into_iter().collect::<Result<Vec<()>>>().map(|_| ());
     }
     let device: DeviceSpec = a.device.parse()?;
-    let template: Template = a.template.parse().map_err(anyhow::Error::msg)?;
     let kind: Kind = a.kind.parse().map_err(anyhow::Error::msg)?;
-    let pooling: Pooling = a.pooling.parse().map_err(anyhow::Error::msg)?;
     super::parse_dtype(&a.dtype)?;
-    if a.max_len < 2 {
+    if a.max_len.is_some_and(|m| m < 2) {
         bail!("--max-len must be at least 2 (one token and the EOS)");
     }
     // Validate the whole input first (cheap), so a bad line fails before any model work.
@@ -204,13 +208,7 @@ pub fn run(a: EncodeArgs) -> Result<()> {
         bail!("{}: no records: the file is empty", a.input.display());
     }
     let ckpt = ModelSource::open(&a.model)?;
-    let options = EncoderOptions {
-        template,
-        max_len: a.max_len,
-        normalize: !a.no_normalize,
-        pooling,
-        truncation: a.truncation.truncation,
-    };
+    let options = options(&a, &ckpt, kind)?;
     let start = std::time::Instant::now();
     let out = a.output.clone();
     let shard = a.shard.as_deref().map(parse_shard).transpose()?;

@@ -15,6 +15,7 @@
 //! `llmql_core::output::replace_dir` (an existing folder only when llmql wrote it). The manifest
 //! names no local path: only the files' names inside the folder and the base names of the sources.
 use super::encode::EncodeArgs;
+use super::input_settings::{self, EncoderArgs, LengthArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use llmql_core::model::LoadOptions;
@@ -48,23 +49,12 @@ pub struct ExportWebArgs {
     /// Merge the adapter into the exported weights instead of shipping it beside them.
     #[arg(long)]
     pub merge: bool,
-    /// Input template: llmql, repllama, raw.
-    #[arg(long, default_value = "llmql")]
-    pub template: String,
-    /// Maximum query tokens (with EOS) the page uses.
-    #[arg(long, default_value_t = llmql_core::template::DEFAULT_QUERY_MAX_LEN)]
-    pub query_max_len: usize,
-    /// Maximum passage tokens (with EOS) for encoding the corpus.
-    #[arg(long, default_value_t = llmql_core::template::DEFAULT_PASSAGE_MAX_LEN)]
-    pub passage_max_len: usize,
+    /// How the page encodes queries and this command the corpus (as `llmql encode`).
     #[command(flatten)]
-    pub truncation: super::TruncationArgs,
-    /// Pooling: eos (LLM-QL) or mean.
-    #[arg(long, default_value = "eos")]
-    pub pooling: String,
-    /// Keep raw pooled vectors (skip L2 normalisation).
-    #[arg(long)]
-    pub no_normalize: bool,
+    pub encoder: EncoderArgs,
+    /// The page's query length limit and the corpus's passage length limit.
+    #[command(flatten)]
+    pub lengths: LengthArgs,
     /// Device for encoding the corpus: flex | cpu | wgpu | cuda | cuda:N.
     #[arg(long, default_value = "flex")]
     pub device: String,
@@ -162,6 +152,13 @@ pub fn run(a: ExportWebArgs) -> Result<()> {
 }
 
 fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) -> Result<()> {
+    let sources = input_settings::trained_with(&r.model, r.adapter.as_deref())?;
+    let enc = input_settings::resolve_encoder(
+        "export-web",
+        &a.encoder,
+        &a.lengths,
+        &input_settings::encoder_sources(&sources),
+    )?;
     let device: llmql_backends::DeviceSpec = "flex".parse()?;
     let ck = ModelSource::open(&r.model).with_context(|| format!("loading the model {}", r.model.display()))?;
     let model_dir = tmp.join("model");
@@ -182,21 +179,25 @@ fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) 
         }
         _ => None,
     };
-    // The corpus, encoded with exactly the weights the page will load.
+    // The corpus, encoded with exactly the weights the page will load, and with every setting
+    // given (the exported copy of the model holds no llmql.json).
     let corpus_dir = tmp.join("corpus");
     super::encode::run(EncodeArgs {
         model: model_dir.clone(),
         input: r.corpus.clone(),
         kind: "passage".into(),
         output: corpus_dir.clone(),
-        template: a.template.clone(),
-        max_len: a.passage_max_len,
-        truncation: a.truncation,
+        max_len: Some(enc.passage_max_len),
+        encoder: EncoderArgs {
+            template: Some(enc.template),
+            truncation: super::TruncationArgs { truncation: Some(enc.truncation) },
+            pooling: Some(enc.pooling),
+            normalize: enc.normalize,
+            no_normalize: !enc.normalize,
+        },
         batch_size: a.batch_size,
         device: a.device.clone(),
         dtype: "f32".into(),
-        pooling: a.pooling.clone(),
-        no_normalize: a.no_normalize,
         adapter: adapter_dir.clone(),
         shard: None,
         devices: None,
@@ -231,12 +232,12 @@ fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) 
             "adapter_merged": if merged { a.adapter.as_deref().or(r.adapter.as_deref()).map(display_name) } else { None },
         },
         "encoder": {
-            "template": a.template,
-            "query_max_len": a.query_max_len,
-            "passage_max_len": a.passage_max_len,
-            "truncation": a.truncation.truncation.name(),
-            "pooling": a.pooling,
-            "normalize": !a.no_normalize,
+            "template": enc.template.name(),
+            "query_max_len": enc.query_max_len,
+            "passage_max_len": enc.passage_max_len,
+            "truncation": enc.truncation.name(),
+            "pooling": enc.pooling.name(),
+            "normalize": enc.normalize,
         },
         "corpus": {
             "source": display_name(&r.corpus),

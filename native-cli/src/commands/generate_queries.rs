@@ -8,6 +8,7 @@
 //! again with the same settings skips the passages already done, and writes what an uninterrupted
 //! run writes (each query is drawn from its own random stream). The outputs are written
 //! atomically at the end, and the journal removed.
+use super::input_settings::{self, QlLengthArgs, QlSettings};
 use crate::progress::bar;
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
@@ -82,9 +83,10 @@ pub struct GenerateQueriesArgs {
     /// generates zero-shot).
     #[arg(long, default_value = "causal", value_parser = ["stop", "causal"])]
     pub attention: String,
-    /// Longest passage prompt, in tokens (instruction, passage and suffix, with BOS).
-    #[arg(long, default_value_t = llmql_core::template::DEFAULT_PASSAGE_MAX_LEN)]
-    pub p_max_len: usize,
+    /// Longest passage prompt, in tokens (instruction, passage and suffix, with BOS). Default: the
+    /// length the model was trained with (its llmql.json, written by `llmql ql-train`), else 200.
+    #[arg(long)]
+    pub p_max_len: Option<usize>,
     #[command(flatten)]
     pub truncation: super::TruncationArgs,
     #[command(flatten)]
@@ -141,10 +143,18 @@ impl GenerateQueriesArgs {
         self.qrels_output.clone().unwrap_or_else(|| sibling(&self.output, "qrels.tsv"))
     }
 
-    fn options(&self) -> Result<GenerateOptions> {
+    /// The prompt's length limit and truncation: the flags, else the generator's record, else the
+    /// defaults.
+    fn prompt_settings(&self) -> Result<QlSettings> {
+        let lengths = QlLengthArgs { p_max_len: self.p_max_len, q_max_len: None, truncation: self.truncation };
+        let sources = input_settings::trained_with(&self.model, self.adapter.as_deref())?;
+        input_settings::resolve_ql("generate-queries", &lengths, &sources)
+    }
+
+    fn options(&self, prompt: &QlSettings) -> Result<GenerateOptions> {
         Ok(GenerateOptions {
-            p_max_len: self.p_max_len,
-            truncation: self.truncation.truncation,
+            p_max_len: prompt.p_max_len,
+            truncation: prompt.truncation,
             max_new_tokens: self.max_new_tokens,
             batch_size: self.batch_size,
             attention_stop: self.attention == "stop",
@@ -156,7 +166,7 @@ impl GenerateQueriesArgs {
     }
 
     /// Everything that decides what is generated: a journal made with other settings is not resumed.
-    fn fingerprint(&self, corpus: &Path) -> String {
+    fn fingerprint(&self, corpus: &Path, prompt: &QlSettings) -> String {
         let corpus_len = std::fs::metadata(corpus).map(|m| m.len()).unwrap_or(0);
         format!(
             "model={} adapter={:?} corpus={} ({corpus_len} bytes) per_passage={} max_passages={} sampling={} top_p={} \
@@ -172,8 +182,8 @@ impl GenerateQueriesArgs {
             self.max_new_tokens,
             self.no_repeat_ngram,
             self.attention,
-            self.p_max_len,
-            self.truncation.truncation.name(),
+            prompt.p_max_len,
+            prompt.truncation.name(),
             self.seed
         )
     }
@@ -282,6 +292,7 @@ const CHUNK_BATCHES: usize = 8;
 
 struct Task {
     a: GenerateQueriesArgs,
+    prompt: QlSettings,
     ckpt: ModelSource,
     /// (docid, passage text) still to do.
     todo: Vec<(String, String)>,
@@ -309,7 +320,7 @@ impl BackendTask for Task {
             model = llmql_core::lora::load_adapter(model, ad)?;
         }
         let tok = &self.ckpt.tokenizer;
-        let opts = a.options()?;
+        let opts = a.options(&self.prompt)?;
         let stats = TruncationStats::default();
         let pb = bar(self.total as u64, "generating (passages)");
         pb.inc(self.done_before as u64);
@@ -414,6 +425,7 @@ fn write_queries(path: &Path, qrels_path: &Path, queries: &[(String, String, Str
 
 pub fn run(a: GenerateQueriesArgs) -> Result<()> {
     a.validate()?;
+    let prompt = a.prompt_settings()?;
     let device: DeviceSpec = a.device.parse()?;
     let corpus_path = resolve_text_path(&a.corpus, "corpus.jsonl");
     let corpus = read_text_records(&corpus_path)?;
@@ -421,7 +433,7 @@ pub fn run(a: GenerateQueriesArgs) -> Result<()> {
         bail!("{}: no passages", corpus_path.display());
     }
     let chosen = chosen_passages(&corpus, a.max_passages, a.seed);
-    let fingerprint = a.fingerprint(&corpus_path);
+    let fingerprint = a.fingerprint(&corpus_path, &prompt);
     let (journal, mut done) = Journal::open(&a.output, &fingerprint)?;
     let order: Vec<String> = chosen.iter().map(|&i| corpus[i].id.clone()).collect();
     let todo: Vec<(String, String)> = chosen
@@ -442,7 +454,7 @@ pub fn run(a: GenerateQueriesArgs) -> Result<()> {
     let journal_path = journal.path.clone();
     let ckpt = ModelSource::open(&a.model).context("loading the model")?;
     let done_before = chosen.len() - todo.len();
-    let g = run_on(&device, Task { a: a.clone(), ckpt, todo, journal, total: chosen.len(), done_before })??;
+    let g = run_on(&device, Task { a: a.clone(), prompt, ckpt, todo, journal, total: chosen.len(), done_before })??;
     let unfinished = g.entries.iter().flat_map(|e| &e.queries).filter(|q| !q.finished).count();
     for e in g.entries {
         done.insert(e.docid, e.queries);

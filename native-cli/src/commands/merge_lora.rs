@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use llmql_core::model::LoadOptions;
+use llmql_core::trained_with::TrainedWith;
 use llmql_core::weights::StoredDtype;
 use llmql_core::ModelSource;
 use std::path::PathBuf;
@@ -39,7 +40,15 @@ impl llmql_backends::BackendTask for Merge {
         )?;
         let model = llmql_core::lora::load_adapter(model, &self.a.adapter)?;
         let model = llmql_core::lora::merge_lora(model);
-        llmql_core::export::save_hf_folder(&model, &self.ck.source_files(), &self.a.output, dtype, &mut |_| Ok(()))?;
+        // What the adapter was trained with holds for the merged model too.
+        let record = llmql_core::lora::resolve_adapter_dir(&self.a.adapter)
+            .ok()
+            .map(|d| TrainedWith::read(&d))
+            .transpose()?
+            .flatten();
+        llmql_core::export::save_hf_folder(&model, &self.ck.source_files(), &self.a.output, dtype, &mut |dir| {
+            record.as_ref().map_or(Ok(()), |r| r.write(dir))
+        })?;
         Ok(())
     }
 }

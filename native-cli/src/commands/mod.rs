@@ -8,6 +8,7 @@ pub mod fuse;
 pub mod generate_queries;
 pub mod index;
 pub mod info;
+pub mod input_settings;
 pub mod merge_lora;
 pub mod mine_negatives;
 pub mod orchestrator;
@@ -25,15 +26,17 @@ use clap::Args;
 use llmql_core::train::data_parallel::{BurnCollective, MultiNode};
 use llmql_core::truncation::Truncation;
 
-/// `--truncation`, shared by every command that cuts inputs to a length limit.
-#[derive(Args, Debug, Clone, Copy)]
+/// `--truncation`, shared by every command that cuts inputs to a length limit (resolved with the
+/// other input settings: [`input_settings`]).
+#[derive(Args, Debug, Clone, Copy, Default)]
 pub struct TruncationArgs {
     /// How an input longer than its length limit is cut: `content` keeps the template's
     /// instruction prefix and suffix and cuts the query or passage text; `reference` keeps the
     /// first tokens of the whole string, as the reference implementation does (for bit-exact
-    /// reproduction of released checkpoints). Texts that fit are identical either way.
-    #[arg(long, default_value = "content", value_parser = parse_truncation)]
-    pub truncation: Truncation,
+    /// reproduction of released checkpoints). Texts that fit are identical either way. Default:
+    /// what the model was trained with (its llmql.json), else content.
+    #[arg(long, value_parser = parse_truncation)]
+    pub truncation: Option<Truncation>,
 }
 
 fn parse_truncation(s: &str) -> std::result::Result<Truncation, String> {

@@ -1,6 +1,7 @@
 //! `llmql ql-train`: LLM-QL stage 1 (query-likelihood modeling with Attention Stop and Input
 //! Corruption) on Tevatron jsonl (`query` and `positive_passages` are used). The flags it shares
 //! with `llmql train` live in [`super::training_args`].
+use super::input_settings::{self, QlLengthArgs};
 use super::training_args::{CliStage, LoraArgs, ModelArgs, StageDefaults, TrainingArgs};
 use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
@@ -10,6 +11,7 @@ use llmql_core::ql::example::passage_text;
 use llmql_core::ql::LossOn;
 use llmql_core::train::data_parallel::Collective;
 use llmql_core::train::{ql_train_parallel, QlPair, QlTrainConfig, TrainObserver, TrainRun, Warmup};
+use llmql_core::trained_with::TrainedWith;
 use llmql_core::ModelSource;
 
 #[derive(Args, Debug, Clone)]
@@ -30,12 +32,10 @@ pub struct QlTrainArgs {
     /// Input Corruption: probability of replacing each passage word by "_".
     #[arg(long, default_value_t = 0.6)]
     pub mask_probability: f64,
-    #[arg(long, default_value_t = 200)]
-    pub p_max_len: usize,
-    #[arg(long, default_value_t = 200)]
-    pub q_max_len: usize,
+    /// Length limits and truncation (recorded in the output's llmql.json, which `rerank` and
+    /// `generate-queries` follow).
     #[command(flatten)]
-    pub truncation: super::TruncationArgs,
+    pub lengths: QlLengthArgs,
     /// all (the reference: prompt, separator and query) | query (query tokens + closing EOS).
     #[arg(long, default_value = "all")]
     pub loss_on: String,
@@ -57,6 +57,7 @@ pub struct QlTrainArgs {
 struct Stage {
     pairs: Vec<QlPair>,
     cfg: QlTrainConfig,
+    record: TrainedWith,
 }
 
 impl CliStage for Stage {
@@ -86,6 +87,7 @@ impl CliStage for Stage {
             // The PEFT adapter beside the merged weights.
             llmql_core::lora::save_adapter(model, lc, &src.name, out)?;
         }
+        self.record.write(out)?;
         Ok(())
     }
 }
@@ -107,12 +109,14 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
         adapter_layout: llmql_core::lora::AdapterLayout::CausalLm,
     };
     let loss_on: LossOn = a.loss_on.parse().map_err(anyhow::Error::msg)?;
+    let sources = input_settings::trained_with(&a.model.model, None)?;
+    let ql = input_settings::resolve_ql("ql-train", &a.lengths, &sources)?;
     let cfg = QlTrainConfig {
         q2d_ratio,
         mask_probability: a.mask_probability,
-        p_max_len: a.p_max_len,
-        q_max_len: a.q_max_len,
-        truncation: a.truncation.truncation,
+        p_max_len: ql.p_max_len,
+        q_max_len: ql.q_max_len,
+        truncation: ql.truncation,
         loss_on,
         attention_stop: !a.no_attention_stop,
         train: a.training.settings(stage, &a.lora, a.model.dtype()?),
@@ -129,6 +133,6 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
         bail!("no (query, positive passage) pairs in --train-data");
     }
     tracing::info!("{} training pairs", pairs.len());
-    let stage = Stage { pairs, cfg };
+    let stage = Stage { pairs, cfg, record: TrainedWith::new("ql-train", None, Some(ql.record())) };
     super::training_args::run_stage(&stage, &a.model, &a.training, &peers, &stage.cfg.train)
 }

@@ -115,10 +115,10 @@ pub struct QuickstartArgs {
     #[arg(long, default_value_t = 16)]
     pub lora_r: usize,
     /// Passage length limit (tokens, with EOS) for encoding, training and QL scoring.
-    #[arg(long, default_value_t = llmql_core::template::DEFAULT_PASSAGE_MAX_LEN)]
+    #[arg(long, default_value_t = llmql_core::defaults::PASSAGE_MAX_LEN)]
     pub passage_max_len: usize,
     /// Query length limit (tokens, with EOS; the llmql template alone takes ~29).
-    #[arg(long, default_value_t = llmql_core::template::DEFAULT_QUERY_MAX_LEN)]
+    #[arg(long, default_value_t = llmql_core::defaults::QUERY_MAX_LEN)]
     pub query_max_len: usize,
     #[command(flatten)]
     pub truncation: super::TruncationArgs,
@@ -360,7 +360,7 @@ impl Pipeline {
     }
 
     fn truncation_flags(&self) -> Vec<String> {
-        argv!["--truncation", self.a.truncation.truncation.name()]
+        argv!["--truncation", self.a.truncation.truncation.unwrap_or(llmql_core::defaults::TRUNCATION).name()]
     }
 
     /// Encodes the corpus and `queries` (a file of the collection folder), searches, and writes
@@ -624,7 +624,7 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
         "dtype": a.dtype,
         "query_max_len": a.query_max_len,
         "passage_max_len": a.passage_max_len,
-        "truncation": a.truncation.truncation.name(),
+        "truncation": a.truncation.truncation.unwrap_or(llmql_core::defaults::TRUNCATION).name(),
         "batch_size": a.batch_size,
     });
 

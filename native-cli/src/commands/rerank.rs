@@ -36,12 +36,8 @@ pub struct RerankArgs {
     pub output: PathBuf,
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 200)]
-    pub p_max_len: usize,
-    #[arg(long, default_value_t = 200)]
-    pub q_max_len: usize,
     #[command(flatten)]
-    pub truncation: super::TruncationArgs,
+    pub lengths: super::input_settings::QlLengthArgs,
     /// Attention of the query tokens: `stop` (Attention Stop, LLM-QL's QL ranking: the query sees
     /// the document only through its separator) or `causal` (the whole document, as zero-shot LLM
     /// rerankers score).
@@ -67,6 +63,7 @@ impl RerankArgs {
 struct Task {
     a: RerankArgs,
     ckpt: ModelSource,
+    ql: super::input_settings::QlSettings,
     /// (qid, docid, passage text, query text)
     pairs: Vec<(String, String, String, String)>,
 }
@@ -82,9 +79,9 @@ impl BackendTask for Task {
         let pb = bar(self.pairs.len() as u64, "QL scoring");
         let texts: Vec<(String, String)> = self.pairs.iter().map(|(_, _, p, q)| (p.clone(), q.clone())).collect();
         let opts = QlScoreOptions {
-            p_max_len: self.a.p_max_len,
-            q_max_len: self.a.q_max_len,
-            truncation: self.a.truncation.truncation,
+            p_max_len: self.ql.p_max_len,
+            q_max_len: self.ql.q_max_len,
+            truncation: self.ql.truncation,
             batch_size: self.a.batch_size,
             attention_stop: self.a.attention_stop(),
         };
@@ -139,11 +136,13 @@ pub fn run(a: RerankArgs) -> Result<()> {
         }
     }
     let ckpt = ModelSource::open(&a.model).context("loading the model")?;
+    let sources = super::input_settings::trained_with(&ckpt.dir, None)?;
+    let ql = super::input_settings::resolve_ql("rerank", &a.lengths, &sources)?;
     let output = a.output.clone();
     let tag = a.tag.clone();
     let n = pairs.len();
     let start = std::time::Instant::now();
-    let run = run_on(&device, Task { a, ckpt, pairs })??;
+    let run = run_on(&device, Task { a, ckpt, ql, pairs })??;
     write_run(&output, &run, &tag)?;
     tracing::info!("scored {n} pairs in {:.1}s; wrote {}", start.elapsed().as_secs_f64(), output.display());
     Ok(())

@@ -1,18 +1,19 @@
 //! `llmql train`: LLM-QL stage 2 — contrastive training (Tevatron recipe) of a backbone as a
 //! dense retriever, with LoRA in the reference implementation's recipe (`--lora`). The flags it
 //! shares with `llmql ql-train` live in [`super::training_args`].
+use super::input_settings::{self, EncoderArgs, LengthArgs};
 use super::training_args::{CliStage, LoraArgs, ModelArgs, StageDefaults, TrainingArgs};
 use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use llmql_core::formats::TevatronExample;
 use llmql_core::model::DecoderModel;
-use llmql_core::pooling::Pooling;
 use llmql_core::train::data_parallel::Collective;
 use llmql_core::train::{
     contrastive_train_parallel, ContrastiveConfig, TrainObserver, TrainRun, TrainSettings, Warmup,
 };
-use llmql_core::{ModelSource, Template};
+use llmql_core::trained_with::TrainedWith;
+use llmql_core::ModelSource;
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
@@ -22,31 +23,16 @@ pub struct TrainArgs {
     pub training: TrainingArgs,
     #[command(flatten)]
     pub lora: LoraArgs,
-    /// eos (LLM-QL / RepLLaMA) or mean.
-    #[arg(long, default_value = "eos")]
-    pub pooling: String,
-    /// L2-normalise embeddings (the default, as the reference implementation passes --normalize;
-    /// the last of --normalize / --no-normalize wins).
-    #[arg(long, overrides_with = "no_normalize")]
-    pub normalize: bool,
-    /// Train on unnormalised embeddings (dot product instead of cosine).
-    #[arg(long, overrides_with = "normalize")]
-    pub no_normalize: bool,
+    /// Template, truncation, pooling, normalisation (as `llmql encode`; recorded in the output's
+    /// llmql.json, which `encode`, `serve` and `export-web` follow).
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+    #[command(flatten)]
+    pub lengths: LengthArgs,
     #[arg(long, default_value_t = 0.01)]
     pub temperature: f64,
     #[arg(long, default_value_t = 16)]
     pub train_group_size: usize,
-    /// Maximum query tokens including EOS (the llmql template alone takes ~29 SmolLM2 tokens).
-    #[arg(long, default_value_t = llmql_core::template::DEFAULT_QUERY_MAX_LEN)]
-    pub query_max_len: usize,
-    /// Maximum passage tokens including EOS.
-    #[arg(long, default_value_t = llmql_core::template::DEFAULT_PASSAGE_MAX_LEN)]
-    pub passage_max_len: usize,
-    #[command(flatten)]
-    pub truncation: super::TruncationArgs,
-    /// llmql | repllama | raw
-    #[arg(long, default_value = "llmql")]
-    pub template: String,
     #[arg(long, default_value_t = 1e-4)]
     pub learning_rate: f64,
     #[arg(long, default_value_t = 1)]
@@ -68,6 +54,7 @@ pub struct TrainArgs {
 struct Stage {
     examples: Vec<TevatronExample>,
     cfg: ContrastiveConfig,
+    record: TrainedWith,
 }
 
 impl CliStage for Stage {
@@ -98,6 +85,7 @@ impl CliStage for Stage {
             Some(lc) => llmql_core::lora::save_adapter(model, lc, &src.name, out)?,
             None => crate::output::save_final_model(model, &src, out, self.cfg.train.save_dtype)?,
         }
+        self.record.write(out)?;
         Ok(())
     }
 }
@@ -112,19 +100,24 @@ pub fn run(a: TrainArgs) -> Result<()> {
         // The layout Tevatron and the reference's stage 2 write (PEFT on AutoModel).
         adapter_layout: llmql_core::lora::AdapterLayout::AutoModel,
     };
+    // The base model's own record counts (a stage-2 model trained further); a stage-1 model
+    // records only query likelihood's lengths.
+    let sources = input_settings::trained_with(&a.model.model, None)?;
+    let enc =
+        input_settings::resolve_encoder("train", &a.encoder, &a.lengths, &input_settings::encoder_sources(&sources))?;
     let cfg = ContrastiveConfig {
-        template: a.template.parse::<Template>().map_err(anyhow::Error::msg)?,
-        pooling: a.pooling.parse::<Pooling>().map_err(anyhow::Error::msg)?,
-        normalize: !a.no_normalize,
+        template: enc.template,
+        pooling: enc.pooling,
+        normalize: enc.normalize,
         temperature: a.temperature,
         train_group_size: a.train_group_size,
-        query_max_len: a.query_max_len,
-        passage_max_len: a.passage_max_len,
-        truncation: a.truncation.truncation,
+        query_max_len: enc.query_max_len,
+        passage_max_len: enc.passage_max_len,
+        truncation: enc.truncation,
         train: a.training.settings(stage, &a.lora, a.model.dtype()?),
     };
     super::training_args::validate(&cfg.train, cfg.validate())?;
     let examples = super::training_args::read_train_data(&a.training.train_data)?;
-    let stage = Stage { examples, cfg };
+    let stage = Stage { examples, cfg, record: TrainedWith::new("train", Some(enc.record()), None) };
     super::training_args::run_stage(&stage, &a.model, &a.training, &peers, &stage.cfg.train)
 }

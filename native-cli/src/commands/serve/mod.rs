@@ -14,15 +14,15 @@ mod metrics;
 mod routes;
 
 use super::index::EfSearchArgs;
+use super::input_settings::{self, EncoderArgs, EncoderSettings, LengthArgs, Source};
 use anyhow::{bail, Context, Result};
 use batcher::{BatchLimits, ModelWorker};
 use clap::Args;
 use llmql_backends::{run_on, DeviceSpec};
 use llmql_core::index::Index;
-use llmql_core::pooling::Pooling;
 use llmql_core::records::RecordReader;
-use llmql_core::template::{DEFAULT_PASSAGE_MAX_LEN, DEFAULT_QUERY_MAX_LEN};
-use llmql_core::{EncoderOptions, ModelSource, Template};
+use llmql_core::trained_with::EncoderRecord;
+use llmql_core::{EncoderOptions, ModelSource};
 use routes::{AppState, Passage};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -42,29 +42,21 @@ pub struct ServeModelArgs {
     /// A PEFT LoRA adapter folder applied on top of --model.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
-    /// Input template: llmql (reference instructions), repllama, raw. Default: the index's, else llmql.
-    #[arg(long)]
-    pub template: Option<String>,
-    /// Maximum tokens per query, including the appended EOS.
-    #[arg(long)]
-    pub query_max_len: Option<usize>,
-    /// Maximum tokens per passage (`llmql_kind: passage`), including the EOS. Default: the index's.
-    #[arg(long)]
-    pub passage_max_len: Option<usize>,
+    /// Template, truncation, pooling, normalisation (as `llmql encode`). Default: what the index's
+    /// corpus was encoded with, else what the adapter or model was trained with (llmql.json), else
+    /// `llmql encode`'s defaults.
     #[command(flatten)]
-    pub truncation: super::TruncationArgs,
+    pub encoder: EncoderArgs,
+    /// Length limits of queries and of passages (`llmql_kind: passage`); the same order of defaults
+    /// (the index's records the passages').
+    #[command(flatten)]
+    pub lengths: LengthArgs,
     /// flex | cpu | wgpu | wgpu:N | cuda | cuda:N
     #[arg(long, default_value = "flex")]
     pub device: String,
     /// Compute dtype: f32 | f16 | bf16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// Pooling: eos (LLM-QL) or mean. Default: the index's, else eos.
-    #[arg(long)]
-    pub pooling: Option<String>,
-    /// Keep raw pooled vectors (skip L2 normalisation).
-    #[arg(long)]
-    pub no_normalize: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -114,6 +106,23 @@ pub struct ServeArgs {
 /// A string field of the index's encoder settings.
 fn meta_str<'a>(enc: &'a Value, key: &str) -> Option<&'a str> {
     enc.get(key).and_then(Value::as_str)
+}
+
+/// What an `llmql encode` meta.json records of the encoder's settings (a passage encoding's length
+/// limit is the passages', a query encoding's the queries').
+fn meta_record(meta: &Value) -> EncoderRecord {
+    let parse = |key: &str| meta_str(meta, key).map(|s| Value::String(s.to_string()));
+    let max_len = meta.get("max_len").and_then(Value::as_u64).map(|v| v as usize);
+    let kind = meta_str(meta, "kind");
+    EncoderRecord {
+        template: parse("template").and_then(|v| serde_json::from_value(v).ok()),
+        query_max_len: max_len.filter(|_| kind == Some("query")),
+        // Older indexes record no kind: their meta.json is a corpus's.
+        passage_max_len: max_len.filter(|_| kind != Some("query")),
+        truncation: parse("truncation").and_then(|v| serde_json::from_value(v).ok()),
+        pooling: parse("pooling").and_then(|v| serde_json::from_value(v).ok()),
+        normalize: meta.get("normalized").and_then(Value::as_bool),
+    }
 }
 
 /// `DIR/embeddings/llmql/KIND/meta.json` of a quickstart output.
@@ -180,23 +189,20 @@ pub fn run(a: ServeArgs) -> Result<()> {
             }
         },
     };
-    let template: Template =
-        m.template.as_deref().or(meta_str(&enc, "template")).unwrap_or("llmql").parse().map_err(anyhow::Error::msg)?;
-    let pooling: Pooling =
-        m.pooling.as_deref().or(meta_str(&enc, "pooling")).unwrap_or("eos").parse().map_err(anyhow::Error::msg)?;
-    let passage_max_len = m
-        .passage_max_len
-        .or(enc.get("max_len").and_then(Value::as_u64).map(|v| v as usize))
-        .unwrap_or(DEFAULT_PASSAGE_MAX_LEN);
-    let query_max_len = m
-        .query_max_len
-        .or(qs.and_then(|q| quickstart_meta(q, "query").get("max_len").and_then(Value::as_u64)).map(|v| v as usize))
-        .unwrap_or(DEFAULT_QUERY_MAX_LEN);
-    if query_max_len < 2 || passage_max_len < 2 {
-        bail!("--query-max-len and --passage-max-len must be at least 2 (one token and the EOS)");
+    // Each setting: the flag, else the index's (its corpus's encoding), else a quickstart's query
+    // encoding, else the adapter's and the model's llmql.json, else the defaults.
+    let mut sources = Vec::new();
+    if index.is_some() {
+        sources.push(Source { name: "the index's meta.json".into(), record: meta_record(&enc) });
     }
-    let normalize = !m.no_normalize;
-    let truncation = m.truncation.truncation;
+    if let Some(q) = qs {
+        let name = format!("{}", q.join("embeddings/llmql/query/meta.json").display());
+        sources.push(Source { name, record: meta_record(&quickstart_meta(q, "query")) });
+    }
+    let adapter_dir = adapter.as_deref().map(llmql_core::lora::resolve_adapter_dir).transpose()?;
+    sources.extend(input_settings::encoder_sources(&input_settings::trained_with(&model, adapter_dir.as_deref())?));
+    let settings = input_settings::resolve_encoder("serve", &m.encoder, &m.lengths, &sources)?;
+    let EncoderSettings { template, query_max_len, passage_max_len, truncation, pooling, normalize } = settings;
     // Settings that differ from the index's make queries land in another space: say so.
     if let Some(t) = meta_str(&enc, "truncation").filter(|t| *t != truncation.name()) {
         tracing::warn!("the index was encoded with --truncation {t}, serving with {}", truncation.name());
@@ -282,7 +288,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         "adapter": adapter.as_ref().map(|p| p.display().to_string()),
         "dim": dim,
         "template": template.name(),
-        "pooling": m.pooling.as_deref().or(meta_str(&enc, "pooling")).unwrap_or("eos"),
+        "pooling": pooling.name(),
         "normalized": normalize,
         "query_max_len": query_max_len,
         "passage_max_len": passage_max_len,
