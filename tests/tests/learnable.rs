@@ -21,7 +21,8 @@ use llmql_core::formats::{TevatronExample, TevatronPassage};
 use llmql_core::model::LoadOptions;
 use llmql_core::pooling::Pooling;
 use llmql_core::ql::{d2q_prompt, generate, ql_scores, GenerateOptions, LossOn, QlScoreOptions, Request, Sampling};
-use llmql_core::train::{contrastive_train, ql_train, ContrastiveConfig, QlPair, QlTrainConfig, Quiet};
+use llmql_core::train::data_parallel::Single;
+use llmql_core::train::{train, ContrastiveConfig, ContrastiveStage, QlPair, QlStage, QlTrainConfig, Quiet};
 use llmql_core::train::{TrainRun, TrainSettings, Warmup};
 use llmql_core::{ModelSource, Template};
 use llmql_tests::fixture;
@@ -94,7 +95,7 @@ fn train_stage1(
         ..Default::default()
     };
     let run = TrainRun { source: &ck.source_files(), out: dir, resume: false };
-    ql_train(model, &ck.tokenizer, &pairs, &cfg, &run, &mut Quiet).unwrap()
+    train(model, &mut QlStage::new(&ck.tokenizer, &pairs, &cfg), &run, &mut Quiet, &Single).unwrap()
 }
 
 #[test]
@@ -189,7 +190,8 @@ fn contrastive_training_learns_dense_retrieval() {
     let dir = tempfile::tempdir().unwrap();
     let start = std::time::Instant::now();
     let run = TrainRun { source: &ck.source_files(), out: dir.path(), resume: false };
-    let model = contrastive_train(model, &ck.tokenizer, &examples, &cfg, &run, &mut Quiet).unwrap();
+    let model =
+        train(model, &mut ContrastiveStage::new(&ck.tokenizer, &examples, &cfg), &run, &mut Quiet, &Single).unwrap();
     let after = dense_accuracy(&model.valid(), &ck, &cfg);
     println!("dense top-1 accuracy: {before:.3} before, {after:.3} after ({:.1} s)", start.elapsed().as_secs_f64());
     assert!(before <= 0.5, "untrained, queries and documents share no word: {before}");
@@ -232,7 +234,9 @@ fn generated_queries_alone_train_dense_retrieval() {
     let run = TrainRun { source: &ck.source_files(), out: dir2.path(), resume: false };
     let cfg_more =
         ContrastiveConfig { train: TrainSettings { max_steps: Some(60), ..cfg.train.clone() }, ..cfg.clone() };
-    let model = contrastive_train(model, &ck.tokenizer, &examples, &cfg_more, &run, &mut Quiet).unwrap();
+    let model =
+        train(model, &mut ContrastiveStage::new(&ck.tokenizer, &examples, &cfg_more), &run, &mut Quiet, &Single)
+            .unwrap();
     let after = judged(&model.valid());
     println!("dense top-1 accuracy on the judged queries, trained on generated ones only: {before:.3} -> {after:.3}");
     assert!(before <= 0.5, "untrained: {before}");

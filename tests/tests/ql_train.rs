@@ -8,7 +8,8 @@ use burn::tensor::DType;
 use llmql_core::formats::read_tevatron;
 use llmql_core::model::LoadOptions;
 use llmql_core::ql::example::passage_text;
-use llmql_core::train::{ql_train, QlPair, QlTrainConfig, Quiet, TrainRun, TrainSettings, Warmup};
+use llmql_core::train::data_parallel::Single;
+use llmql_core::train::{train, QlPair, QlStage, QlTrainConfig, Quiet, TrainRun, TrainSettings, Warmup};
 use llmql_core::ModelSource;
 use llmql_tests::fixture;
 
@@ -73,13 +74,12 @@ fn loss_goes_down() {
         .unwrap();
     let pairs = fixture_pairs();
     let c = cfg();
-    ql_train(
+    train(
         model,
-        &ck.tokenizer,
-        &pairs,
-        &c,
+        &mut QlStage::new(&ck.tokenizer, &pairs, &c),
         &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false },
         &mut Quiet,
+        &Single,
     )
     .unwrap();
     // The final checkpoint holds the log; it loads as a plain HF folder.
@@ -109,13 +109,12 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
     let mut c = cfg();
     c.train.max_steps = Some(2);
     c.train.save_steps = 1;
-    let model = ql_train(
+    let model = train(
         model,
-        &ck.tokenizer,
-        &pairs,
-        &c,
+        &mut QlStage::new(&ck.tokenizer, &pairs, &c),
         &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false },
         &mut Quiet,
+        &Single,
     )
     .unwrap();
     // Poison the output head: the next loss is NaN.
@@ -127,13 +126,12 @@ fn nan_loss_stops_with_last_good_checkpoint_intact() {
     let mut c2 = c.clone();
     c2.train.save_steps = 1;
     c2.train.max_steps = Some(4);
-    let err = ql_train(
+    let err = train(
         model,
-        &ck.tokenizer,
-        &pairs,
-        &c2,
+        &mut QlStage::new(&ck.tokenizer, &pairs, &c2),
         &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false },
         &mut Quiet,
+        &Single,
     )
     .expect_err("a NaN loss must stop training")
     .to_string();
@@ -171,13 +169,12 @@ fn max_steps_beyond_the_epochs_trains_exactly_max_steps() {
         }
     }
     let mut steps = Count(0);
-    ql_train(
+    train(
         model,
-        &ck.tokenizer,
-        &pairs,
-        &c,
+        &mut QlStage::new(&ck.tokenizer, &pairs, &c),
         &TrainRun { source: &ck.source_files(), out: dir.path(), resume: false },
         &mut steps,
+        &Single,
     )
     .unwrap();
     assert_eq!(steps.0, 5);

@@ -10,7 +10,8 @@ use llmql_core::formats::{TevatronExample, TevatronPassage};
 use llmql_core::lora::{attach_lora, LoraConfig};
 use llmql_core::model::{DecoderModel, LoadOptions};
 use llmql_core::train::checkpoint::list_checkpoints;
-use llmql_core::train::{contrastive_train, ql_train, ContrastiveConfig, QlPair, QlTrainConfig, Quiet};
+use llmql_core::train::data_parallel::Single;
+use llmql_core::train::{train, ContrastiveConfig, ContrastiveStage, QlPair, QlStage, QlTrainConfig, Quiet};
 use llmql_core::train::{TrainObserver, TrainRun, TrainSettings, Warmup};
 use llmql_core::ModelSource;
 use llmql_tests::fixture;
@@ -97,7 +98,7 @@ fn stage1_resumed_run_equals_uninterrupted_run() {
     };
     let [(sa, wa), (sb, wb)] = uninterrupted_and_resumed(3, |out, resume, obs| {
         let run = TrainRun { source: &ck.source_files(), out, resume };
-        ql_train(load(&ck, true), &ck.tokenizer, &pairs, &cfg, &run, obs).unwrap();
+        train(load(&ck, true), &mut QlStage::new(&ck.tokenizer, &pairs, &cfg), &run, obs, &Single).unwrap();
     });
     assert_eq!((sa, sb), (6, 6));
     assert!(wa == wb, "stage 1: resumed weights differ from the uninterrupted run");
@@ -144,7 +145,7 @@ fn stage2_lora_resumed_run_equals_uninterrupted_run() {
     let [(sa, wa), (sb, wb)] = uninterrupted_and_resumed(5, |out, resume, obs| {
         let run = TrainRun { source: &ck.source_files(), out, resume };
         let model = attach_lora(load(&ck, false), &lora, cfg.train.seed).unwrap();
-        contrastive_train(model, &ck.tokenizer, &examples, &cfg, &run, obs).unwrap();
+        train(model, &mut ContrastiveStage::new(&ck.tokenizer, &examples, &cfg), &run, obs, &Single).unwrap();
     });
     assert_eq!((sa, sb), (6, 6));
     assert!(wa == wb, "stage 2: resumed weights differ from the uninterrupted run");

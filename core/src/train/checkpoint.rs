@@ -106,31 +106,23 @@ impl TrainerState {
         );
         cmp("seed", self.seed.to_string(), want.seed.to_string(), true);
         cmp("total steps", self.total_steps.to_string(), want.total_steps.to_string(), self.world_size.is_some());
-        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        cmp(
-            "devices",
-            opt(self.world_size.map(|v| v.to_string())),
-            opt(want.world_size.map(|v| v.to_string())),
-            self.world_size.is_some(),
-        );
-        cmp(
-            "learning rate",
-            opt(self.learning_rate.map(|v| v.to_string())),
-            opt(want.learning_rate.map(|v| v.to_string())),
-            self.learning_rate.is_some(),
-        );
-        cmp(
-            "warmup steps",
-            opt(self.warmup_steps.map(|v| v.to_string())),
-            opt(want.warmup_steps.map(|v| v.to_string())),
-            self.warmup_steps.is_some(),
-        );
-        cmp(
-            "training data",
-            opt(self.data_fingerprint.clone()),
-            opt(want.data_fingerprint.clone()),
-            self.data_fingerprint.is_some(),
-        );
+        // Settings an older checkpoint may not have recorded: compared where it did.
+        fn shown<T: ToString>(v: &Option<T>) -> String {
+            v.as_ref().map_or_else(|| "-".into(), T::to_string)
+        }
+        for (name, saved, now, recorded) in [
+            ("devices", shown(&self.world_size), shown(&want.world_size), self.world_size.is_some()),
+            ("learning rate", shown(&self.learning_rate), shown(&want.learning_rate), self.learning_rate.is_some()),
+            ("warmup steps", shown(&self.warmup_steps), shown(&want.warmup_steps), self.warmup_steps.is_some()),
+            (
+                "training data",
+                shown(&self.data_fingerprint),
+                shown(&want.data_fingerprint),
+                self.data_fingerprint.is_some(),
+            ),
+        ] {
+            cmp(name, saved, now, recorded);
+        }
         d
     }
 }

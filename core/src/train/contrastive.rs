@@ -10,11 +10,11 @@
 //! every query ([`PeerLoss::Coupled`], [`super::data_parallel::infonce_data_parallel`]).
 use super::checkpoint::{Fingerprint, LogEntry};
 use super::collapse::{mean_pairwise_cosine, CollapseMonitor};
-use super::data_parallel::{infonce_data_parallel, Collective, Single};
+use super::data_parallel::{infonce_data_parallel, Collective};
 use super::negatives::sample_group;
-use super::observer::{BatchInputs, TrainObserver};
+use super::observer::BatchInputs;
 use super::settings::{InvalidSetting, TrainSettings};
-use super::trainer::{train, Normalise, PeerLoss, StageLoss, StepNorm, TrainRun, TrainStage};
+use super::trainer::{Normalise, PeerLoss, StageLoss, StepNorm, TrainStage};
 use crate::encoder::embed_run;
 use crate::error::{Error, Result};
 use crate::formats::TevatronExample;
@@ -123,7 +123,11 @@ pub fn group_ids(
     Ok((qs, ps))
 }
 
-/// Stage 2 as the shared loop runs it.
+/// Stage 2 as the shared loop ([`super::trainer::train`]) runs it: a retriever trained on `examples`. As one peer
+/// of a data-parallel group the global batch is `per_device_train_batch_size` x peers x
+/// accumulation, as Tevatron counts it; each global micro-batch is split over the peers, whose
+/// passages are negatives for every query, and the summed gradient is the one device would compute
+/// for the whole micro-batch, so every peer applies the same update ([`PeerLoss::Coupled`]).
 pub struct ContrastiveStage<'a> {
     tok: &'a TextTokenizer,
     examples: &'a [TevatronExample],
@@ -160,6 +164,9 @@ impl<B: AutodiffBackend> TrainStage<B> for ContrastiveStage<'_> {
     type Batch = GroupBatch;
     const PEER_LOSS: PeerLoss = PeerLoss::Coupled;
     const NORMALISE: Normalise = Normalise::PerMicroBatch;
+    fn settings(&self) -> &TrainSettings {
+        &self.cfg.train
+    }
 
     fn num_examples(&self) -> usize {
         self.examples.len()
@@ -235,34 +242,4 @@ impl<B: AutodiffBackend> TrainStage<B> for ContrastiveStage<'_> {
         self.cut[0].log(&format!("training queries (max {} tokens, {mode} truncation)", cfg.query_max_len));
         self.cut[1].log(&format!("training passages (max {} tokens, {mode} truncation)", cfg.passage_max_len));
     }
-}
-
-/// Trains `model` (loaded from `run.source`) as a retriever on `examples`, writing checkpoints
-/// into `run.out`; with `run.resume`, from the newest checkpoint there.
-pub fn contrastive_train<B: AutodiffBackend>(
-    model: DecoderModel<B>,
-    tok: &TextTokenizer,
-    examples: &[TevatronExample],
-    cfg: &ContrastiveConfig,
-    run: &TrainRun<'_>,
-    observer: &mut dyn TrainObserver,
-) -> Result<DecoderModel<B>> {
-    contrastive_train_parallel(model, tok, examples, cfg, run, observer, &Single)
-}
-
-/// [`contrastive_train`] as one peer of a data-parallel group (`c`; every peer calls it with its own
-/// copy of the model on its own device). The global batch is `per_device_train_batch_size` x peers
-/// x accumulation, as Tevatron counts it; each global micro-batch is split over the peers, whose
-/// passages are negatives for every query, and the summed gradient is the one device would compute
-/// for the whole micro-batch, so every peer applies the same update ([`PeerLoss::Coupled`]).
-pub fn contrastive_train_parallel<B: AutodiffBackend, C: Collective>(
-    model: DecoderModel<B>,
-    tok: &TextTokenizer,
-    examples: &[TevatronExample],
-    cfg: &ContrastiveConfig,
-    run: &TrainRun<'_>,
-    observer: &mut dyn TrainObserver,
-    c: &C,
-) -> Result<DecoderModel<B>> {
-    train(model, &mut ContrastiveStage::new(tok, examples, cfg), &cfg.train, run, observer, c)
 }

@@ -17,9 +17,9 @@ pub mod schedule;
 pub mod settings;
 pub mod trainer;
 
-pub use contrastive::{contrastive_train, contrastive_train_parallel, ContrastiveConfig};
+pub use contrastive::{ContrastiveConfig, ContrastiveStage};
 pub use observer::{BatchInputs, Quiet, TrainObserver};
-pub use ql_train::{ql_train, ql_train_parallel, QlPair, QlTrainConfig};
+pub use ql_train::{QlPair, QlStage, QlTrainConfig};
 pub use schedule::LinearSchedule;
 pub use settings::{InvalidSetting, TrainSettings, Warmup};
 pub use trainer::{train, TrainRun, TrainStage};

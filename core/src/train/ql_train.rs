@@ -6,10 +6,10 @@
 //! labelled tokens of the whole step ([`Normalise::PerUnit`]), so accumulation and data parallelism
 //! give the big batch's gradients, as transformers' loss over an accumulated batch.
 use super::checkpoint::Fingerprint;
-use super::data_parallel::{Collective, Single};
-use super::observer::{BatchInputs, TrainObserver};
+use super::data_parallel::Collective;
+use super::observer::BatchInputs;
 use super::settings::{InvalidSetting, TrainSettings};
-use super::trainer::{train, Normalise, PeerLoss, StageLoss, StepNorm, TrainRun, TrainStage};
+use super::trainer::{Normalise, PeerLoss, StageLoss, StepNorm, TrainStage};
 use crate::error::Result;
 use crate::model::{DecoderModel, LayerRunner};
 use crate::ql::corruption::{corrupt_words, example_rng};
@@ -91,7 +91,10 @@ pub fn make_example(
     }
 }
 
-/// Stage 1 as the shared loop runs it.
+/// Stage 1 as the shared loop ([`super::trainer::train`]) runs it, on `pairs`. As one peer of a data-parallel group
+/// each peer takes a contiguous share of the step's examples, its loss is its summed target
+/// log-likelihood over the whole step's target count, and the summed gradients equal the
+/// single-device gradient of the step ([`PeerLoss::Local`]).
 pub struct QlStage<'a> {
     tok: &'a TextTokenizer,
     pairs: &'a [QlPair],
@@ -119,6 +122,10 @@ impl<B: AutodiffBackend> TrainStage<B> for QlStage<'_> {
 
     fn num_examples(&self) -> usize {
         self.pairs.len()
+    }
+
+    fn settings(&self) -> &TrainSettings {
+        &self.cfg.train
     }
 
     fn fingerprint(&self) -> Fingerprint {
@@ -180,33 +187,4 @@ impl<B: AutodiffBackend> TrainStage<B> for QlStage<'_> {
         ));
         self.targets_cut.log(&format!("stage-1 targets (max {} tokens)", cfg.q_max_len));
     }
-}
-
-/// Trains `model` (loaded from `run.source`, whose tokenizer files go into each checkpoint) on
-/// `pairs`, writing checkpoints into `run.out`; with `run.resume`, from the newest checkpoint there.
-pub fn ql_train<B: AutodiffBackend>(
-    model: DecoderModel<B>,
-    tok: &TextTokenizer,
-    pairs: &[QlPair],
-    cfg: &QlTrainConfig,
-    run: &TrainRun<'_>,
-    observer: &mut dyn TrainObserver,
-) -> Result<DecoderModel<B>> {
-    ql_train_parallel(model, tok, pairs, cfg, run, observer, &Single)
-}
-
-/// [`ql_train`] as one peer of a data-parallel group (every peer calls it with its own copy of the
-/// model on its own device): each peer takes a contiguous share of the step's examples, its loss
-/// is its summed target log-likelihood over the whole step's target count, and the summed
-/// gradients equal the single-device gradient of the step ([`PeerLoss::Local`]).
-pub fn ql_train_parallel<B: AutodiffBackend, C: Collective>(
-    model: DecoderModel<B>,
-    tok: &TextTokenizer,
-    pairs: &[QlPair],
-    cfg: &QlTrainConfig,
-    run: &TrainRun<'_>,
-    observer: &mut dyn TrainObserver,
-    c: &C,
-) -> Result<DecoderModel<B>> {
-    train(model, &mut QlStage::new(tok, pairs, cfg), &cfg.train, run, observer, c)
 }

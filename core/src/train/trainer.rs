@@ -83,6 +83,8 @@ pub trait TrainStage<B: AutodiffBackend> {
     type Batch;
     const PEER_LOSS: PeerLoss;
     const NORMALISE: Normalise;
+    /// The settings every stage shares (optimisation, schedule, saving, LoRA).
+    fn settings(&self) -> &TrainSettings;
     /// Training examples (the data order is a seeded shuffle of `0..num_examples()`).
     fn num_examples(&self) -> usize;
     /// A hash of the training data (a resume with other data is refused).
@@ -130,13 +132,14 @@ pub struct TrainRun<'a> {
     pub resume: bool,
 }
 
-/// Trains `model` on `stage` as one peer of `c` (every peer calls it with its own copy of the
-/// model on its own device; [`super::data_parallel::Single`] for one device). Only rank 0 logs
-/// and saves. Returns the trained model.
+/// Trains `model` on `stage` (stage 1: [`super::ql_train::QlStage`], stage 2:
+/// [`super::contrastive::ContrastiveStage`]) as one peer of `c` (every peer calls it with its own
+/// copy of the model on its own device; [`super::data_parallel::Single`] for one device), writing
+/// checkpoints into `run.out`; with `run.resume`, from the newest checkpoint there. Only rank 0
+/// logs and saves. Returns the trained model.
 pub fn train<B, S, C>(
     model: DecoderModel<B>,
     stage: &mut S,
-    settings: &TrainSettings,
     run: &TrainRun<'_>,
     observer: &mut dyn TrainObserver,
     c: &C,
@@ -146,6 +149,7 @@ where
     S: TrainStage<B>,
     C: Collective,
 {
+    let settings = &stage.settings().clone();
     settings.validate()?;
     stage.validate()?;
     let n = stage.num_examples();

@@ -2,17 +2,15 @@
 //! Corruption) on Tevatron jsonl (`query` and `positive_passages` are used). The flags it shares
 //! with `llmql train` live in [`super::training_args`].
 use super::input_settings::{self, QlLengthArgs};
-use super::training_args::{CliStage, LoraArgs, ModelArgs, StageDefaults, TrainingArgs};
+use super::training_args::{CliStage, LoraArgs, ModelArgs, StageDefaults, StageOutput, TrainingArgs};
 use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use llmql_core::model::DecoderModel;
 use llmql_core::ql::example::passage_text;
 use llmql_core::ql::LossOn;
-use llmql_core::train::data_parallel::Collective;
-use llmql_core::train::{ql_train_parallel, QlPair, QlTrainConfig, TrainObserver, TrainRun, Warmup};
+use llmql_core::tokenizer::TextTokenizer;
+use llmql_core::train::{QlPair, QlStage, QlTrainConfig, TrainStage, Warmup};
 use llmql_core::trained_with::TrainedWith;
-use llmql_core::ModelSource;
 
 #[derive(Args, Debug, Clone)]
 pub struct QlTrainArgs {
@@ -57,39 +55,28 @@ pub struct QlTrainArgs {
 struct Stage {
     pairs: Vec<QlPair>,
     cfg: QlTrainConfig,
-    record: TrainedWith,
 }
 
 impl CliStage for Stage {
-    const NAME: &'static str = "ql-train";
-    fn lm_head(&self, _: &llmql_core::train::TrainSettings) -> bool {
-        true
+    fn core<'a, B: AutodiffBackend>(&'a self, tok: &'a TextTokenizer) -> impl TrainStage<B> + 'a {
+        QlStage::new(tok, &self.pairs, &self.cfg)
     }
-    fn train<B: AutodiffBackend, C: Collective>(
-        &self,
-        model: DecoderModel<B>,
-        ckpt: &ModelSource,
-        run: &TrainRun<'_>,
-        observer: &mut dyn TrainObserver,
-        c: &C,
-    ) -> llmql_core::Result<DecoderModel<B>> {
-        ql_train_parallel(model, &ckpt.tokenizer, &self.pairs, &self.cfg, run, observer, c)
-    }
-    fn save_final<B: AutodiffBackend>(
-        &self,
-        model: &DecoderModel<B>,
-        ckpt: &ModelSource,
-        out: &std::path::Path,
-    ) -> Result<()> {
-        let src = ckpt.source_files();
-        crate::output::save_final_model(model, &src, out, self.cfg.train.save_dtype)?;
-        if let Some(lc) = &self.cfg.train.lora {
-            // The PEFT adapter beside the merged weights.
-            llmql_core::lora::save_adapter(model, lc, &src.name, out)?;
+}
+
+/// Stage 1's training pairs from Tevatron files: one (passage, query) per judged positive.
+pub fn read_pairs(files: &[std::path::PathBuf]) -> Result<Vec<QlPair>> {
+    let mut pairs = Vec::new();
+    for ex in &super::training_args::read_train_data(files)? {
+        for p in &ex.positive_passages {
+            let title = (!p.title.is_empty()).then_some(p.title.as_str());
+            pairs.push(QlPair { passage: passage_text(title, &p.text), query: ex.query.clone() });
         }
-        self.record.write(out)?;
-        Ok(())
     }
+    if pairs.is_empty() {
+        bail!("no (query, positive passage) pairs in --train-data");
+    }
+    tracing::info!("{} training pairs", pairs.len());
+    Ok(pairs)
 }
 
 pub fn run(a: QlTrainArgs) -> Result<()> {
@@ -122,17 +109,11 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
         train: a.training.settings(stage, &a.lora, a.model.dtype()?),
     };
     super::training_args::validate(&cfg.train, cfg.validate())?;
-    let mut pairs = Vec::new();
-    for ex in &super::training_args::read_train_data(&a.training.train_data)? {
-        for p in &ex.positive_passages {
-            let title = (!p.title.is_empty()).then_some(p.title.as_str());
-            pairs.push(QlPair { passage: passage_text(title, &p.text), query: ex.query.clone() });
-        }
-    }
-    if pairs.is_empty() {
-        bail!("no (query, positive passage) pairs in --train-data");
-    }
-    tracing::info!("{} training pairs", pairs.len());
-    let stage = Stage { pairs, cfg, record: TrainedWith::new("ql-train", None, Some(ql.record())) };
-    super::training_args::run_stage(&stage, &a.model, &a.training, &peers, &stage.cfg.train)
+    let pairs = read_pairs(&a.training.train_data)?;
+    let output = StageOutput {
+        name: "ql-train",
+        causal_lm: true,
+        record: TrainedWith::new("ql-train", None, Some(ql.record())),
+    };
+    super::training_args::run_stage(&Stage { pairs, cfg }, &output, &a.model, &a.training, &peers)
 }

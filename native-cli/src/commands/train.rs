@@ -2,18 +2,14 @@
 //! dense retriever, with LoRA in the reference implementation's recipe (`--lora`). The flags it
 //! shares with `llmql ql-train` live in [`super::training_args`].
 use super::input_settings::{self, EncoderArgs, LengthArgs};
-use super::training_args::{CliStage, LoraArgs, ModelArgs, StageDefaults, TrainingArgs};
+use super::training_args::{CliStage, LoraArgs, ModelArgs, StageDefaults, StageOutput, TrainingArgs};
 use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use llmql_core::formats::TevatronExample;
-use llmql_core::model::DecoderModel;
-use llmql_core::train::data_parallel::Collective;
-use llmql_core::train::{
-    contrastive_train_parallel, ContrastiveConfig, TrainObserver, TrainRun, TrainSettings, Warmup,
-};
+use llmql_core::tokenizer::TextTokenizer;
+use llmql_core::train::{ContrastiveConfig, ContrastiveStage, TrainStage, Warmup};
 use llmql_core::trained_with::TrainedWith;
-use llmql_core::ModelSource;
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
@@ -54,39 +50,11 @@ pub struct TrainArgs {
 struct Stage {
     examples: Vec<TevatronExample>,
     cfg: ContrastiveConfig,
-    record: TrainedWith,
 }
 
 impl CliStage for Stage {
-    const NAME: &'static str = "train";
-    /// The retriever does not use lm_head; full fine-tuning keeps it so exports stay complete.
-    fn lm_head(&self, settings: &TrainSettings) -> bool {
-        settings.lora.is_none()
-    }
-    fn train<B: AutodiffBackend, C: Collective>(
-        &self,
-        model: DecoderModel<B>,
-        ckpt: &ModelSource,
-        run: &TrainRun<'_>,
-        observer: &mut dyn TrainObserver,
-        c: &C,
-    ) -> llmql_core::Result<DecoderModel<B>> {
-        contrastive_train_parallel(model, &ckpt.tokenizer, &self.examples, &self.cfg, run, observer, c)
-    }
-    fn save_final<B: AutodiffBackend>(
-        &self,
-        model: &DecoderModel<B>,
-        ckpt: &ModelSource,
-        out: &std::path::Path,
-    ) -> Result<()> {
-        let src = ckpt.source_files();
-        match &self.cfg.train.lora {
-            // A LoRA run's result is the PEFT adapter (merge it with `llmql merge-lora`).
-            Some(lc) => llmql_core::lora::save_adapter(model, lc, &src.name, out)?,
-            None => crate::output::save_final_model(model, &src, out, self.cfg.train.save_dtype)?,
-        }
-        self.record.write(out)?;
-        Ok(())
+    fn core<'a, B: AutodiffBackend>(&'a self, tok: &'a TextTokenizer) -> impl TrainStage<B> + 'a {
+        ContrastiveStage::new(tok, &self.examples, &self.cfg)
     }
 }
 
@@ -118,6 +86,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     super::training_args::validate(&cfg.train, cfg.validate())?;
     let examples = super::training_args::read_train_data(&a.training.train_data)?;
-    let stage = Stage { examples, cfg, record: TrainedWith::new("train", Some(enc.record()), None) };
-    super::training_args::run_stage(&stage, &a.model, &a.training, &peers, &stage.cfg.train)
+    let output =
+        StageOutput { name: "train", causal_lm: false, record: TrainedWith::new("train", Some(enc.record()), None) };
+    super::training_args::run_stage(&Stage { examples, cfg }, &output, &a.model, &a.training, &peers)
 }

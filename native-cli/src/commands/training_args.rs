@@ -11,8 +11,10 @@ use clap::Args;
 use llmql_backends::AutodiffTask;
 use llmql_core::lora::{AdapterLayout, LoraConfig};
 use llmql_core::model::DecoderModel;
+use llmql_core::tokenizer::TextTokenizer;
 use llmql_core::train::data_parallel::Collective;
-use llmql_core::train::{InvalidSetting, TrainObserver, TrainRun, TrainSettings};
+use llmql_core::train::{train, InvalidSetting, TrainRun, TrainSettings, TrainStage};
+use llmql_core::trained_with::TrainedWith;
 use llmql_core::weights::StoredDtype;
 use llmql_core::ModelSource;
 use std::path::PathBuf;
@@ -220,35 +222,53 @@ pub fn validate(settings: &TrainSettings, stage: Result<(), InvalidSetting>) -> 
     stage.map_err(flag)
 }
 
-/// What differs between `ql-train` and `train` once the flags are read.
+/// What differs between `ql-train` and `train` once the flags are read: the stage as core's shared
+/// loop runs it (`llmql_core::train::train`).
 pub trait CliStage: Sync {
+    fn core<'a, B: AutodiffBackend>(&'a self, tok: &'a TextTokenizer) -> impl TrainStage<B> + 'a;
+}
+
+/// How a stage's result is written.
+pub struct StageOutput {
     /// The command (progress bar label).
-    const NAME: &'static str;
-    /// Whether the model is loaded with its `lm_head`.
-    fn lm_head(&self, settings: &TrainSettings) -> bool;
-    /// Runs the stage's training loop as one peer of `c`.
-    fn train<B: AutodiffBackend, C: Collective>(
-        &self,
-        model: DecoderModel<B>,
-        ckpt: &ModelSource,
-        run: &TrainRun<'_>,
-        observer: &mut dyn TrainObserver,
-        c: &C,
-    ) -> llmql_core::Result<DecoderModel<B>>;
-    /// Writes the trained model (rank 0).
-    fn save_final<B: AutodiffBackend>(
+    pub name: &'static str,
+    /// Stage 1's product is a causal LM: a LoRA run keeps `lm_head` and writes the merged model
+    /// beside its adapter. Stage 2's LoRA product is the PEFT adapter alone (`llmql merge-lora`
+    /// merges it); full fine-tuning of either writes the model.
+    pub causal_lm: bool,
+    /// The settings the result records (`llmql.json`).
+    pub record: TrainedWith,
+}
+
+impl StageOutput {
+    /// Writes the trained model (rank 0) into `out`, then its record.
+    fn save<B: AutodiffBackend>(
         &self,
         model: &DecoderModel<B>,
         ckpt: &ModelSource,
+        settings: &TrainSettings,
         out: &std::path::Path,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let src = ckpt.source_files();
+        match &settings.lora {
+            Some(lc) if !self.causal_lm => llmql_core::lora::save_adapter(model, lc, &src.name, out)?,
+            lora => {
+                crate::output::save_final_model(model, &src, out, settings.save_dtype)?;
+                if let Some(lc) = lora {
+                    llmql_core::lora::save_adapter(model, lc, &src.name, out)?;
+                }
+            }
+        }
+        self.record.write(out)?;
+        Ok(())
+    }
 }
 
 struct Task<'a, S: CliStage, C: Collective> {
     stage: &'a S,
+    output: &'a StageOutput,
     a: &'a TrainingArgs,
     ckpt: &'a ModelSource,
-    settings: &'a TrainSettings,
     dtype: DType,
     collective: C,
 }
@@ -257,11 +277,14 @@ impl<S: CliStage, C: Collective> AutodiffTask for Task<'_, S, C> {
     type Output = Result<()>;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
         let rank = self.collective.rank();
-        let lora = self.settings.lora.as_ref();
-        let load = super::training_load(self.dtype, lora.is_some(), self.stage.lm_head(self.settings));
+        let mut stage = self.stage.core::<B>(&self.ckpt.tokenizer);
+        let settings = stage.settings().clone();
+        let lora = settings.lora.as_ref();
+        let lm_head = self.output.causal_lm || lora.is_none();
+        let load = super::training_load(self.dtype, lora.is_some(), lm_head);
         let mut model = self.ckpt.load_model::<B>(load, &device)?;
         if let Some(lc) = lora {
-            model = llmql_core::lora::attach_lora(model, lc, self.settings.seed)?;
+            model = llmql_core::lora::attach_lora(model, lc, settings.seed)?;
         }
         // Test hook: one peer fails while the others go on to their first all-reduce.
         if std::env::var("LLMQL_TEST_FAIL_RANK").ok().and_then(|v| v.parse::<usize>().ok()) == Some(rank) {
@@ -271,13 +294,13 @@ impl<S: CliStage, C: Collective> AutodiffTask for Task<'_, S, C> {
         let run = TrainRun { source: &source, out: &self.a.output_dir, resume: self.a.resume };
         if rank != 0 {
             // Peers train in lockstep; rank 0 reports and saves.
-            self.stage.train(model, self.ckpt, &run, &mut llmql_core::train::Quiet, &self.collective)?;
+            train(model, &mut stage, &run, &mut llmql_core::train::Quiet, &self.collective)?;
             return Ok(());
         }
-        let mut obs = crate::progress::TrainProgress::new(S::NAME);
-        let model = self.stage.train(model, self.ckpt, &run, &mut obs, &self.collective)?;
+        let mut obs = crate::progress::TrainProgress::new(self.output.name);
+        let model = train(model, &mut stage, &run, &mut obs, &self.collective)?;
         obs.pb.finish_and_clear();
-        self.stage.save_final(&model, self.ckpt, &self.a.output_dir)?;
+        self.output.save(&model, self.ckpt, &settings, &self.a.output_dir)?;
         tracing::info!("wrote {}", self.a.output_dir.display());
         Ok(())
     }
@@ -297,22 +320,22 @@ impl TrainingArgs {
     }
 }
 
-/// Opens the model and runs `stage` on one device or data-parallel on several, with `settings`
-/// already validated.
+/// Opens the model and runs `stage` (its settings already validated) on one device or
+/// data-parallel on several, then writes `output`.
 pub fn run_stage<S: CliStage>(
     stage: &S,
+    output: &StageOutput,
     m: &ModelArgs,
     a: &TrainingArgs,
     peers: &Peers,
-    settings: &TrainSettings,
 ) -> Result<()> {
     let dtype = m.dtype()?;
     let ckpt = ModelSource::open(&m.model).context("loading the base model")?;
     super::run_peers(&peers.devices, peers.multi_node.as_ref(), a.op_checkpointing, |collective| Task {
         stage,
+        output,
         a,
         ckpt: &ckpt,
-        settings,
         dtype,
         collective,
     })

@@ -3,7 +3,7 @@
 //! compared side by side (`scripts/bench-cpu.sh` runs them all and prints one table).
 //!
 //! - `encode`: [`llmql_core::Encoder::embed_all`], as `llmql encode` runs it;
-//! - `ql-train` / `train`: the real training loops (`ql_train_parallel`, `contrastive_train_parallel`)
+//! - `ql-train` / `train`: the real training loops (`QlStage`, `ContrastiveStage` in `llmql_core::train::train`)
 //!   with intermediate saves off; the timer reads the loop's own step callbacks, so the warm-up step
 //!   and the final save are not timed; `--dump-batches` writes the token ids of every step for the
 //!   PyTorch side to train on the same batches;
@@ -21,10 +21,61 @@ mod serve;
 mod train;
 
 use anyhow::Result;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use llmql_core::train::checkpoint::LogEntry;
-use llmql_core::train::{BatchInputs, TrainObserver};
+use llmql_core::train::{BatchInputs, TrainObserver, TrainSettings, Warmup};
+use llmql_core::weights::StoredDtype;
+use std::path::PathBuf;
 use std::time::Instant;
+
+/// The flags both training benchmarks share (each adds its stage's own).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct BenchRunArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Tevatron jsonl, read as `llmql train` / `llmql ql-train` read --train-data.
+    #[arg(long)]
+    pub train_data: PathBuf,
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    /// Compute dtype: f32 | bf16 | f16 (LoRA adapters stay f32).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Gradient checkpointing per decoder layer (as the training commands' --gradient-checkpointing).
+    #[arg(long)]
+    pub gradient_checkpointing: bool,
+    /// Burn's op-level recomputation (as the training commands' --op-checkpointing).
+    #[arg(long)]
+    pub op_checkpointing: bool,
+    /// Write every step's token ids as JSON lines, for the PyTorch script's --batches.
+    #[arg(long)]
+    pub dump_batches: Option<PathBuf>,
+}
+
+impl BenchRunArgs {
+    /// The settings of a benchmark run on top of the stage's own (`base`): `steps` timed steps after
+    /// one warm-up step, no intermediate saves, the full learning rate from the first update (as the
+    /// PyTorch side's constant one).
+    pub fn settings(&self, steps: usize, learning_rate: f64, batch_size: usize, base: TrainSettings) -> TrainSettings {
+        TrainSettings {
+            learning_rate,
+            max_steps: Some(steps + 1),
+            per_device_train_batch_size: batch_size,
+            warmup: Warmup::Steps(0),
+            max_grad_norm: (self.max_grad_norm > 0.0).then_some(self.max_grad_norm),
+            seed: self.seed,
+            logging_steps: 1,
+            save_steps: 0,
+            save_dtype: StoredDtype::F32,
+            grad_checkpoint: self.gradient_checkpointing,
+            ..base
+        }
+    }
+}
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
