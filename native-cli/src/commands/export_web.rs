@@ -15,7 +15,7 @@
 //! `llmql_core::output::replace_dir` (an existing folder only when llmql wrote it). The manifest
 //! names no local path: only the files' names inside the folder and the base names of the sources.
 use super::encode::EncodeArgs;
-use super::input_settings::{self, EncoderArgs, LengthArgs};
+use super::input_settings::{self, EncoderArgs, EncodingModelArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use llmql_core::model::LoadOptions;
@@ -25,13 +25,10 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Clone)]
 pub struct ExportWebArgs {
-    /// Model: HF folder, .gguf file or hub id (default with --quickstart: DIR/ql).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// PEFT LoRA adapter on top of --model: a folder or a hub id org/name, in either PEFT layout
-    /// (AutoModel/Tevatron or causal LM); shipped as it is (default with --quickstart: DIR/dense).
-    #[arg(long)]
-    pub adapter: Option<PathBuf>,
+    /// The model and the adapter (shipped as it is, unless --merge), and how the page encodes
+    /// queries and this command the corpus.
+    #[command(flatten)]
+    pub model: EncodingModelArgs,
     /// Corpus: a BEIR folder with corpus.jsonl, or a JSON lines file (`_id`, `text`, optional
     /// `title`). Default with --quickstart: DIR/collection.
     #[arg(long)]
@@ -49,12 +46,6 @@ pub struct ExportWebArgs {
     /// Merge the adapter into the exported weights instead of shipping it beside them.
     #[arg(long)]
     pub merge: bool,
-    /// How the page encodes queries and this command the corpus (as `llmql encode`).
-    #[command(flatten)]
-    pub encoder: EncoderArgs,
-    /// The page's query length limit and the corpus's passage length limit.
-    #[command(flatten)]
-    pub lengths: LengthArgs,
     /// Device for encoding the corpus: flex | cpu | wgpu | cuda | cuda:N.
     #[arg(long, default_value = "flex")]
     pub device: String,
@@ -70,12 +61,12 @@ struct Resolved {
 
 fn resolve(a: &ExportWebArgs) -> Result<Resolved> {
     let q = a.quickstart.as_deref();
-    let model = match (&a.model, q) {
+    let model = match (&a.model.model, q) {
         (Some(m), _) => m.clone(),
         (None, Some(q)) => q.join("ql"),
         (None, None) => bail!("--model is required (or --quickstart DIR for a quickstart's trained model)"),
     };
-    let adapter = match (&a.adapter, q) {
+    let adapter = match (&a.model.adapter, q) {
         (Some(x), _) => Some(llmql_core::lora::resolve_adapter_dir(x)?),
         (None, Some(q)) if q.join("dense/adapter_config.json").exists() => Some(q.join("dense")),
         _ => None,
@@ -155,8 +146,8 @@ fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) 
     let sources = input_settings::trained_with(&r.model, r.adapter.as_deref())?;
     let enc = input_settings::resolve_encoder(
         "export-web",
-        &a.encoder,
-        &a.lengths,
+        &a.model.encoder,
+        &a.model.lengths,
         &input_settings::encoder_sources(&sources),
     )?;
     let device: llmql_backends::DeviceSpec = "flex".parse()?;
@@ -225,11 +216,11 @@ fn export_into(a: &ExportWebArgs, r: &Resolved, dtype: StoredDtype, tmp: &Path) 
             "weights": ["model/model.safetensors"],
             "weights_dtype": a.weights_dtype,
             "adapter": adapter_dir.as_ref().map(|_| serde_json::json!({
-                "name": a.adapter.as_deref().or(r.adapter.as_deref()).map(display_name),
+                "name": a.model.adapter.as_deref().or(r.adapter.as_deref()).map(display_name),
                 "config": "adapter/adapter_config.json",
                 "weights": "adapter/adapter_model.safetensors",
             })),
-            "adapter_merged": if merged { a.adapter.as_deref().or(r.adapter.as_deref()).map(display_name) } else { None },
+            "adapter_merged": if merged { a.model.adapter.as_deref().or(r.adapter.as_deref()).map(display_name) } else { None },
         },
         "encoder": {
             "template": enc.template.name(),

@@ -14,7 +14,7 @@ use llmql_core::pooling::Pooling;
 use llmql_core::trained_with::{EncoderRecord, QlRecord, TrainedWith};
 use llmql_core::truncation::Truncation;
 use llmql_core::{defaults, EncoderOptions, Kind, Template};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The dense encoder's template, truncation, pooling and normalisation.
 #[derive(Args, Debug, Clone, Default)]
@@ -47,6 +47,26 @@ pub struct LengthArgs {
     /// Maximum passage tokens, the appended EOS included. Default: as trained, else 192.
     #[arg(long)]
     pub passage_max_len: Option<usize>,
+}
+
+/// The model `serve` and `export-web` encode with (either can take it from elsewhere: a quickstart
+/// folder, an index), its adapter, and the encoder's settings.
+#[derive(Args, Debug, Clone, Default)]
+pub struct EncodingModelArgs {
+    /// Model: HF folder, .gguf file or hub id. Default with --quickstart DIR: its stage-1 model
+    /// (DIR/ql); for `serve`, else the model the index was encoded with (with its adapter).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// PEFT LoRA adapter on top of --model: a folder or a hub id org/name, in either PEFT layout
+    /// (AutoModel/Tevatron or causal LM). Default with --quickstart DIR: DIR/dense.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Template, truncation, pooling, normalisation (as `llmql encode`).
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+    /// Length limits of queries and of passages.
+    #[command(flatten)]
+    pub lengths: LengthArgs,
 }
 
 /// Query likelihood's length limits (stage 1 and QL ranking) and truncation.

@@ -2,7 +2,7 @@
 //! Corruption) on Tevatron jsonl (`query` and `positive_passages` are used). The flags it shares
 //! with `llmql train` live in [`super::training_args`].
 use super::input_settings::{self, QlLengthArgs};
-use super::training_args::{CliStage, LoraArgs, ModelArgs, StageDefaults, StageOutput, TrainingArgs};
+use super::training_args::{CliStage, StageArgs, StageData, StageDefaults, StageOutput};
 use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
@@ -14,12 +14,9 @@ use llmql_core::trained_with::TrainedWith;
 
 #[derive(Args, Debug, Clone)]
 pub struct QlTrainArgs {
+    /// The model, the run and LoRA (as the other training command).
     #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub training: TrainingArgs,
-    #[command(flatten)]
-    pub lora: LoraArgs,
+    pub common: StageArgs,
     /// Fraction of q2d examples (0 = only d2q, the reference implementation's setting; 0.5 = fair mix).
     #[arg(long, default_value_t = 0.0)]
     pub q2d_ratio: f64,
@@ -51,15 +48,9 @@ pub struct QlTrainArgs {
     pub warmup_ratio: f64,
 }
 
-/// Stage 1 with its pairs, as the shared command code runs it.
-struct Stage {
-    pairs: Vec<QlPair>,
-    cfg: QlTrainConfig,
-}
-
-impl CliStage for Stage {
+impl CliStage for StageData<QlPair, QlTrainConfig> {
     fn core<'a, B: AutodiffBackend>(&'a self, tok: &'a TextTokenizer) -> impl TrainStage<B> + 'a {
-        QlStage::new(tok, &self.pairs, &self.cfg)
+        QlStage::new(tok, &self.items, &self.cfg)
     }
 }
 
@@ -80,7 +71,7 @@ pub fn read_pairs(files: &[std::path::PathBuf]) -> Result<Vec<QlPair>> {
 }
 
 pub fn run(a: QlTrainArgs) -> Result<()> {
-    let peers = a.training.peers()?;
+    let peers = a.common.training.peers()?;
     let q2d_ratio = match a.rand_num {
         Some(r) if r <= 0.0 => 0.5,
         Some(r) if r <= 0.5 => 0.0,
@@ -96,7 +87,7 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
         adapter_layout: llmql_core::lora::AdapterLayout::CausalLm,
     };
     let loss_on: LossOn = a.loss_on.parse().map_err(anyhow::Error::msg)?;
-    let sources = input_settings::trained_with(&a.model.model, None)?;
+    let sources = input_settings::trained_with(&a.common.model.model, None)?;
     let ql = input_settings::resolve_ql("ql-train", &a.lengths, &sources)?;
     let cfg = QlTrainConfig {
         q2d_ratio,
@@ -106,14 +97,14 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
         truncation: ql.truncation,
         loss_on,
         attention_stop: !a.no_attention_stop,
-        train: a.training.settings(stage, &a.lora, a.model.dtype()?),
+        train: a.common.settings(stage)?,
     };
     super::training_args::validate(&cfg.train, cfg.validate())?;
-    let pairs = read_pairs(&a.training.train_data)?;
+    let pairs = read_pairs(&a.common.training.train_data)?;
     let output = StageOutput {
         name: "ql-train",
         causal_lm: true,
         record: TrainedWith::new("ql-train", None, Some(ql.record())),
     };
-    super::training_args::run_stage(&Stage { pairs, cfg }, &output, &a.model, &a.training, &peers)
+    super::training_args::run_stage(&StageData { items: pairs, cfg }, &output, &a.common, &peers)
 }

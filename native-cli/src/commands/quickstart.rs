@@ -359,6 +359,32 @@ impl Pipeline {
         argv!["--device", self.a.device, "--dtype", self.a.dtype]
     }
 
+    /// A training stage's run flags: a checkpoint every `save_steps` (only the newest kept), a log
+    /// line every 5 steps, the seed, and resume (an interrupted quickstart continues its stage).
+    fn run_flags(&self, save_steps: usize) -> Vec<String> {
+        argv![
+            "--save-steps",
+            save_steps,
+            "--save-total-limit",
+            "1",
+            "--logging-steps",
+            "5",
+            "--seed",
+            self.a.seed,
+            "--resume"
+        ]
+    }
+
+    /// Query likelihood's length limits: the quickstart's passage and query limits.
+    fn ql_length_flags(&self) -> Vec<String> {
+        argv!["--p-max-len", self.a.passage_max_len, "--q-max-len", self.a.query_max_len]
+    }
+
+    /// LoRA adapters of rank `r` (alpha 2r, as the reference's 32/64).
+    fn lora_flags(r: usize) -> Vec<String> {
+        argv!["--lora", "--lora-r", r, "--lora-alpha", 2 * r]
+    }
+
     fn truncation_flags(&self) -> Vec<String> {
         argv!["--truncation", self.a.truncation.truncation.unwrap_or(llmql_core::defaults::TRUNCATION).name()]
     }
@@ -458,15 +484,12 @@ impl Pipeline {
             self.path(run).display(),
             "--depth",
             self.a.rerank_depth,
-            "--p-max-len",
-            self.a.passage_max_len,
-            "--q-max-len",
-            self.a.query_max_len,
             "--attention",
             attention,
             "--output",
             self.path(out).display()
         ];
+        args.extend(self.ql_length_flags());
         args.extend(self.truncation_flags());
         args.extend(self.common_model_flags());
         self.llmql(&args)
@@ -721,27 +744,16 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
                     "--loss-on",
                     a.ql_loss_on,
                     "--mask-probability",
-                    a.mask_probability,
-                    "--p-max-len",
-                    a.passage_max_len,
-                    "--q-max-len",
-                    a.query_max_len,
-                    "--save-steps",
-                    "20",
-                    "--save-total-limit",
-                    "1",
-                    "--logging-steps",
-                    "5",
-                    "--seed",
-                    a.seed,
-                    "--resume"
+                    a.mask_probability
                 ];
+                args.extend(p.ql_length_flags());
+                args.extend(p.run_flags(20));
                 if a.no_attention_stop {
                     args.extend(argv!["--no-attention-stop"]);
                 }
                 args.extend(p.truncation_flags());
                 if a.ql_lora_r > 0 {
-                    args.extend(argv!["--lora", "--lora-r", a.ql_lora_r, "--lora-alpha", 2 * a.ql_lora_r]);
+                    args.extend(Pipeline::lora_flags(a.ql_lora_r));
                 }
                 args.extend(p.common_model_flags());
                 p.llmql(&args)
@@ -871,11 +883,6 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
                 train_data_arg,
                 "--output-dir",
                 p.path("dense").display(),
-                "--lora",
-                "--lora-r",
-                a.lora_r,
-                "--lora-alpha",
-                (2 * a.lora_r),
                 "--max-steps",
                 a.train_steps,
                 "--warmup-steps",
@@ -891,17 +898,10 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
                 "--query-max-len",
                 a.query_max_len,
                 "--passage-max-len",
-                a.passage_max_len,
-                "--save-steps",
-                "10",
-                "--save-total-limit",
-                "1",
-                "--logging-steps",
-                "5",
-                "--seed",
-                a.seed,
-                "--resume"
+                a.passage_max_len
             ];
+            args.extend(Pipeline::lora_flags(a.lora_r));
+            args.extend(p.run_flags(10));
             args.extend(p.truncation_flags());
             args.extend(p.common_model_flags());
             p.llmql(&args)

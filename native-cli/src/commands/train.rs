@@ -2,7 +2,7 @@
 //! dense retriever, with LoRA in the reference implementation's recipe (`--lora`). The flags it
 //! shares with `llmql ql-train` live in [`super::training_args`].
 use super::input_settings::{self, EncoderArgs, LengthArgs};
-use super::training_args::{CliStage, LoraArgs, ModelArgs, StageDefaults, StageOutput, TrainingArgs};
+use super::training_args::{CliStage, StageArgs, StageData, StageDefaults, StageOutput};
 use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
@@ -13,12 +13,9 @@ use llmql_core::trained_with::TrainedWith;
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
+    /// The model, the run and LoRA (as the other training command).
     #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub training: TrainingArgs,
-    #[command(flatten)]
-    pub lora: LoraArgs,
+    pub common: StageArgs,
     /// Template, truncation, pooling, normalisation (as `llmql encode`; recorded in the output's
     /// llmql.json, which `encode`, `serve` and `export-web` follow).
     #[command(flatten)]
@@ -46,20 +43,14 @@ pub struct TrainArgs {
     pub overwrite_output_dir: bool,
 }
 
-/// Stage 2 with its examples, as the shared command code runs it.
-struct Stage {
-    examples: Vec<TevatronExample>,
-    cfg: ContrastiveConfig,
-}
-
-impl CliStage for Stage {
+impl CliStage for StageData<TevatronExample, ContrastiveConfig> {
     fn core<'a, B: AutodiffBackend>(&'a self, tok: &'a TextTokenizer) -> impl TrainStage<B> + 'a {
-        ContrastiveStage::new(tok, &self.examples, &self.cfg)
+        ContrastiveStage::new(tok, &self.items, &self.cfg)
     }
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    let peers = a.training.peers()?;
+    let peers = a.common.training.peers()?;
     let stage = StageDefaults {
         learning_rate: a.learning_rate,
         num_train_epochs: a.num_train_epochs,
@@ -70,7 +61,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     // The base model's own record counts (a stage-2 model trained further); a stage-1 model
     // records only query likelihood's lengths.
-    let sources = input_settings::trained_with(&a.model.model, None)?;
+    let sources = input_settings::trained_with(&a.common.model.model, None)?;
     let enc =
         input_settings::resolve_encoder("train", &a.encoder, &a.lengths, &input_settings::encoder_sources(&sources))?;
     let cfg = ContrastiveConfig {
@@ -82,11 +73,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         query_max_len: enc.query_max_len,
         passage_max_len: enc.passage_max_len,
         truncation: enc.truncation,
-        train: a.training.settings(stage, &a.lora, a.model.dtype()?),
+        train: a.common.settings(stage)?,
     };
     super::training_args::validate(&cfg.train, cfg.validate())?;
-    let examples = super::training_args::read_train_data(&a.training.train_data)?;
+    let examples = super::training_args::read_train_data(&a.common.training.train_data)?;
     let output =
         StageOutput { name: "train", causal_lm: false, record: TrainedWith::new("train", Some(enc.record()), None) };
-    super::training_args::run_stage(&Stage { examples, cfg }, &output, &a.model, &a.training, &peers)
+    super::training_args::run_stage(&StageData { items: examples, cfg }, &output, &a.common, &peers)
 }

@@ -105,6 +105,24 @@ pub struct TrainingArgs {
     pub multi_node: super::MultiNodeArgs,
 }
 
+/// Every flag `ql-train` and `train` share: the model, the run, LoRA.
+#[derive(Args, Debug, Clone)]
+pub struct StageArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub training: TrainingArgs,
+    #[command(flatten)]
+    pub lora: LoraArgs,
+}
+
+impl StageArgs {
+    /// The shared training settings from these flags and the stage's defaults.
+    pub fn settings(&self, stage: StageDefaults) -> Result<TrainSettings> {
+        Ok(self.training.settings(stage, &self.lora, self.model.dtype()?))
+    }
+}
+
 /// LoRA adapters instead of full fine-tuning.
 #[derive(Args, Debug, Clone)]
 pub struct LoraArgs {
@@ -228,6 +246,12 @@ pub trait CliStage: Sync {
     fn core<'a, B: AutodiffBackend>(&'a self, tok: &'a TextTokenizer) -> impl TrainStage<B> + 'a;
 }
 
+/// A stage's training data and settings, as the shared command code runs them.
+pub struct StageData<T, Cfg> {
+    pub items: Vec<T>,
+    pub cfg: Cfg,
+}
+
 /// How a stage's result is written.
 pub struct StageOutput {
     /// The command (progress bar label).
@@ -322,13 +346,8 @@ impl TrainingArgs {
 
 /// Opens the model and runs `stage` (its settings already validated) on one device or
 /// data-parallel on several, then writes `output`.
-pub fn run_stage<S: CliStage>(
-    stage: &S,
-    output: &StageOutput,
-    m: &ModelArgs,
-    a: &TrainingArgs,
-    peers: &Peers,
-) -> Result<()> {
+pub fn run_stage<S: CliStage>(stage: &S, output: &StageOutput, args: &StageArgs, peers: &Peers) -> Result<()> {
+    let (m, a) = (&args.model, &args.training);
     let dtype = m.dtype()?;
     let ckpt = ModelSource::open(&m.model).context("loading the base model")?;
     super::run_peers(&peers.devices, peers.multi_node.as_ref(), a.op_checkpointing, |collective| Task {

@@ -14,7 +14,7 @@ mod metrics;
 mod routes;
 
 use super::index::EfSearchArgs;
-use super::input_settings::{self, EncoderArgs, EncoderSettings, LengthArgs, Source};
+use super::input_settings::{self, EncoderSettings, EncodingModelArgs, Source};
 use anyhow::{bail, Context, Result};
 use batcher::{BatchLimits, ModelWorker};
 use clap::Args;
@@ -35,22 +35,11 @@ use std::time::Duration;
 /// `meta.json`), so queries and passages meet in the same space.
 #[derive(Args, Debug, Clone)]
 pub struct ServeModelArgs {
-    /// Model: HF folder, .gguf file or hub id. Default: the model the index was encoded with
-    /// (with its adapter), as recorded in the index.
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// A PEFT LoRA adapter folder applied on top of --model.
-    #[arg(long)]
-    pub adapter: Option<PathBuf>,
-    /// Template, truncation, pooling, normalisation (as `llmql encode`). Default: what the index's
-    /// corpus was encoded with, else what the adapter or model was trained with (llmql.json), else
-    /// `llmql encode`'s defaults.
+    /// The model, its adapter, and the encoder's settings. Where a setting is not given: what the
+    /// index's corpus was encoded with, else what the adapter or model was trained with
+    /// (llmql.json), else `llmql encode`'s defaults.
     #[command(flatten)]
-    pub encoder: EncoderArgs,
-    /// Length limits of queries and of passages (`llmql_kind: passage`); the same order of defaults
-    /// (the index's records the passages').
-    #[command(flatten)]
-    pub lengths: LengthArgs,
+    pub encoding: EncodingModelArgs,
     /// flex | cpu | wgpu | wgpu:N | cuda | cuda:N
     #[arg(long, default_value = "flex")]
     pub device: String,
@@ -173,7 +162,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
         None => None,
     };
     let enc = index.as_ref().map(|i| i.meta.encoder.clone()).unwrap_or(Value::Null);
-    let m = &a.model;
+    let m = &a.model.encoding;
+    let (device, dtype) = (&a.model.device, &a.model.dtype);
     // The model: given, else the one the index was encoded with (and then its adapter too).
     let (model, adapter) = match (&m.model, qs) {
         (Some(p), _) => (p.clone(), m.adapter.clone()),
@@ -217,8 +207,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
     if let Some(p) = meta_str(&enc, "model").filter(|p| Path::new(p) != model) {
         tracing::warn!("the index was encoded with model {p}, serving {}", model.display());
     }
-    let device: DeviceSpec = m.device.parse()?;
-    let dtype = super::parse_dtype(&m.dtype)?;
+    let device: DeviceSpec = device.parse()?;
+    let dtype = super::parse_dtype(dtype)?;
     let passages_file = a.passages.clone().or_else(|| qs.map(|q| q.join("collection/corpus.jsonl")));
     let passages = match &passages_file {
         Some(p) => load_passages(p)?,
