@@ -245,15 +245,22 @@ struct Pipeline {
     keys: std::collections::HashMap<String, String>,
 }
 
-/// A stage: what it is called, which stages it builds on, the settings that decide its outputs,
-/// and the outputs (files or folders under the quickstart's folder) to remove before it reruns.
+/// A stage of the quickstart, as a value: what it is called, which stages it builds on, the
+/// settings that decide its outputs (with its dependencies' keys, how it is resumed or rerun), the
+/// outputs (files or folders under the quickstart's folder) to remove before it reruns, whether
+/// this run has it, and what it runs.
 struct Stage<'a> {
     name: &'a str,
     title: &'a str,
     after: &'a [&'a str],
     settings: serde_json::Value,
     outputs: &'a [&'a str],
+    when: bool,
+    run: StageBody<'a>,
 }
+
+/// What a stage runs (it reads and writes through the pipeline).
+type StageBody<'a> = Box<dyn Fn(&Pipeline) -> Result<()> + 'a>;
 
 /// A stable hash (FNV-1a, 64 bits) as hex.
 fn fnv_hex(s: &str) -> String {
@@ -298,7 +305,7 @@ impl Pipeline {
     /// Runs a stage unless its marker holds the same key (then it is skipped); records its time.
     /// A stage whose settings (or whose earlier stages') changed since it ran, or since a run of it
     /// was interrupted, starts over: its outputs are removed first.
-    fn stage(&mut self, st: Stage, body: impl FnOnce(&Self) -> Result<()>) -> Result<()> {
+    fn stage(&mut self, st: Stage) -> Result<()> {
         let mut keyed = st.settings.to_string();
         for dep in st.after {
             keyed.push_str(&format!("|{dep}={}", self.keys.get(*dep).map_or("-", String::as_str)));
@@ -345,7 +352,7 @@ impl Pipeline {
         record(&started, None)?;
         eprintln!("\n== {title}");
         let start = Instant::now();
-        body(self).with_context(|| format!("stage `{name}` ({title})"))?;
+        (st.run)(self).with_context(|| format!("stage `{name}` ({title})"))?;
         let secs = start.elapsed().as_secs_f64();
         record(&marker, Some(secs))?;
         let _ = std::fs::remove_file(&started);
@@ -493,6 +500,25 @@ impl Pipeline {
         args.extend(self.truncation_flags());
         args.extend(self.common_model_flags());
         self.llmql(&args)
+    }
+
+    /// Stage 2's training data (`--train-data`): the judged queries' examples, and the generated
+    /// ones where the synthetic stage wrote any, the judged repeated so that they make about
+    /// --judged-share of the examples.
+    fn stage2_data(&self) -> String {
+        let mut train_data = vec![self.path("data/train-negatives.jsonl")];
+        if self.path("data/synthetic-negatives.jsonl").exists() {
+            let judged = self.count_queries("data/train-negatives.jsonl");
+            let generated = self.count_queries("data/synthetic-negatives.jsonl");
+            if let Some(share) = self.a.judged_share.filter(|_| judged > 0) {
+                let want = share / (1.0 - share) * generated as f64;
+                let repeats = ((want / judged as f64).round() as usize).max(1);
+                eprintln!("quickstart: {judged} judged training queries x {repeats} with {generated} generated (--judged-share {share})");
+                train_data = vec![self.path("data/train-negatives.jsonl"); repeats];
+            }
+            train_data.push(self.path("data/synthetic-negatives.jsonl"));
+        }
+        train_data.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",")
     }
 
     /// The queries of `run` that `keep` holds, written to `out`.
@@ -651,16 +677,66 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
         "batch_size": a.batch_size,
     });
 
-    if !a.no_baselines {
-        p.stage(
-            Stage {
-                name: "bm25",
-                title: "BM25 baseline",
-                after: &[],
-                settings: collection.clone(),
-                outputs: &["runs/bm25.trec"],
-            },
-            |p| {
+    // What the stages read that is known before any of them runs.
+    let ql_model = if a.no_ql { model.clone() } else { p.path("ql") };
+    let ql_settings = json!({
+        "model": model_settings,
+        "steps": a.ql_steps,
+        "batch_size": a.ql_batch_size,
+        "learning_rate": a.ql_learning_rate(),
+        "loss_on": a.ql_loss_on,
+        "mask_probability": a.mask_probability,
+        "attention_stop": !a.no_attention_stop,
+        "lora_r": a.ql_lora_r,
+        "seed": a.seed,
+    });
+    let corpus_len = p.count_queries("collection/corpus.jsonl");
+    let n_synthetic = a.synthetic_queries.passages(corpus_len, p.count_queries("collection/queries-train.jsonl"));
+    if a.synthetic_queries == Synthetic::Auto {
+        eprintln!("quickstart: --synthetic-queries auto ({SYNTHETIC_AUTO_RULE}): {n_synthetic} passages");
+    }
+    let generator = a.synthetic_model.clone().unwrap_or_else(|| ql_model.clone());
+    let synthetic_settings = json!({
+        "model": model_settings,
+        // The stage-1 model is named, not its path: the key stays when the folder is copied.
+        "generator": a.synthetic_model.as_ref().map_or(if a.no_ql { "base model" } else { "stage-1 model" }.to_string(), |m| m.display().to_string()),
+        "passages": n_synthetic,
+        "attention": a.synthetic_attention,
+        "sampling": a.synthetic_sampling,
+        "max_new_tokens": a.synthetic_max_new_tokens.min(a.query_max_len),
+        "filter_top_k": a.synthetic_filter_top_k,
+        "seed": a.seed,
+    });
+    let contrastive_settings = json!({
+        "model": model_settings,
+        "base": if a.no_ql { "base model" } else { "stage-1 model" },
+        "steps": a.train_steps,
+        "batch_size": a.train_batch_size,
+        "group_size": a.train_group_size,
+        "learning_rate": a.train_learning_rate,
+        "temperature": a.temperature,
+        "lora_r": a.lora_r,
+        "seed": a.seed,
+        "synthetic": n_synthetic,
+        "judged_share": a.judged_share,
+    });
+    let dense = p.path("dense");
+    let ids = |rel: &str| -> Result<std::collections::HashSet<String>> {
+        Ok(read_qrels(&p.path(rel))?.into_keys().collect())
+    };
+    let (dev_ids, test_ids) = (ids("collection/qrels/dev.tsv")?, ids("collection/qrels/test.tsv")?);
+    let choose = a.rerank_attention == "auto" && !dev_ids.is_empty();
+    // The quickstart, as a list of stages run in order (each skipped where its settings match a
+    // finished run of it: `Pipeline::stage`).
+    let stages: Vec<Stage> = vec![
+        Stage {
+            name: "bm25",
+            title: "BM25 baseline",
+            after: &[],
+            settings: collection.clone(),
+            outputs: &["runs/bm25.trec"],
+            when: !a.no_baselines,
+            run: Box::new(|p| {
                 p.llmql(&argv![
                     "bm25",
                     "--corpus",
@@ -672,61 +748,43 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
                     "--output",
                     p.path("runs/bm25.trec").display()
                 ])
-            },
-        )?;
-        p.stage(
-            Stage {
-                name: "zero-shot",
-                title: "zero-shot dense retrieval (untrained model)",
-                after: &[],
-                settings: model_settings.clone(),
-                outputs: &["embeddings/zero-shot", "runs/zero-shot.trec"],
-            },
-            |p| p.encode_and_search(&model, None, "zero-shot", "queries-test.jsonl"),
-        )?;
-    }
-
-    // Training data: (query, positive) pairs for stage 1, with BM25 hard negatives for stage 2.
-    p.stage(
+            }),
+        },
+        Stage {
+            name: "zero-shot",
+            title: "zero-shot dense retrieval (untrained model)",
+            after: &[],
+            settings: model_settings.clone(),
+            outputs: &["embeddings/zero-shot", "runs/zero-shot.trec"],
+            when: !a.no_baselines,
+            run: Box::new(|p| p.encode_and_search(&model, None, "zero-shot", "queries-test.jsonl")),
+        },
+        // Training data: (query, positive) pairs for stage 1, with BM25 hard negatives for stage 2.
         Stage {
             name: "negatives",
             title: "BM25 hard negatives for the training queries",
             after: &[],
             settings: collection.clone(),
             outputs: &["runs/bm25-train.trec", "data/train-negatives.jsonl"],
+            when: true,
+            run: Box::new(|p| {
+                p.mine(
+                    &col.join("queries-train.jsonl"),
+                    &col.join("qrels/train.tsv"),
+                    "runs/bm25-train.trec",
+                    "data/train-negatives.jsonl",
+                )
+            }),
         },
-        |p| {
-            p.mine(
-                &col.join("queries-train.jsonl"),
-                &col.join("qrels/train.tsv"),
-                "runs/bm25-train.trec",
-                "data/train-negatives.jsonl",
-            )
-        },
-    )?;
-    // Stage 1: QL training on (training query, positive passage) pairs.
-    let ql_model = if a.no_ql { model.clone() } else { p.path("ql") };
-    if !a.no_ql {
-        let settings = json!({
-            "model": model_settings,
-            "steps": a.ql_steps,
-            "batch_size": a.ql_batch_size,
-            "learning_rate": a.ql_learning_rate(),
-            "loss_on": a.ql_loss_on,
-            "mask_probability": a.mask_probability,
-            "attention_stop": !a.no_attention_stop,
-            "lora_r": a.ql_lora_r,
-            "seed": a.seed,
-        });
-        p.stage(
-            Stage {
-                name: "ql",
-                title: "stage 1: QL training (Attention Stop + Input Corruption)",
-                after: &["negatives"],
-                settings,
-                outputs: &["ql"],
-            },
-            |p| {
+        // Stage 1: QL training on (training query, positive passage) pairs.
+        Stage {
+            name: "ql",
+            title: "stage 1: QL training (Attention Stop + Input Corruption)",
+            after: &["negatives"],
+            settings: ql_settings,
+            outputs: &["ql"],
+            when: !a.no_ql,
+            run: Box::new(|p| {
                 let mut args = argv![
                     "ql-train",
                     "--model",
@@ -757,44 +815,22 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
                 }
                 args.extend(p.common_model_flags());
                 p.llmql(&args)
-            },
-        )?;
-    }
-
-    // Synthetic training queries, written by the stage-1 model for the collection's passages.
-    let corpus_len = p.count_queries("collection/corpus.jsonl");
-    let n_synthetic = a.synthetic_queries.passages(corpus_len, p.count_queries("collection/queries-train.jsonl"));
-    if a.synthetic_queries == Synthetic::Auto {
-        eprintln!("quickstart: --synthetic-queries auto ({SYNTHETIC_AUTO_RULE}): {n_synthetic} passages");
-    }
-    let mut train_data = vec![p.path("data/train-negatives.jsonl")];
-    if n_synthetic > 0 {
-        let generator = a.synthetic_model.clone().unwrap_or_else(|| ql_model.clone());
-        let settings = json!({
-            "model": model_settings,
-            // The stage-1 model is named, not its path: the key stays when the folder is copied.
-            "generator": a.synthetic_model.as_ref().map_or(if a.no_ql { "base model" } else { "stage-1 model" }.to_string(), |m| m.display().to_string()),
-            "passages": n_synthetic,
-            "attention": a.synthetic_attention,
-            "sampling": a.synthetic_sampling,
-            "max_new_tokens": a.synthetic_max_new_tokens.min(a.query_max_len),
-            "filter_top_k": a.synthetic_filter_top_k,
-            "seed": a.seed,
-        });
-        p.stage(
-            Stage {
-                name: "synthetic",
-                title: "synthetic training queries (written by the stage-1 model, consistency-filtered)",
-                after: if a.no_ql || a.synthetic_model.is_some() { &[] } else { &["ql"] },
-                settings,
-                outputs: &[
-                    "data/synthetic-queries.jsonl",
-                    "data/synthetic-queries.qrels.tsv",
-                    "runs/bm25-synthetic.trec",
-                    "data/synthetic-negatives.jsonl",
-                ],
-            },
-            |p| {
+            }),
+        },
+        // Synthetic training queries, written by the stage-1 model for the collection's passages.
+        Stage {
+            name: "synthetic",
+            title: "synthetic training queries (written by the stage-1 model, consistency-filtered)",
+            after: if a.no_ql || a.synthetic_model.is_some() { &[] } else { &["ql"] },
+            settings: synthetic_settings,
+            outputs: &[
+                "data/synthetic-queries.jsonl",
+                "data/synthetic-queries.qrels.tsv",
+                "runs/bm25-synthetic.trec",
+                "data/synthetic-negatives.jsonl",
+            ],
+            when: n_synthetic > 0,
+            run: Box::new(|p| {
                 let mut args = argv![
                     "generate-queries",
                     "--model",
@@ -835,109 +871,72 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
                     "runs/bm25-synthetic.trec",
                     "data/synthetic-negatives.jsonl",
                 )
-            },
-        )?;
-        if p.path("data/synthetic-negatives.jsonl").exists() {
-            // Judged queries repeated so that they make about --judged-share of stage 2's examples.
-            let judged = p.count_queries("data/train-negatives.jsonl");
-            let generated = p.count_queries("data/synthetic-negatives.jsonl");
-            if let Some(share) = a.judged_share.filter(|_| judged > 0) {
-                let want = share / (1.0 - share) * generated as f64;
-                let repeats = ((want / judged as f64).round() as usize).max(1);
-                eprintln!("quickstart: {judged} judged training queries x {repeats} with {generated} generated (--judged-share {share})");
-                train_data = vec![p.path("data/train-negatives.jsonl"); repeats];
-            }
-            train_data.push(p.path("data/synthetic-negatives.jsonl"));
-        }
-    }
-
-    // Stage 2: contrastive LoRA training.
-    let settings = json!({
-        "model": model_settings,
-        "base": if a.no_ql { "base model" } else { "stage-1 model" },
-        "steps": a.train_steps,
-        "batch_size": a.train_batch_size,
-        "group_size": a.train_group_size,
-        "learning_rate": a.train_learning_rate,
-        "temperature": a.temperature,
-        "lora_r": a.lora_r,
-        "seed": a.seed,
-        "synthetic": n_synthetic,
-        "judged_share": a.judged_share,
-    });
-    let train_data_arg = train_data.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",");
-    p.stage(
+            }),
+        },
+        // Stage 2: contrastive LoRA training.
         Stage {
             name: "contrastive",
             title: "stage 2: contrastive LoRA training",
             after: &["negatives", "ql", "synthetic"],
-            settings,
+            settings: contrastive_settings,
             outputs: &["dense"],
+            when: true,
+            run: Box::new(|p| {
+                let train_data_arg = p.stage2_data();
+                let mut args = argv![
+                    "train",
+                    "--model",
+                    ql_model.display(),
+                    "--train-data",
+                    train_data_arg,
+                    "--output-dir",
+                    p.path("dense").display(),
+                    "--max-steps",
+                    a.train_steps,
+                    "--warmup-steps",
+                    (a.train_steps / 10),
+                    "--per-device-train-batch-size",
+                    a.train_batch_size,
+                    "--train-group-size",
+                    a.train_group_size,
+                    "--learning-rate",
+                    a.train_learning_rate,
+                    "--temperature",
+                    a.temperature,
+                    "--query-max-len",
+                    a.query_max_len,
+                    "--passage-max-len",
+                    a.passage_max_len
+                ];
+                args.extend(Pipeline::lora_flags(a.lora_r));
+                args.extend(p.run_flags(10));
+                args.extend(p.truncation_flags());
+                args.extend(p.common_model_flags());
+                p.llmql(&args)
+            }),
         },
-        |p| {
-            let mut args = argv![
-                "train",
-                "--model",
-                ql_model.display(),
-                "--train-data",
-                train_data_arg,
-                "--output-dir",
-                p.path("dense").display(),
-                "--max-steps",
-                a.train_steps,
-                "--warmup-steps",
-                (a.train_steps / 10),
-                "--per-device-train-batch-size",
-                a.train_batch_size,
-                "--train-group-size",
-                a.train_group_size,
-                "--learning-rate",
-                a.train_learning_rate,
-                "--temperature",
-                a.temperature,
-                "--query-max-len",
-                a.query_max_len,
-                "--passage-max-len",
-                a.passage_max_len
-            ];
-            args.extend(Pipeline::lora_flags(a.lora_r));
-            args.extend(p.run_flags(10));
-            args.extend(p.truncation_flags());
-            args.extend(p.common_model_flags());
-            p.llmql(&args)
-        },
-    )?;
-    let dense = p.path("dense");
-    p.stage(
         Stage {
             name: "dense",
             title: "LLM-QL dense retrieval (encode + search)",
             after: &["contrastive"],
             settings: model_settings.clone(),
             outputs: &["embeddings/llmql", "runs/llmql.trec"],
+            when: true,
+            run: Box::new(|p| p.encode_and_search(&ql_model, Some(&dense), "llmql", "queries-eval.jsonl")),
         },
-        |p| p.encode_and_search(&ql_model, Some(&dense), "llmql", "queries-eval.jsonl"),
-    )?;
-    if !a.no_rerank && !a.no_ql {
-        let ids = |rel: &str| -> Result<std::collections::HashSet<String>> {
-            Ok(read_qrels(&p.path(rel))?.into_keys().collect())
-        };
-        let (dev_ids, test_ids) = (ids("collection/qrels/dev.tsv")?, ids("collection/qrels/test.tsv")?);
-        let choose = a.rerank_attention == "auto" && !dev_ids.is_empty();
-        p.stage(
-            Stage {
-                name: "rerank",
-                title: "QL ranking of the dense top-k (stage-1 model)",
-                after: &["dense", "ql"],
-                settings: json!({"model": model_settings, "depth": a.rerank_depth, "attention": a.rerank_attention}),
-                outputs: &[
-                    "runs/llmql-ql.trec",
-                    "runs/llmql-ql.json",
-                    "runs/llmql-ql-dev-stop.trec",
-                    "runs/llmql-ql-dev-causal.trec",
-                ],
-            },
-            |p| {
+        Stage {
+            name: "rerank",
+            title: "QL ranking of the dense top-k (stage-1 model)",
+            after: &["dense", "ql"],
+            settings: json!({"model": model_settings, "depth": a.rerank_depth, "attention": a.rerank_attention}),
+            outputs: &[
+                "runs/llmql-ql.trec",
+                "runs/llmql-ql.json",
+                "runs/llmql-ql-dev-stop.trec",
+                "runs/llmql-ql-dev-causal.trec",
+            ],
+            when: !a.no_rerank && !a.no_ql,
+            run: Box::new(|p| {
                 if choose {
                     // Both attentions on the dev queries; the better one (nDCG@10) reranks the test queries.
                     p.split_run("runs/llmql.trec", &dev_ids, "runs/llmql-dev.trec")?;
@@ -972,33 +971,35 @@ pub fn run(a: QuickstartArgs, threads: Option<usize>) -> Result<()> {
                     p.rerank(&ql_model, "queries-eval.jsonl", "runs/llmql.trec", att, "runs/llmql-ql.trec")?;
                     write_json(&p.path("runs/llmql-ql.json"), &json!({"attention": att, "chosen_on": null}))
                 }
-            },
-        )?;
-        if p.dev_queries() > 0 {
-            p.stage(
-                Stage {
-                    name: "fuse",
-                    title: "dense + QL interpolation (weight chosen on the dev queries)",
-                    after: &["rerank"],
-                    settings: json!({}),
-                    outputs: &["runs/llmql-fused.trec", "runs/llmql-fused.json"],
-                },
-                |p| {
-                    p.llmql(&argv![
-                        "fuse",
-                        "--first",
-                        p.path("runs/llmql.trec").display(),
-                        "--second",
-                        p.path("runs/llmql-ql.trec").display(),
-                        "--tune-qrels",
-                        col.join("qrels/dev.tsv").display(),
-                        "--report",
-                        p.path("runs/llmql-fused.json").display(),
-                        "--output",
-                        p.path("runs/llmql-fused.trec").display()
-                    ])
-                },
-            )?;
+            }),
+        },
+        Stage {
+            name: "fuse",
+            title: "dense + QL interpolation (weight chosen on the dev queries)",
+            after: &["rerank"],
+            settings: json!({}),
+            outputs: &["runs/llmql-fused.trec", "runs/llmql-fused.json"],
+            when: !a.no_rerank && !a.no_ql && p.dev_queries() > 0,
+            run: Box::new(|p| {
+                p.llmql(&argv![
+                    "fuse",
+                    "--first",
+                    p.path("runs/llmql.trec").display(),
+                    "--second",
+                    p.path("runs/llmql-ql.trec").display(),
+                    "--tune-qrels",
+                    col.join("qrels/dev.tsv").display(),
+                    "--report",
+                    p.path("runs/llmql-fused.json").display(),
+                    "--output",
+                    p.path("runs/llmql-fused.trec").display()
+                ])
+            }),
+        },
+    ];
+    for st in stages {
+        if st.when {
+            p.stage(st)?;
         }
     }
     report(&p, &model, n_synthetic, total.elapsed().as_secs_f64())
