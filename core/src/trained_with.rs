@@ -5,7 +5,7 @@
 //! nothing (any hub checkpoint, a GGUF file) gets [`crate::defaults`].
 //!
 //! Each field is optional so that a partial source (an index's `meta.json`, an older record) fills
-//! only what it knows; [`EncoderRecord::or`] layers sources in the order a command trusts them.
+//! only what it knows; the CLI layers sources in the order a command trusts them, field by field.
 //! Neither Tevatron nor the reference records this (they rely on the user repeating the training
 //! command's lengths at encoding time); the file is ours, and PEFT ignores it.
 use crate::error::{Error, Result};
@@ -35,20 +35,6 @@ pub struct EncoderRecord {
     pub pooling: Option<Pooling>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalize: Option<bool>,
-}
-
-impl EncoderRecord {
-    /// Each field of `self`, else `other`'s.
-    pub fn or(self, other: EncoderRecord) -> EncoderRecord {
-        EncoderRecord {
-            template: self.template.or(other.template),
-            query_max_len: self.query_max_len.or(other.query_max_len),
-            passage_max_len: self.passage_max_len.or(other.passage_max_len),
-            truncation: self.truncation.or(other.truncation),
-            pooling: self.pooling.or(other.pooling),
-            normalize: self.normalize.or(other.normalize),
-        }
-    }
 }
 
 /// Query likelihood's length limits and truncation (stage 1).
@@ -122,7 +108,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_and_layering() {
+    fn round_trip() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(TrainedWith::read(dir.path()).unwrap(), None);
         let enc = EncoderRecord { query_max_len: Some(40), pooling: Some(Pooling::Mean), ..Default::default() };
@@ -131,12 +117,6 @@ mod tests {
         assert_eq!(TrainedWith::read(dir.path()).unwrap(), Some(rec));
         let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
         assert!(text.contains("\"pooling\": \"mean\"") && !text.contains("template"), "{text}");
-        let other = EncoderRecord { query_max_len: Some(64), passage_max_len: Some(100), ..Default::default() };
-        let both = enc.or(other);
-        assert_eq!(
-            (both.query_max_len, both.passage_max_len, both.pooling),
-            (Some(40), Some(100), Some(Pooling::Mean))
-        );
     }
 
     #[test]

@@ -129,9 +129,15 @@ pub fn trained_with(model: &Path, adapter: Option<&Path>) -> Result<Vec<Source<T
     Ok(out)
 }
 
+/// The part `part` picks of each record among `sources` that has it (its dense-encoder or its
+/// query-likelihood settings).
+fn parts<R>(sources: &[Source<TrainedWith>], part: impl Fn(&TrainedWith) -> Option<R>) -> Vec<Source<R>> {
+    sources.iter().filter_map(|s| part(&s.record).map(|record| Source { name: s.name.clone(), record })).collect()
+}
+
 /// The dense encoder's records among `sources`.
 pub fn encoder_sources(sources: &[Source<TrainedWith>]) -> Vec<Source<EncoderRecord>> {
-    sources.iter().filter_map(|s| s.record.encoder.map(|record| Source { name: s.name.clone(), record })).collect()
+    parts(sources, |r| r.encoder)
 }
 
 /// The dense encoder's settings, every field chosen.
@@ -198,11 +204,11 @@ fn pick<R, T: Copy + std::fmt::Debug>(
 }
 
 /// Checks a length limit (a token and the EOS at least).
-fn check_len(flag: &str, v: usize) -> Result<usize> {
+fn check_len(flag: &str, v: usize) -> Result<()> {
     if v < 2 {
         bail!("--{flag} {v}: must be at least 2 (one token and the EOS)");
     }
-    Ok(v)
+    Ok(())
 }
 
 /// Resolves the dense encoder's settings from the flags, then `sources`, then the defaults, and
@@ -261,8 +267,7 @@ impl QlSettings {
 /// Resolves query likelihood's lengths from the flags, then the `ql` records of `sources`, then the
 /// defaults, and logs the choice.
 pub fn resolve_ql(what: &str, args: &QlLengthArgs, sources: &[Source<TrainedWith>]) -> Result<QlSettings> {
-    let sources: Vec<Source<QlRecord>> =
-        sources.iter().filter_map(|s| s.record.ql.map(|record| Source { name: s.name.clone(), record })).collect();
+    let sources: Vec<Source<QlRecord>> = parts(sources, |r| r.ql);
     let mut chosen = Vec::new();
     let c = &mut chosen;
     let s = QlSettings {
@@ -301,6 +306,11 @@ mod tests {
         let args = EncoderArgs { pooling: Some(Pooling::Eos), no_normalize: true, ..Default::default() };
         let s = resolve_encoder("test", &args, &LengthArgs::default(), &sources).unwrap();
         assert_eq!((s.query_max_len, s.passage_max_len, s.pooling, s.normalize), (40, 192, Pooling::Eos, false));
+        // Sources layer field by field: the first that records a setting gives it.
+        let other = EncoderRecord { query_max_len: Some(64), passage_max_len: Some(100), ..Default::default() };
+        let both = [Source { name: "a".into(), record: rec }, Source { name: "b".into(), record: other }];
+        let s = resolve_encoder("test", &EncoderArgs::default(), &LengthArgs::default(), &both).unwrap();
+        assert_eq!((s.query_max_len, s.passage_max_len, s.pooling), (40, 100, Pooling::Mean));
         let none = resolve_encoder("test", &EncoderArgs::default(), &LengthArgs::default(), &[]).unwrap();
         assert_eq!(none.options(Kind::Query).max_len, defaults::QUERY_MAX_LEN);
         let bad = LengthArgs { query_max_len: Some(1), passage_max_len: None };

@@ -101,10 +101,6 @@ pub fn run(a: QlTrainArgs) -> Result<()> {
     };
     super::training_args::validate(&cfg.train, cfg.validate())?;
     let pairs = read_pairs(&a.common.training.train_data)?;
-    let output = StageOutput {
-        name: "ql-train",
-        causal_lm: true,
-        record: TrainedWith::new("ql-train", None, Some(ql.record())),
-    };
+    let output = StageOutput { causal_lm: true, record: TrainedWith::new("ql-train", None, Some(ql.record())) };
     super::training_args::run_stage(&StageData { items: pairs, cfg }, &output, &a.common, &peers)
 }

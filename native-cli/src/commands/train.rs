@@ -77,7 +77,6 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     super::training_args::validate(&cfg.train, cfg.validate())?;
     let examples = super::training_args::read_train_data(&a.common.training.train_data)?;
-    let output =
-        StageOutput { name: "train", causal_lm: false, record: TrainedWith::new("train", Some(enc.record()), None) };
+    let output = StageOutput { causal_lm: false, record: TrainedWith::new("train", Some(enc.record()), None) };
     super::training_args::run_stage(&StageData { items: examples, cfg }, &output, &a.common, &peers)
 }

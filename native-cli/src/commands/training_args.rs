@@ -254,13 +254,11 @@ pub struct StageData<T, Cfg> {
 
 /// How a stage's result is written.
 pub struct StageOutput {
-    /// The command (progress bar label).
-    pub name: &'static str,
     /// Stage 1's product is a causal LM: a LoRA run keeps `lm_head` and writes the merged model
     /// beside its adapter. Stage 2's LoRA product is the PEFT adapter alone (`llmql merge-lora`
     /// merges it); full fine-tuning of either writes the model.
     pub causal_lm: bool,
-    /// The settings the result records (`llmql.json`).
+    /// The settings the result records (`llmql.json`; its command labels the progress bar).
     pub record: TrainedWith,
 }
 
@@ -321,7 +319,7 @@ impl<S: CliStage, C: Collective> AutodiffTask for Task<'_, S, C> {
             train(model, &mut stage, &run, &mut llmql_core::train::Quiet, &self.collective)?;
             return Ok(());
         }
-        let mut obs = crate::progress::TrainProgress::new(self.output.name);
+        let mut obs = crate::progress::TrainProgress::new(&self.output.record.command);
         let model = train(model, &mut stage, &run, &mut obs, &self.collective)?;
         obs.pb.finish_and_clear();
         self.output.save(&model, self.ckpt, &settings, &self.a.output_dir)?;

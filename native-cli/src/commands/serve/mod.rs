@@ -100,16 +100,15 @@ fn meta_str<'a>(enc: &'a Value, key: &str) -> Option<&'a str> {
 /// What an `llmql encode` meta.json records of the encoder's settings (a passage encoding's length
 /// limit is the passages', a query encoding's the queries').
 fn meta_record(meta: &Value) -> EncoderRecord {
-    let parse = |key: &str| meta_str(meta, key).map(|s| Value::String(s.to_string()));
     let max_len = meta.get("max_len").and_then(Value::as_u64).map(|v| v as usize);
     let kind = meta_str(meta, "kind");
     EncoderRecord {
-        template: parse("template").and_then(|v| serde_json::from_value(v).ok()),
+        template: meta_str(meta, "template").and_then(|s| s.parse().ok()),
         query_max_len: max_len.filter(|_| kind == Some("query")),
         // Older indexes record no kind: their meta.json is a corpus's.
         passage_max_len: max_len.filter(|_| kind != Some("query")),
-        truncation: parse("truncation").and_then(|v| serde_json::from_value(v).ok()),
-        pooling: parse("pooling").and_then(|v| serde_json::from_value(v).ok()),
+        truncation: meta_str(meta, "truncation").and_then(|s| s.parse().ok()),
+        pooling: meta_str(meta, "pooling").and_then(|s| s.parse().ok()),
         normalize: meta.get("normalized").and_then(Value::as_bool),
     }
 }
