@@ -66,6 +66,14 @@ pub fn read_f32_matrix(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
 
 /// Parses the bytes of a float32 C-order 2-D `.npy` (`path` names it in messages).
 pub fn parse_f32_matrix(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+    let (start, rows, dim) = f32_matrix_layout(bytes, path)?;
+    let values = bytes[start..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Ok((values, rows, dim))
+}
+
+/// Checks the header and size of a float32 C-order 2-D `.npy` held in `bytes` (read or mapped):
+/// `(offset of the data, rows, dim)`.
+pub fn f32_matrix_layout(bytes: &[u8], path: &Path) -> Result<(usize, usize, usize)> {
     let bad = |m: &str| Error::Other(format!("{}: not a float32 2-D .npy file: {m}", path.display()));
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad("bad magic"));
@@ -102,8 +110,7 @@ pub fn parse_f32_matrix(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, u
     if dims[1] == 0 && dims[0] > 0 {
         return Err(bad("rows of 0 columns"));
     }
-    let values = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    Ok((values, dims[0], dims[1]))
+    Ok((data_start, dims[0], dims[1]))
 }
 
 #[cfg(test)]

@@ -3,22 +3,26 @@
 //! An index folder is self-describing:
 //!
 //! ```text
-//! IDX/index.json       format "llmql-index/1", kind (flat | hnsw), dim, metric (inner_product),
-//!                      count, file names, HNSW parameters, and the encoder settings of the corpus
+//! IDX/index.json       format "llmql-index/1", kind (flat | ivf | hnsw), dim, metric (inner_product),
+//!                      count, file names, IVF or HNSW parameters, and the encoder settings of the corpus
 //!                      (its `meta.json`: model, adapter, template, max_len, ...)
 //! IDX/ids.txt          one passage id per row
 //! IDX/embeddings.npy   the vectors, [count, dim] f32 (so IDX is also a plain `encode` output)
+//! IDX/ivf.bin          kind ivf: k-means cells, int8 codes ([`ivf`]); re-scored from embeddings.npy
 //! IDX/hnsw.hnsw.graph  kind hnsw: the graph and its copy of the vectors (hnsw_rs's dump)
 //! IDX/hnsw.hnsw.data
 //! ```
 //!
 //! It is written under a temporary name and renamed into place whole ([`crate::output::replace_dir`]),
 //! so a folder named IDX is always complete. `flat` is exact search (every row scored; the same top-K
-//! as `llmql search` on the encode output, ties by id); `hnsw` is approximate ([`hnsw`]).
+//! as `llmql search` on the encode output, ties by id); `ivf` ([`ivf`]) and `hnsw` ([`hnsw`]) are
+//! approximate (`llmql bench index` compares them; `ivf` is the one that keeps its recall at 1M).
 //! A plain `encode` output folder opens as a flat index too.
 pub mod dot;
 #[cfg(feature = "ann")]
 pub mod hnsw;
+#[cfg(feature = "ann")]
+pub mod ivf;
 
 use crate::error::{Error, Result};
 use crate::npy::NpyWriter;
@@ -35,6 +39,8 @@ const VECTORS_FILE: &str = "embeddings.npy";
 const IDS_FILE: &str = "ids.txt";
 #[cfg(feature = "ann")]
 const HNSW_NAME: &str = "hnsw";
+#[cfg(feature = "ann")]
+const IVF_FILE: &str = "ivf.bin";
 
 /// Which index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +48,8 @@ const HNSW_NAME: &str = "hnsw";
 pub enum IndexKind {
     /// Exact: every row scored.
     Flat,
+    /// Approximate: k-means cells, int8 codes, exact re-scoring.
+    Ivf,
     /// Approximate: an HNSW graph.
     Hnsw,
 }
@@ -50,6 +58,7 @@ impl IndexKind {
     pub fn name(self) -> &'static str {
         match self {
             IndexKind::Flat => "flat",
+            IndexKind::Ivf => "ivf",
             IndexKind::Hnsw => "hnsw",
         }
     }
@@ -60,8 +69,9 @@ impl std::str::FromStr for IndexKind {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s {
             "flat" => Ok(IndexKind::Flat),
+            "ivf" => Ok(IndexKind::Ivf),
             "hnsw" => Ok(IndexKind::Hnsw),
-            o => Err(format!("unknown index kind {o:?}: expected flat or hnsw")),
+            o => Err(format!("unknown index kind {o:?}: expected flat, ivf or hnsw")),
         }
     }
 }
@@ -77,6 +87,26 @@ pub struct HnswMeta {
     pub data_bytes: u64,
 }
 
+/// IVF parameters as stored (resolved: no zeros; see [`ivf::IvfParams`]), with the file's name and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IvfMeta {
+    pub lists: usize,
+    pub nprobe: usize,
+    pub rescore: usize,
+    pub seed: u64,
+    pub file: String,
+    pub bytes: u64,
+}
+
+/// How hard an approximate search looks (`None`: the index's default); exact indexes ignore it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchEffort {
+    /// HNSW: candidates kept.
+    pub ef_search: Option<usize>,
+    /// IVF: cells scanned.
+    pub nprobe: Option<usize>,
+}
+
 /// `index.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IndexMeta {
@@ -89,6 +119,8 @@ pub struct IndexMeta {
     pub vectors: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hnsw: Option<HnswMeta>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivf: Option<IvfMeta>,
     /// The corpus's `meta.json` from `llmql encode` (model, adapter, template, max_len, ...), or null.
     #[serde(default)]
     pub encoder: serde_json::Value,
@@ -106,11 +138,17 @@ pub struct BuildOptions {
     pub m: usize,
     pub ef_construction: usize,
     pub ef_search: usize,
+    /// Used for `kind: ivf` (0: chosen from the row count; see `ivf::IvfParams::resolve`).
+    pub lists: usize,
+    pub nprobe: usize,
+    pub rescore: usize,
+    /// k-means sample and start (`kind: ivf`).
+    pub seed: u64,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        Self { kind: IndexKind::Flat, m: 16, ef_construction: 100, ef_search: 64 }
+        Self { kind: IndexKind::Flat, m: 16, ef_construction: 100, ef_search: 64, lists: 0, nprobe: 0, rescore: 0, seed: 0 }
     }
 }
 
@@ -133,8 +171,8 @@ fn encoder_meta(corpus: &Path) -> Result<serde_json::Value> {
     Ok(serde_json::Value::Null)
 }
 
-/// Checks what an index can hold: rows, finite values, and for HNSW unit vectors (distance
-/// `1 - <a, b>` orders by inner product only for them).
+/// Checks what an index can hold: rows, finite values, and for the approximate kinds unit vectors
+/// (HNSW's distance `1 - <a, b>` orders by inner product only for them; IVF's cells are directions).
 fn check_rows(corpus: &Path, e: &Embeddings, meta: &serde_json::Value, kind: IndexKind) -> Result<()> {
     if e.rows() == 0 {
         return Err(Error::config(corpus, "the corpus has no rows"));
@@ -142,18 +180,19 @@ fn check_rows(corpus: &Path, e: &Embeddings, meta: &serde_json::Value, kind: Ind
     if let Some(i) = (0..e.rows()).find(|&i| !e.row(i).iter().all(|v| v.is_finite())) {
         return Err(Error::config(corpus, format!("row {} ({:?}) holds a non-finite value", i, e.ids[i])));
     }
-    if kind == IndexKind::Hnsw {
+    if kind != IndexKind::Flat {
+        let what = kind.name().to_uppercase();
         if meta["normalized"] == serde_json::Value::Bool(false) {
             return Err(Error::config(
                 corpus,
-                "the embeddings are not L2-normalised (encoded with --no-normalize): an HNSW index needs unit vectors; use --kind flat",
+                format!("the embeddings are not L2-normalised (encoded with --no-normalize): an {what} index needs unit vectors; use --kind flat"),
             ));
         }
         if let Some(i) = (0..e.rows()).find(|&i| (dot::dot(e.row(i), e.row(i)) - 1.0).abs() > 1e-3) {
             return Err(Error::config(
                 corpus,
                 format!(
-                    "row {} ({:?}) is not a unit vector: an HNSW index needs L2-normalised embeddings; use --kind flat",
+                    "row {} ({:?}) is not a unit vector: an {what} index needs L2-normalised embeddings; use --kind flat",
                     i, e.ids[i]
                 ),
             ));
@@ -163,7 +202,7 @@ fn check_rows(corpus: &Path, e: &Embeddings, meta: &serde_json::Value, kind: Ind
 }
 
 /// Builds an index of every shard of the `encode` output `corpus` into `out` (replaced only when
-/// llmql wrote it). `on_progress(done, total)` reports HNSW insertion.
+/// llmql wrote it). `on_progress(done, total)` reports HNSW insertion or IVF assignment.
 pub fn build(
     corpus: &Path,
     out: &Path,
@@ -179,9 +218,10 @@ pub fn build(
     std::fs::create_dir_all(&tmp).map_err(|err| Error::io(&tmp, err))?;
     let result = (|| {
         write_vectors(&tmp, &e)?;
-        let hnsw = match opts.kind {
-            IndexKind::Flat => None,
-            IndexKind::Hnsw => Some(build_hnsw(&tmp, &e, opts, on_progress)?),
+        let (hnsw, ivf) = match opts.kind {
+            IndexKind::Flat => (None, None),
+            IndexKind::Ivf => (None, Some(build_ivf(&tmp, &e, opts, on_progress)?)),
+            IndexKind::Hnsw => (Some(build_hnsw(&tmp, &e, opts, on_progress)?), None),
         };
         let meta = IndexMeta {
             format: FORMAT.into(),
@@ -192,6 +232,7 @@ pub fn build(
             ids: IDS_FILE.into(),
             vectors: VECTORS_FILE.into(),
             hnsw,
+            ivf,
             encoder,
             build_seconds: start.elapsed().as_secs_f64(),
             llmql_version: env!("CARGO_PKG_VERSION").into(),
@@ -256,6 +297,20 @@ fn build_hnsw(dir: &Path, _: &Embeddings, _: &BuildOptions, _: &mut dyn FnMut(us
     Err(Error::config(dir, "this build of llmql has no HNSW support (feature `ann`)"))
 }
 
+#[cfg(feature = "ann")]
+fn build_ivf(dir: &Path, e: &Embeddings, opts: &BuildOptions, on_progress: &mut dyn FnMut(usize, usize)) -> Result<IvfMeta> {
+    let params = ivf::IvfParams { lists: opts.lists, nprobe: opts.nprobe, rescore: opts.rescore };
+    let index = ivf::IvfIndex::build(&e.values, e.dim, params, opts.seed, on_progress)?;
+    let bytes = index.write(&dir.join(IVF_FILE))?;
+    let p = index.params;
+    Ok(IvfMeta { lists: p.lists, nprobe: p.nprobe, rescore: p.rescore, seed: opts.seed, file: IVF_FILE.into(), bytes })
+}
+
+#[cfg(not(feature = "ann"))]
+fn build_ivf(dir: &Path, _: &Embeddings, _: &BuildOptions, _: &mut dyn FnMut(usize, usize)) -> Result<IvfMeta> {
+    Err(Error::config(dir, "this build of llmql has no IVF support (feature `ann`)"))
+}
+
 enum Store {
     Flat(Embeddings),
     #[cfg(feature = "ann")]
@@ -263,6 +318,50 @@ enum Store {
         graph: hnsw::HnswIndex,
         ids: Vec<String>,
     },
+    #[cfg(feature = "ann")]
+    Ivf {
+        index: ivf::IvfIndex,
+        ids: Vec<String>,
+        vectors: MappedVectors,
+    },
+}
+
+/// The f32 rows of an `embeddings.npy`, memory-mapped (read only where a row is asked for).
+#[cfg(feature = "ann")]
+struct MappedVectors {
+    map: memmap2::Mmap,
+    start: usize,
+    dim: usize,
+}
+
+#[cfg(feature = "ann")]
+impl MappedVectors {
+    fn open(path: &Path, rows: usize, dim: usize) -> Result<Self> {
+        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the index folder is llmql's and read-only while open; a file changed under the map
+        // could give wrong scores, never unsafety beyond what reading bytes allows.
+        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(path, e))?;
+        let (start, r, d) = crate::npy::f32_matrix_layout(&map, path)?;
+        if r != rows || d != dim {
+            return Err(Error::config(path, format!("holds {r} rows of dimension {d}, index.json says {rows} of {dim}")));
+        }
+        Ok(Self { map, start, dim })
+    }
+
+    fn dot(&self, row: usize, q: &[f32]) -> f32 {
+        let a = self.start + row * self.dim * 4;
+        let bytes = &self.map[a..a + self.dim * 4];
+        let mut buf = [0f32; 64];
+        let mut s = 0f32;
+        for (chunk, qc) in bytes.chunks(4 * buf.len()).zip(q.chunks(buf.len())) {
+            let n = chunk.len() / 4;
+            for (b, c) in buf.iter_mut().zip(chunk.chunks_exact(4)) {
+                *b = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+            s += dot::dot(&buf[..n], qc);
+        }
+        s
+    }
 }
 
 /// An opened index: an `llmql index` folder, or an `encode` output (searched exactly).
@@ -318,6 +417,7 @@ impl Index {
                 ids: IDS_FILE.into(),
                 vectors: VECTORS_FILE.into(),
                 hnsw: None,
+                ivf: None,
                 encoder: encoder_meta(dir)?,
                 build_seconds: 0.0,
                 llmql_version: env!("CARGO_PKG_VERSION").into(),
@@ -346,6 +446,7 @@ impl Index {
                 Store::Flat(e)
             }
             IndexKind::Hnsw => Self::open_hnsw(dir, &p, &meta, &ids_path)?,
+            IndexKind::Ivf => Self::open_ivf(dir, &p, &meta, &ids_path)?,
         };
         Ok(Self { meta, dir: dir.into(), store })
     }
@@ -365,11 +466,7 @@ impl Index {
                 ));
             }
         }
-        let text = std::fs::read_to_string(ids_path).map_err(|e| Error::io(ids_path, e))?;
-        let ids: Vec<String> = text.lines().map(str::to_string).collect();
-        if ids.len() != meta.count {
-            return Err(Error::config(ids_path, format!("{} ids, index.json says {}", ids.len(), meta.count)));
-        }
+        let ids = read_ids(ids_path, meta.count)?;
         let params = hnsw::HnswParams { m: h.m, ef_construction: h.ef_construction, ef_search: h.ef_search };
         let graph = hnsw::HnswIndex::load(dir, &h.name, params)?;
         if graph.len() != meta.count {
@@ -381,6 +478,29 @@ impl Index {
     #[cfg(not(feature = "ann"))]
     fn open_hnsw(_: &Path, p: &Path, _: &IndexMeta, _: &Path) -> Result<Store> {
         Err(Error::config(p, "an HNSW index, but this build of llmql has no HNSW support (feature `ann`)"))
+    }
+
+    #[cfg(feature = "ann")]
+    fn open_ivf(dir: &Path, p: &Path, meta: &IndexMeta, ids_path: &Path) -> Result<Store> {
+        let m = meta.ivf.as_ref().ok_or_else(|| Error::config(p, "field `ivf`: missing for an index of kind ivf"))?;
+        crate::paths::check_relative_name(&m.file, "field `ivf.file`").map_err(|e| Error::config(p, e))?;
+        let f = dir.join(&m.file);
+        let got = std::fs::metadata(&f).map_err(|e| Error::io(&f, e))?.len();
+        if got != m.bytes {
+            return Err(Error::config(
+                &f,
+                format!("{got} bytes, index.json says {}: the file is truncated, damaged or from another build", m.bytes),
+            ));
+        }
+        let params = ivf::IvfParams { lists: m.lists, nprobe: m.nprobe, rescore: m.rescore };
+        let index = ivf::IvfIndex::read(&f, meta.dim, meta.count, params)?;
+        let vectors = MappedVectors::open(&dir.join(&meta.vectors), meta.count, meta.dim)?;
+        Ok(Store::Ivf { index, ids: read_ids(ids_path, meta.count)?, vectors })
+    }
+
+    #[cfg(not(feature = "ann"))]
+    fn open_ivf(_: &Path, p: &Path, _: &IndexMeta, _: &Path) -> Result<Store> {
+        Err(Error::config(p, "an IVF index, but this build of llmql has no IVF support (feature `ann`)"))
     }
 
     pub fn kind(&self) -> IndexKind {
@@ -399,9 +519,10 @@ impl Index {
         self.meta.count == 0
     }
 
-    /// The top `k` rows for one query vector, best first: `(inner product, id)`. Flat: exact, ties
-    /// by id (as `llmql search`); HNSW: approximate, with `ef` candidates (default: the index's).
-    pub fn search(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<(f32, String)>> {
+    /// The top `k` rows for one query vector, best first: `(inner product, id)`, ties by id. Flat:
+    /// exact (as `llmql search`); IVF and HNSW: approximate, as hard as `effort` says (default: the
+    /// index's). IVF's scores are exact inner products (re-scored), HNSW's are the graph's.
+    pub fn search(&self, query: &[f32], k: usize, effort: SearchEffort) -> Result<Vec<(f32, String)>> {
         if query.len() != self.meta.dim {
             return Err(Error::Other(format!(
                 "query vector has {} dimensions, the index has {}",
@@ -410,19 +531,35 @@ impl Index {
             )));
         }
         match &self.store {
-            Store::Flat(e) => {
-                let _ = ef;
-                Ok(flat_search(e, query, k))
-            }
+            Store::Flat(e) => Ok(flat_search(e, query, k)),
             #[cfg(feature = "ann")]
-            Store::Hnsw { graph, ids } => {
-                let mut hits: Vec<(f32, String)> =
-                    graph.search(query, k, ef).into_iter().map(|(row, s)| (s, ids[row].clone())).collect();
-                hits.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-                Ok(hits)
+            Store::Hnsw { graph, ids } => Ok(by_score_then_id(graph.search(query, k, effort.ef_search), ids)),
+            #[cfg(feature = "ann")]
+            Store::Ivf { index, ids, vectors } => {
+                let hits = index.search(query, k, effort.nprobe, &|row| vectors.dot(row, query));
+                Ok(by_score_then_id(hits, ids))
             }
         }
     }
+}
+
+/// `(row, score)` hits as `(score, id)`, best first, ties by id.
+#[cfg(feature = "ann")]
+fn by_score_then_id(hits: Vec<(usize, f32)>, ids: &[String]) -> Vec<(f32, String)> {
+    let mut hits: Vec<(f32, String)> = hits.into_iter().map(|(row, s)| (s, ids[row].clone())).collect();
+    hits.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    hits
+}
+
+/// `ids.txt` of an index of `count` rows.
+#[cfg(feature = "ann")]
+fn read_ids(path: &Path, count: usize) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let ids: Vec<String> = text.lines().map(str::to_string).collect();
+    if ids.len() != count {
+        return Err(Error::config(path, format!("{} ids, index.json says {count}", ids.len())));
+    }
+    Ok(ids)
 }
 
 /// Exact top-`k` of one query over every row, blocks scored in parallel.

@@ -33,11 +33,16 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 16384)]
     pub block_rows: usize,
     #[command(flatten)]
-    pub ef: super::index::EfSearchArgs,
+    pub effort: super::index::SearchEffortArgs,
 }
 
 /// Every query through an approximate index (queries in parallel).
-fn search_index(dir: &std::path::Path, queries: &Embeddings, depth: usize, ef: Option<usize>) -> Result<Run> {
+fn search_index(
+    dir: &std::path::Path,
+    queries: &Embeddings,
+    depth: usize,
+    effort: llmql_core::index::SearchEffort,
+) -> Result<Run> {
     use rayon::prelude::*;
     let index = llmql_core::index::Index::open(dir)?;
     if index.dim() != queries.dim {
@@ -46,7 +51,7 @@ fn search_index(dir: &std::path::Path, queries: &Embeddings, depth: usize, ef: O
     (0..queries.rows())
         .into_par_iter()
         .map(|i| {
-            let hits = index.search(queries.row(i), depth, ef)?;
+            let hits = index.search(queries.row(i), depth, effort)?;
             let entries =
                 hits.into_iter().map(|(s, d)| llmql_core::trec::RunEntry { docid: d, score: s as f64 }).collect();
             Ok((queries.ids[i].clone(), entries))
@@ -86,6 +91,7 @@ pub fn run(a: SearchArgs) -> Result<()> {
     if a.depth == 0 {
         bail!("--depth must be at least 1");
     }
+    let effort = a.effort.resolve()?;
     let queries = load_all(&a.queries)?;
     let start = std::time::Instant::now();
     let nq = queries.rows();
@@ -94,7 +100,7 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let approximate = llmql_core::index::Index::is_index_dir(&a.corpus)
         && llmql_core::index::Index::open_meta(&a.corpus)?.kind != llmql_core::index::IndexKind::Flat;
     let run = if approximate {
-        search_index(&a.corpus, &queries, a.depth, a.ef.ef_search)?
+        search_index(&a.corpus, &queries, a.depth, effort)?
     } else {
         run_on(&device, SearchTask { a, queries })??
     };

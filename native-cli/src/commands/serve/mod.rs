@@ -13,7 +13,7 @@ mod batcher;
 mod metrics;
 mod routes;
 
-use super::index::EfSearchArgs;
+use super::index::SearchEffortArgs;
 use super::input_settings::{self, EncoderSettings, EncodingModelArgs, Source};
 use anyhow::{bail, Context, Result};
 use batcher::{BatchLimits, ModelWorker};
@@ -89,7 +89,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 2 << 20)]
     pub max_request_bytes: usize,
     #[command(flatten)]
-    pub ef: EfSearchArgs,
+    pub effort: SearchEffortArgs,
 }
 
 /// A string field of the index's encoder settings.
@@ -294,7 +294,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         max_concurrent: a.max_concurrent,
         max_inputs: a.max_inputs,
         max_k: a.max_k,
-        ef_search: a.ef.ef_search,
+        effort: a.effort.resolve()?,
         normalize,
         model_name,
         dim,

@@ -21,7 +21,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use llmql_core::index::Index;
+use llmql_core::index::{Index, SearchEffort};
 use llmql_core::Kind;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -42,7 +42,8 @@ pub struct AppState {
     pub max_concurrent: usize,
     pub max_inputs: usize,
     pub max_k: usize,
-    pub ef_search: Option<usize>,
+    /// The server's `--nprobe` / `--ef-search` (a request may override either).
+    pub effort: SearchEffort,
     pub normalize: bool,
     pub model_name: String,
     pub dim: usize,
@@ -295,7 +296,7 @@ async fn tei_embed(State(s): State<Shared>, body: Result<Bytes, BytesRejection>)
 struct SearchRequest {
     query: String,
     k: usize,
-    ef: Option<usize>,
+    effort: SearchEffort,
 }
 
 fn count_field(v: Option<&Value>, field: &str) -> Result<Option<usize>, ApiError> {
@@ -319,8 +320,11 @@ async fn search_post(State(s): State<Shared>, body: Result<Bytes, BytesRejection
         o => return Err(ApiError::bad(format!("field `query`: expected a string, got {o}"))),
     };
     let k = count_field(v.get("k"), "k")?.unwrap_or(10);
-    let ef = count_field(v.get("ef_search"), "ef_search")?;
-    search(s, SearchRequest { query, k, ef }).await
+    let effort = SearchEffort {
+        ef_search: count_field(v.get("ef_search"), "ef_search")?,
+        nprobe: count_field(v.get("nprobe"), "nprobe")?,
+    };
+    search(s, SearchRequest { query, k, effort }).await
 }
 
 async fn search_get(
@@ -330,8 +334,9 @@ async fn search_get(
     let Query(q) = q.map_err(|e| ApiError::bad(format!("invalid query string: {}", e.body_text())))?;
     let query = q.get("q").cloned().ok_or_else(|| ApiError::bad("parameter `q` is required"))?;
     let k = count_field(q.get("k").map(|x| Value::String(x.clone())).as_ref(), "k")?.unwrap_or(10);
-    let ef = count_field(q.get("ef_search").map(|x| Value::String(x.clone())).as_ref(), "ef_search")?;
-    search(s, SearchRequest { query, k, ef }).await
+    let field = |name: &str| count_field(q.get(name).map(|x| Value::String(x.clone())).as_ref(), name);
+    let effort = SearchEffort { ef_search: field("ef_search")?, nprobe: field("nprobe")? };
+    search(s, SearchRequest { query, k, effort }).await
 }
 
 async fn search(s: Shared, r: SearchRequest) -> Result<Json<Value>, ApiError> {
@@ -348,8 +353,8 @@ async fn search(s: Shared, r: SearchRequest) -> Result<Json<Value>, ApiError> {
     if r.k == 0 || r.k > s.max_k {
         return Err(ApiError::bad(format!("`k` must be in 1..={} (--max-k), got {}", s.max_k, r.k)));
     }
-    if r.ef == Some(0) {
-        return Err(ApiError::bad("`ef_search` must be at least 1"));
+    if r.effort.ef_search == Some(0) || r.effort.nprobe == Some(0) {
+        return Err(ApiError::bad("`ef_search` and `nprobe` must be at least 1"));
     }
     let _slot = s.admit()?;
     let t = Instant::now();
@@ -357,8 +362,12 @@ async fn search(s: Shared, r: SearchRequest) -> Result<Json<Value>, ApiError> {
     let encode_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     let vector = e.vectors.into_iter().next().unwrap_or_default();
-    let (k, ef) = (r.k, r.ef.or(s.ef_search));
-    let hits = tokio::task::spawn_blocking(move || index.search(&vector, k, ef))
+    let k = r.k;
+    let effort = SearchEffort {
+        ef_search: r.effort.ef_search.or(s.effort.ef_search),
+        nprobe: r.effort.nprobe.or(s.effort.nprobe),
+    };
+    let hits = tokio::task::spawn_blocking(move || index.search(&vector, k, effort))
         .await
         .map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("search task failed: {e}"))
