@@ -73,15 +73,20 @@ def main():
         return {"engine": name, "params": params, "build_s": build_s, "memory_bytes": mem,
                 "memory_bytes_per_passage": mem / n, "search": pts}
 
-    def ivf(quantizer_factory):
+    def ivf(quantizer_factory, refine):
+        """Trains and fills an IVF index (through IndexRefineFlat when `refine`): (searched, ivf, coarse, s)."""
         faiss.omp_set_num_threads(a.threads)
         t = time.perf_counter()
         coarse = faiss.IndexFlatIP(d)
-        index = quantizer_factory(coarse)
-        index.cp.spherical = True
-        index.train(train)
+        inner = quantizer_factory(coarse)
+        inner.cp.spherical = True
+        inner.train(train)
+        index = inner
+        if refine:
+            index = faiss.IndexRefineFlat(inner)
+            index.k_factor = a.refine / k
         index.add(corpus)
-        return index, coarse, time.perf_counter() - t
+        return index, inner, coarse, time.perf_counter() - t
 
     engines = []
     efs = [int(x) for x in a.ef_search.split(",")]
@@ -97,24 +102,21 @@ def main():
             print(f"# hnsw built in {b:.1f}s", flush=True)
 
             def set_ef(v, index=index):
-                index.hnsw.efSearch = v
+                index.hnsw.efSearch = v["ef_search"]
             engines.append(built(f"faiss HNSWFlat M {a.hnsw_m}", index,
                                  {"m": a.hnsw_m, "ef_construction": a.ef_construction}, set_ef,
                                  [{"ef_search": v} for v in efs], b))
         elif e in ("ivfpq", "ivfpq-refine", "ivfsq8-refine"):
+            refine = e.endswith("refine")
             if e.startswith("ivfpq"):
-                index, coarse, b = ivf(lambda q: faiss.IndexIVFPQ(q, d, lists, pq_m, 8, faiss.METRIC_INNER_PRODUCT))
+                index, inner, coarse, b = ivf(
+                    lambda q: faiss.IndexIVFPQ(q, d, lists, pq_m, 8, faiss.METRIC_INNER_PRODUCT), refine)
                 params = {"lists": lists, "pq_m": pq_m, "bits": 8}
             else:
-                index, coarse, b = ivf(lambda q: faiss.IndexIVFScalarQuantizer(
-                    q, d, lists, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT))
+                index, inner, coarse, b = ivf(lambda q: faiss.IndexIVFScalarQuantizer(
+                    q, d, lists, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT), refine)
                 params = {"lists": lists, "codes": "SQ8"}
-            inner = index
-            if e.endswith("refine"):
-                t = time.perf_counter()
-                index = faiss.IndexRefineFlat(inner)
-                index.k_factor = a.refine / k
-                b += time.perf_counter() - t
+            if refine:
                 params["refine"] = a.refine
             print(f"# {e} built in {b:.1f}s", flush=True)
 

@@ -1,6 +1,7 @@
 //! `llmql index`: self-describing index folders written atomically; a flat index searches exactly
-//! like the encode output it came from; an HNSW index round-trips through its files and keeps
-//! recall@10 against exact search; bad input fails clearly and leaves nothing behind.
+//! like the encode output it came from; IVF and HNSW indexes round-trip through their files and keep
+//! recall@10 against exact search (IVF at its defaults, and exactly when told to scan everything);
+//! bad input fails clearly and leaves nothing behind.
 use llmql_core::npy::NpyWriter;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -242,6 +243,121 @@ fn hnsw_recall_on_a_clustered_corpus_and_damaged_files() {
     assert!(e.contains("index.json") && e.contains("format"), "{e}");
 }
 
+fn centres(n: usize, dim: usize) -> Vec<Vec<f32>> {
+    let mut state = 7u64;
+    (0..n)
+        .map(|_| {
+            (0..dim)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// query -> (docid, score) of a TREC run file.
+fn scored_run(path: &Path) -> BTreeMap<String, Vec<(String, f64)>> {
+    let mut m: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+    for l in std::fs::read_to_string(path).unwrap().lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        m.entry(f[0].to_string()).or_default().push((f[2].to_string(), f[4].parse().unwrap()));
+    }
+    m
+}
+
+#[test]
+fn ivf_recall_at_its_defaults_exact_when_scanning_all_and_damaged_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let dim = 48;
+    let centres = centres(30, dim);
+    let (corpus, queries) = (t.join("corpus"), t.join("queries"));
+    write_synthetic(&corpus, 6000, dim, 1, &centres);
+    write_synthetic(&queries, 100, dim, 2, &centres);
+    let search = |idx: &Path, out: &Path, extra: &[&str]| {
+        let mut args =
+            vec!["search", "--queries", s(&queries), "--corpus", s(idx), "--depth", "10", "--output", s(out)];
+        args.extend_from_slice(extra);
+        ok(&args);
+    };
+    let exact_run = t.join("exact.trec");
+    search(&corpus, &exact_run, &[]);
+
+    // Defaults: no setting given.
+    let idx = t.join("idx");
+    ok(&["index", "--corpus", s(&corpus), "--output", s(&idx), "--kind", "ivf"]);
+    let m = meta(&idx);
+    assert_eq!(m["kind"], "ivf");
+    assert_eq!(m["ivf"]["lists"], 155, "2 x sqrt(6000)");
+    assert_eq!(m["ivf"]["rescore"], 200);
+    assert_eq!(m["ivf"]["bytes"], std::fs::metadata(idx.join("ivf.bin")).unwrap().len());
+    let ivf_run = t.join("ivf.trec");
+    search(&idx, &ivf_run, &[]);
+    let r = recall_at(10, &run_of(&ivf_run), &run_of(&exact_run));
+    assert!(r >= 0.95, "recall@10 {r} at the defaults");
+    // One cell scanned finds fewer: the flag reaches the search.
+    let low_run = t.join("low.trec");
+    search(&idx, &low_run, &["--nprobe", "1"]);
+    let low = recall_at(10, &run_of(&low_run), &run_of(&exact_run));
+    assert!(low < r, "nprobe 1: {low} vs default {r}");
+
+    // Every cell scanned and every candidate re-scored: the exact ranking, with exact scores.
+    let all = t.join("all");
+    ok(&[
+        "index",
+        "--corpus",
+        s(&corpus),
+        "--output",
+        s(&all),
+        "--kind",
+        "ivf",
+        "--ivf-lists",
+        "8",
+        "--default-nprobe",
+        "8",
+        "--rescore",
+        "6000",
+    ]);
+    let all_run = t.join("all.trec");
+    search(&all, &all_run, &[]);
+    let (got, want) = (scored_run(&all_run), scored_run(&exact_run));
+    assert_eq!(got.len(), want.len());
+    for (q, w) in &want {
+        let g = &got[q];
+        assert_eq!(g.iter().map(|x| &x.0).collect::<Vec<_>>(), w.iter().map(|x| &x.0).collect::<Vec<_>>(), "{q}");
+        for (a, b) in g.iter().zip(w) {
+            assert!((a.1 - b.1).abs() < 1e-5, "{q}: {} vs {}", a.1, b.1);
+        }
+    }
+
+    // Refused with the file and the reason: a truncated cell file, a cell file from another index.
+    let f = idx.join("ivf.bin");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() - 7]).unwrap();
+    let x = t.join("x.trec");
+    let e = fails(&["search", "--queries", s(&queries), "--corpus", s(&idx), "--depth", "10", "--output", s(&x)]);
+    assert!(e.contains("ivf.bin") && e.contains("truncated"), "{e}");
+    assert!(!x.exists());
+    std::fs::copy(all.join("ivf.bin"), &f).unwrap();
+    let mut m = meta(&idx);
+    m["ivf"]["bytes"] = serde_json::json!(std::fs::metadata(&f).unwrap().len());
+    std::fs::write(idx.join("index.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let e = fails(&["search", "--queries", s(&queries), "--corpus", s(&idx), "--depth", "10", "--output", s(&x)]);
+    assert!(e.contains("ivf.bin") && e.contains("another index"), "{e}");
+    // Vectors of another size than index.json says.
+    std::fs::write(&f, &bytes).unwrap();
+    let mut m = meta(&idx);
+    m["ivf"]["bytes"] = serde_json::json!(bytes.len());
+    m["count"] = serde_json::json!(5999);
+    std::fs::write(idx.join("index.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let e = fails(&["search", "--queries", s(&queries), "--corpus", s(&idx), "--depth", "10", "--output", s(&x)]);
+    assert!(e.contains("another index") || e.contains("5999"), "{e}");
+    let e = fails(&["search", "--queries", s(&queries), "--corpus", s(&idx), "--nprobe", "0", "--output", s(&x)]);
+    assert!(e.contains("--nprobe"), "{e}");
+}
+
 #[test]
 fn hnsw_refuses_vectors_that_are_not_unit_length() {
     let tmp = tempfile::tempdir().unwrap();
@@ -262,11 +378,74 @@ fn hnsw_refuses_vectors_that_are_not_unit_length() {
         s(&enc),
     ]);
     let out = t.join("idx");
-    let e = fails(&["index", "--corpus", s(&enc), "--output", s(&out), "--kind", "hnsw"]);
-    assert!(e.contains("normalise"), "{e}");
-    assert!(!out.exists());
+    for kind in ["hnsw", "ivf"] {
+        let e = fails(&["index", "--corpus", s(&enc), "--output", s(&out), "--kind", kind]);
+        assert!(e.contains("normalise"), "{e}");
+        assert!(!out.exists());
+    }
     // Flat takes them (exact inner products).
     ok(&["index", "--corpus", s(&enc), "--output", s(&out)]);
     let e = fails(&["index", "--corpus", s(&t.join("missing")), "--output", s(&t.join("idx2"))]);
     assert!(e.contains("missing"), "{e}");
+}
+
+/// `scripts/encode-shards.sh`: N shards encoded by N independent processes, then indexed, give the
+/// vectors and search results of one unsharded encode; a failing shard stops it with no index.
+#[test]
+fn sharded_encoding_script_then_index_equals_one_encode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/encode-shards.sh");
+    let (model, adapter) = (fixture("tiny-llama"), fixture("stage2/adapter"));
+    let corpus = fixture("collection/corpus.jsonl");
+    let common = ["--model", s(&model), "--adapter", s(&adapter), "--input", s(&corpus), "--max-len", "64"];
+    let (whole, shards, idx) = (t.join("whole"), t.join("shards"), t.join("idx"));
+    let mut args = vec!["encode", "--kind", "passage", "--output", s(&whole)];
+    args.extend_from_slice(&common);
+    ok(&args);
+    let sh = |out: &Path, idx: &Path, extra: &[&str]| {
+        let mut c = Command::new("bash");
+        c.arg(&script).args(["3", s(out), "--index", s(idx), "--kind", "ivf", "--"]).args(extra);
+        c.env("LLMQL", env!("CARGO_BIN_EXE_llmql")).env("RUST_LOG", "warn").output().unwrap()
+    };
+    let o = sh(&shards, &idx, &common);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for i in 0..3 {
+        assert!(shards.join(format!("embeddings.{i}.npy")).is_file());
+    }
+    assert_eq!(meta(&idx)["count"], 60);
+    assert_eq!(meta(&idx)["kind"], "ivf");
+    let q = t.join("q");
+    ok(&[
+        "encode",
+        "--model",
+        s(&model),
+        "--adapter",
+        s(&adapter),
+        "--input",
+        s(&fixture("collection/queries.jsonl")),
+        "--kind",
+        "query",
+        "--max-len",
+        "64",
+        "--output",
+        s(&q),
+    ]);
+    let run = |corpus: &Path, name: &str| {
+        let out = t.join(name);
+        ok(&["search", "--queries", s(&q), "--corpus", s(corpus), "--depth", "10", "--output", s(&out)]);
+        run_of(&out)
+    };
+    let want = run(&whole, "whole.trec");
+    assert_eq!(run(&shards, "shards.trec"), want, "the shards hold the same vectors");
+    // 60 passages: the IVF defaults scan every cell, so the index is exact here.
+    assert_eq!(run(&idx, "idx.trec"), want);
+
+    let bad_idx = t.join("bad-idx");
+    let mut bad = common.to_vec();
+    bad[1] = "/nonexistent/model";
+    let o = sh(&t.join("bad"), &bad_idx, &bad);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shard 0/3 failed"));
+    assert!(!bad_idx.exists());
 }

@@ -148,7 +148,16 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        Self { kind: IndexKind::Flat, m: 16, ef_construction: 100, ef_search: 64, lists: 0, nprobe: 0, rescore: 0, seed: 0 }
+        Self {
+            kind: IndexKind::Flat,
+            m: 16,
+            ef_construction: 100,
+            ef_search: 64,
+            lists: 0,
+            nprobe: 0,
+            rescore: 0,
+            seed: 0,
+        }
     }
 }
 
@@ -298,7 +307,12 @@ fn build_hnsw(dir: &Path, _: &Embeddings, _: &BuildOptions, _: &mut dyn FnMut(us
 }
 
 #[cfg(feature = "ann")]
-fn build_ivf(dir: &Path, e: &Embeddings, opts: &BuildOptions, on_progress: &mut dyn FnMut(usize, usize)) -> Result<IvfMeta> {
+fn build_ivf(
+    dir: &Path,
+    e: &Embeddings,
+    opts: &BuildOptions,
+    on_progress: &mut dyn FnMut(usize, usize),
+) -> Result<IvfMeta> {
     let params = ivf::IvfParams { lists: opts.lists, nprobe: opts.nprobe, rescore: opts.rescore };
     let index = ivf::IvfIndex::build(&e.values, e.dim, params, opts.seed, on_progress)?;
     let bytes = index.write(&dir.join(IVF_FILE))?;
@@ -343,7 +357,10 @@ impl MappedVectors {
         let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(path, e))?;
         let (start, r, d) = crate::npy::f32_matrix_layout(&map, path)?;
         if r != rows || d != dim {
-            return Err(Error::config(path, format!("holds {r} rows of dimension {d}, index.json says {rows} of {dim}")));
+            return Err(Error::config(
+                path,
+                format!("holds {r} rows of dimension {d}, index.json says {rows} of {dim}"),
+            ));
         }
         Ok(Self { map, start, dim })
     }
@@ -489,7 +506,10 @@ impl Index {
         if got != m.bytes {
             return Err(Error::config(
                 &f,
-                format!("{got} bytes, index.json says {}: the file is truncated, damaged or from another build", m.bytes),
+                format!(
+                    "{got} bytes, index.json says {}: the file is truncated, damaged or from another build",
+                    m.bytes
+                ),
             ));
         }
         let params = ivf::IvfParams { lists: m.lists, nprobe: m.nprobe, rescore: m.rescore };

@@ -46,8 +46,8 @@ pub struct IndexArgs {
     /// IVF: k-means cells (default: 2 x sqrt(passages)).
     #[arg(long, default_value_t = 0, hide_default_value = true)]
     pub ivf_lists: usize,
-    /// IVF: default cells scanned per search, stored in the index (default: 1/32 of the cells, at
-    /// least 16); searches may override it with --nprobe.
+    /// IVF: default cells scanned per search, stored in the index (default: 1/64 of the cells, or
+    /// enough to scan 8192 passages); searches may override it with --nprobe.
     #[arg(long, default_value_t = 0, hide_default_value = true)]
     pub default_nprobe: usize,
     /// IVF: candidates re-scored with the exact f32 vectors (default 200; at least the results asked for).

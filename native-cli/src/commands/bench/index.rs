@@ -201,7 +201,14 @@ fn point(setting: serde_json::Value, m: (f64, f64, f64), k: usize) -> Point {
     Point { setting, recall: m.0, one_thread: m.1, all_threads: m.2 }
 }
 
-fn engine_json(name: &str, build_s: f64, bytes: f64, rows: usize, params: serde_json::Value, points: Vec<Point>) -> serde_json::Value {
+fn engine_json(
+    name: &str,
+    build_s: f64,
+    bytes: f64,
+    rows: usize,
+    params: serde_json::Value,
+    points: Vec<Point>,
+) -> serde_json::Value {
     serde_json::json!({
         "engine": name, "params": params, "build_s": build_s,
         "memory_bytes": bytes, "memory_bytes_per_passage": bytes / rows as f64,
@@ -311,7 +318,10 @@ pub fn run(a: BenchIndexArgs) -> Result<serde_json::Value> {
                 tracing::info!("ivf built in {build:.1}s: {:?}", ivf.params);
                 let corpus = &corpus;
                 let rows_of = |ivf: &IvfIndex, q: &[f32], np: Option<usize>| -> Vec<usize> {
-                    ivf.search(q, a.k, np, &|r| llmql_core::index::dot::dot(corpus.row(r), q)).into_iter().map(|h| h.0).collect()
+                    ivf.search(q, a.k, np, &|r| llmql_core::index::dot::dot(corpus.row(r), q))
+                        .into_iter()
+                        .map(|h| h.0)
+                        .collect()
                 };
                 let points = nprobes
                     .iter()
@@ -336,7 +346,14 @@ pub fn run(a: BenchIndexArgs) -> Result<serde_json::Value> {
                     std::fs::remove_file(&f)?;
                     params["saved"] = serde_json::json!({"write_s": write_s, "load_s": load_s, "bytes": bytes, "recall_after_reload": m.0});
                 }
-                engine_json("llmql ivf (int8 + exact re-scoring)", build, ivf.memory_bytes() as f64, a.rows, params, points)
+                engine_json(
+                    "llmql ivf (int8 + exact re-scoring)",
+                    build,
+                    ivf.memory_bytes() as f64,
+                    a.rows,
+                    params,
+                    points,
+                )
             }
             "hnsw" => {
                 let params_h = HnswParams { m: a.hnsw_m, ef_construction: a.ef_construction, ef_search: efs[0] };
@@ -346,7 +363,9 @@ pub fn run(a: BenchIndexArgs) -> Result<serde_json::Value> {
                 let points = efs
                     .iter()
                     .map(|&ef| {
-                        let m = measure(&queries, &truth, a.k, &|q| graph.search(q, a.k, Some(ef)).into_iter().map(|h| h.0).collect());
+                        let m = measure(&queries, &truth, a.k, &|q| {
+                            graph.search(q, a.k, Some(ef)).into_iter().map(|h| h.0).collect()
+                        });
                         point(serde_json::json!({"ef_search": ef}), m, a.k)
                     })
                     .collect();
@@ -362,7 +381,9 @@ pub fn run(a: BenchIndexArgs) -> Result<serde_json::Value> {
                     let t = Instant::now();
                     let back = HnswIndex::load(dir, &name, params_h)?;
                     let load_s = t.elapsed().as_secs_f64();
-                    let m = measure(&queries, &truth, a.k, &|q| back.search(q, a.k, Some(efs[0])).into_iter().map(|h| h.0).collect());
+                    let m = measure(&queries, &truth, a.k, &|q| {
+                        back.search(q, a.k, Some(efs[0])).into_iter().map(|h| h.0).collect()
+                    });
                     for f in &files {
                         std::fs::remove_file(f)?;
                     }
@@ -446,6 +467,12 @@ fn usearch_engine(
 }
 
 #[cfg(not(feature = "usearch"))]
-fn usearch_engine(_: &BenchIndexArgs, _: &Embeddings, _: &Embeddings, _: &[Vec<usize>], _: &[usize]) -> Result<serde_json::Value> {
+fn usearch_engine(
+    _: &BenchIndexArgs,
+    _: &Embeddings,
+    _: &Embeddings,
+    _: &[Vec<usize>],
+    _: &[usize],
+) -> Result<serde_json::Value> {
     bail!("--engines usearch: this llmql was built without the usearch crate (cargo build --release -p llmql-cli --features usearch)")
 }
