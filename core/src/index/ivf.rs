@@ -46,7 +46,7 @@ const ASSIGN_BLOCK: usize = 8192;
 
 /// How the index is built and searched by default; 0 means "chosen from the size" (see
 /// [`IvfParams::resolve`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IvfParams {
     /// k-means cells.
     pub lists: usize,
@@ -54,12 +54,6 @@ pub struct IvfParams {
     pub nprobe: usize,
     /// Candidates (best by int8 score) re-scored with the f32 vectors; at least `k` is used.
     pub rescore: usize,
-}
-
-impl Default for IvfParams {
-    fn default() -> Self {
-        Self { lists: 0, nprobe: 0, rescore: 0 }
-    }
 }
 
 impl IvfParams {
@@ -181,7 +175,7 @@ impl IvfIndex {
         seed: u64,
         on_progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
-        if dim == 0 || values.is_empty() || values.len() % dim != 0 {
+        if dim == 0 || values.is_empty() || !values.len().is_multiple_of(dim) {
             return Err(Error::Other("an IVF index needs at least one row of at least one dimension".into()));
         }
         let count = values.len() / dim;
