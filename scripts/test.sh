@@ -14,8 +14,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/llmql-target}"
 need_apt=()
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need_apt+=(mesa-vulkan-drivers)
 ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || need_apt+=(libvulkan1)
+# LanceDB (the `lancedb` feature, tested against a real embedded table) compiles protobuf files.
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing ${need_apt[*]} (wgpu tests run on Mesa's lavapipe Vulkan driver)"
+  echo "installing ${need_apt[*]} (wgpu tests run on Mesa's lavapipe Vulkan driver; LanceDB needs protoc)"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -24,7 +26,7 @@ fi
 # Formatting (rustfmt.toml) and lints, warnings as errors (the browser crate builds only for wasm32:
 # scripts/build-wasm.sh checks it).
 cargo fmt --all --check
-cargo clippy --workspace --exclude llmql-wasm --all-targets -- -D warnings
+cargo clippy --workspace --exclude llmql-wasm --all-targets --features llmql-cli/lancedb,llmql-cli/qdrant -- -D warnings
 # The usearch engine of `llmql bench index` (a C++ build, off by default) must keep compiling.
 cargo clippy -p llmql-cli --features usearch -- -D warnings
 
@@ -40,8 +42,10 @@ else
   echo "skipped: web-demo/tests/serve-test.mjs (no node; scripts/web-test.sh installs it)"
 fi
 
-# One build for the whole workspace with the wgpu backend enabled (flex is always on).
-cargo test --workspace --exclude llmql-wasm --features llmql-tests/wgpu -- --test-threads=2
+# One build for the whole workspace with the wgpu backend enabled (flex is always on) and the vector
+# databases: LanceDB's tests write and search real embedded tables in temporary folders; Qdrant's
+# run against the server LLMQL_QDRANT_URL names, and say "skipped" where none is given.
+cargo test --workspace --exclude llmql-wasm --features llmql-tests/wgpu,llmql-cli/lancedb,llmql-cli/qdrant -- --test-threads=2
 
 # The CUDA build must compile without a GPU.
 # The browser: llmql-wasm in headless Chromium on WebGPU and on the CPU fallback vs native llmql.

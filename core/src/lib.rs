@@ -39,6 +39,8 @@ pub mod error;
 pub mod export;
 pub mod formats;
 pub mod fusion;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod gemm;
 pub mod gguf;
 #[cfg(feature = "hub")]
 pub mod hub;

@@ -170,17 +170,7 @@ fn hnsw_recall_on_a_clustered_corpus_and_damaged_files() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let dim = 48;
-    let mut state = 7u64;
-    let centres: Vec<Vec<f32>> = (0..30)
-        .map(|_| {
-            (0..dim)
-                .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-                })
-                .collect()
-        })
-        .collect();
+    let centres = centres(30, dim);
     let (corpus, queries) = (t.join("corpus"), t.join("queries"));
     write_synthetic(&corpus, 6000, dim, 1, &centres);
     write_synthetic(&queries, 100, dim, 2, &centres);
@@ -448,4 +438,106 @@ fn sharded_encoding_script_then_index_equals_one_encode() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("shard 0/3 failed"));
     assert!(!bad_idx.exists());
+}
+
+/// The database path: a flat table returns the exact ranking of the encode output (same ids, scores
+/// within 1e-5); an approximate one (`approx`: LanceDB's IVF_SQ, Qdrant's HNSW) keeps recall@10 >= 0.95
+/// at its defaults and honours its effort flag; a table llmql wrote is replaced, and bad targets fail
+/// with a clear error and no output.
+#[cfg(any(feature = "lancedb", feature = "qdrant"))]
+fn database_tables_search_like_the_local_index(db: &str, prefix: &str, approx: &str, effort: Option<[&str; 2]>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let dim = 32;
+    let centres = centres(20, dim);
+    let (corpus, queries) = (t.join("corpus"), t.join("queries"));
+    write_synthetic(&corpus, 4000, dim, 3, &centres);
+    write_synthetic(&queries, 60, dim, 4, &centres);
+    std::fs::write(corpus.join("meta.json"), r#"{"model": "m", "template": "llmql", "normalized": true}"#).unwrap();
+    let passages = t.join("passages.jsonl");
+    let mut f = std::fs::File::create(&passages).unwrap();
+    for i in 0..3990 {
+        writeln!(f, r#"{{"_id": "x{i}", "title": "T{i}", "text": "passage {i}"}}"#).unwrap();
+    }
+    let table = |name: &str| format!("{prefix}{name}");
+    let (flat, approx_table, small) = (table("flat"), table(approx), table("small"));
+    let search = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["search", "--queries", s(&queries), "--depth", "10", "--output", s(out)];
+        args.extend_from_slice(extra);
+        ok(&args);
+    };
+    let exact_run = t.join("exact.trec");
+    search(&exact_run, &["--corpus", s(&corpus)]);
+
+    // flat: exactly the local ranking and scores.
+    ok(&["index", "--corpus", s(&corpus), "--db", db, "--table", &flat, "--passages", s(&passages)]);
+    let flat_run = t.join("flat.trec");
+    search(&flat_run, &["--db", db, "--table", &flat]);
+    let (got, want) = (scored_run(&flat_run), scored_run(&exact_run));
+    assert_eq!(got.len(), want.len());
+    for (q, w) in &want {
+        let g = &got[q];
+        assert_eq!(g.iter().map(|x| &x.0).collect::<Vec<_>>(), w.iter().map(|x| &x.0).collect::<Vec<_>>(), "{q}");
+        for (a, b) in g.iter().zip(w) {
+            assert!((a.1 - b.1).abs() < 1e-5, "{q}: {} vs {}", a.1, b.1);
+        }
+    }
+    // Written again: llmql's own table is replaced.
+    ok(&["index", "--corpus", s(&corpus), "--db", db, "--table", &flat, "--passages", s(&passages)]);
+
+    // Approximate, at llmql's defaults; a tiny effort finds fewer.
+    ok(&["index", "--corpus", s(&corpus), "--db", db, "--table", &approx_table, "--kind", approx]);
+    let approx_run = t.join("approx.trec");
+    search(&approx_run, &["--db", db, "--table", &approx_table]);
+    let r = recall_at(10, &run_of(&approx_run), &run_of(&exact_run));
+    assert!(r >= 0.95, "recall@10 {r} at the defaults");
+    if let Some([flag, value]) = effort {
+        let low_run = t.join("low.trec");
+        search(&low_run, &["--db", db, "--table", &approx_table, flag, value]);
+        let low = recall_at(10, &run_of(&low_run), &run_of(&exact_run));
+        assert!(low < r, "{flag} {value}: {low} vs default {r}");
+    }
+
+    // Clear errors, no output left: no such table, unknown engine, a kind the engine lacks, both
+    // --output and --db, a table of another dimension than the queries.
+    let x = t.join("x.trec");
+    let nope = table("nope");
+    let e = fails(&["search", "--queries", s(&queries), "--db", db, "--table", &nope, "--output", s(&x)]);
+    assert!(e.contains(&format!("#{nope}")) && e.contains("no such"), "{e}");
+    let e = fails(&["search", "--queries", s(&queries), "--db", "milvus:/x", "--output", s(&x)]);
+    assert!(e.contains("unknown database"), "{e}");
+    let other_kind = if approx == "ivf" { "hnsw" } else { "ivf" };
+    let e = fails(&["index", "--corpus", s(&corpus), "--db", db, "--table", &small, "--kind", other_kind]);
+    assert!(e.contains(&format!("--kind {other_kind}")), "{e}");
+    let e = fails(&["index", "--corpus", s(&corpus), "--output", s(&t.join("o")), "--db", db]);
+    assert!(e.contains("--db") || e.contains("--output"), "{e}");
+    let other = t.join("other");
+    write_synthetic(&other, 50, 16, 5, &centres(3, 16));
+    ok(&["index", "--corpus", s(&other), "--db", db, "--table", &small]);
+    let e = fails(&["search", "--queries", s(&queries), "--db", db, "--table", &small, "--output", s(&x)]);
+    assert!(e.contains("dimension"), "{e}");
+    assert!(!x.exists());
+}
+
+/// On a real embedded LanceDB in a temporary folder.
+#[cfg(feature = "lancedb")]
+#[test]
+fn lancedb_tables_search_like_the_local_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("lancedb:{}", tmp.path().join("db").display());
+    database_tables_search_like_the_local_index(&db, "", "ivf", Some(["--nprobe", "1"]));
+}
+
+/// On a real Qdrant server, where one runs: `LLMQL_QDRANT_URL=http://127.0.0.1:6334` (gRPC port;
+/// collections `llmql_test_*` are written there). Skipped, saying so, where none is given.
+#[cfg(feature = "qdrant")]
+#[test]
+fn qdrant_collections_search_like_the_local_index() {
+    let Ok(url) = std::env::var("LLMQL_QDRANT_URL") else {
+        eprintln!("skipped: no Qdrant server (set LLMQL_QDRANT_URL=http://HOST:6334 to run this test against one)");
+        return;
+    };
+    // 4000 x 32 floats is below Qdrant's indexing threshold: its HNSW is not built and every search
+    // scans all points, so a small --ef-search does not lower recall here.
+    database_tables_search_like_the_local_index(&format!("qdrant:{url}"), "llmql_test_", "hnsw", None);
 }

@@ -535,3 +535,37 @@ fn serve_with_defaults_equals_encode_with_defaults_and_both_follow_the_adapters_
     assert_eq!(plain[..dim], short[..dim], "a query that fits both limits is unchanged");
     assert!(max_diff(&plain[5 * dim..], &short[5 * dim..]) > 1e-3, "the long query is cut at 56 tokens");
 }
+
+/// `serve --db`: a LanceDB table written by `llmql index --db --passages` (a real embedded LanceDB in
+/// a temporary folder) answers /search with the same ranking and scores as the index folder of the
+/// same encoding, texts from the table itself (no --passages given to serve), and the model the
+/// table's record names.
+#[cfg(feature = "lancedb")]
+#[test]
+fn a_lancedb_table_serves_like_the_index_folder_with_its_stored_texts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tiny_index(tmp.path());
+    let db = format!("lancedb:{}", tmp.path().join("db").display());
+    let corpus = fixture("collection/corpus.jsonl");
+    llmql(&["index", "--corpus", s(&tmp.path().join("enc")), "--db", &db, "--passages", s(&corpus)]);
+    let (model, adapter) = (fixture("tiny-llama"), fixture("stage2/adapter"));
+    let local = Server::start(&["--model", s(&model), "--adapter", s(&adapter), "--index", s(&idx)], &[]);
+    let table = Server::start(&["--db", &db, "--adapter", s(&adapter)], &[]);
+    let (_, h) = table.get("/health");
+    let h: serde_json::Value = serde_json::from_str(&h).unwrap();
+    assert_eq!(h["index"]["count"], 60, "{h}");
+    assert!(h["index"]["path"].as_str().unwrap().ends_with("#passages"), "{h}");
+    for q in ["how do bees make honey", "what causes rain"] {
+        let body = serde_json::json!({"query": q, "k": 5});
+        let ((c1, a), (c2, b)) = (local.json("/search", body.clone()), table.json("/search", body));
+        assert_eq!((c1, c2), (200, 200), "{a} {b}");
+        let (ra, rb) = (a["results"].as_array().unwrap(), b["results"].as_array().unwrap());
+        assert_eq!(ra.len(), 5);
+        for (x, y) in ra.iter().zip(rb) {
+            assert_eq!(x["id"], y["id"], "{q}");
+            assert!((x["score"].as_f64().unwrap() - y["score"].as_f64().unwrap()).abs() < 1e-5);
+            assert!(x["text"].is_null(), "the folder server has no texts");
+            assert!(!y["text"].as_str().unwrap().is_empty(), "the table's text: {y}");
+        }
+    }
+}

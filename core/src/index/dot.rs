@@ -95,44 +95,11 @@ fn dot_i8_lanes<const FMA: bool>(q: &[f32], code: &[i8]) -> f32 {
 /// `a . b^T` by the `gemm` crate on rayon's pool (what k-means assigns rows to centroids with).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn matmul_transposed(a: &[f32], b: &[f32], k: usize) -> Vec<f32> {
+    use crate::gemm::{matmul, MatView};
     let (m, n) = (a.len() / k.max(1), b.len() / k.max(1));
-    let mut out = vec![0f32; m * n];
-    if m == 0 || n == 0 || k == 0 {
-        return out;
-    }
     assert!(a.len() == m * k && b.len() == n * k, "operands must be whole rows of length k");
-    let parallelism = if m * n * k >= 1 << 21 {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: `a` is [m, k] with row stride k (column stride 1); `b^T` is [k, n] read from `b` with
-    // row stride 1 and column stride k; `out` is [m, n] with row stride n, m * n floats, all
-    // written (`read_dst = false`).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            k as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-    out
+    matmul(MatView::row_major(a, m, k), MatView::row_major(b, n, k).transposed(), 1 << 21)
+        .expect("row-major views of whole rows are in bounds")
 }
 
 #[cfg(test)]

@@ -18,11 +18,16 @@
 //! as `llmql search` on the encode output, ties by id); `ivf` ([`ivf`]) and `hnsw` ([`hnsw`]) are
 //! approximate (`llmql bench index` compares them; `ivf` is the one that keeps its recall at 1M).
 //! A plain `encode` output folder opens as a flat index too.
+pub mod db;
 pub mod dot;
 #[cfg(feature = "ann")]
 pub mod hnsw;
 #[cfg(feature = "ann")]
 pub mod ivf;
+#[cfg(feature = "lancedb")]
+pub mod lancedb;
+#[cfg(feature = "qdrant")]
+pub mod qdrant;
 
 use crate::error::{Error, Result};
 use crate::npy::NpyWriter;
@@ -121,6 +126,9 @@ pub struct IndexMeta {
     pub hnsw: Option<HnswMeta>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ivf: Option<IvfMeta>,
+    /// A database table's engine and its search settings ([`db`]); absent for index folders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<db::DbMeta>,
     /// The corpus's `meta.json` from `llmql encode` (model, adapter, template, max_len, ...), or null.
     #[serde(default)]
     pub encoder: serde_json::Value,
@@ -242,6 +250,7 @@ pub fn build(
             vectors: VECTORS_FILE.into(),
             hnsw,
             ivf,
+            database: None,
             encoder,
             build_seconds: start.elapsed().as_secs_f64(),
             llmql_version: env!("CARGO_PKG_VERSION").into(),
@@ -338,6 +347,8 @@ enum Store {
         ids: Vec<String>,
         vectors: MappedVectors,
     },
+    /// A database table ([`db`]).
+    Db(db::DbIndex),
 }
 
 /// The f32 rows of an `embeddings.npy`, memory-mapped (read only where a row is asked for).
@@ -381,9 +392,11 @@ impl MappedVectors {
     }
 }
 
-/// An opened index: an `llmql index` folder, or an `encode` output (searched exactly).
+/// An opened index: an `llmql index` folder, an `encode` output (searched exactly), or a database
+/// table ([`Index::open_db`]).
 pub struct Index {
     pub meta: IndexMeta,
+    /// The folder, or for a database table its label (`ENGINE:URI#TABLE`).
     pub dir: PathBuf,
     store: Store,
 }
@@ -435,6 +448,7 @@ impl Index {
                 vectors: VECTORS_FILE.into(),
                 hnsw: None,
                 ivf: None,
+                database: None,
                 encoder: encoder_meta(dir)?,
                 build_seconds: 0.0,
                 llmql_version: env!("CARGO_PKG_VERSION").into(),
@@ -466,6 +480,17 @@ impl Index {
             IndexKind::Ivf => Self::open_ivf(dir, &p, &meta, &ids_path)?,
         };
         Ok(Self { meta, dir: dir.into(), store })
+    }
+
+    /// Opens a database table llmql wrote (`llmql index --db`).
+    pub fn open_db(target: &db::DbTarget) -> Result<Self> {
+        let (meta, t) = db::open(target)?;
+        Ok(Self { meta, dir: PathBuf::from(target.label()), store: Store::Db(t) })
+    }
+
+    /// True for a database table (its hits carry their stored texts).
+    pub fn is_db(&self) -> bool {
+        matches!(self.store, Store::Db(_))
     }
 
     #[cfg(feature = "ann")]
@@ -551,6 +576,7 @@ impl Index {
             )));
         }
         match &self.store {
+            Store::Db(t) => Ok(t.search(query, k, effort)?.into_iter().map(|h| (h.score, h.id)).collect()),
             Store::Flat(e) => Ok(flat_search(e, query, k)),
             #[cfg(feature = "ann")]
             Store::Hnsw { graph, ids } => Ok(by_score_then_id(graph.search(query, k, effort.ef_search), ids)),
@@ -560,6 +586,28 @@ impl Index {
                 Ok(by_score_then_id(hits, ids))
             }
         }
+    }
+}
+
+impl Index {
+    /// As [`Index::search`], with each passage's stored title and text where the index holds them
+    /// (database tables written with `--passages`); `None` elsewhere.
+    pub fn search_hits(&self, query: &[f32], k: usize, effort: SearchEffort) -> Result<Vec<db::Hit>> {
+        if let Store::Db(t) = &self.store {
+            if query.len() != self.meta.dim {
+                return Err(Error::Other(format!(
+                    "query vector has {} dimensions, the index has {}",
+                    query.len(),
+                    self.meta.dim
+                )));
+            }
+            return t.search(query, k, effort);
+        }
+        Ok(self
+            .search(query, k, effort)?
+            .into_iter()
+            .map(|(score, id)| db::Hit { score, id, title: None, text: None })
+            .collect())
     }
 }
 

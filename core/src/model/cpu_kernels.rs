@@ -827,49 +827,21 @@ fn gemm_f32(a: &FlexTensor, b: &FlexTensor) -> Option<FlexTensor> {
         return None;
     }
     let (sa, sb) = (a.layout().shape(), b.layout().shape());
-    let (m, k, n) = (sa[0], sa[1], sb[1]);
-    assert_eq!(k, sb[0], "matmul: [{m}, {k}] x [{}, {n}]", sb[0]);
-    let (a_rs, a_cs) = (a.layout().strides()[0], a.layout().strides()[1]);
-    let (b_rs, b_cs) = (b.layout().strides()[0], b.layout().strides()[1]);
-    let mut out = Vec::<f32>::with_capacity(m * n);
-    if k == 0 {
-        out.resize(m * n, 0.0);
-    } else if m > 0 && n > 0 {
-        let parallelism = if m * n * k >= 192 * 192 * 192 {
-            gemm::Parallelism::Rayon(rayon::current_num_threads())
-        } else {
-            gemm::Parallelism::None
-        };
-        // SAFETY: the operands' pointers and strides describe `[m, k]` and `[k, n]` views inside
-        // their buffers (flex's layouts); the output is `m * n` writable floats with row stride
-        // `n`, all of which `gemm` writes (`read_dst = false`, `k > 0`) before `set_len`.
-        unsafe {
-            let pa = a.storage::<f32>().as_ptr().add(a.layout().start_offset());
-            let pb = b.storage::<f32>().as_ptr().add(b.layout().start_offset());
-            gemm::gemm(
-                m,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                pa,
-                a_cs,
-                a_rs,
-                pb,
-                b_cs,
-                b_rs,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-            out.set_len(m * n);
-        }
+    let (m, n) = (sa[0], sb[1]);
+    assert_eq!(sa[1], sb[0], "matmul: [{m}, {}] x [{}, {n}]", sa[1], sb[0]);
+    // flex's layout as a strided view (negative strides: Burn's own matmul instead).
+    fn view(t: &FlexTensor) -> Option<crate::gemm::MatView<'_>> {
+        let (shape, strides) = (t.layout().shape(), t.layout().strides());
+        Some(crate::gemm::MatView {
+            data: t.storage::<f32>(),
+            start: t.layout().start_offset(),
+            rows: shape[0],
+            cols: shape[1],
+            row_stride: usize::try_from(strides[0]).ok()?,
+            col_stride: usize::try_from(strides[1]).ok()?,
+        })
     }
+    let out = crate::gemm::matmul(view(a)?, view(b)?, 192 * 192 * 192)?;
     Some(FlexTensor::from_data(TensorData::new(out, [m, n])))
 }
 

@@ -1,10 +1,36 @@
 //! `llmql index`: a search index (`llmql_core::index`) from an `llmql encode --kind passage`
-//! output (all shards), for `llmql search --corpus IDX` and `llmql serve --index IDX`.
+//! output (all shards), for `llmql search --corpus IDX` and `llmql serve --index IDX`; or, with
+//! `--db`, a vector database table (`llmql_core::index::db`) for `search`/`serve --db`.
 use crate::progress::bar;
 use anyhow::{bail, Result};
 use clap::Args;
+use llmql_core::index::db::{DbTarget, DbWriteOptions, DEFAULT_TABLE};
 use llmql_core::index::{build, BuildOptions, IndexKind, SearchEffort};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `--db` and `--table`, shared by the commands that write or search a database table.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// A vector database table instead of an index folder: `lancedb:PATH_OR_URI` (an embedded
+    /// LanceDB: a local folder, or an object-store URI) or `qdrant:http://HOST:6334` (a Qdrant
+    /// server; API key from QDRANT_API_KEY). See README "Vector databases".
+    #[arg(long)]
+    pub db: Option<String>,
+    /// The table (collection) in --db.
+    #[arg(long, default_value = DEFAULT_TABLE, requires = "db")]
+    pub table: String,
+}
+
+impl DbArgs {
+    /// The table, when `--db` is given (checked).
+    pub fn resolve(&self) -> Result<Option<DbTarget>> {
+        match &self.db {
+            None => Ok(None),
+            Some(db) => Ok(Some(DbTarget::parse(db, &self.table).map_err(anyhow::Error::msg)?)),
+        }
+    }
+}
 
 /// `--nprobe` and `--ef-search`, shared by the commands that search an approximate index.
 #[derive(Args, Debug, Clone, Copy)]
@@ -34,9 +60,15 @@ pub struct IndexArgs {
     /// Folder written by `llmql encode --kind passage` (every shard in it is indexed).
     #[arg(long)]
     pub corpus: PathBuf,
-    /// Index folder to write (replaced only when llmql wrote it).
-    #[arg(long)]
-    pub output: PathBuf,
+    /// Index folder to write (replaced only when llmql wrote it). Or give --db.
+    #[arg(long, required_unless_present = "db", conflicts_with = "db")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// With --db: passage texts (JSON lines: `_id`, `text`, optional `title`, e.g. a BEIR
+    /// corpus.jsonl) stored in the table beside the vectors, so `serve --db` returns them.
+    #[arg(long, requires = "db")]
+    pub passages: Option<PathBuf>,
     /// flat: exact search, every passage scored (the default; a query costs a pass over the corpus);
     /// ivf: approximate, k-means cells scanned as int8 codes then re-scored exactly (millisecond
     /// queries on millions of passages with recall@10 >= 0.95 at its defaults; 1 byte per dimension
@@ -91,19 +123,42 @@ pub fn run(a: IndexArgs) -> Result<()> {
         }
     }
     let start = std::time::Instant::now();
-    let pb = bar(0, "indexing");
-    let meta = build(&a.corpus, &a.output, &opts, &mut |done, total| {
-        pb.set_length(total as u64);
-        pb.set_position(done as u64);
-    })?;
+    let pb = Arc::new(bar(0, "indexing"));
+    let (meta, into) = match (a.db.resolve()?, &a.output) {
+        (Some(target), _) => {
+            let o = DbWriteOptions {
+                kind: a.kind,
+                lists: a.ivf_lists,
+                nprobe: a.default_nprobe,
+                rescore: a.rescore,
+                hnsw_m: a.hnsw_m,
+                ef_construction: a.ef_construction,
+                ef_search: a.default_ef_search,
+                passages: a.passages.clone(),
+            };
+            let p = pb.clone();
+            let progress = Arc::new(move |done: usize, total: usize| {
+                p.set_length(total as u64);
+                p.set_position(done as u64);
+            });
+            (llmql_core::index::db::write(&target, &a.corpus, &o, progress)?, target.label())
+        }
+        (None, Some(out)) => {
+            let meta = build(&a.corpus, out, &opts, &mut |done, total| {
+                pb.set_length(total as u64);
+                pb.set_position(done as u64);
+            })?;
+            (meta, out.display().to_string())
+        }
+        (None, None) => bail!("give --output or --db"),
+    };
     pb.finish_and_clear();
     tracing::info!(
-        "indexed {} passages ({} dims, {}) in {:.1}s into {}",
+        "indexed {} passages ({} dims, {}) in {:.1}s into {into}",
         meta.count,
         meta.dim,
         meta.kind.name(),
         start.elapsed().as_secs_f64(),
-        a.output.display()
     );
     Ok(())
 }

@@ -14,9 +14,13 @@ pub struct SearchArgs {
     #[arg(long)]
     pub queries: PathBuf,
     /// Folder written by `llmql encode --kind passage` (all shards in it are searched exactly), or
-    /// an `llmql index` folder (flat: exact on --device; hnsw: approximate, on the CPU).
-    #[arg(long)]
-    pub corpus: PathBuf,
+    /// an `llmql index` folder (flat: exact on --device; ivf, hnsw: approximate, on the CPU).
+    /// Or give --db.
+    #[arg(long, required_unless_present = "db", conflicts_with = "db")]
+    pub corpus: Option<PathBuf>,
+    /// Or a vector database table written by `llmql index --db` (searched on the CPU).
+    #[command(flatten)]
+    pub db: super::index::DbArgs,
     /// Results per query.
     #[arg(long, default_value_t = 1000)]
     pub depth: usize,
@@ -36,17 +40,16 @@ pub struct SearchArgs {
     pub effort: super::index::SearchEffortArgs,
 }
 
-/// Every query through an approximate index (queries in parallel).
+/// Every query through an opened index: approximate, or a database table (queries in parallel).
 fn search_index(
-    dir: &std::path::Path,
+    index: &llmql_core::index::Index,
     queries: &Embeddings,
     depth: usize,
     effort: llmql_core::index::SearchEffort,
 ) -> Result<Run> {
     use rayon::prelude::*;
-    let index = llmql_core::index::Index::open(dir)?;
     if index.dim() != queries.dim {
-        bail!("{}: the index has dimension {}, the queries {}", dir.display(), index.dim(), queries.dim);
+        bail!("{}: the index has dimension {}, the queries {}", index.dir.display(), index.dim(), queries.dim);
     }
     (0..queries.rows())
         .into_par_iter()
@@ -61,13 +64,14 @@ fn search_index(
 
 struct SearchTask {
     a: SearchArgs,
+    corpus: PathBuf,
     queries: Embeddings,
 }
 
 impl BackendTask for SearchTask {
     type Output = Result<Run>;
     fn run<B: Backend>(self, device: B::Device) -> Result<Run> {
-        let shards = find_shards(&self.a.corpus)?;
+        let shards = find_shards(&self.corpus)?;
         let mut total = 0u64;
         for (_, ids) in &shards {
             let text = std::fs::read_to_string(ids).with_context(|| format!("{}: cannot read", ids.display()))?;
@@ -97,12 +101,16 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let nq = queries.rows();
     let output = a.output.clone();
     let tag = a.tag.clone();
-    let approximate = llmql_core::index::Index::is_index_dir(&a.corpus)
-        && llmql_core::index::Index::open_meta(&a.corpus)?.kind != llmql_core::index::IndexKind::Flat;
-    let run = if approximate {
-        search_index(&a.corpus, &queries, a.depth, effort)?
-    } else {
-        run_on(&device, SearchTask { a, queries })??
+    let run = match (a.db.resolve()?, a.corpus.clone()) {
+        (Some(target), _) => search_index(&llmql_core::index::Index::open_db(&target)?, &queries, a.depth, effort)?,
+        (None, Some(corpus))
+            if llmql_core::index::Index::is_index_dir(&corpus)
+                && llmql_core::index::Index::open_meta(&corpus)?.kind != llmql_core::index::IndexKind::Flat =>
+        {
+            search_index(&llmql_core::index::Index::open(&corpus)?, &queries, a.depth, effort)?
+        }
+        (None, Some(corpus)) => run_on(&device, SearchTask { a, corpus, queries })??,
+        (None, None) => bail!("give --corpus or --db"),
     };
     write_run(&output, &run, &tag)?;
     let secs = start.elapsed().as_secs_f64();

@@ -437,13 +437,12 @@ fn usearch_engine(
     let index = Index::new(&opts)?;
     index.reserve_capacity_and_threads(a.rows, rayon::current_num_threads())?;
     let t = Instant::now();
-    let done = std::sync::atomic::AtomicUsize::new(0);
     let mut report = progress("usearch");
     let chunk = 10_000;
     for c in (0..a.rows).step_by(chunk) {
-        (c..(c + chunk).min(a.rows)).into_par_iter().try_for_each(|i| index.add(i as u64, corpus.row(i)))?;
-        done.store((c + chunk).min(a.rows), std::sync::atomic::Ordering::Relaxed);
-        report(done.load(std::sync::atomic::Ordering::Relaxed), a.rows);
+        let end = (c + chunk).min(a.rows);
+        (c..end).into_par_iter().try_for_each(|i| index.add(i as u64, corpus.row(i)))?;
+        report(end, a.rows);
     }
     let build = t.elapsed().as_secs_f64();
     tracing::info!("usearch built in {build:.1}s");

@@ -54,8 +54,12 @@ pub struct ServeArgs {
     pub model: ServeModelArgs,
     /// Index to search: an `llmql index` folder, or an `llmql encode --kind passage` output
     /// (searched exactly). Without one, only the embedding endpoints work.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "db")]
     pub index: Option<PathBuf>,
+    /// Or a vector database table written by `llmql index --db` (its stored texts are returned
+    /// with search results).
+    #[command(flatten)]
+    pub db: super::index::DbArgs,
     /// Passage texts (JSON lines: `_id`, `text`, optional `title`), returned with search results.
     #[arg(long)]
     pub passages: Option<PathBuf>,
@@ -144,8 +148,22 @@ pub fn run(a: ServeArgs) -> Result<()> {
         }
     }
     let index_dir = a.index.clone().or_else(|| qs.map(|q| q.join("embeddings/llmql/passage")));
-    let index = match &index_dir {
-        Some(d) => {
+    let db = a.db.resolve()?;
+    let index = match (&db, &index_dir) {
+        (Some(target), _) => {
+            let t = std::time::Instant::now();
+            let i = Index::open_db(target)?;
+            tracing::info!(
+                "table {}: {} passages, {} dims, {} ({:.1}s)",
+                target.label(),
+                i.len(),
+                i.dim(),
+                i.kind().name(),
+                t.elapsed().as_secs_f64()
+            );
+            Some(Arc::new(i))
+        }
+        (None, Some(d)) => {
             let t = std::time::Instant::now();
             let i = Index::open(d).with_context(|| format!("{}: cannot open the index", d.display()))?;
             tracing::info!(
@@ -158,7 +176,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             );
             Some(Arc::new(i))
         }
-        None => None,
+        (None, None) => None,
     };
     let enc = index.as_ref().map(|i| i.meta.encoder.clone()).unwrap_or(Value::Null);
     let m = &a.model.encoding;
@@ -213,7 +231,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         Some(p) => load_passages(p)?,
         None => HashMap::new(),
     };
-    if let Some(i) = &index {
+    if let Some(i) = index.as_ref().filter(|i| !i.is_db()) {
         if !passages.is_empty() {
             let ids = std::fs::read_to_string(i.dir.join(&i.meta.ids)).unwrap_or_default();
             let missing = ids.lines().filter(|id| !passages.contains_key(*id)).count();

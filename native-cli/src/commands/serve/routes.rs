@@ -367,7 +367,7 @@ async fn search(s: Shared, r: SearchRequest) -> Result<Json<Value>, ApiError> {
         ef_search: r.effort.ef_search.or(s.effort.ef_search),
         nprobe: r.effort.nprobe.or(s.effort.nprobe),
     };
-    let hits = tokio::task::spawn_blocking(move || index.search(&vector, k, effort))
+    let hits = tokio::task::spawn_blocking(move || index.search_hits(&vector, k, effort))
         .await
         .map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("search task failed: {e}"))
@@ -378,9 +378,12 @@ async fn search(s: Shared, r: SearchRequest) -> Result<Json<Value>, ApiError> {
     let results: Vec<Value> = hits
         .iter()
         .enumerate()
-        .map(|(i, (score, id))| {
-            let p = s.passages.get(id);
-            json!({"rank": i + 1, "id": id, "score": score, "title": p.and_then(|p| p.title.clone()), "text": p.map(|p| p.text.clone())})
+        .map(|(i, h)| {
+            // The table's stored passage, else --passages.
+            let p = s.passages.get(&h.id);
+            let title = h.title.clone().or_else(|| p.and_then(|p| p.title.clone()));
+            let text = h.text.clone().or_else(|| p.map(|p| p.text.clone()));
+            json!({"rank": i + 1, "id": h.id, "score": h.score, "title": title, "text": text})
         })
         .collect();
     Ok(Json(json!({
