@@ -229,6 +229,7 @@ pub fn open(target: &DbTarget) -> Result<(IndexMeta, DbIndex)> {
 }
 
 /// Passage texts by id (JSON lines: `_id`, `text`, optional `title`).
+#[cfg(any(feature = "lancedb", feature = "qdrant"))]
 pub(crate) fn read_passages(path: &Path) -> Result<HashMap<String, (Option<String>, String)>> {
     let mut out = HashMap::new();
     for r in crate::records::RecordReader::open(path)? {
