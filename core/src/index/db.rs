@@ -18,7 +18,6 @@
 use super::{IndexKind, IndexMeta, SearchEffort};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The key of llmql's record ([`IndexMeta`] as JSON) in a table's metadata.
@@ -230,8 +229,8 @@ pub fn open(target: &DbTarget) -> Result<(IndexMeta, DbIndex)> {
 
 /// Passage texts by id (JSON lines: `_id`, `text`, optional `title`).
 #[cfg(any(feature = "lancedb", feature = "qdrant"))]
-pub(crate) fn read_passages(path: &Path) -> Result<HashMap<String, (Option<String>, String)>> {
-    let mut out = HashMap::new();
+pub(crate) fn read_passages(path: &Path) -> Result<std::collections::HashMap<String, (Option<String>, String)>> {
+    let mut out = std::collections::HashMap::new();
     for r in crate::records::RecordReader::open(path)? {
         let r = r?;
         out.insert(r.id, (r.title, r.text));
