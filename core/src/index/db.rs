@@ -186,6 +186,14 @@ fn check_options(target: &DbTarget, opts: &DbWriteOptions) -> Result<()> {
     }
 }
 
+/// True when this build has the engine.
+fn built_with(engine: Engine) -> bool {
+    match engine {
+        Engine::LanceDb => cfg!(feature = "lancedb"),
+        Engine::Qdrant => cfg!(feature = "qdrant"),
+    }
+}
+
 /// Writes every shard of the `encode` output `corpus` (and the texts of `opts.passages`) into the
 /// table, replacing a table llmql wrote before; returns the record stored with it.
 /// `on_progress(done, total)` reports rows written.
@@ -196,17 +204,101 @@ pub fn write(
     on_progress: std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>,
 ) -> Result<IndexMeta> {
     check_options(target, opts)?;
-    match target.engine {
-        #[cfg(feature = "lancedb")]
-        Engine::LanceDb => super::lancedb::write(target, corpus, opts, on_progress),
-        #[cfg(feature = "qdrant")]
-        Engine::Qdrant => super::qdrant::write(target, corpus, opts, on_progress),
-        #[allow(unreachable_patterns)]
-        _ => {
-            let _ = (corpus, on_progress);
-            Err(unsupported(target))
+    if !built_with(target.engine) {
+        return Err(unsupported(target));
+    }
+    #[cfg(any(feature = "lancedb", feature = "qdrant"))]
+    {
+        let start = std::time::Instant::now();
+        let input = prepare(target, corpus, opts)?;
+        let mut meta = match target.engine {
+            #[cfg(feature = "lancedb")]
+            Engine::LanceDb => super::lancedb::write(target, input, on_progress)?,
+            #[cfg(feature = "qdrant")]
+            Engine::Qdrant => super::qdrant::write(target, input, on_progress)?,
+            #[allow(unreachable_patterns)]
+            _ => return Err(unsupported(target)),
+        };
+        meta.build_seconds = start.elapsed().as_secs_f64();
+        Ok(meta)
+    }
+    #[cfg(not(any(feature = "lancedb", feature = "qdrant")))]
+    {
+        let _ = (corpus, on_progress);
+        Err(unsupported(target))
+    }
+}
+
+/// Passage title and text by id.
+#[cfg(any(feature = "lancedb", feature = "qdrant"))]
+pub(crate) type Passages = std::collections::HashMap<String, (Option<String>, String)>;
+
+/// What every engine writes: the checked vectors, their texts, and the record stored with them
+/// (`build_seconds` 0: known only once written; [`write`] returns the real one).
+#[cfg(any(feature = "lancedb", feature = "qdrant"))]
+pub(crate) struct WriteInput {
+    pub e: crate::search::Embeddings,
+    pub texts: Passages,
+    pub meta: IndexMeta,
+}
+
+/// Reads and checks the corpus and texts, and makes the table's record (the engine's vector index
+/// resolved from `opts`: LanceDB IVF_SQ with llmql's IVF defaults, Qdrant HNSW).
+#[cfg(any(feature = "lancedb", feature = "qdrant"))]
+fn prepare(target: &DbTarget, corpus: &Path, opts: &DbWriteOptions) -> Result<WriteInput> {
+    let encoder = super::encoder_meta(corpus)?;
+    let e = crate::search::load_all(corpus)?;
+    super::check_rows(corpus, &e, &encoder, opts.kind)?;
+    let texts = match &opts.passages {
+        Some(p) => read_passages(p)?,
+        None => Passages::new(),
+    };
+    let with_text = e.ids.iter().filter(|id| texts.contains_key(*id)).count();
+    if let Some(p) = &opts.passages {
+        if with_text < e.rows() {
+            tracing::warn!("{} of {} passages have no text in {}", e.rows() - with_text, e.rows(), p.display());
         }
     }
+    let mut db = DbMeta {
+        engine: target.engine,
+        table: target.table.clone(),
+        vector_index: "none".into(),
+        lists: 0,
+        nprobe: 0,
+        rescore: 0,
+        m: 0,
+        ef_construction: 0,
+        ef_search: 0,
+        texts: with_text,
+    };
+    match opts.kind {
+        IndexKind::Ivf => {
+            let p = super::ivf::IvfParams { lists: opts.lists, nprobe: opts.nprobe, rescore: opts.rescore }
+                .resolve(e.rows());
+            (db.vector_index, db.lists, db.nprobe, db.rescore) = ("IVF_SQ".into(), p.lists, p.nprobe, p.rescore);
+        }
+        IndexKind::Hnsw => {
+            (db.vector_index, db.m, db.ef_construction, db.ef_search) =
+                ("HNSW".into(), opts.hnsw_m, opts.ef_construction, opts.ef_search);
+        }
+        IndexKind::Flat => {}
+    }
+    let meta = IndexMeta {
+        format: super::FORMAT.into(),
+        kind: opts.kind,
+        dim: e.dim,
+        metric: super::METRIC.into(),
+        count: e.rows(),
+        ids: "id".into(),
+        vectors: "vector".into(),
+        hnsw: None,
+        ivf: None,
+        database: Some(db),
+        encoder,
+        build_seconds: 0.0,
+        llmql_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    Ok(WriteInput { e, texts, meta })
 }
 
 /// Opens a table llmql wrote, checking its record against its rows.
@@ -229,8 +321,8 @@ pub fn open(target: &DbTarget) -> Result<(IndexMeta, DbIndex)> {
 
 /// Passage texts by id (JSON lines: `_id`, `text`, optional `title`).
 #[cfg(any(feature = "lancedb", feature = "qdrant"))]
-pub(crate) fn read_passages(path: &Path) -> Result<std::collections::HashMap<String, (Option<String>, String)>> {
-    let mut out = std::collections::HashMap::new();
+fn read_passages(path: &Path) -> Result<Passages> {
+    let mut out = Passages::new();
     for r in crate::records::RecordReader::open(path)? {
         let r = r?;
         out.insert(r.id, (r.title, r.text));

@@ -23,18 +23,15 @@
 //! holds no vector index is refused at open (the build did not finish). LanceDB is async; these
 //! functions block on a runtime of their own (call them outside async code, e.g. from
 //! `spawn_blocking`).
-use super::db::{
-    parse_record, read_passages, runtime, sort_hits, DbMeta, DbTarget, DbWriteOptions, Engine, Hit, META_KEY,
-};
+use super::db::{parse_record, runtime, sort_hits, DbTarget, Hit, Passages, WriteInput, META_KEY};
 use super::{IndexKind, IndexMeta, SearchEffort};
 use crate::error::{Error, Result};
-use crate::search::{load_all, Embeddings};
+use crate::search::Embeddings;
 use ::lancedb::query::{ExecutableQuery, QueryBase, Select};
 use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch, RecordBatchIterator, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use futures::TryStreamExt;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 const ID: &str = "id";
@@ -83,8 +80,6 @@ fn schema(dim: usize, record: &IndexMeta) -> Result<SchemaRef> {
     )))
 }
 
-type Passages = HashMap<String, (Option<String>, String)>;
-
 /// Rows `[start, end)` as one Arrow batch.
 fn batch(
     schema: &SchemaRef,
@@ -107,60 +102,14 @@ fn batch(
 }
 
 /// See [`super::db::write`].
-pub fn write(
+pub(crate) fn write(
     target: &DbTarget,
-    corpus: &Path,
-    opts: &DbWriteOptions,
+    input: WriteInput,
     on_progress: Arc<dyn Fn(usize, usize) + Send + Sync>,
 ) -> Result<IndexMeta> {
-    let start = std::time::Instant::now();
-    let encoder = super::encoder_meta(corpus)?;
-    let e = load_all(corpus)?;
-    super::check_rows(corpus, &e, &encoder, opts.kind)?;
-    let texts = match &opts.passages {
-        Some(p) => read_passages(p)?,
-        None => HashMap::new(),
-    };
-    let with_text = e.ids.iter().filter(|id| texts.contains_key(*id)).count();
-    if let Some(p) = &opts.passages {
-        if with_text < e.rows() {
-            tracing::warn!("{} of {} passages have no text in {}", e.rows() - with_text, e.rows(), p.display());
-        }
-    }
-    let (vector_index, lists, nprobe, rescore) = match opts.kind {
-        IndexKind::Ivf => {
-            let p = super::ivf::IvfParams { lists: opts.lists, nprobe: opts.nprobe, rescore: opts.rescore }
-                .resolve(e.rows());
-            ("IVF_SQ", p.lists, p.nprobe, p.rescore)
-        }
-        _ => ("none", 0, 0, 0),
-    };
-    let mut meta = IndexMeta {
-        format: super::FORMAT.into(),
-        kind: opts.kind,
-        dim: e.dim,
-        metric: super::METRIC.into(),
-        count: e.rows(),
-        ids: ID.into(),
-        vectors: VECTOR.into(),
-        hnsw: None,
-        ivf: None,
-        database: Some(DbMeta {
-            engine: Engine::LanceDb,
-            table: target.table.clone(),
-            vector_index: vector_index.into(),
-            lists,
-            nprobe,
-            rescore,
-            m: 0,
-            ef_construction: 0,
-            ef_search: 0,
-            texts: with_text,
-        }),
-        encoder,
-        build_seconds: 0.0,
-        llmql_version: env!("CARGO_PKG_VERSION").into(),
-    };
+    let WriteInput { e, texts, meta } = input;
+    let db_meta = meta.database.as_ref().expect("prepare sets it");
+    let (kind, lists) = (meta.kind, db_meta.lists);
     let rt = runtime()?;
     rt.block_on(async {
         let db = connect(target).await?;
@@ -172,7 +121,6 @@ pub fn write(
                 )));
             }
         }
-        // The stored record's build_seconds is 0 (known only after the write); the one returned has it.
         let schema = schema(e.dim, &meta)?;
         let e = Arc::new(e);
         let texts = Arc::new(texts);
@@ -194,7 +142,7 @@ pub fn write(
             .execute()
             .await
             .map_err(lance_err(target, "cannot write the table"))?;
-        if opts.kind == IndexKind::Ivf {
+        if kind == IndexKind::Ivf {
             tracing::info!("building LanceDB's IVF_SQ index ({lists} cells) on {rows} rows");
             let builder = ::lancedb::index::vector::IvfSqIndexBuilder::default()
                 .distance_type(::lancedb::DistanceType::Dot)
@@ -205,7 +153,6 @@ pub fn write(
                 .await
                 .map_err(lance_err(target, "cannot build the IVF_SQ index"))?;
         }
-        meta.build_seconds = start.elapsed().as_secs_f64();
         Ok(())
     })?;
     Ok(meta)
@@ -316,8 +263,10 @@ impl LanceIndex {
 
 #[cfg(test)]
 mod tests {
+    use super::super::db::{write, DbWriteOptions};
     use super::*;
     use std::io::Write;
+    use std::path::Path;
 
     /// An encode-like folder of `n` unit rows.
     fn corpus(dir: &Path, n: usize, dim: usize) -> Embeddings {

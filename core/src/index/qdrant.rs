@@ -19,17 +19,15 @@
 //! one it did not write is never touched. Points are upserted in batches with `wait: true`, and a
 //! collection whose exact point count disagrees with its record (an interrupted write) is refused at
 //! open. The calls block on a runtime of their own ([`super::db::runtime`]).
-use super::db::{parse_record, runtime, sort_hits, DbMeta, DbTarget, DbWriteOptions, Engine, Hit, META_KEY};
+use super::db::{parse_record, runtime, sort_hits, DbTarget, Hit, WriteInput, META_KEY};
 use super::{IndexKind, IndexMeta, SearchEffort};
 use crate::error::Result;
-use crate::search::load_all;
 use qdrant_client::qdrant::{
     value::Kind, CountPointsBuilder, CreateCollectionBuilder, Distance, HnswConfigDiffBuilder, PointStruct,
     QueryPointsBuilder, SearchParamsBuilder, UpsertPointsBuilder, Value, VectorParamsBuilder,
 };
 use qdrant_client::{Payload, Qdrant};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 /// Points per upsert request.
@@ -62,51 +60,14 @@ async fn record_of(c: &Qdrant, target: &DbTarget) -> Result<Option<IndexMeta>> {
 }
 
 /// See [`super::db::write`].
-pub fn write(
+pub(crate) fn write(
     target: &DbTarget,
-    corpus: &Path,
-    opts: &DbWriteOptions,
+    input: WriteInput,
     on_progress: Arc<dyn Fn(usize, usize) + Send + Sync>,
 ) -> Result<IndexMeta> {
-    let start = std::time::Instant::now();
-    let encoder = super::encoder_meta(corpus)?;
-    let e = load_all(corpus)?;
-    super::check_rows(corpus, &e, &encoder, opts.kind)?;
-    let texts = match &opts.passages {
-        Some(p) => super::db::read_passages(p)?,
-        None => HashMap::new(),
-    };
-    let with_text = e.ids.iter().filter(|id| texts.contains_key(*id)).count();
-    let (vector_index, m, ef_construction, ef_search) = match opts.kind {
-        IndexKind::Hnsw => ("HNSW", opts.hnsw_m, opts.ef_construction, opts.ef_search),
-        _ => ("none", 0, 0, 0),
-    };
-    let meta = IndexMeta {
-        format: super::FORMAT.into(),
-        kind: opts.kind,
-        dim: e.dim,
-        metric: super::METRIC.into(),
-        count: e.rows(),
-        ids: "id".into(),
-        vectors: "vector".into(),
-        hnsw: None,
-        ivf: None,
-        database: Some(DbMeta {
-            engine: Engine::Qdrant,
-            table: target.table.clone(),
-            vector_index: vector_index.into(),
-            lists: 0,
-            nprobe: 0,
-            rescore: 0,
-            m,
-            ef_construction,
-            ef_search,
-            texts: with_text,
-        }),
-        encoder,
-        build_seconds: 0.0,
-        llmql_version: env!("CARGO_PKG_VERSION").into(),
-    };
+    let WriteInput { e, texts, meta } = input;
+    let db = meta.database.as_ref().expect("prepare sets it");
+    let (kind, m, ef_construction) = (meta.kind, db.m, db.ef_construction);
     let record = serde_json::to_string(&meta).map_err(|err| target.error(err))?;
     let c = client(target)?;
     runtime()?.block_on(async {
@@ -124,7 +85,7 @@ pub fn write(
             c.delete_collection(&target.table).await.map_err(|err| target.error(format!("cannot delete: {err}")))?;
         }
         let mut vectors = VectorParamsBuilder::new(e.dim as u64, Distance::Dot);
-        if opts.kind == IndexKind::Hnsw {
+        if kind == IndexKind::Hnsw {
             vectors =
                 vectors.hnsw_config(HnswConfigDiffBuilder::default().m(m as u64).ef_construct(ef_construction as u64));
         }
@@ -157,8 +118,6 @@ pub fn write(
         }
         Ok(())
     })?;
-    let mut meta = meta;
-    meta.build_seconds = start.elapsed().as_secs_f64();
     Ok(meta)
 }
 
