@@ -257,6 +257,19 @@ fn scored_run(path: &Path) -> BTreeMap<String, Vec<(String, f64)>> {
     m
 }
 
+/// Two run files hold the same queries, the same ranked ids, and scores within 1e-5.
+fn same_ranking_and_scores(got: &Path, want: &Path) {
+    let (got, want) = (scored_run(got), scored_run(want));
+    assert_eq!(got.len(), want.len());
+    for (q, w) in &want {
+        let g = &got[q];
+        assert_eq!(g.iter().map(|x| &x.0).collect::<Vec<_>>(), w.iter().map(|x| &x.0).collect::<Vec<_>>(), "{q}");
+        for (a, b) in g.iter().zip(w) {
+            assert!((a.1 - b.1).abs() < 1e-5, "{q}: {} vs {}", a.1, b.1);
+        }
+    }
+}
+
 #[test]
 fn ivf_recall_at_its_defaults_exact_when_scanning_all_and_damaged_files() {
     let tmp = tempfile::tempdir().unwrap();
@@ -312,15 +325,7 @@ fn ivf_recall_at_its_defaults_exact_when_scanning_all_and_damaged_files() {
     ]);
     let all_run = t.join("all.trec");
     search(&all, &all_run, &[]);
-    let (got, want) = (scored_run(&all_run), scored_run(&exact_run));
-    assert_eq!(got.len(), want.len());
-    for (q, w) in &want {
-        let g = &got[q];
-        assert_eq!(g.iter().map(|x| &x.0).collect::<Vec<_>>(), w.iter().map(|x| &x.0).collect::<Vec<_>>(), "{q}");
-        for (a, b) in g.iter().zip(w) {
-            assert!((a.1 - b.1).abs() < 1e-5, "{q}: {} vs {}", a.1, b.1);
-        }
-    }
+    same_ranking_and_scores(&all_run, &exact_run);
 
     // Refused with the file and the reason: a truncated cell file, a cell file from another index.
     let f = idx.join("ivf.bin");
@@ -473,15 +478,7 @@ fn database_tables_search_like_the_local_index(db: &str, prefix: &str, approx: &
     ok(&["index", "--corpus", s(&corpus), "--db", db, "--table", &flat, "--passages", s(&passages)]);
     let flat_run = t.join("flat.trec");
     search(&flat_run, &["--db", db, "--table", &flat]);
-    let (got, want) = (scored_run(&flat_run), scored_run(&exact_run));
-    assert_eq!(got.len(), want.len());
-    for (q, w) in &want {
-        let g = &got[q];
-        assert_eq!(g.iter().map(|x| &x.0).collect::<Vec<_>>(), w.iter().map(|x| &x.0).collect::<Vec<_>>(), "{q}");
-        for (a, b) in g.iter().zip(w) {
-            assert!((a.1 - b.1).abs() < 1e-5, "{q}: {} vs {}", a.1, b.1);
-        }
-    }
+    same_ranking_and_scores(&flat_run, &exact_run);
     // Written again: llmql's own table is replaced.
     ok(&["index", "--corpus", s(&corpus), "--db", db, "--table", &flat, "--passages", s(&passages)]);
 

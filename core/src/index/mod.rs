@@ -568,13 +568,7 @@ impl Index {
     /// exact (as `llmql search`); IVF and HNSW: approximate, as hard as `effort` says (default: the
     /// index's). IVF's scores are exact inner products (re-scored), HNSW's are the graph's.
     pub fn search(&self, query: &[f32], k: usize, effort: SearchEffort) -> Result<Vec<(f32, String)>> {
-        if query.len() != self.meta.dim {
-            return Err(Error::Other(format!(
-                "query vector has {} dimensions, the index has {}",
-                query.len(),
-                self.meta.dim
-            )));
-        }
+        self.check_query(query)?;
         match &self.store {
             Store::Db(t) => Ok(t.search(query, k, effort)?.into_iter().map(|h| (h.score, h.id)).collect()),
             Store::Flat(e) => Ok(flat_search(e, query, k)),
@@ -590,17 +584,23 @@ impl Index {
 }
 
 impl Index {
+    /// Refuses a query vector of another dimension than the index's.
+    fn check_query(&self, query: &[f32]) -> Result<()> {
+        if query.len() != self.meta.dim {
+            return Err(Error::Other(format!(
+                "query vector has {} dimensions, the index has {}",
+                query.len(),
+                self.meta.dim
+            )));
+        }
+        Ok(())
+    }
+
     /// As [`Index::search`], with each passage's stored title and text where the index holds them
     /// (database tables written with `--passages`); `None` elsewhere.
     pub fn search_hits(&self, query: &[f32], k: usize, effort: SearchEffort) -> Result<Vec<db::Hit>> {
         if let Store::Db(t) = &self.store {
-            if query.len() != self.meta.dim {
-                return Err(Error::Other(format!(
-                    "query vector has {} dimensions, the index has {}",
-                    query.len(),
-                    self.meta.dim
-                )));
-            }
+            self.check_query(query)?;
             return t.search(query, k, effort);
         }
         Ok(self

@@ -149,35 +149,25 @@ pub fn run(a: ServeArgs) -> Result<()> {
     }
     let index_dir = a.index.clone().or_else(|| qs.map(|q| q.join("embeddings/llmql/passage")));
     let db = a.db.resolve()?;
+    let t = std::time::Instant::now();
     let index = match (&db, &index_dir) {
-        (Some(target), _) => {
-            let t = std::time::Instant::now();
-            let i = Index::open_db(target)?;
-            tracing::info!(
-                "table {}: {} passages, {} dims, {} ({:.1}s)",
-                target.label(),
-                i.len(),
-                i.dim(),
-                i.kind().name(),
-                t.elapsed().as_secs_f64()
-            );
-            Some(Arc::new(i))
-        }
-        (None, Some(d)) => {
-            let t = std::time::Instant::now();
-            let i = Index::open(d).with_context(|| format!("{}: cannot open the index", d.display()))?;
-            tracing::info!(
-                "index {}: {} passages, {} dims, {} ({:.1}s)",
-                d.display(),
-                i.len(),
-                i.dim(),
-                i.kind().name(),
-                t.elapsed().as_secs_f64()
-            );
-            Some(Arc::new(i))
-        }
+        (Some(target), _) => Some((Index::open_db(target)?, format!("table {}", target.label()))),
+        (None, Some(d)) => Some((
+            Index::open(d).with_context(|| format!("{}: cannot open the index", d.display()))?,
+            format!("index {}", d.display()),
+        )),
         (None, None) => None,
     };
+    let index = index.map(|(i, what)| {
+        tracing::info!(
+            "{what}: {} passages, {} dims, {} ({:.1}s)",
+            i.len(),
+            i.dim(),
+            i.kind().name(),
+            t.elapsed().as_secs_f64()
+        );
+        Arc::new(i)
+    });
     let enc = index.as_ref().map(|i| i.meta.encoder.clone()).unwrap_or(Value::Null);
     let m = &a.model.encoding;
     let (device, dtype) = (&a.model.device, &a.model.dtype);
